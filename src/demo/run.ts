@@ -1,0 +1,157 @@
+/** The demo: the same simulated policy trained under each method over several seeds, and its summary. */
+import type { BackendName, EngineOptions } from "../types.js";
+import { createEngine } from "./engine.js";
+import { DEFAULT_SIM, simRubric, simulate, type RunRecord, type SimConfig } from "./sim.js";
+
+export interface DemoMethod {
+  key: string;
+  label: string;
+  options: Partial<EngineOptions>;
+  /** Part of the gamma sweep (focal, group scope), with this gamma. */
+  gamma?: number;
+}
+
+/** The methods the demo compares. The gamma sweep reuses `focal-group` for gamma = 3. */
+export const DEMO_METHODS: readonly DemoMethod[] = [
+  { key: "weighted-mean", label: "weighted mean (static)", options: { method: "weighted-mean" } },
+  { key: "focal-group", label: "focal, group scope, γ=3", options: { method: "focal", scope: "group", gamma: 3 }, gamma: 3 },
+  { key: "focal-stream", label: "focal, stream scope, γ=3", options: { method: "focal", scope: "stream", gamma: 3 } },
+  { key: "gdpo", label: "GDPO", options: { method: "gdpo" } },
+  { key: "focal-g0", label: "focal, group, γ=0", options: { method: "focal", scope: "group", gamma: 0 }, gamma: 0 },
+  { key: "focal-g1", label: "focal, group, γ=1", options: { method: "focal", scope: "group", gamma: 1 }, gamma: 1 },
+  { key: "focal-g5", label: "focal, group, γ=5", options: { method: "focal", scope: "group", gamma: 5 }, gamma: 5 },
+];
+
+export interface DemoOptions {
+  seeds?: readonly number[];
+  backend?: BackendName | "auto";
+  sim?: SimConfig;
+  methods?: readonly DemoMethod[];
+  /** Called after each run (done, total, method key, seed). */
+  onProgress?: (done: number, total: number, method: string, seed: number) => void;
+}
+
+export interface MethodStats {
+  key: string;
+  label: string;
+  /** Final true quality per criterion: mean and sd over seeds. */
+  finalMean: number[];
+  finalSd: number[];
+  /** Per seed: worst criterion's quality, spread (max - min), mean over criteria. */
+  worst: number[];
+  spread: number[];
+  mean: number[];
+  /** How often each criterion was the worst one (per seed). */
+  worstCount: number[];
+}
+
+export interface DemoResult {
+  sim: SimConfig;
+  seeds: number[];
+  backend: string;
+  methods: DemoMethod[];
+  runs: Record<string, RunRecord[]>;
+  stats: MethodStats[];
+  /** Whether gamma = 0 reproduced the weighted-mean runs bit for bit (asserted: false throws). */
+  gammaZeroEqualsStatic: boolean;
+  seconds: number;
+}
+
+export const DEFAULT_SEEDS: readonly number[] = [1, 2, 3, 4, 5, 6, 7, 8];
+
+export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
+  const t0 = performance.now();
+  const sim = o.sim ?? DEFAULT_SIM;
+  const seeds = [...(o.seeds ?? DEFAULT_SEEDS)];
+  const methods = [...(o.methods ?? DEMO_METHODS)];
+  const rubric = simRubric(sim);
+  const runs: Record<string, RunRecord[]> = {};
+  let backend = "";
+  let done = 0;
+  const total = methods.length * seeds.length;
+  for (const m of methods) {
+    const engine = await createEngine({ rubric, advantage: "grpo", backend: o.backend ?? "auto", ...m.options });
+    backend = engine.backend;
+    runs[m.key] = [];
+    for (const seed of seeds) {
+      runs[m.key]!.push(simulate(engine, seed, sim));
+      o.onProgress?.(++done, total, m.key, seed);
+    }
+  }
+  let gammaZeroEqualsStatic = true;
+  if (runs["focal-g0"] && runs["weighted-mean"]) {
+    const diff = firstDifference(runs["focal-g0"], runs["weighted-mean"]);
+    if (diff) throw new Error(`gamma = 0 does not reproduce the weighted-mean run: ${diff}`);
+  } else gammaZeroEqualsStatic = false;
+  const stats = methods.map((m) => summarize(m, runs[m.key]!));
+  return { sim, seeds, backend, methods, runs, stats, gammaZeroEqualsStatic, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** Where two sets of runs first differ (bitwise on every recorded quality and the final skills), or null. */
+export function firstDifference(a: readonly RunRecord[], b: readonly RunRecord[]): string | null {
+  for (let r = 0; r < a.length; r++) {
+    const x = a[r]!, y = b[r]!;
+    const K = x.criteria.length;
+    for (let i = 0; i < x.quality.length; i++) {
+      if (!Object.is(x.quality[i], y.quality[i])) {
+        return `seed ${x.seed}, step ${Math.floor(i / K)}, criterion ${x.criteria[i % K]}: ${x.quality[i]} vs ${y.quality[i]}`;
+      }
+    }
+    for (let k = 0; k < K; k++) if (!Object.is(x.theta[k], y.theta[k])) return `seed ${x.seed}, final skill of ${x.criteria[k]}`;
+  }
+  return null;
+}
+
+export function meanSd(v: readonly number[]): [number, number] {
+  const n = v.length;
+  const mean = v.reduce((a, b) => a + b, 0) / n;
+  const sd = n > 1 ? Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1)) : 0;
+  return [mean, sd];
+}
+
+export function summarize(m: DemoMethod, runs: readonly RunRecord[]): MethodStats {
+  const K = runs[0]!.criteria.length;
+  const finals = runs.map((r) => Array.from(r.quality.subarray(r.steps * K, (r.steps + 1) * K)));
+  const finalMean: number[] = [];
+  const finalSd: number[] = [];
+  for (let k = 0; k < K; k++) {
+    const [mu, sd] = meanSd(finals.map((f) => f[k]!));
+    finalMean.push(mu);
+    finalSd.push(sd);
+  }
+  const worstCount = new Array<number>(K).fill(0);
+  for (const f of finals) worstCount[f.indexOf(Math.min(...f))]!++;
+  return {
+    key: m.key,
+    label: m.label,
+    finalMean,
+    finalSd,
+    worst: finals.map((f) => Math.min(...f)),
+    spread: finals.map((f) => Math.max(...f) - Math.min(...f)),
+    mean: finals.map((f) => f.reduce((a, b) => a + b, 0) / K),
+    worstCount,
+  };
+}
+
+/** The printed table: one row per method, final true quality per criterion (mean ± sd over seeds). */
+export function formatTable(res: DemoResult): string {
+  const crit = res.sim.criteria.map((c) => c.id);
+  const pm = (v: readonly number[]): string => {
+    const [mu, sd] = meanSd(v);
+    return `${mu.toFixed(3)}±${sd.toFixed(3)}`;
+  };
+  const head = ["method", ...crit, "worst (which)", "spread", "mean"];
+  const rows = res.stats.map((s) => {
+    const worstK = s.worstCount.indexOf(Math.max(...s.worstCount));
+    return [
+      s.label,
+      ...s.finalMean.map((mu, k) => `${mu.toFixed(3)}±${s.finalSd[k]!.toFixed(3)}`),
+      `${pm(s.worst)} (${crit[worstK]})`,
+      pm(s.spread),
+      pm(s.mean),
+    ];
+  });
+  const widths = head.map((h, j) => Math.max(h.length, ...rows.map((r) => r[j]!.length)));
+  const line = (r: readonly string[]): string => r.map((c, j) => (j === 0 ? c.padEnd(widths[j]!) : c.padStart(widths[j]!))).join("  ");
+  return [line(head), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
+}
