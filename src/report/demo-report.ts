@@ -1,0 +1,217 @@
+/** report.html for the demo: trajectories, focal weights and saturation, the balance table, a guide. */
+import type { DemoResult } from "../demo/run.js";
+import { meanSd } from "../demo/run.js";
+import type { RunRecord } from "../demo/sim.js";
+import { grid, page, table, type Cell, type Section } from "./html.js";
+import { esc, lineChart, type LineSeries } from "./svg.js";
+
+const MAIN = ["weighted-mean", "focal-group", "focal-stream", "gdpo"];
+
+/** Per step: mean, min and max over seeds of f(run, step). */
+function acrossSeeds(runs: readonly RunRecord[], steps: number, f: (r: RunRecord, t: number) => number): { mean: [number, number][]; band: [number, number, number][] } {
+  const mean: [number, number][] = [];
+  const band: [number, number, number][] = [];
+  for (let t = 0; t < steps; t++) {
+    const v = runs.map((r) => f(r, t)).filter(Number.isFinite);
+    if (v.length === 0) { mean.push([t, NaN]); band.push([t, NaN, NaN]); continue; }
+    mean.push([t, v.reduce((a, b) => a + b, 0) / v.length]);
+    band.push([t, Math.min(...v), Math.max(...v)]);
+  }
+  return { mean, band };
+}
+
+const fx = (v: number, d = 3): string => (Number.isFinite(v) ? v.toFixed(d) : "–");
+
+export function demoReport(res: DemoResult): string {
+  const K = res.sim.criteria.length;
+  const crit = res.sim.criteria.map((c) => c.id);
+  const T = res.sim.steps;
+  const label = (key: string): string => res.methods.find((m) => m.key === key)?.label ?? key;
+  const main = MAIN.filter((k) => res.runs[k]);
+  const q = (r: RunRecord, t: number, k: number): number => r.quality[t * K + k]!;
+  const worstAt = (r: RunRecord, t: number): number => Math.min(...crit.map((_, k) => q(r, t, k)));
+  const meanAt = (r: RunRecord, t: number): number => crit.reduce((a, _, k) => a + q(r, t, k), 0) / K;
+
+  const sections: Section[] = [];
+
+  sections.push({
+    id: "guide",
+    title: "How to read this report",
+    html: `<div class="note"><p>A simulated policy is trained with reinforcement learning on a rubric of ${K} criteria
+(${crit.map(esc).join(", ")}). Each rollout is scored by a noisy judge on every criterion, and the scores are turned
+into one reward per rollout by the method under test; nothing else differs between runs. For a given seed every method sees the
+same prompts, exploration noise and judge noise.</p>
+<ul>
+<li><b>True quality</b> (the y axis of most charts) is the expected score of a fresh rollout on a fresh prompt, on [0, 1],
+computed exactly from the policy's skills, without judge noise. Compare methods on it, never on the focal reward (another scale).</li>
+<li><b>Polarization</b> shows as a high mean with one or two criteria left low: look at the <i>worst criterion</i> and the
+<i>spread</i> (best minus worst criterion), not just the mean.</li>
+<li>Lines are the mean over ${res.seeds.length} seeds; shaded bands span the lowest to the highest seed.</li>
+<li><b>Focal weights</b> are the coefficients the focal method gave each criterion (mean over the groups of a step); the static
+weight is 1/${K} ≈ ${(1 / K).toFixed(3)} (dashed line). <b>Saturation</b> is the engine's estimate of how satisfied a criterion already is.</li>
+<li>This is a mechanism model with hand-chosen parameters (see <a href="#model">the model</a> and <code>docs/simulation.md</code>),
+not the paper's LLM experiments: it shows how the methods behave under these assumptions, not how large the effect is on a real model.</li>
+</ul></div>`,
+  });
+
+  // Balance table.
+  const rows: Cell[][] = res.stats.map((s) => {
+    const worstK = s.finalMean.indexOf(Math.min(...s.finalMean));
+    const [wm, wsd] = meanSd(s.worst);
+    const [sm, ssd] = meanSd(s.spread);
+    const [mm, msd] = meanSd(s.mean);
+    return [
+      s.label,
+      ...s.finalMean.map((mu, k) => ({ text: `${fx(mu)} ± ${fx(s.finalSd[k]!)}`, cls: k === worstK ? "worst" : "" })),
+      `${fx(wm)} ± ${fx(wsd)}`,
+      `${fx(sm)} ± ${fx(ssd)}`,
+      `${fx(mm)} ± ${fx(msd)}`,
+    ];
+  });
+  sections.push({
+    id: "balance",
+    title: "Final balance",
+    html: `<p>True quality per criterion after ${T} steps, mean ± standard deviation over seeds ${res.seeds.join(", ")}
+(the ± is the seed-to-seed spread). <i>Worst</i> is the lowest criterion of each seed; <i>spread</i> the best minus the worst criterion.
+The underlined cell is each method's lowest criterion on average.</p>` +
+      table(["method", ...crit, "worst", "spread", "mean"], rows) +
+      `<p>γ = 0 reproduces the weighted-mean runs bit for bit: <b>${res.gammaZeroEqualsStatic ? "yes (checked)" : "not checked"}</b>.</p>`,
+  });
+
+  // Worst and mean over training.
+  const overTime = (f: (r: RunRecord, t: number) => number, id: string, title: string, keys: readonly string[]): string =>
+    lineChart({
+      id,
+      title,
+      xLabel: "training step",
+      yLabel: "true quality [0–1]",
+      yDomain: [0, 1],
+      series: keys.map((k, i): LineSeries => {
+        const a = acrossSeeds(res.runs[k]!, T + 1, f);
+        return { name: label(k), points: a.mean, band: a.band, styleIndex: i, markers: false };
+      }),
+      legendColumns: 2,
+    });
+  sections.push({
+    id: "overview",
+    title: "Worst criterion and mean over training",
+    html: grid([
+      overTime(worstAt, "worst-over-steps", "Worst criterion, by method", main),
+      overTime(meanAt, "mean-over-steps", "Mean over criteria, by method", main),
+    ]),
+  });
+
+  // Per-criterion trajectories per method.
+  sections.push({
+    id: "trajectories",
+    title: "Per-criterion trajectories",
+    html:
+      `<p>One chart per method; one line per criterion (same colour and dash for a criterion in every chart).</p>` +
+      grid(
+        main.map((key) =>
+          lineChart({
+            id: `traj-${key}`,
+            title: label(key),
+            xLabel: "training step",
+            yLabel: "true quality [0–1]",
+            yDomain: [0, 1],
+            series: crit.map((c, k): LineSeries => {
+              const a = acrossSeeds(res.runs[key]!, T + 1, (r, t) => q(r, t, k));
+              return { name: c, points: a.mean, band: a.band, styleIndex: k, markers: false };
+            }),
+          }),
+        ),
+      ),
+  });
+
+  // Focal weights and saturation.
+  const focalKeys = ["focal-group", "focal-stream"].filter((k) => res.runs[k]);
+  const matrixChart = (key: string, which: "weights" | "saturation"): string =>
+    lineChart({
+      id: `${which}-${key}`,
+      title: `${which === "weights" ? "Focal weights" : "Saturation"}: ${label(key)}`,
+      xLabel: "training step",
+      yLabel: which === "weights" ? "weight (sums to 1)" : "saturation s [0–1]",
+      yDomain: which === "weights" ? undefined : [0, 1],
+      refs: which === "weights" ? [[1 / K, "static 1/K"]] : undefined,
+      series: crit.map((c, k): LineSeries => {
+        const a = acrossSeeds(res.runs[key]!, T, (r, t) => r[which][t * K + k]!);
+        return { name: c, points: a.mean, band: a.band, styleIndex: k, markers: false };
+      }),
+    });
+  sections.push({
+    id: "weights",
+    title: "Focal weights and saturation over steps",
+    html:
+      `<p>Group scope: every prompt gets its own weights from its own rollouts (the chart averages them over the step's groups).
+Stream scope: one set of weights per step from a running (EMA) saturation estimate.</p>` +
+      grid(focalKeys.flatMap((k) => [matrixChart(k, "weights"), matrixChart(k, "saturation")])),
+  });
+
+  // Gamma sweep.
+  const sweep = res.methods.filter((m) => m.gamma !== undefined && res.runs[m.key]).sort((a, b) => a.gamma! - b.gamma!);
+  if (sweep.length > 0) {
+    const stat = (key: string): (typeof res.stats)[number] => res.stats.find((s) => s.key === key)!;
+    const perCrit: LineSeries[] = crit.map((c, k) => ({
+      name: c,
+      points: sweep.map((m) => [m.gamma!, stat(m.key).finalMean[k]!] as [number, number]),
+      styleIndex: k,
+      markers: true,
+    }));
+    const summary: LineSeries[] = [
+      { name: "worst criterion", points: sweep.map((m) => [m.gamma!, meanSd(stat(m.key).worst)[0]] as [number, number]), band: sweep.map((m) => [m.gamma!, Math.min(...stat(m.key).worst), Math.max(...stat(m.key).worst)] as [number, number, number]), styleIndex: 5, markers: true },
+      { name: "mean over criteria", points: sweep.map((m) => [m.gamma!, meanSd(stat(m.key).mean)[0]] as [number, number]), band: sweep.map((m) => [m.gamma!, Math.min(...stat(m.key).mean), Math.max(...stat(m.key).mean)] as [number, number, number]), styleIndex: 0, markers: true },
+      { name: "spread (best − worst)", points: sweep.map((m) => [m.gamma!, meanSd(stat(m.key).spread)[0]] as [number, number]), styleIndex: 6, markers: true },
+    ];
+    sections.push({
+      id: "gamma",
+      title: "Ablation: the focal exponent γ",
+      html:
+        `<p>Focal, group scope, γ ∈ {${sweep.map((m) => m.gamma).join(", ")}}; γ = 0 is the static weighted mean exactly.</p>` +
+        grid([
+          lineChart({ id: "gamma-criteria", title: "Final quality per criterion vs γ", xLabel: "focal exponent γ (unitless)", yLabel: "true quality [0–1]", yDomain: [0, 1], series: perCrit }),
+          lineChart({ id: "gamma-summary", title: "Worst, mean and spread vs γ", xLabel: "focal exponent γ (unitless)", yLabel: "true quality [0–1]", yDomain: [0, 1], series: summary }),
+        ]),
+    });
+  }
+
+  // The model.
+  const s = res.sim;
+  sections.push({
+    id: "model",
+    title: "The model",
+    html:
+      `<p>Skill θ<sub>k</sub> per criterion; a rollout's action x = θ<sub>k</sub> + σ·ε; true quality
+logistic((x + β·h + c − δ<sub>k</sub>)/w<sub>k</sub>) with h shared by the criteria of a rollout and c by the rollouts of a prompt;
+the judge reports round(L·clamp(quality + J<sub>k</sub>·ν, 0, 1)). Update: θ<sub>k</sub> += lr·η<sub>k</sub>·mean(A·ε)/σ with the engine's
+GRPO advantages A, then the shared capacity Σθ ≤ C is restored by lowering every skill equally. Full description: <code>docs/simulation.md</code>.</p>` +
+      table(
+        ["criterion", "difficulty δ", "width w", "learnability η", "judge noise J", "initial skill θ₀", "initial quality"],
+        s.criteria.map((c, k) => [c.id, c.difficulty, c.width, c.learnability, c.judgeNoise, c.initialSkill, fx(res.runs[main[0]!]![0]!.quality[k]!)]),
+      ) +
+      table(
+        ["parameter", "value"],
+        [
+          ["prompts (groups) per step G", s.groups],
+          ["rollouts per prompt m", s.groupSize],
+          ["training steps", s.steps],
+          ["exploration σ", s.exploration],
+          ["rollout factor β", s.rolloutFactor],
+          ["prompt spread σc", s.promptSpread],
+          ["capacity C (Σθ ≤ C)", s.capacity],
+          ["learning rate lr", s.learningRate],
+          ["judge levels L", s.judgeLevels],
+          ["advantage", "GRPO (group z-score)"],
+          ["seeds", res.seeds.join(", ")],
+          ["engine backend", res.backend],
+          ["wall time", `${res.seconds.toFixed(1)} s`],
+        ],
+      ),
+  });
+
+  return page(
+    "Focal Reward demo: reward polarization in a simulated rubric-RL run",
+    `${res.methods.length} methods × ${res.seeds.length} seeds × ${T} steps, ${s.groups}×${s.groupSize} rollouts per step, backend ${res.backend}.`,
+    sections,
+  );
+}
