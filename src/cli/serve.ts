@@ -1,0 +1,137 @@
+/**
+ * `focal-reward serve --rubric R [--port 8787] [--state-dir DIR]`: the judging service on Node.
+ * See docs/service.md for the endpoints.
+ */
+import { readFile } from "node:fs/promises";
+import { parseArgs } from "node:util";
+import type { Engine, EngineOptions } from "../types.js";
+import { FileStore } from "../service/file-store.js";
+import { createHandler, type HandlerOptions } from "../service/handler.js";
+import { serveNode } from "../service/node.js";
+import type { StateStore } from "../service/store.js";
+
+export const summary = "serve rewards over HTTP (/v1/score, /get_reward, per-run stream state)";
+
+const USAGE = `usage: focal-reward serve --rubric FILE [options]
+
+  --rubric FILE        rubric JSON: {"criteria": [...]} or [...]; may also set method, scope,
+                       advantage, gamma, eps, tau, minWeight, maxWeight, mix, decay, advEps
+  --port N             default 8787 (0 = any free port)
+  --host ADDR          default 127.0.0.1
+  --state-dir DIR      keep run states in DIR (atomic files); default: in memory
+  --no-fsync           with --state-dir: skip fsync (survives kill -9, not a power cut)
+  --scope S            stream (default: per-run state) or group
+  --method M           focal (default), weighted-mean or gdpo
+  --advantage A        grpo, dr-grpo, rloo or none
+  --gamma X  --decay X engine options (see the spec)
+  --judge J            labels (default) or rules (the rubric's "rule" fields), for /get_reward
+  --judge-timeout MS   default 30000
+  --max-body BYTES     default 8388608
+`;
+
+const ENGINE_KEYS = ["method", "scope", "advantage", "gamma", "eps", "tau", "minWeight", "maxWeight", "mix", "decay", "advEps", "backend"] as const;
+
+function num(v: string | undefined, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new Error(`--${name}: not a number: ${v}`);
+  return n;
+}
+
+/** The command, with the engine factory given (the CLI passes the package's createEngine). */
+export async function serve(
+  argv: string[],
+  createEngine: (options: EngineOptions) => Engine | Promise<Engine>,
+  log: (line: string) => void = (l) => process.stdout.write(l + "\n"),
+): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      rubric: { type: "string" },
+      port: { type: "string" },
+      host: { type: "string" },
+      "state-dir": { type: "string" },
+      "no-fsync": { type: "boolean" },
+      scope: { type: "string" },
+      method: { type: "string" },
+      advantage: { type: "string" },
+      gamma: { type: "string" },
+      decay: { type: "string" },
+      judge: { type: "string" },
+      "judge-timeout": { type: "string" },
+      "max-body": { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (!values.rubric) {
+    process.stderr.write(`focal-reward serve: --rubric is required\n\n${USAGE}`);
+    return 2;
+  }
+  const file = JSON.parse(await readFile(values.rubric, "utf8")) as Record<string, unknown> | unknown[];
+  const options: Record<string, unknown> = { scope: "stream" };
+  if (!Array.isArray(file)) for (const k of ENGINE_KEYS) if (file[k] !== undefined) options[k] = file[k];
+  const rubric = Array.isArray(file) ? file : { criteria: file.criteria };
+  if (values.scope) options.scope = values.scope;
+  if (values.method) options.method = values.method;
+  if (values.advantage) options.advantage = values.advantage;
+  if (values.gamma) options.gamma = num(values.gamma, "gamma");
+  if (values.decay) options.decay = num(values.decay, "decay");
+  const judge = values.judge ?? "labels";
+  if (judge !== "labels" && judge !== "rules") throw new Error(`--judge: labels or rules, not ${judge}`);
+  const maxBodyBytes = num(values["max-body"], "max-body") ?? 8 * 1024 * 1024;
+  const port = num(values.port, "port") ?? 8787;
+
+  let store: StateStore | undefined;
+  if (values["state-dir"]) store = await FileStore.open(values["state-dir"], { durable: !values["no-fsync"] });
+  const handler = createHandler({
+    ...(options as Omit<HandlerOptions, "rubric" | "createEngine">),
+    rubric: rubric as HandlerOptions["rubric"],
+    createEngine,
+    store,
+    judge,
+    judgeTimeoutMs: num(values["judge-timeout"], "judge-timeout"),
+    maxBodyBytes,
+  });
+  try {
+    await handler.ready;
+  } catch (e) {
+    await store?.close?.();
+    throw e;
+  }
+  const srv = await serveNode(handler, { port, host: values.host ?? "127.0.0.1", maxBodyBytes });
+  log(`focal-reward serve: listening on ${srv.url} (state: ${values["state-dir"] ? `dir ${values["state-dir"]}` : "memory"})`);
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        log(`focal-reward serve: ${signal} again, exiting now`);
+        process.exit(1);
+      }
+      stopping = true;
+      log(`focal-reward serve: ${signal}, finishing in-flight requests`);
+      srv.close().then(
+        () => {
+          log("focal-reward serve: state flushed, bye");
+          resolve(0);
+        },
+        (e: unknown) => {
+          process.stderr.write(`focal-reward serve: shutdown failed: ${String(e)}\n`);
+          resolve(1);
+        },
+      );
+    };
+    process.on("SIGTERM", stop);
+    process.on("SIGINT", stop);
+  });
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { createEngine } = await import("../index.js");
+  return serve(argv, createEngine);
+}

@@ -1,0 +1,752 @@
+/**
+ * The judging service as a standard fetch handler: `(request: Request) => Promise<Response>`,
+ * WHATWG fetch API only, so the same code runs in Cloudflare Workers, Vercel Edge, Deno, Bun and
+ * Node (src/service/node.ts adapts it to node:http).
+ *
+ * Stream state: one engine state per run, kept in a StateStore under `run/<run>` together with
+ * the run's update counter (`seq`) and the recent Idempotency-Keys. Updates of one run go through
+ * one queue and are applied in arrival order; each drained batch is written once (group commit)
+ * with a compare-and-set on the record's version, and no response of the batch is sent before
+ * that write resolved. So N concurrent requests end in the state of the same N requests applied
+ * one after another in `seq` order, an acknowledged update is never lost, and a request retried
+ * with the same Idempotency-Key gets the first response back without a second update.
+ */
+import type { Criterion, Engine, EngineOptions, Rubric, ScoreResult } from "../types.js";
+import { type Judge, JudgeTimeout, type Rule, type RuleSet, labelsJudge, rulesFromRubric, rulesJudge, runJudge } from "./judges.js";
+import { Metrics, type RunGauge } from "./metrics.js";
+import { type Batch, type ParseContext, parseRewardBody, parseRun, parseScoreBody } from "./parse.js";
+import { HttpError, bad, problem, problemBody } from "./problem.js";
+import { MemoryStore, type StateStore } from "./store.js";
+
+/** A rubric criterion as the service reads it: the engine's fields plus an optional rule for the `rules` judge. */
+export interface ServiceCriterion extends Criterion {
+  rule?: Rule | readonly Rule[];
+}
+
+export interface HandlerOptions extends Omit<EngineOptions, "rubric"> {
+  rubric: { criteria: readonly ServiceCriterion[] } | readonly ServiceCriterion[];
+  /** Makes an engine: `createEngine` from the package's entry, or `createEngineFrom(load, ...)` of its core. */
+  createEngine: (options: EngineOptions) => Engine | Promise<Engine>;
+  /** Where the runs' stream states live. Default: a MemoryStore (per process / isolate). */
+  store?: StateStore;
+  /** Judge of `POST /get_reward`: "labels" (default), "rules" or your own function. */
+  judge?: "labels" | "rules" | Judge;
+  /** Rules of the `rules` judge; default: the `rule` fields of the rubric's criteria. */
+  rules?: RuleSet;
+  /** A judge that has not answered by then marks its rollout invalid. Default 30000 ms. */
+  judgeTimeoutMs?: number;
+  /** Judge calls in flight per request. Default 32. */
+  judgeConcurrency?: number;
+  /** Request bodies larger than this answer 413. Default 8 MiB. */
+  maxBodyBytes?: number;
+  /** How many recent Idempotency-Keys a run remembers. Default 1024. */
+  idempotencyWindow?: number;
+  /** Most queued requests of one run applied per state write. Default 256. */
+  maxBatch?: number;
+  /** Run used when a request names none. Default "default". */
+  defaultRun?: string;
+  /** Runs whose engines stay in memory (others are reloaded from the store). Default 1024. */
+  maxCachedRuns?: number;
+}
+
+export type FetchHandler = ((request: Request) => Promise<Response>) & {
+  /** Resolves once the rubric and engine loaded (rejects when they cannot). */
+  readonly ready: Promise<void>;
+  /** Stop taking requests (503), let queued updates finish and close the store. */
+  close(): Promise<void>;
+};
+
+interface Reply {
+  status: number;
+  body: string;
+  replayed?: boolean;
+}
+
+type Render = (result: ScoreResult, seq: number | undefined) => unknown;
+
+interface Item {
+  batch: Batch;
+  render: Render;
+  keyHash: string | undefined;
+  bodyHash: string;
+  resolve(reply: Reply): void;
+  reject(err: unknown): void;
+  /** For PUT state: a snapshot to restore instead of a score. */
+  restore?: { bytes: Uint8Array; ifMatch: number | undefined };
+}
+
+interface RunSlot {
+  run: string;
+  engine: Engine | undefined;
+  loaded: boolean;
+  version: number;
+  seq: number;
+  snapshot: Uint8Array | undefined;
+  /** Idempotency window, oldest first: key hash -> batch id. */
+  keys: Map<string, string>;
+  batchRefs: Map<string, number>;
+  queue: Item[];
+  running: Promise<void> | undefined;
+  weights: Float32Array | undefined;
+  saturation: Float32Array | undefined;
+}
+
+const JSON_HEADERS = { "content-type": "application/json" };
+const MAGIC = 0x31525246; // "FRR1"
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+function hex(bytes: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < bytes.length; i++) s += bytes[i]!.toString(16).padStart(2, "0");
+  return s;
+}
+
+async function sha256hex(data: Uint8Array | string, bytes: number): Promise<string> {
+  const input = typeof data === "string" ? enc.encode(data) : data;
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", input as Uint8Array<ArrayBuffer>));
+  return hex(d.subarray(0, bytes));
+}
+
+function randomId(): string {
+  return hex(crypto.getRandomValues(new Uint8Array(8)));
+}
+
+/** The run record: magic, key count, seq, keys (8-byte hash + 8-byte batch id each), engine snapshot. */
+export function encodeRunRecord(seq: number, keys: Map<string, string>, snapshot: Uint8Array): Uint8Array {
+  const out = new Uint8Array(16 + keys.size * 16 + snapshot.length);
+  const dv = new DataView(out.buffer);
+  dv.setUint32(0, MAGIC, true);
+  dv.setUint32(4, keys.size, true);
+  dv.setFloat64(8, seq, true);
+  let o = 16;
+  for (const [h, b] of keys) {
+    for (let i = 0; i < 8; i++) out[o + i] = parseInt(h.slice(2 * i, 2 * i + 2), 16);
+    for (let i = 0; i < 8; i++) out[o + 8 + i] = parseInt(b.slice(2 * i, 2 * i + 2), 16);
+    o += 16;
+  }
+  out.set(snapshot, o);
+  return out;
+}
+
+export function decodeRunRecord(bytes: Uint8Array): { seq: number; keys: Map<string, string>; snapshot: Uint8Array } {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (bytes.length < 16 || dv.getUint32(0, true) !== MAGIC) throw new Error("not a focal-reward run record");
+  const n = dv.getUint32(4, true);
+  const seq = dv.getFloat64(8, true);
+  if (bytes.length < 16 + n * 16) throw new Error("truncated run record");
+  const keys = new Map<string, string>();
+  let o = 16;
+  for (let i = 0; i < n; i++, o += 16) keys.set(hex(bytes.subarray(o, o + 8)), hex(bytes.subarray(o + 8, o + 16)));
+  return { seq, keys, snapshot: bytes.slice(o) };
+}
+
+const runKey = (run: string) => `run/${run}`;
+const respKey = (run: string, batch: string) => `resp/${run}/${batch}`;
+
+function arr(a: ArrayLike<number>): (number | null)[] {
+  const out = new Array<number | null>(a.length);
+  for (let i = 0; i < a.length; i++) {
+    const v = a[i]!;
+    out[i] = Number.isFinite(v) ? v : null;
+  }
+  return out;
+}
+
+function byCriterion(criteria: readonly string[], a: ArrayLike<number>, offset = 0): Record<string, number | null> {
+  const o: Record<string, number | null> = {};
+  for (let k = 0; k < criteria.length; k++) {
+    const v = a[offset + k]!;
+    o[criteria[k]!] = Number.isFinite(v) ? v : null;
+  }
+  return o;
+}
+
+function cleanMetrics(m: Record<string, number>): Record<string, number | null> {
+  const o: Record<string, number | null> = {};
+  for (const k in m) o[k] = Number.isFinite(m[k]!) ? m[k]! : null;
+  return o;
+}
+
+/** Route names used as the metrics' `route` label. */
+function routeOf(path: string): { route: string; run?: string } {
+  if (path === "/v1/score" || path === "/get_reward" || path === "/healthz" || path === "/metrics") return { route: path };
+  const m = /^\/v1\/runs\/([^/]+)\/state$/.exec(path);
+  if (m) {
+    let run: string;
+    try {
+      run = decodeURIComponent(m[1]!);
+    } catch {
+      run = m[1]!;
+    }
+    return { route: "/v1/runs/:run/state", run };
+  }
+  return { route: "other" };
+}
+
+const METHODS: Record<string, string[]> = {
+  "/v1/score": ["POST"],
+  "/get_reward": ["POST"],
+  "/healthz": ["GET"],
+  "/metrics": ["GET"],
+  "/v1/runs/:run/state": ["GET", "PUT"],
+};
+
+async function readBody(request: Request, limit: number): Promise<Uint8Array> {
+  const tooLarge = () => new HttpError(413, `request body larger than ${limit} bytes`, "body");
+  const cl = request.headers.get("content-length");
+  if (cl !== null && Number(cl) > limit) throw tooLarge();
+  if (!request.body) return new Uint8Array(0);
+  if (cl !== null) {
+    const buf = new Uint8Array(await request.arrayBuffer());
+    if (buf.length > limit) throw tooLarge();
+    return buf;
+  }
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.length;
+    if (total > limit) {
+      await reader.cancel().catch(() => {});
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(total);
+  let o = 0;
+  for (const c of chunks) {
+    out.set(c, o);
+    o += c.length;
+  }
+  return out;
+}
+
+function parseJson(bytes: Uint8Array): unknown {
+  if (bytes.length === 0) throw bad("body", "empty; expected a JSON object");
+  try {
+    return JSON.parse(dec.decode(bytes));
+  } catch (e) {
+    throw bad("body", `malformed JSON (${(e as Error).message})`);
+  }
+}
+
+function base64(bytes: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(s);
+}
+
+function unbase64(s: string): Uint8Array {
+  const b = atob(s);
+  const out = new Uint8Array(b.length);
+  for (let i = 0; i < b.length; i++) out[i] = b.charCodeAt(i);
+  return out;
+}
+
+export function createHandler(options: HandlerOptions): FetchHandler {
+  const {
+    rubric,
+    createEngine,
+    store: storeOption,
+    judge: judgeOption = "labels",
+    rules,
+    judgeTimeoutMs = 30_000,
+    judgeConcurrency = 32,
+    maxBodyBytes = 8 * 1024 * 1024,
+    idempotencyWindow = 1024,
+    maxBatch = 256,
+    defaultRun = "default",
+    maxCachedRuns = 1024,
+    ...engineRest
+  } = options;
+  const store: StateStore = storeOption ?? new MemoryStore();
+  const serviceCriteria: readonly ServiceCriterion[] = Array.isArray(rubric) ? rubric : (rubric as Rubric).criteria;
+  const engineCriteria: Criterion[] = serviceCriteria.map(({ rule: _rule, ...c }) => c);
+  const engineOptions: EngineOptions = { ...engineRest, rubric: { criteria: engineCriteria } };
+  const metrics = new Metrics();
+  const judge: Judge =
+    typeof judgeOption === "function"
+      ? judgeOption
+      : judgeOption === "rules"
+        ? rulesJudge(rules ?? rulesFromRubric(serviceCriteria))
+        : labelsJudge();
+
+  let template: Engine;
+  let ctx: ParseContext;
+  let stream = false;
+  const ready = (async () => {
+    template = await createEngine(engineOptions);
+    stream = template.scope === "stream";
+    const criteria = template.criteria;
+    const byId = new Map(serviceCriteria.map((c) => [c.id, c] as const));
+    ctx = {
+      criteria,
+      index: new Map(criteria.map((c, k) => [c, k] as const)),
+      baseWeights: criteria.map((c) => Math.abs(byId.get(c)?.weight ?? 1)),
+      defaultRun,
+    };
+  })();
+  ready.catch(() => {}); // surfaced through `ready` and as 500s
+
+  const runs = new Map<string, RunSlot>();
+  let closing = false;
+  let inflight = 0;
+  let idle: (() => void) | undefined;
+
+  function slotOf(run: string): RunSlot {
+    let s = runs.get(run);
+    if (s) {
+      runs.delete(run); // LRU order: most recent last
+      runs.set(run, s);
+      return s;
+    }
+    s = {
+      run,
+      engine: undefined,
+      loaded: false,
+      version: 0,
+      seq: 0,
+      snapshot: undefined,
+      keys: new Map(),
+      batchRefs: new Map(),
+      queue: [],
+      running: undefined,
+      weights: undefined,
+      saturation: undefined,
+    };
+    runs.set(run, s);
+    if (runs.size > maxCachedRuns) {
+      for (const [name, other] of runs) {
+        if (runs.size <= maxCachedRuns) break;
+        if (other !== s && !other.running && other.queue.length === 0) runs.delete(name);
+      }
+    }
+    return s;
+  }
+
+  async function load(slot: RunSlot): Promise<void> {
+    slot.engine ??= await createEngine(engineOptions);
+    const rec = await store.get(runKey(slot.run));
+    if (!rec) {
+      slot.engine.reset();
+      Object.assign(slot, { version: 0, seq: 0, snapshot: undefined, keys: new Map(), batchRefs: new Map() });
+    } else {
+      const r = decodeRunRecord(rec.value);
+      slot.engine.restore(r.snapshot);
+      const refs = new Map<string, number>();
+      for (const b of r.keys.values()) refs.set(b, (refs.get(b) ?? 0) + 1);
+      Object.assign(slot, { version: rec.version, seq: r.seq, snapshot: r.snapshot, keys: r.keys, batchRefs: refs });
+    }
+    slot.loaded = true;
+  }
+
+  function scoreWith(engine: Engine, b: Batch): ScoreResult {
+    const opts: { valid?: Uint8Array; weights?: Float64Array } = {};
+    if (b.valid) opts.valid = b.valid;
+    if (b.weights) opts.weights = b.weights;
+    return engine.score(b.scores, b.groupSizes, opts);
+  }
+
+  function engineError(e: unknown): Reply {
+    if (e instanceof HttpError) return { status: e.status, body: problemBody(e.status, e.message, e.field, e.reason) };
+    return { status: 400, body: problemBody(400, `rejected by the engine: ${e instanceof Error ? e.message : String(e)}`, "body") };
+  }
+
+  async function replayStored(slot: RunSlot, item: Item, batchId: string): Promise<Reply> {
+    const rec = await store.get(respKey(slot.run, batchId));
+    const entry = rec && (JSON.parse(dec.decode(rec.value)) as Record<string, { b: string; body: string }>)[item.keyHash!];
+    if (!entry) {
+      return { status: 409, body: problemBody(409, "this Idempotency-Key was applied, but its response is no longer stored", "Idempotency-Key") };
+    }
+    if (entry.b !== item.bodyHash) return mismatch();
+    metrics.replay();
+    return { status: 200, body: entry.body, replayed: true };
+  }
+
+  const mismatch = (): Reply => ({
+    status: 422,
+    body: problemBody(422, "this Idempotency-Key was used with a different request body", "Idempotency-Key"),
+  });
+
+  /** Apply a drained batch in order and commit it with one compare-and-set write. */
+  async function processBatch(slot: RunSlot, items: Item[]): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      if (!slot.loaded) await load(slot);
+      const engine = slot.engine!;
+      const replies: (Reply | Promise<Reply> | number)[] = new Array(items.length);
+      const pending = new Map<string, number>();
+      const newKeys: string[] = [];
+      const stored: Record<string, { b: string; body: string }> = {};
+      let applied = 0;
+      let restored: { bytes: Uint8Array } | undefined;
+      let last: ScoreResult | undefined;
+      for (let i = 0; i < items.length; i++) {
+        const item = items[i]!;
+        if (item.restore) {
+          if (item.restore.ifMatch !== undefined && (item.restore.ifMatch !== slot.version || applied > 0)) {
+            replies[i] = { status: 412, body: problemBody(412, `run state is at version ${slot.version}`, "If-Match") };
+            continue;
+          }
+          engine.restore(item.restore.bytes); // validated before queuing
+          restored = { bytes: item.restore.bytes };
+          applied++;
+          replies[i] = -1; // filled after commit
+          continue;
+        }
+        const h = item.keyHash;
+        if (h !== undefined) {
+          const j = pending.get(h);
+          if (j !== undefined) {
+            replies[i] = items[j]!.bodyHash === item.bodyHash ? j : mismatch();
+            continue;
+          }
+          const committed = slot.keys.get(h);
+          if (committed !== undefined) {
+            replies[i] = replayStored(slot, item, committed);
+            continue;
+          }
+        }
+        let result: ScoreResult;
+        try {
+          result = scoreWith(engine, item.batch);
+        } catch (e) {
+          replies[i] = engineError(e);
+          continue;
+        }
+        applied++;
+        const body = JSON.stringify(item.render(result, slot.seq + applied));
+        replies[i] = { status: 200, body };
+        last = result;
+        if (h !== undefined) {
+          pending.set(h, i);
+          newKeys.push(h);
+          stored[h] = { b: item.bodyHash, body };
+        }
+      }
+      if (applied > 0) {
+        const snapshot = engine.snapshot();
+        const batchId = randomId();
+        const keys = new Map(slot.keys);
+        const refs = new Map(slot.batchRefs);
+        for (const h of newKeys) keys.set(h, batchId);
+        if (newKeys.length) refs.set(batchId, newKeys.length);
+        const dropped: string[] = [];
+        while (keys.size > idempotencyWindow) {
+          const [oldKey, oldBatch] = keys.entries().next().value as [string, string];
+          keys.delete(oldKey);
+          const left = (refs.get(oldBatch) ?? 1) - 1;
+          if (left <= 0) {
+            refs.delete(oldBatch);
+            dropped.push(oldBatch);
+          } else refs.set(oldBatch, left);
+        }
+        let version: number | undefined;
+        try {
+          if (newKeys.length) await store.put(respKey(slot.run, batchId), enc.encode(JSON.stringify(stored)));
+          version = await store.put(runKey(slot.run), encodeRunRecord(slot.seq + applied, keys, snapshot), slot.version);
+        } catch (e) {
+          // Nothing of this batch is acknowledged: reload the engine from the store, fail what was applied.
+          slot.loaded = false;
+          const err = new HttpError(503, `state store write failed: ${e instanceof Error ? e.message : String(e)}`, undefined, { "retry-after": "1" });
+          for (let i = 0; i < items.length; i++) {
+            const r = replies[i]!;
+            if (r instanceof Promise) r.then(items[i]!.resolve, items[i]!.reject);
+            else if (typeof r === "number" || r.status === 200) items[i]!.reject(err);
+            else items[i]!.resolve(r);
+          }
+          return;
+        }
+        if (version === undefined) {
+          // Another writer moved this run: reload its state and apply the whole batch again.
+          metrics.commit(true);
+          slot.loaded = false;
+          for (const r of replies) if (r instanceof Promise) r.catch(() => {});
+          if (newKeys.length) void store.delete(respKey(slot.run, batchId)).catch(() => {});
+          if (attempt >= 8) {
+            const err = new HttpError(503, "run state kept changing under this request (compare-and-set conflicts)", undefined, { "retry-after": "1" });
+            for (const it of items) it.reject(err);
+            return;
+          }
+          continue;
+        }
+        metrics.commit(false);
+        Object.assign(slot, { version, seq: slot.seq + applied, snapshot, keys, batchRefs: refs });
+        if (last) {
+          slot.weights = Float32Array.from(last.weights.subarray(0, ctx.criteria.length));
+          slot.saturation = Float32Array.from(last.saturation.subarray(0, ctx.criteria.length));
+        } else if (restored) {
+          slot.weights = undefined;
+          slot.saturation = undefined;
+        }
+        for (const b of dropped) void store.delete(respKey(slot.run, b)).catch(() => {});
+      }
+      for (let i = 0; i < items.length; i++) {
+        const r = replies[i]!;
+        if (r === -1) {
+          items[i]!.resolve({ status: 200, body: JSON.stringify({ run: slot.run, version: slot.version, seq: slot.seq }) });
+        } else if (typeof r === "number") {
+          const first = replies[r] as Reply;
+          items[i]!.resolve({ ...first, replayed: true });
+          metrics.replay();
+        } else if (r instanceof Promise) r.then(items[i]!.resolve, items[i]!.reject);
+        else items[i]!.resolve(r);
+      }
+      return;
+    }
+  }
+
+  function enqueue(slot: RunSlot, item: Omit<Item, "resolve" | "reject">): Promise<Reply> {
+    return new Promise<Reply>((resolve, reject) => {
+      slot.queue.push({ ...item, resolve, reject });
+      if (!slot.running) {
+        slot.running = (async () => {
+          try {
+            while (slot.queue.length) {
+              const items = slot.queue.splice(0, maxBatch);
+              try {
+                await processBatch(slot, items);
+              } catch (e) {
+                slot.loaded = false;
+                for (const it of items) it.reject(e);
+              }
+            }
+          } finally {
+            slot.running = undefined;
+          }
+        })();
+      }
+    });
+  }
+
+  async function score(batch: Batch, render: Render, request: Request, bodyBytes: Uint8Array): Promise<Reply> {
+    if (!stream) {
+      try {
+        return { status: 200, body: JSON.stringify(render(scoreWith(template, batch), undefined)) };
+      } catch (e) {
+        return engineError(e);
+      }
+    }
+    const key = request.headers.get("idempotency-key");
+    let keyHash: string | undefined;
+    if (key !== null) {
+      if (key.length === 0 || key.length > 255) throw bad("Idempotency-Key", "1-255 characters");
+      keyHash = await sha256hex(`${batch.run}\u0000${key}`, 8);
+    }
+    const bodyHash = keyHash === undefined ? "" : await sha256hex(bodyBytes, 16);
+    return enqueue(slotOf(batch.run), { batch, render, keyHash, bodyHash });
+  }
+
+  function renderScore(batch: Batch): Render {
+    const criteria = ctx.criteria;
+    return (r, seq) => {
+      const K = criteria.length;
+      const G = batch.groupSizes.length;
+      const perGroup = !stream;
+      const out: Record<string, unknown> = { run: batch.run };
+      if (batch.step !== undefined) out.step = batch.step;
+      if (seq !== undefined) out.seq = seq;
+      if (batch.groupIds) out.groups = batch.groupIds;
+      out.criteria = criteria;
+      out.rewards = arr(r.rewards);
+      out.direct = arr(r.direct);
+      out.advantages = arr(r.advantages);
+      out.weights = perGroup && r.weights.length >= G * K && G > 0
+        ? Array.from({ length: G }, (_, g) => byCriterion(criteria, r.weights, g * K))
+        : byCriterion(criteria, r.weights);
+      out.saturation = perGroup && r.saturation.length >= G * K && G > 0
+        ? Array.from({ length: G }, (_, g) => byCriterion(criteria, r.saturation, g * K))
+        : byCriterion(criteria, r.saturation);
+      out.metrics = cleanMetrics(r.metrics);
+      return out;
+    };
+  }
+
+  async function handleScore(request: Request): Promise<Reply> {
+    const bytes = await readBody(request, maxBodyBytes);
+    const batch = parseScoreBody(parseJson(bytes), ctx);
+    return score(batch, renderScore(batch), request, bytes);
+  }
+
+  async function handleReward(request: Request, url: URL): Promise<Reply> {
+    const bytes = await readBody(request, maxBodyBytes);
+    const req = parseRewardBody(parseJson(bytes), url.searchParams.get("run"), defaultRun);
+    const n = req.query.length;
+    const K = ctx.criteria.length;
+    const scores = new Float32Array(n * K).fill(NaN);
+    const valid = new Uint8Array(n).fill(1);
+    let failures = 0;
+    let next = 0;
+    const worker = async () => {
+      for (let i = next++; i < n; i = next++) {
+        let ok = false;
+        try {
+          const out = await runJudge(judge, [req.query[i]!, req.prompts[i]!, req.labels?.[i]], i, ctx.criteria, judgeTimeoutMs);
+          if (out === null || typeof out !== "object") throw new TypeError("judge answered no object");
+          const row = new Float32Array(K).fill(NaN);
+          for (const c in out) {
+            const k = ctx.index.get(c);
+            const v = out[c];
+            if (k === undefined) throw new TypeError(`judge scored unknown criterion '${c}'`);
+            if (v === null || v === undefined) continue;
+            if (typeof v !== "number" || !Number.isFinite(v)) throw new TypeError(`judge gave '${c}' a non-finite score`);
+            row[k] = v;
+          }
+          scores.set(row, i * K);
+          ok = true;
+        } catch (e) {
+          metrics.judgeFailure(e instanceof JudgeTimeout ? "timeout" : e instanceof TypeError ? "invalid" : "error");
+        }
+        if (!ok) {
+          valid[i] = 0;
+          failures++;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(judgeConcurrency, n) }, worker));
+    const batch: Batch = { run: req.run, step: undefined, scores, groupSizes: req.groupSizes, valid, weights: undefined, groupIds: undefined };
+    const criteria = ctx.criteria;
+    const render: Render = (r, seq) => {
+      const extra: Record<string, number | null> = { ...cleanMetrics(r.metrics), judge_failures: failures };
+      for (let k = 0; k < criteria.length; k++) {
+        const w = r.weights[k];
+        if (stream && w !== undefined) extra[`weights/${criteria[k]}`] = Number.isFinite(w) ? w : null;
+      }
+      if (seq !== undefined) extra.seq = seq;
+      const direct = arr(r.direct).map((v) => v ?? 0);
+      return { rewards: arr(r.rewards).map((v) => v ?? 0), scores: direct, extra_logs: extra };
+    };
+    return score(batch, render, request, bytes);
+  }
+
+  async function handleState(request: Request, run: string): Promise<Response> {
+    run = parseRun(run, "run", defaultRun);
+    if (!stream) throw new HttpError(404, "the group scope keeps no run state", "run");
+    const slot = slotOf(run);
+    if (request.method === "GET") {
+      // The last committed state; read from the store (without touching the slot) when not cached.
+      let view: { version: number; seq: number; snapshot: Uint8Array | undefined };
+      if (slot.loaded) view = { version: slot.version, seq: slot.seq, snapshot: slot.snapshot };
+      else {
+        const rec = await store.get(runKey(run));
+        view = rec ? { version: rec.version, ...decodeRunRecord(rec.value) } : { version: 0, seq: 0, snapshot: undefined };
+      }
+      if (view.version === 0 || !view.snapshot) throw new HttpError(404, `run '${run}' has no state yet`, "run");
+      const headers = { etag: `"${view.version}"`, "x-focal-seq": String(view.seq) };
+      if ((request.headers.get("accept") ?? "").includes("application/json")) {
+        const body = {
+          run,
+          version: view.version,
+          seq: view.seq,
+          criteria: ctx.criteria,
+          saturation: slot.loaded && slot.saturation ? byCriterion(ctx.criteria, slot.saturation) : null,
+          weights: slot.loaded && slot.weights ? byCriterion(ctx.criteria, slot.weights) : null,
+          snapshot: base64(view.snapshot),
+        };
+        return new Response(JSON.stringify(body), { headers: { ...JSON_HEADERS, ...headers } });
+      }
+      return new Response(view.snapshot.slice(), { headers: { "content-type": "application/octet-stream", ...headers } });
+    }
+    // PUT: restore a snapshot, as raw bytes or {"snapshot": base64}.
+    const raw = await readBody(request, maxBodyBytes);
+    let bytes = raw;
+    if ((request.headers.get("content-type") ?? "").includes("json")) {
+      const body = parseJson(raw) as { snapshot?: unknown };
+      if (body === null || typeof body !== "object" || typeof body.snapshot !== "string") throw bad("snapshot", "a base64 string");
+      try {
+        bytes = unbase64(body.snapshot);
+      } catch {
+        throw bad("snapshot", "not valid base64");
+      }
+    }
+    if (bytes.length === 0) throw bad("body", "empty; expected a state snapshot");
+    const scratch = await createEngine(engineOptions);
+    try {
+      scratch.restore(bytes);
+    } catch (e) {
+      throw bad("body", `not a valid snapshot for this rubric (${e instanceof Error ? e.message : String(e)})`);
+    }
+    let ifMatch: number | undefined;
+    const im = request.headers.get("if-match");
+    if (im !== null) {
+      const m = /^"?(\d+)"?$/.exec(im.trim());
+      if (!m) throw bad("If-Match", 'an ETag from GET, e.g. "12"');
+      ifMatch = Number(m[1]);
+    }
+    const reply = await enqueue(slot, {
+      batch: undefined as unknown as Batch,
+      render: () => null,
+      keyHash: undefined,
+      bodyHash: "",
+      restore: { bytes, ifMatch },
+    });
+    return new Response(reply.body, { status: reply.status, headers: reply.status === 200 ? JSON_HEADERS : { "content-type": "application/problem+json" } });
+  }
+
+  function gauges(): RunGauge[] {
+    const out: RunGauge[] = [];
+    for (const s of runs.values()) {
+      if (s.version > 0) out.push({ run: s.run, criteria: ctx.criteria, weights: s.weights, saturation: s.saturation, updates: s.seq });
+    }
+    return out;
+  }
+
+  async function route(request: Request, url: URL, route: string, run: string | undefined): Promise<{ response: Response; route: string }> {
+    const allowed = METHODS[route];
+    if (!allowed) return { route, response: problem(404, `no route ${url.pathname}`) };
+    if (!allowed.includes(request.method)) {
+      return { route, response: problem(405, `${request.method} is not allowed on ${route}`, undefined, { allow: allowed.join(", ") }) };
+    }
+    if (route === "/healthz") {
+      const body = { status: closing ? "closing" : "ok", scope: stream ? "stream" : "group", backend: template.backend, criteria: ctx.criteria };
+      return { route, response: new Response(JSON.stringify(body), { status: closing ? 503 : 200, headers: JSON_HEADERS }) };
+    }
+    if (route === "/metrics") {
+      return { route, response: new Response(metrics.render(gauges()), { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } }) };
+    }
+    if (route === "/v1/runs/:run/state") return { route, response: await handleState(request, run!) };
+    const reply = route === "/v1/score" ? await handleScore(request) : await handleReward(request, url);
+    const headers: Record<string, string> = { "content-type": reply.status < 300 ? "application/json" : "application/problem+json" };
+    if (reply.replayed) headers["idempotent-replayed"] = "true";
+    return { route, response: new Response(reply.body, { status: reply.status, headers }) };
+  }
+
+  const handler = async (request: Request): Promise<Response> => {
+    const t0 = performance.now();
+    let response: Response;
+    const url = new URL(request.url);
+    const { route: routeName, run } = routeOf(url.pathname);
+    inflight++;
+    try {
+      if (closing) {
+        response = problem(503, "server is shutting down", undefined, { "retry-after": "1", connection: "close" });
+      } else {
+        try {
+          await ready;
+        } catch (e) {
+          throw new HttpError(500, `engine failed to load: ${e instanceof Error ? e.message : String(e)}`);
+        }
+        ({ response } = await route(request, url, routeName, run));
+      }
+    } catch (e) {
+      if (e instanceof HttpError) response = problem(e.status, e.message, e.field, e.headers, e.reason);
+      else response = problem(500, e instanceof Error ? e.message : String(e));
+    } finally {
+      inflight--;
+      if (inflight === 0 && idle) idle();
+    }
+    metrics.request(routeName, request.method, response.status, (performance.now() - t0) / 1000);
+    return response;
+  };
+
+  async function close(): Promise<void> {
+    closing = true;
+    if (inflight > 0) await new Promise<void>((r) => (idle = r));
+    await Promise.allSettled([...runs.values()].map((s) => s.running));
+    await store.close?.();
+  }
+
+  return Object.assign(handler, { ready, close });
+}

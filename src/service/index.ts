@@ -1,0 +1,12 @@
+/**
+ * focal-reward's judging service, runtime-neutral part: the fetch handler, the state-store
+ * interface with its in-memory store, and the judges. Node adds `FileStore` (./file-store.js)
+ * and `serveNode` (./node.js).
+ */
+export { createHandler, decodeRunRecord, encodeRunRecord } from "./handler.js";
+export type { FetchHandler, HandlerOptions, ServiceCriterion } from "./handler.js";
+export { MemoryStore } from "./store.js";
+export type { StateStore, Versioned } from "./store.js";
+export { JudgeTimeout, labelsJudge, rulesFromRubric, rulesJudge, runJudge } from "./judges.js";
+export type { Judge, JudgeContext, JudgeScores, Rule, RuleSet, RuleTarget } from "./judges.js";
+export { HttpError, problem } from "./problem.js";

@@ -1,0 +1,162 @@
+/**
+ * Judges for `POST /get_reward`: turn one rollout (OpenRLHF's query, prompt, label) into
+ * per-criterion scores. A judge answers `{criterion: number | null}` (null or a missing key =
+ * not judged). The service marks a rollout invalid (the spec's step 8) when its judge throws,
+ * times out, or answers a non-finite number or an unknown criterion; the batch still succeeds.
+ */
+
+export type JudgeScores = Record<string, number | null | undefined>;
+
+export interface JudgeContext {
+  /** Aborted when the judge's time is up. */
+  signal: AbortSignal;
+  /** Index of the rollout in the request. */
+  index: number;
+  /** The rubric's criterion ids. */
+  criteria: readonly string[];
+}
+
+export type Judge = (query: string, prompt: string, label: unknown, context: JudgeContext) => Promise<JudgeScores> | JudgeScores;
+
+/**
+ * `labels`: the label carries the scores, as a JSON object `{"criterion": score}` (a string, as
+ * OpenRLHF sends labels, or an already parsed object).
+ */
+export function labelsJudge(): Judge {
+  return (_query, _prompt, label) => {
+    const v: unknown = typeof label === "string" ? JSON.parse(label) : label;
+    if (v === null || typeof v !== "object" || Array.isArray(v)) throw new Error("label is not a JSON object of scores");
+    return v as JudgeScores;
+  };
+}
+
+/** Which text a rule looks at. `response` is the query without its leading prompt. */
+export type RuleTarget = "response" | "query" | "prompt";
+
+export type Rule = { target?: RuleTarget } & (
+  | { regex: string; flags?: string }
+  | { minLength?: number; maxLength?: number; unit?: "chars" | "words" }
+  | { json: true }
+  | { contains: string | readonly string[]; ignoreCase?: boolean }
+  | { notContains: string | readonly string[]; ignoreCase?: boolean }
+);
+
+/** Rules per criterion id; a list scores the fraction of its rules that pass. */
+export type RuleSet = Record<string, Rule | readonly Rule[]>;
+
+type Check = (text: string) => boolean;
+
+function compileRule(rule: Rule, where: string): { check: Check; target: RuleTarget } {
+  if (rule === null || typeof rule !== "object") throw new Error(`${where}: a rule is an object`);
+  const r = rule as Record<string, unknown>;
+  const target = (r.target ?? "response") as RuleTarget;
+  if (!["response", "query", "prompt"].includes(target)) throw new Error(`${where}.target: response, query or prompt`);
+  const kinds = ["regex", "json", "contains", "notContains"].filter((k) => k in r);
+  const isLength = "minLength" in r || "maxLength" in r;
+  if (kinds.length + (isLength ? 1 : 0) !== 1) {
+    throw new Error(`${where}: exactly one of regex, minLength/maxLength, json, contains, notContains`);
+  }
+  if (isLength) {
+    const unit = r.unit ?? "chars";
+    if (unit !== "chars" && unit !== "words") throw new Error(`${where}.unit: chars or words`);
+    const min = r.minLength ?? 0;
+    const max = r.maxLength ?? Infinity;
+    if (typeof min !== "number" || !(min >= 0)) throw new Error(`${where}.minLength: a number >= 0`);
+    if (typeof max !== "number" || !(max >= min)) throw new Error(`${where}.maxLength: a number >= minLength`);
+    const count = unit === "words" ? (t: string) => (t.match(/\S+/gu) ?? []).length : (t: string) => [...t].length;
+    return { target, check: (t) => { const n = count(t); return n >= min && n <= max; } };
+  }
+  const kind = kinds[0]!;
+  if (kind === "regex") {
+    if (typeof r.regex !== "string") throw new Error(`${where}.regex: a string`);
+    const flags = r.flags === undefined ? "u" : String(r.flags);
+    let re: RegExp;
+    try {
+      re = new RegExp(r.regex, flags.replace(/[gy]/g, ""));
+    } catch (e) {
+      throw new Error(`${where}.regex: ${(e as Error).message}`);
+    }
+    return { target, check: (t) => re.test(t) };
+  }
+  if (kind === "json") {
+    if (r.json !== true) throw new Error(`${where}.json: true`);
+    return {
+      target,
+      check: (t) => {
+        try {
+          JSON.parse(t.trim());
+          return true;
+        } catch {
+          return false;
+        }
+      },
+    };
+  }
+  const raw = r[kind];
+  const list = typeof raw === "string" ? [raw] : raw;
+  if (!Array.isArray(list) || list.length === 0 || !list.every((s) => typeof s === "string")) {
+    throw new Error(`${where}.${kind}: a string or a non-empty list of strings`);
+  }
+  const fold = r.ignoreCase === true ? (s: string) => s.toLowerCase() : (s: string) => s;
+  const needles = (list as string[]).map(fold);
+  return kind === "contains"
+    ? { target, check: (t) => { const h = fold(t); return needles.every((n) => h.includes(n)); } }
+    : { target, check: (t) => { const h = fold(t); return !needles.some((n) => h.includes(n)); } };
+}
+
+/**
+ * `rules`: deterministic checks named per criterion. Score = fraction of the criterion's rules
+ * that pass (1 or 0 for a single rule); criteria without rules are not judged (null).
+ * Rules are compiled (and rejected) when the judge is made, not per request.
+ */
+export function rulesJudge(rules: RuleSet): Judge {
+  const compiled = Object.entries(rules).map(([id, spec]) => {
+    const list = Array.isArray(spec) ? spec : [spec as Rule];
+    if (list.length === 0) throw new Error(`rules.${id}: at least one rule`);
+    return [id, list.map((r, i) => compileRule(r as Rule, `rules.${id}${Array.isArray(spec) ? `[${i}]` : ""}`))] as const;
+  });
+  return (query, prompt) => {
+    const response = prompt !== "" && query.startsWith(prompt) ? query.slice(prompt.length) : query;
+    const texts: Record<RuleTarget, string> = { response, query, prompt };
+    const out: JudgeScores = {};
+    for (const [id, checks] of compiled) {
+      let pass = 0;
+      for (const c of checks) if (c.check(texts[c.target])) pass++;
+      out[id] = pass / checks.length;
+    }
+    return out;
+  };
+}
+
+/** Rules declared on the rubric's criteria (`{"id": "format", "rule": {"json": true}}`). */
+export function rulesFromRubric(criteria: readonly { id: string; rule?: Rule | readonly Rule[] }[]): RuleSet {
+  const set: RuleSet = {};
+  for (const c of criteria) if (c.rule !== undefined) set[c.id] = c.rule;
+  return set;
+}
+
+export class JudgeTimeout extends Error {}
+
+/** Run `judge` with a deadline; rejects with JudgeTimeout (and aborts the context's signal). */
+export async function runJudge(
+  judge: Judge,
+  args: [query: string, prompt: string, label: unknown],
+  index: number,
+  criteria: readonly string[],
+  timeoutMs: number,
+): Promise<JudgeScores> {
+  const ctl = new AbortController();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const err = new JudgeTimeout(`judge timed out after ${timeoutMs} ms`);
+      ctl.abort(err);
+      reject(err);
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([Promise.resolve().then(() => judge(args[0], args[1], args[2], { signal: ctl.signal, index, criteria })), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

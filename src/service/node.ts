@@ -1,0 +1,129 @@
+/**
+ * node:http adapter for the fetch handler (Node 20; also Bun). Bodies are read into memory up to
+ * the handler's limit (one byte more, so the handler answers 413 itself); responses are written
+ * in one piece. `close()` is the graceful shutdown: stop accepting, let in-flight requests
+ * finish, then close the handler (its queued state updates and its store).
+ */
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { FetchHandler } from "./handler.js";
+
+export interface NodeServeOptions {
+  /** Default 8787; 0 picks a free port. */
+  port?: number;
+  /** Default 127.0.0.1 (loopback only); "0.0.0.0" to serve the network. */
+  host?: string;
+  /** Same limit as the handler's (default 8 MiB). */
+  maxBodyBytes?: number;
+  /** Longest wait for in-flight requests on close before their sockets are cut. Default 10000 ms. */
+  shutdownTimeoutMs?: number;
+}
+
+export interface NodeServer {
+  server: Server;
+  url: string;
+  port: number;
+  /** Graceful shutdown; resolves once the handler's state is flushed. */
+  close(): Promise<void>;
+}
+
+function toRequest(req: IncomingMessage, body: Buffer | undefined, signal: AbortSignal): Request {
+  const headers = new Headers();
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    try {
+      headers.append(raw[i]!, raw[i + 1]!);
+    } catch {
+      // a header value the fetch API refuses: drop it
+    }
+  }
+  const init: RequestInit = { method: req.method ?? "GET", headers, signal };
+  if (body !== undefined && req.method !== "GET" && req.method !== "HEAD") {
+    init.body = new Uint8Array(body.buffer, body.byteOffset, body.length) as Uint8Array<ArrayBuffer>;
+  }
+  return new Request(new URL(req.url ?? "/", "http://localhost"), init);
+}
+
+export function serveNode(handler: FetchHandler, options: NodeServeOptions = {}): Promise<NodeServer> {
+  const limit = options.maxBodyBytes ?? 8 * 1024 * 1024;
+  const shutdownTimeoutMs = options.shutdownTimeoutMs ?? 10_000;
+  let inflight = 0;
+  let closing = false;
+  let drained: (() => void) | undefined;
+
+  async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    inflight++;
+    const ctl = new AbortController();
+    res.on("close", () => {
+      if (!res.writableFinished) ctl.abort();
+    });
+    try {
+      let over = false;
+      const body = await new Promise<Buffer | undefined>((resolve, reject) => {
+        const chunks: Buffer[] = [];
+        let total = 0;
+        const done = () => resolve(chunks.length === 0 ? undefined : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
+        req.on("data", (chunk: Buffer) => {
+          if (over) return;
+          total += chunk.length;
+          chunks.push(chunk);
+          if (total > limit) {
+            // Keep the first limit+1 bytes (the handler answers 413) and read no more.
+            over = true;
+            req.pause();
+            done();
+          }
+        });
+        req.on("end", done);
+        req.on("error", reject);
+      });
+      const response = await handler(toRequest(req, body, ctl.signal));
+      const out = Buffer.from(await response.arrayBuffer());
+      const headers: Record<string, string> = {};
+      response.headers.forEach((v, k) => (headers[k] = v));
+      headers["content-length"] = String(out.length);
+      if (closing || over) headers.connection = "close";
+      res.writeHead(response.status, headers);
+      res.end(out);
+    } catch (e) {
+      if (!res.headersSent) {
+        res.writeHead(500, { "content-type": "application/problem+json", connection: "close" });
+        res.end(JSON.stringify({ type: "about:blank", title: "Internal Server Error", status: 500, detail: String(e) }));
+      } else res.destroy();
+    } finally {
+      inflight--;
+      if (inflight === 0 && drained) drained();
+    }
+  }
+
+  const server = createServer({ keepAliveTimeout: 5_000 }, (req, res) => void onRequest(req, res));
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? 8787, options.host ?? "127.0.0.1", () => {
+      server.off("error", reject);
+      const addr = server.address() as AddressInfo;
+      const host = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
+      let closed: Promise<void> | undefined;
+      resolve({
+        server,
+        port: addr.port,
+        url: `http://${host}:${addr.port}`,
+        close: () =>
+          (closed ??= (async () => {
+            closing = true;
+            const stopped = new Promise<void>((r) => server.close(() => r()));
+            server.closeIdleConnections();
+            if (inflight > 0) {
+              await Promise.race([
+                new Promise<void>((r) => (drained = r)),
+                new Promise<void>((r) => setTimeout(r, shutdownTimeoutMs).unref()),
+              ]);
+            }
+            server.closeAllConnections();
+            await stopped;
+            await handler.close();
+          })()),
+      });
+    });
+  });
+}

@@ -1,0 +1,213 @@
+/** Validation of request bodies: every rejection is a 400 naming the field. */
+import { bad } from "./problem.js";
+
+export const RUN_RE = /^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}$/;
+
+export interface Batch {
+  run: string;
+  step: number | undefined;
+  /** n x K, rubric order; NaN = not judged. */
+  scores: Float32Array;
+  groupSizes: number[];
+  valid: Uint8Array | undefined;
+  /** G x K instance weights (group scope), rubric order. */
+  weights: Float64Array | undefined;
+  /** Group ids of the record form. */
+  groupIds: string[] | undefined;
+}
+
+export interface ParseContext {
+  criteria: readonly string[];
+  index: ReadonlyMap<string, number>;
+  /** |base weight| per criterion (rubric order), to fill groups without instance weights. */
+  baseWeights: readonly number[];
+  defaultRun: string;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
+
+export function parseRun(v: unknown, field: string, fallback: string): string {
+  if (v === undefined || v === null) return fallback;
+  if (typeof v !== "string" || !RUN_RE.test(v)) {
+    throw bad(field, "a run id is 1-128 characters of A-Z a-z 0-9 . _ : @ + -, starting with a letter or digit");
+  }
+  return v;
+}
+
+function parseStep(v: unknown): number | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) throw bad("step", "a non-negative integer");
+  return v;
+}
+
+function score(v: unknown, field: string): number {
+  if (v === null || v === undefined) return NaN;
+  if (typeof v !== "number") throw bad(field, "a number or null");
+  if (!Number.isFinite(v)) throw bad(field, "a finite number");
+  return v;
+}
+
+function weight(v: unknown, field: string): number {
+  if (typeof v !== "number" || !Number.isFinite(v) || v < 0) throw bad(field, "a finite number >= 0");
+  return v;
+}
+
+/** `POST /v1/score`, record form or columnar form. */
+export function parseScoreBody(body: unknown, ctx: ParseContext): Batch {
+  if (!isObject(body)) throw bad("body", "a JSON object");
+  const run = parseRun(body.run, "run", ctx.defaultRun);
+  const step = parseStep(body.step);
+  const K = ctx.criteria.length;
+  if (body.groups !== undefined) {
+    for (const f of ["criteria", "scores", "groupSizes"]) {
+      if (body[f] !== undefined) throw bad(f, "not allowed with `groups` (record form); use one form");
+    }
+    const groups = body.groups;
+    if (!Array.isArray(groups) || groups.length === 0) throw bad("groups", "a non-empty array");
+    let n = 0;
+    for (let g = 0; g < groups.length; g++) {
+      const grp = groups[g];
+      if (!isObject(grp)) throw bad(`groups[${g}]`, "an object {id, rows}");
+      if (!Array.isArray(grp.rows) || grp.rows.length === 0) throw bad(`groups[${g}].rows`, "a non-empty array");
+      n += grp.rows.length;
+    }
+    const scores = new Float32Array(n * K).fill(NaN);
+    const groupSizes: number[] = [];
+    const groupIds: string[] = [];
+    let weights: Float64Array | undefined;
+    let i = 0;
+    for (let g = 0; g < groups.length; g++) {
+      const grp = groups[g] as Record<string, unknown>;
+      const id = grp.id ?? String(g);
+      if (typeof id !== "string" && typeof id !== "number") throw bad(`groups[${g}].id`, "a string or number");
+      groupIds.push(String(id));
+      const rows = grp.rows as unknown[];
+      groupSizes.push(rows.length);
+      for (let r = 0; r < rows.length; r++, i++) {
+        const row = rows[r];
+        const where = `groups[${g}].rows[${r}]`;
+        if (!isObject(row)) throw bad(where, "an object {criterion: score}");
+        for (const key in row) {
+          const k = ctx.index.get(key);
+          if (k === undefined) throw bad(`${where}.${key}`, "unknown criterion");
+          scores[i * K + k] = score(row[key], `${where}.${key}`);
+        }
+      }
+      if (grp.weights !== undefined) {
+        if (!isObject(grp.weights)) throw bad(`groups[${g}].weights`, "an object {criterion: weight}");
+        if (!weights) {
+          weights = new Float64Array(groups.length * K);
+          for (let h = 0; h < groups.length; h++) for (let k = 0; k < K; k++) weights[h * K + k] = ctx.baseWeights[k]!;
+        }
+        for (let k = 0; k < K; k++) weights[g * K + k] = 0;
+        for (const key in grp.weights) {
+          const k = ctx.index.get(key);
+          if (k === undefined) throw bad(`groups[${g}].weights.${key}`, "unknown criterion");
+          weights[g * K + k] = weight(grp.weights[key], `groups[${g}].weights.${key}`);
+        }
+      }
+    }
+    return { run, step, scores, groupSizes, valid: undefined, weights, groupIds };
+  }
+  if (body.scores === undefined) throw bad("groups", "required: `groups` (record form) or `criteria`, `scores`, `groupSizes` (columnar form)");
+  const crit = body.criteria;
+  if (!Array.isArray(crit) || crit.length === 0) throw bad("criteria", "a non-empty array of criterion ids");
+  const cols: number[] = [];
+  const seen = new Set<number>();
+  for (let c = 0; c < crit.length; c++) {
+    const k = typeof crit[c] === "string" ? ctx.index.get(crit[c]) : undefined;
+    if (k === undefined) throw bad(`criteria[${c}]`, typeof crit[c] === "string" ? "unknown criterion" : "a criterion id");
+    if (seen.has(k)) throw bad(`criteria[${c}]`, "duplicate criterion");
+    seen.add(k);
+    cols.push(k);
+  }
+  const sizes = body.groupSizes;
+  if (!Array.isArray(sizes) || sizes.length === 0) throw bad("groupSizes", "a non-empty array of positive integers");
+  let n = 0;
+  for (let g = 0; g < sizes.length; g++) {
+    const s = sizes[g];
+    if (typeof s !== "number" || !Number.isSafeInteger(s) || s < 1) throw bad(`groupSizes[${g}]`, "a positive integer");
+    n += s;
+  }
+  const raw = body.scores;
+  const C = cols.length;
+  if (!Array.isArray(raw)) throw bad("scores", "an array of numbers (n x criteria, row-major)");
+  if (raw.length !== n * C) throw bad("scores", `length ${raw.length}, expected ${n * C} (sum(groupSizes) = ${n} rows x ${C} criteria)`);
+  const scores = new Float32Array(n * K).fill(NaN);
+  for (let i = 0; i < n; i++) {
+    for (let c = 0; c < C; c++) scores[i * K + cols[c]!] = score(raw[i * C + c], `scores[${i * C + c}]`);
+  }
+  let valid: Uint8Array | undefined;
+  if (body.valid !== undefined) {
+    const v = body.valid;
+    if (!Array.isArray(v) || v.length !== n) throw bad("valid", `an array of ${n} booleans`);
+    valid = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      const x = v[i];
+      if (typeof x !== "boolean" && x !== 0 && x !== 1) throw bad(`valid[${i}]`, "a boolean");
+      valid[i] = x ? 1 : 0;
+    }
+  }
+  let weights: Float64Array | undefined;
+  if (body.weights !== undefined) {
+    const w = body.weights;
+    const G = sizes.length;
+    if (!Array.isArray(w) || w.length !== G * C) throw bad("weights", `an array of ${G * C} numbers (groups x criteria)`);
+    weights = new Float64Array(G * K);
+    for (let g = 0; g < G; g++) for (let c = 0; c < C; c++) weights[g * K + cols[c]!] = weight(w[g * C + c], `weights[${g * C + c}]`);
+  }
+  return { run, step, scores, groupSizes: sizes as number[], valid, weights, groupIds: undefined };
+}
+
+export interface RewardRequest {
+  run: string;
+  query: string[];
+  prompts: string[];
+  labels: unknown[] | undefined;
+  groupSizes: number[];
+}
+
+/** `POST /get_reward` (OpenRLHF): `{query, prompts, labels}`; groups = runs of equal prompts unless `groupSizes` is given. */
+export function parseRewardBody(body: unknown, runParam: string | null, defaultRun: string): RewardRequest {
+  if (!isObject(body)) throw bad("body", "a JSON object");
+  const run = parseRun(body.run ?? runParam ?? undefined, "run", defaultRun);
+  const query = body.query;
+  if (!Array.isArray(query) || query.length === 0) throw bad("query", "a non-empty array of strings");
+  query.forEach((q, i) => {
+    if (typeof q !== "string") throw bad(`query[${i}]`, "a string");
+  });
+  const n = query.length;
+  let prompts: string[];
+  if (body.prompts === undefined) prompts = query.map(() => "");
+  else {
+    if (!Array.isArray(body.prompts) || body.prompts.length !== n) throw bad("prompts", `an array of ${n} strings (one per query)`);
+    body.prompts.forEach((p, i) => {
+      if (typeof p !== "string") throw bad(`prompts[${i}]`, "a string");
+    });
+    prompts = body.prompts as string[];
+  }
+  let labels: unknown[] | undefined;
+  if (body.labels !== undefined && body.labels !== null) {
+    if (!Array.isArray(body.labels) || body.labels.length !== n) throw bad("labels", `an array of ${n} labels (one per query)`);
+    labels = body.labels;
+  }
+  let groupSizes: number[] = [];
+  const gs = body.groupSizes ?? body.group_sizes;
+  if (gs !== undefined) {
+    const name = body.groupSizes !== undefined ? "groupSizes" : "group_sizes";
+    if (!Array.isArray(gs) || gs.length === 0) throw bad(name, "a non-empty array of positive integers");
+    let total = 0;
+    gs.forEach((s, g) => {
+      if (typeof s !== "number" || !Number.isSafeInteger(s) || s < 1) throw bad(`${name}[${g}]`, "a positive integer");
+      total += s;
+    });
+    if (total !== n) throw bad(name, `sums to ${total}, expected ${n} (one per query)`);
+    groupSizes = gs as number[];
+  } else {
+    for (let i = 0; i < n; i++) {
+      if (i > 0 && prompts[i] === prompts[i - 1] && body.prompts !== undefined) groupSizes[groupSizes.length - 1]!++;
+      else groupSizes.push(1);
+    }
+  }
+  return { run, query: query as string[], prompts, labels, groupSizes };
+}

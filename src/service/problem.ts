@@ -1,0 +1,63 @@
+/** RFC 9457 problem details (`application/problem+json`), naming the offending field. */
+
+export interface InvalidParam {
+  /** Path of the field, e.g. `groups[2].rows[0].accuracy`. */
+  name: string;
+  reason: string;
+}
+
+export class HttpError extends Error {
+  readonly status: number;
+  readonly field: string | undefined;
+  readonly headers: Record<string, string>;
+  /** The reason alone (without the field name), for `invalid-params`. */
+  readonly reason: string | undefined;
+  constructor(status: number, message: string, field?: string, headers: Record<string, string> = {}, reason?: string) {
+    super(message);
+    this.reason = reason;
+    this.status = status;
+    this.field = field;
+    this.headers = headers;
+  }
+}
+
+const TITLES: Record<number, string> = {
+  400: "Bad Request",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  409: "Conflict",
+  412: "Precondition Failed",
+  413: "Content Too Large",
+  415: "Unsupported Media Type",
+  422: "Unprocessable Content",
+  500: "Internal Server Error",
+  503: "Service Unavailable",
+};
+
+/** The JSON text of a problem. `field` is also given as `invalid-params` (the RFC's example extension). */
+export function problemBody(status: number, detail: string, field?: string, reason = detail): string {
+  const body: Record<string, unknown> = {
+    type: "about:blank",
+    title: TITLES[status] ?? "Error",
+    status,
+    detail,
+  };
+  if (field !== undefined) {
+    body.field = field;
+    body["invalid-params"] = [{ name: field, reason }];
+  }
+  return JSON.stringify(body);
+}
+
+/** A problem+json response. */
+export function problem(status: number, detail: string, field?: string, headers: Record<string, string> = {}, reason?: string): Response {
+  return new Response(problemBody(status, detail, field, reason), {
+    status,
+    headers: { "content-type": "application/problem+json", ...headers },
+  });
+}
+
+/** A 400 for `field`. */
+export function bad(field: string, reason: string): HttpError {
+  return new HttpError(400, `${field}: ${reason}`, field, {}, reason);
+}

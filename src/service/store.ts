@@ -1,0 +1,56 @@
+/**
+ * State stores of the judging service: a tiny key-value interface with versions, so that a
+ * write can be a compare-and-set. The service keeps one record per run (the engine snapshot plus
+ * its own bookkeeping) and one record per committed batch of idempotent responses.
+ *
+ * Runtime-neutral: no Node API here (the file store lives in file-store.ts).
+ */
+
+/** A stored value and its version. Versions start at 1 and grow by 1 on every write. */
+export interface Versioned {
+  value: Uint8Array;
+  version: number;
+}
+
+export interface StateStore {
+  /** The current value of `key`, or undefined when there is none. */
+  get(key: string): Promise<Versioned | undefined>;
+  /**
+   * Compare-and-set: write `value` when the current version of `key` equals `expected`
+   * (0 = the key must not exist) and return the new version; return undefined, writing nothing,
+   * when it does not. With `expected` undefined the write is unconditional.
+   * Resolves only once the value is durable to the store's own standard.
+   */
+  put(key: string, value: Uint8Array, expected?: number): Promise<number | undefined>;
+  /** Remove `key` (no-op when absent). */
+  delete(key: string): Promise<void>;
+  /** Flush and release resources. The store is not used afterwards. */
+  close?(): Promise<void>;
+}
+
+/** In-memory store: per process (or isolate); values are copied in and out. */
+export class MemoryStore implements StateStore {
+  readonly #map = new Map<string, Versioned>();
+
+  async get(key: string): Promise<Versioned | undefined> {
+    const v = this.#map.get(key);
+    return v && { value: v.value.slice(), version: v.version };
+  }
+
+  async put(key: string, value: Uint8Array, expected?: number): Promise<number | undefined> {
+    const current = this.#map.get(key)?.version ?? 0;
+    if (expected !== undefined && expected !== current) return undefined;
+    const version = current + 1;
+    this.#map.set(key, { value: value.slice(), version });
+    return version;
+  }
+
+  async delete(key: string): Promise<void> {
+    this.#map.delete(key);
+  }
+
+  /** Keys currently held (for tests and tooling). */
+  keys(): string[] {
+    return [...this.#map.keys()];
+  }
+}
