@@ -1,0 +1,131 @@
+/**
+ * Runtime-neutral conformance harness. Every runtime (Node, Deno, Bun, workerd, edge-runtime,
+ * Chromium) imports this file unchanged, hands it its own `createEngine` and the parsed
+ * test/vectors/vectors.json, and prints the report lines it returns.
+ *
+ * Only standard APIs are used (WebAssembly via the engine, TextEncoder, crypto.subtle).
+ *
+ * Digest of a vector = SHA-256 over, in this order:
+ *   for each call: the bytes of rewards, direct, advantages, weights, saturation (Float32, as laid
+ *     out in memory: little-endian everywhere wasm runs), or the 1-byte marker "E" if the call threw;
+ *   for each scoreOne row: the Float64 bytes of the result (or "E");
+ *   if `snapshot` is set: the bytes of engine.snapshot().
+ * The metrics digest = SHA-256 over, per call, each metric name (sorted) followed by its Float64.
+ */
+
+export const OUTPUTS = ["rewards", "direct", "advantages", "weights", "saturation"];
+
+const encoder = new TextEncoder();
+const ERROR = encoder.encode("E");
+
+/** JSON keeps NaN as null. */
+export function toFloat32(values) {
+  const out = new Float32Array(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = values[i] === null ? NaN : values[i];
+  return out;
+}
+
+function copyBytes(view) {
+  if (!ArrayBuffer.isView(view)) throw new TypeError(`expected a typed array, got ${typeof view}`);
+  return new Uint8Array(view.buffer, view.byteOffset, view.byteLength).slice();
+}
+
+function float64Bytes(x) {
+  return new Uint8Array(Float64Array.of(x).buffer);
+}
+
+function metricBytes(metrics) {
+  const parts = [];
+  for (const name of Object.keys(metrics).sort()) {
+    parts.push(encoder.encode(name), float64Bytes(metrics[name]));
+  }
+  return parts;
+}
+
+function concat(parts) {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+export async function sha256hex(bytes) {
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  let s = "";
+  for (const b of d) s += b.toString(16).padStart(2, "0");
+  return s;
+}
+
+function callOptions(call) {
+  const o = {};
+  if (call.valid) o.valid = call.valid;
+  if (call.weights) o.weights = call.weights;
+  return o;
+}
+
+/** Runs every vector on one engine backend; returns the digests (one engine per vector). */
+export async function runVectors(createEngine, vectors, backend) {
+  const digests = {};
+  const metrics = {};
+  let reported;
+  for (const v of vectors) {
+    const engine = await createEngine({ ...v.options, backend });
+    if (reported === undefined) reported = engine.backend;
+    else if (engine.backend !== reported) {
+      throw new Error(`vector ${v.name}: backend ${engine.backend}, earlier ${reported}`);
+    }
+    const parts = [];
+    const mparts = [];
+    for (const call of v.calls) {
+      let result;
+      try {
+        result = engine.score(toFloat32(call.scores), call.groupSizes, callOptions(call));
+      } catch {
+        parts.push(ERROR);
+        mparts.push(ERROR);
+        continue;
+      }
+      // Copy before the next call: outputs may be views into the engine's memory.
+      for (const key of OUTPUTS) parts.push(copyBytes(result[key]));
+      mparts.push(...metricBytes(result.metrics));
+    }
+    for (const row of v.scoreOne ?? []) {
+      try {
+        parts.push(float64Bytes(engine.scoreOne(Array.isArray(row) ? toFloat32(row) : row)));
+      } catch {
+        parts.push(ERROR);
+      }
+    }
+    if (v.snapshot) parts.push(copyBytes(engine.snapshot()));
+    digests[v.name] = await sha256hex(concat(parts));
+    metrics[v.name] = await sha256hex(concat(mparts));
+  }
+  return { backend: reported, digests, metrics };
+}
+
+/**
+ * The report of one runtime: a line for the default backend ("auto") and one with the scalar
+ * backend forced. Each line: {runtime, requested, backend, simdSupported, digests, metrics}.
+ */
+export async function runConformance({ runtime, createEngine, simdSupported, vectors }) {
+  const lines = [];
+  for (const requested of ["auto", "scalar"]) {
+    const started = Date.now();
+    const r = await runVectors(createEngine, vectors, requested === "auto" ? undefined : requested);
+    lines.push({
+      runtime,
+      requested,
+      backend: r.backend,
+      simdSupported: typeof simdSupported === "function" ? simdSupported() : null,
+      ms: Date.now() - started,
+      digests: r.digests,
+      metrics: r.metrics,
+    });
+  }
+  return lines;
+}
