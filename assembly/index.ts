@@ -1,0 +1,508 @@
+// Focal Reward kernels. The host lays out memory (see src/wasm.ts): a fixed region for the rubric,
+// the stream state and per-criterion scratch, then per-call buffers. Nothing here allocates.
+// Per-row work runs in 4-lane chunks (rows.ts); per-group bookkeeping below is plain scalar code
+// shared by both builds, so the simd and scalar builds give the same bits.
+
+import {
+  K, KP, setShape, sawInfinity, normalizeRow, weightedMean, accumulateTilt, accumulateStats,
+  fill, loadPadded, storeUnpadded, saturationOf, focalCoefficients, divideWhere, mixWith, sumWhere, tilt,
+} from "./rows";
+
+export function trap(message: usize, file: usize, line: u32, column: u32): void {
+  unreachable();
+}
+
+const FOCAL = 0;
+const WEIGHTED_MEAN = 1;
+const GDPO = 2;
+const GROUP = 0;
+const ADV_NONE = 0;
+const ADV_GRPO = 1;
+const ADV_DR_GRPO = 2;
+const ADV_RLOO = 3;
+
+let method = FOCAL;
+let scope = GROUP;
+let advantage = ADV_GRPO;
+let gamma: f32 = 3;
+let eps: f32 = 0.05;
+let tau: f32 = 1;
+let bounded = false;
+let minWeight: f64 = 0;
+let maxWeight: f64 = 1;
+let mix: f32 = 1;
+let decay: f32 = 0.9;
+let advEps: f64 = 1e-6;
+
+// Fixed region: f32 vectors of KP lanes, then f64 vectors of KP lanes.
+let LO: usize, INV: usize, PEN: usize, BASE: usize, SBAR: usize, SEEN: usize, FSTREAM: usize;
+let ROW: usize, ROWU: usize, ACC: usize, MASS: usize, SAT: usize, COEF: usize, FW: usize, GB: usize;
+let GSUM: usize, GSQ: usize, GCNT: usize, GMIN: usize, GMAX: usize, SATSUM: usize, SATN: usize, ALL: usize;
+let MSUM: usize, MSQ: usize, MCNT: usize, MCONST: usize, MPRES: usize, MWEIGHT: usize, MSAT: usize;
+let SORT: usize, SUMMARY: usize;
+const F32_SLOTS = 23;
+const F64_SLOTS = 9; // seven metric vectors, SORT takes two
+
+/** Bytes the fixed region needs for k criteria. */
+export function fixedSize(k: i32): usize {
+  let kp = <usize>((k + 3) & ~3);
+  return kp * 4 * F32_SLOTS + kp * 8 * F64_SLOTS + 64;
+}
+
+/** Lays out the fixed region at `base` for k criteria; the host then fills LO, INV, PEN, BASE. */
+export function layout(base: usize, k: i32): void {
+  setShape(k);
+  let v = <usize>KP << 2;
+  let p = base;
+  LO = p; p += v; INV = p; p += v; PEN = p; p += v; BASE = p; p += v;
+  SBAR = p; p += v; SEEN = p; p += v; FSTREAM = p; p += v; ROW = p; p += v; ROWU = p; p += v;
+  ACC = p; p += v; MASS = p; p += v; SAT = p; p += v; COEF = p; p += v; FW = p; p += v; GB = p; p += v;
+  GSUM = p; p += v; GSQ = p; p += v; GCNT = p; p += v; GMIN = p; p += v; GMAX = p; p += v;
+  SATSUM = p; p += v; SATN = p; p += v; ALL = p; p += v;
+  let w = <usize>KP << 3;
+  MSUM = p; p += w; MSQ = p; p += w; MCNT = p; p += w; MCONST = p; p += w; MPRES = p; p += w;
+  MWEIGHT = p; p += w; MSAT = p; p += w; SORT = p; p += w * 2;
+  SUMMARY = p;
+  memory.fill(base, 0, fixedSize(k));
+  for (let i = 0; i < KP; i++) store<f32>(ALL + (<usize>i << 2), i < K ? 0 : NaN);
+}
+
+export function configure(
+  m: i32, s: i32, adv: i32, g: f32, e: f32, t: f32,
+  hasBounds: bool, wMin: f64, wMax: f64, mx: f32, dc: f32, ae: f64,
+): void {
+  method = m; scope = s; advantage = adv; gamma = g; eps = e; tau = t;
+  bounded = hasBounds; minWeight = wMin; maxWeight = wMax; mix = mx; decay = dc; advEps = ae;
+}
+
+export function loPtr(): usize { return LO; }
+export function invPtr(): usize { return INV; }
+export function penPtr(): usize { return PEN; }
+export function basePtr(): usize { return BASE; }
+export function sbarPtr(): usize { return SBAR; }
+export function seenPtr(): usize { return SEEN; }
+export function streamWeightsPtr(): usize { return FSTREAM; }
+export function rowPtr(): usize { return ROW; }
+export function metricsPtr(): usize { return MSUM; }
+export function summaryPtr(): usize { return SUMMARY; }
+
+// ---------------------------------------------------------------------------------------------
+// Weights
+
+/** Euclidean projection of the present lanes of f onto {sum = 1, lo <= f <= hi} (spec step 5). */
+function project(f: usize, mask: usize): void {
+  let kg = 0;
+  for (let k = 0; k < K; k++) {
+    let m = load<f32>(mask + (<usize>k << 2));
+    if (m == m) kg++;
+  }
+  if (kg == 0) return;
+  let lo = minWeight, hi = maxWeight;
+  let kgf = <f64>kg;
+  if (!(lo * kgf <= 1 && 1 <= hi * kgf)) {
+    lo = min(lo, 1.0 / kgf);
+    hi = max(hi, 1.0 / kgf);
+  }
+  // sum_k clamp(f_k - theta, lo, hi) falls as theta rises, with kinks at f_k - hi and f_k - lo.
+  let nb = 0;
+  for (let k = 0; k < K; k++) {
+    let o = <usize>k << 2;
+    let m = load<f32>(mask + o);
+    if (m != m) continue;
+    let x = <f64>load<f32>(f + o);
+    store<f64>(SORT + (<usize>nb << 3), x - hi);
+    store<f64>(SORT + (<usize>(nb + 1) << 3), x - lo);
+    nb += 2;
+  }
+  for (let i = 1; i < nb; i++) {
+    let v = load<f64>(SORT + (<usize>i << 3));
+    let j = i - 1;
+    while (j >= 0 && load<f64>(SORT + (<usize>j << 3)) > v) {
+      store<f64>(SORT + (<usize>(j + 1) << 3), load<f64>(SORT + (<usize>j << 3)));
+      j--;
+    }
+    store<f64>(SORT + (<usize>(j + 1) << 3), v);
+  }
+  // Find the first kink where the clamped sum drops to <= 1; theta lies in the segment before it.
+  let theta = load<f64>(SORT);
+  let i = 0;
+  for (; i < nb; i++) {
+    if (clampedSum(f, mask, load<f64>(SORT + (<usize>i << 3)), lo, hi) <= 1) break;
+  }
+  if (i == nb) theta = load<f64>(SORT + (<usize>(nb - 1) << 3));
+  else if (i > 0) {
+    let a = load<f64>(SORT + (<usize>(i - 1) << 3));
+    let b = load<f64>(SORT + (<usize>i << 3));
+    let mid = 0.5 * (a + b);
+    let free = 0, fixed: f64 = 0, freeSum: f64 = 0;
+    for (let k = 0; k < K; k++) {
+      let o = <usize>k << 2;
+      let m = load<f32>(mask + o);
+      if (m != m) continue;
+      let x = <f64>load<f32>(f + o);
+      if (x - mid <= lo) fixed += lo;
+      else if (x - mid >= hi) fixed += hi;
+      else { free++; freeSum += x; }
+    }
+    theta = free > 0 ? (freeSum + fixed - 1) / free : b;
+  } else theta = load<f64>(SORT);
+  for (let k = 0; k < K; k++) {
+    let o = <usize>k << 2;
+    let m = load<f32>(mask + o);
+    if (m != m) continue;
+    store<f32>(f + o, <f32>min(max(<f64>load<f32>(f + o) - theta, lo), hi));
+  }
+}
+
+function clampedSum(f: usize, mask: usize, theta: f64, lo: f64, hi: f64): f64 {
+  let s: f64 = 0;
+  for (let k = 0; k < K; k++) {
+    let o = <usize>k << 2;
+    let m = load<f32>(mask + o);
+    if (m == m) s += min(max(<f64>load<f32>(f + o) - theta, lo), hi);
+  }
+  return s;
+}
+
+/** Static weights b normalized over the lanes where `mask` is present, into `out`. */
+function staticWeights(b: usize, mask: usize, out: usize): f32 {
+  let sumB = sumWhere(b, mask);
+  divideWhere(b, mask, sumB, out);
+  return sumB;
+}
+
+/** Focal weights from the saturation `sat` (NaN = criterion not in use) and base weights b. */
+function focalWeights(sat: usize, b: usize, out: usize): void {
+  let total = focalCoefficients(sat, b, gamma, eps, COEF);
+  let sumB = sumWhere(b, sat);
+  if (total > 0) divideWhere(COEF, sat, total, out);
+  else divideWhere(b, sat, sumB, out);
+  if (bounded) project(out, sat);
+  if (mix != 1) mixWith(out, b, sat, mix, sumB);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batches
+
+/**
+ * Scores a batch. Returns 0, or 1 when a score is infinite (nothing was changed then).
+ * d: direct rewards (NaN marks an invalid row); outW/outS: G x K (group scope) or K (stream).
+ */
+export function score(
+  n: i32, groups: i32, scores: usize, valid: usize, sizes: usize, instW: usize,
+  outR: usize, outD: usize, outA: usize, outW: usize, outS: usize, U: usize, P: usize,
+): i32 {
+  sawInfinity = false;
+  let rowBytes = <usize>K << 2;
+  let uBytes = <usize>KP << 2;
+  for (let k = 0; k < KP * 7; k++) store<f64>(MSUM + (<usize>k << 3), 0);
+  store<f64>(SUMMARY, 0);
+  store<f64>(SUMMARY, 0, 8);
+  let stream = scope != GROUP && method == FOCAL;
+  if (stream) { fill(SATSUM, 0); fill(SATN, 0); }
+
+  let start = 0;
+  for (let g = 0; g < groups; g++) {
+    let m = load<i32>(sizes + (<usize>g << 2));
+    let b = BASE;
+    if (instW != 0) { loadPadded(instW + <usize>g * rowBytes, GB, 0); b = GB; }
+    // Pass 1: normalize into U, direct reward per row.
+    let top: f32 = -Infinity;
+    let anyValid = false;
+    for (let i = 0; i < m; i++) {
+      let r = start + i;
+      let d = normalizeRow(scores + <usize>r * rowBytes, U + <usize>i * uBytes, LO, INV, PEN, b);
+      if (valid != 0 && load<u8>(valid + <usize>r) == 0) d = NaN;
+      store<f32>(outD + (<usize>r << 2), d);
+      if (d == d) { anyValid = true; if (d > top) top = d; }
+    }
+    // Tilted saturation (steps 2-3) and per-criterion statistics over the valid rows.
+    tilt(outD + (<usize>start << 2), P, m, top, tau);
+    fill(ACC, 0); fill(MASS, 0); fill(GSUM, 0); fill(GSQ, 0); fill(GCNT, 0);
+    fill(GMIN, Infinity); fill(GMAX, -Infinity);
+    for (let i = 0; i < m; i++) {
+      let d = load<f32>(outD + (<usize>(start + i) << 2));
+      if (d != d) continue;
+      let u = U + <usize>i * uBytes;
+      accumulateTilt(u, load<f32>(P + (<usize>i << 2)), ACC, MASS);
+      accumulateStats(u, GSUM, GSQ, GCNT, GMIN, GMAX);
+    }
+    saturationOf(ACC, MASS, SAT);
+    foldStats(anyValid);
+    if (stream) {
+      accumulatePresent();
+    } else if (anyValid) {
+      if (method == FOCAL) {
+        focalWeights(SAT, b, FW);
+        for (let i = 0; i < m; i++) {
+          let o = <usize>(start + i) << 2;
+          let d = load<f32>(outD + o);
+          if (d != d) continue;
+          let r = weightedMean(U + <usize>i * uBytes, FW);
+          store<f32>(outR + o, r == r ? r : d);
+        }
+      } else {
+        staticWeights(b, SAT, FW);
+        memory.copy(outR + (<usize>start << 2), outD + (<usize>start << 2), <usize>m << 2);
+        if (method == GDPO) gdpoGroup(start, m, U, b, outD, outA);
+      }
+      accumulateWeights();
+    } else {
+      fill(FW, 0);
+    }
+    if (!stream) {
+      storeUnpadded(FW, outW + <usize>g * rowBytes);
+      storeUnpadded(SAT, outS + <usize>g * rowBytes);
+    }
+    start += m;
+  }
+  if (sawInfinity) return 1;
+
+  if (stream) {
+    updateStream();
+    start = 0;
+    for (let r = 0; r < n; r++) {
+      let o = <usize>r << 2;
+      let d = load<f32>(outD + o);
+      if (d != d) continue;
+      let f = normalizeRow(scores + <usize>r * rowBytes, ROWU, LO, INV, PEN, FSTREAM);
+      store<f32>(outR + o, f == f ? f : d);
+    }
+    storeUnpadded(FSTREAM, outW);
+    streamSaturation(outS);
+  }
+  finishRewards(n, groups, sizes, outR, outD, outA);
+  return 0;
+}
+
+function foldStats(anyValid: bool): void {
+  if (!anyValid) return;
+  for (let k = 0; k < K; k++) {
+    let o = <usize>k << 2;
+    let w = <usize>k << 3;
+    let c = load<f32>(GCNT + o);
+    if (c == 0) continue;
+    store<f64>(MSUM + w, load<f64>(MSUM + w) + load<f32>(GSUM + o));
+    store<f64>(MSQ + w, load<f64>(MSQ + w) + load<f32>(GSQ + o));
+    store<f64>(MCNT + w, load<f64>(MCNT + w) + c);
+    store<f64>(MPRES + w, load<f64>(MPRES + w) + 1);
+    if (load<f32>(GMIN + o) == load<f32>(GMAX + o)) store<f64>(MCONST + w, load<f64>(MCONST + w) + 1);
+  }
+}
+
+function accumulateWeights(): void {
+  for (let k = 0; k < K; k++) {
+    let o = <usize>k << 2;
+    let s = load<f32>(SAT + o);
+    if (s != s) continue;
+    let w = <usize>k << 3;
+    store<f64>(MWEIGHT + w, load<f64>(MWEIGHT + w) + load<f32>(FW + o));
+    store<f64>(MSAT + w, load<f64>(MSAT + w) + s);
+  }
+}
+
+function accumulatePresent(): void {
+  for (let k = 0; k < K; k++) {
+    let o = <usize>k << 2;
+    let s = load<f32>(SAT + o);
+    if (s != s) continue;
+    store<f32>(SATSUM + o, load<f32>(SATSUM + o) + s);
+    store<f32>(SATN + o, load<f32>(SATN + o) + 1);
+  }
+}
+
+/** sbar <- shat on a criterion's first estimate, else decay sbar + (1 - decay) shat. */
+function updateStream(): void {
+  for (let k = 0; k < K; k++) {
+    let o = <usize>k << 2;
+    let cnt = load<f32>(SATN + o);
+    if (cnt == 0) continue;
+    let shat = load<f32>(SATSUM + o) / cnt;
+    let seen = load<f32>(SEEN + o) != 0;
+    store<f32>(SBAR + o, seen ? decay * load<f32>(SBAR + o) + (1 - decay) * shat : shat);
+    store<f32>(SEEN + o, 1);
+  }
+  streamWeights();
+}
+
+/** Stream weights from sbar over all K criteria (no estimate counts as 0). */
+export function streamWeights(): void {
+  for (let k = 0; k < KP; k++) {
+    let o = <usize>k << 2;
+    store<f32>(SAT + o, k < K ? (load<f32>(SEEN + o) != 0 ? load<f32>(SBAR + o) : 0) : NaN);
+  }
+  if (method == FOCAL) focalWeights(SAT, BASE, FSTREAM);
+  else staticWeights(BASE, ALL, FSTREAM);
+}
+
+function streamSaturation(out: usize): void {
+  for (let k = 0; k < K; k++) {
+    let o = <usize>k << 2;
+    store<f32>(out + o, load<f32>(SEEN + o) != 0 ? load<f32>(SBAR + o) : NaN);
+    let w = <usize>k << 3;
+    store<f64>(MWEIGHT + w, load<f32>(FSTREAM + o));
+    store<f64>(MSAT + w, load<f32>(SAT + o));
+  }
+}
+
+/** GDPO: per-criterion z-scores within the group, a_i = sum_k b_k z_ik (b normalized) into outA. */
+function gdpoGroup(start: i32, m: i32, U: usize, b: usize, outD: usize, outA: usize): void {
+  let uBytes = <usize>KP << 2;
+  let sumB: f64 = sumWhere(b, SAT);
+  for (let i = 0; i < m; i++) store<f32>(outA + (<usize>(start + i) << 2), 0);
+  for (let k = 0; k < K; k++) {
+    let o = <usize>k << 2;
+    let cnt = 0;
+    let sum: f64 = 0;
+    for (let i = 0; i < m; i++) {
+      let d = load<f32>(outD + (<usize>(start + i) << 2));
+      let u = load<f32>(U + <usize>i * uBytes + o);
+      if (d == d && u == u) { cnt++; sum += u; }
+    }
+    if (cnt < 2) continue;
+    let mean = sum / cnt;
+    let ss: f64 = 0;
+    for (let i = 0; i < m; i++) {
+      let d = load<f32>(outD + (<usize>(start + i) << 2));
+      let u = load<f32>(U + <usize>i * uBytes + o);
+      if (d == d && u == u) ss += (u - mean) * (u - mean);
+    }
+    let std = Math.sqrt(ss / (cnt - 1));
+    let wk = <f64>load<f32>(b + o) / sumB;
+    for (let i = 0; i < m; i++) {
+      let ao = outA + (<usize>(start + i) << 2);
+      let d = load<f32>(outD + (<usize>(start + i) << 2));
+      let u = load<f32>(U + <usize>i * uBytes + o);
+      if (d == d && u == u) store<f32>(ao, <f32>(<f64>load<f32>(ao) + wk * ((u - mean) / (std + advEps))));
+    }
+  }
+}
+
+/** Invalid rows take their group's mean reward (or the batch's); then advantages per group. */
+function finishRewards(n: i32, groups: i32, sizes: usize, outR: usize, outD: usize, outA: usize): void {
+  let batchSum: f64 = 0;
+  let batchCount = 0;
+  let emptyGroups = 0;
+  let zeroStd = 0;
+  let start = 0;
+  for (let g = 0; g < groups; g++) {
+    let m = load<i32>(sizes + (<usize>g << 2));
+    let sum: f64 = 0;
+    let cnt = 0;
+    let lo: f32 = Infinity, hi: f32 = -Infinity;
+    for (let i = start; i < start + m; i++) {
+      let o = <usize>i << 2;
+      let d = load<f32>(outD + o);
+      if (d != d) continue;
+      let r = load<f32>(outR + o);
+      sum += r; cnt++;
+      lo = min(lo, r); hi = max(hi, r);
+    }
+    batchSum += sum; batchCount += cnt;
+    if (cnt == 0) emptyGroups++;
+    else {
+      if (lo == hi) zeroStd++;
+      let mean = <f32>(sum / cnt);
+      for (let i = start; i < start + m; i++) {
+        let o = <usize>i << 2;
+        let d = load<f32>(outD + o);
+        if (d != d) store<f32>(outR + o, mean);
+      }
+    }
+    if (method != GDPO) groupAdvantages(start, m, cnt, sum / <f64>max(cnt, 1), outR, outD, outA);
+    start += m;
+  }
+  store<f64>(SUMMARY, <f64>zeroStd);
+  store<f64>(SUMMARY, <f64>(groups - emptyGroups), 8);
+  if (emptyGroups > 0) {
+    let mean = batchCount > 0 ? <f32>(batchSum / batchCount) : <f32>0;
+    start = 0;
+    for (let g = 0; g < groups; g++) {
+      let m = load<i32>(sizes + (<usize>g << 2));
+      let empty = true;
+      for (let i = start; i < start + m; i++) {
+        let d = load<f32>(outD + (<usize>i << 2));
+        if (d == d) { empty = false; break; }
+      }
+      if (empty) for (let i = start; i < start + m; i++) store<f32>(outR + (<usize>i << 2), mean);
+      start += m;
+    }
+  }
+  if (method == GDPO) gdpoBatch(n, outD, outA);
+}
+
+function groupAdvantages(start: i32, m: i32, cnt: i32, mean: f64, outR: usize, outD: usize, outA: usize): void {
+  let std: f64 = 0;
+  if (advantage == ADV_GRPO && cnt >= 2) {
+    let ss: f64 = 0;
+    for (let i = start; i < start + m; i++) {
+      let o = <usize>i << 2;
+      let d = load<f32>(outD + o);
+      if (d == d) { let x = <f64>load<f32>(outR + o) - mean; ss += x * x; }
+    }
+    std = Math.sqrt(ss / (cnt - 1));
+  }
+  for (let i = start; i < start + m; i++) {
+    let o = <usize>i << 2;
+    let d = load<f32>(outD + o);
+    let a: f64 = 0;
+    if (d == d && cnt >= 2 && advantage != ADV_NONE) {
+      let r = <f64>load<f32>(outR + o);
+      if (advantage == ADV_GRPO) a = (r - mean) / (std + advEps);
+      else if (advantage == ADV_DR_GRPO) a = r - mean;
+      else if (advantage == ADV_RLOO) a = r - (mean * cnt - r) / (cnt - 1);
+    }
+    store<f32>(outA + o, <f32>a);
+  }
+}
+
+/** GDPO's batch normalization of a_i over every valid row. */
+function gdpoBatch(n: i32, outD: usize, outA: usize): void {
+  let sum: f64 = 0;
+  let cnt = 0;
+  for (let i = 0; i < n; i++) {
+    let o = <usize>i << 2;
+    let d = load<f32>(outD + o);
+    if (d == d) { sum += load<f32>(outA + o); cnt++; }
+  }
+  let mean = cnt > 0 ? sum / cnt : 0;
+  let ss: f64 = 0;
+  for (let i = 0; i < n; i++) {
+    let o = <usize>i << 2;
+    let d = load<f32>(outD + o);
+    if (d == d) { let x = <f64>load<f32>(outA + o) - mean; ss += x * x; }
+  }
+  let std = cnt > 1 ? Math.sqrt(ss / (cnt - 1)) : 0;
+  for (let i = 0; i < n; i++) {
+    let o = <usize>i << 2;
+    let d = load<f32>(outD + o);
+    let a: f64 = 0;
+    if (d == d && cnt > 1) a = (<f64>load<f32>(outA + o) - mean) / (std + advEps);
+    store<f32>(outA + o, <f32>a);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One rollout
+
+/** Reward of the row at rowPtr(): with the stream weights, or as a group of one. NaN if invalid. */
+export function scoreOne(): f32 {
+  let d = normalizeRow(ROW, ROWU, LO, INV, PEN, BASE);
+  if (d != d || sawInfinity) { sawInfinity = false; return NaN; }
+  if (method != FOCAL) return d;
+  let w = FSTREAM;
+  if (scope == GROUP) {
+    fill(ACC, 0); fill(MASS, 0);
+    accumulateTilt(ROWU, 1, ACC, MASS);
+    saturationOf(ACC, MASS, SAT);
+    focalWeights(SAT, BASE, FW);
+    w = FW;
+  }
+  let r = weightedMean(ROWU, w);
+  return r == r ? r : d;
+}
+
+/** First free byte after the module's static data. */
+export function heapBase(): usize {
+  return __heap_base;
+}

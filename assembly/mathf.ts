@@ -1,0 +1,118 @@
+// Lane-exact exp and log: the v128 and the scalar versions run the same f32 operations in the
+// same order, so the simd and scalar builds agree bit for bit (std Mathf has no vector form).
+// Cephes-style range reduction and minimax polynomials, ~1 ulp on the ranges used here.
+
+const LOG2E: f32 = 1.44269504;
+const LN2_HI: f32 = 0.693359375;
+const LN2_LO: f32 = -2.12194440e-4;
+const EXP_MIN: f32 = -87.3;
+const EXP_MAX: f32 = 88.3;
+const SQRT_HALF: f32 = 0.707106781;
+
+const E0: f32 = 1.9875691500e-4;
+const E1: f32 = 1.3981999507e-3;
+const E2: f32 = 8.3334519073e-3;
+const E3: f32 = 4.1665795894e-2;
+const E4: f32 = 1.6666665459e-1;
+const E5: f32 = 5.0000001201e-1;
+
+const L0: f32 = 7.0376836292e-2;
+const L1: f32 = -1.1514610310e-1;
+const L2: f32 = 1.1676998740e-1;
+const L3: f32 = -1.2420140846e-1;
+const L4: f32 = 1.4249322787e-1;
+const L5: f32 = -1.6668057665e-1;
+const L6: f32 = 2.0000714765e-1;
+const L7: f32 = -2.4999993993e-1;
+const L8: f32 = 3.3333331174e-1;
+
+/** e^x for finite x (clamped to the f32 normal range); exp(0) = 1 exactly. */
+export function expf(x: f32): f32 {
+  x = min(max(x, EXP_MIN), EXP_MAX);
+  let n = nearest(x * LOG2E);
+  let r = x - n * LN2_HI;
+  r = r - n * LN2_LO;
+  let p = E0;
+  p = p * r + E1;
+  p = p * r + E2;
+  p = p * r + E3;
+  p = p * r + E4;
+  p = p * r + E5;
+  p = p * (r * r) + r;
+  p = p + 1;
+  let scale = reinterpret<f32>((i32(n) + 127) << 23);
+  return p * scale;
+}
+
+/** ln x for x > 0 (normal). */
+export function logf(x: f32): f32 {
+  let bits = reinterpret<i32>(x);
+  let e = (bits >> 23) - 126;
+  let m = reinterpret<f32>((bits & 0x7fffff) | 0x3f000000); // [0.5, 1)
+  let small = m < SQRT_HALF;
+  e = e - i32(small);
+  let t = select<f32>(m, 0, small);
+  let y = (m + t) - 1;
+  let z = y * y;
+  let p = L0;
+  p = p * y + L1;
+  p = p * y + L2;
+  p = p * y + L3;
+  p = p * y + L4;
+  p = p * y + L5;
+  p = p * y + L6;
+  p = p * y + L7;
+  p = p * y + L8;
+  let fe = f32(e);
+  let q = p * y * z;
+  q = q + fe * LN2_LO;
+  q = q - z * 0.5;
+  let res = y + q;
+  return res + fe * LN2_HI;
+}
+
+/** Four lanes of expf, operation for operation. */
+// @ts-ignore: decorator
+@inline export function expv(x: v128): v128 {
+  x = f32x4.min(f32x4.max(x, f32x4.splat(EXP_MIN)), f32x4.splat(EXP_MAX));
+  let n = f32x4.nearest(f32x4.mul(x, f32x4.splat(LOG2E)));
+  let r = f32x4.sub(x, f32x4.mul(n, f32x4.splat(LN2_HI)));
+  r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(LN2_LO)));
+  let p = f32x4.splat(E0);
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(E1));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(E2));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(E3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(E4));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(E5));
+  p = f32x4.add(f32x4.mul(p, f32x4.mul(r, r)), r);
+  p = f32x4.add(p, f32x4.splat(1));
+  let scale = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
+  return f32x4.mul(p, scale);
+}
+
+/** Four lanes of logf, operation for operation. */
+// @ts-ignore: decorator
+@inline export function logv(x: v128): v128 {
+  let e = i32x4.sub(i32x4.shr_s(x, 23), i32x4.splat(126));
+  let m = v128.or(v128.and(x, i32x4.splat(0x7fffff)), i32x4.splat(0x3f000000));
+  let small = f32x4.lt(m, f32x4.splat(SQRT_HALF));
+  e = i32x4.add(e, small); // small lanes are -1
+  let t = v128.and(m, small);
+  let y = f32x4.sub(f32x4.add(m, t), f32x4.splat(1));
+  let z = f32x4.mul(y, y);
+  let p = f32x4.splat(L0);
+  p = f32x4.add(f32x4.mul(p, y), f32x4.splat(L1));
+  p = f32x4.add(f32x4.mul(p, y), f32x4.splat(L2));
+  p = f32x4.add(f32x4.mul(p, y), f32x4.splat(L3));
+  p = f32x4.add(f32x4.mul(p, y), f32x4.splat(L4));
+  p = f32x4.add(f32x4.mul(p, y), f32x4.splat(L5));
+  p = f32x4.add(f32x4.mul(p, y), f32x4.splat(L6));
+  p = f32x4.add(f32x4.mul(p, y), f32x4.splat(L7));
+  p = f32x4.add(f32x4.mul(p, y), f32x4.splat(L8));
+  let fe = f32x4.convert_i32x4_s(e);
+  let q = f32x4.mul(f32x4.mul(p, y), z);
+  q = f32x4.add(q, f32x4.mul(fe, f32x4.splat(LN2_LO)));
+  q = f32x4.sub(q, f32x4.mul(z, f32x4.splat(0.5)));
+  let res = f32x4.add(y, q);
+  return f32x4.add(res, f32x4.mul(fe, f32x4.splat(LN2_HI)));
+}

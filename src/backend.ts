@@ -1,0 +1,62 @@
+import type { BackendName, Method, Scope, AdvantageMode } from "./types.js";
+import type { CompiledRubric } from "./rubric.js";
+
+/** Engine settings after validation, shared by every backend. */
+export interface Settings {
+  method: Method;
+  scope: Scope;
+  advantage: AdvantageMode;
+  gamma: number;
+  eps: number;
+  tau: number;
+  /** undefined = no bounds */
+  minWeight: number | undefined;
+  maxWeight: number | undefined;
+  mix: number;
+  decay: number;
+  advEps: number;
+}
+
+/** A validated batch: every length checked, every group size a positive integer. */
+export interface Batch {
+  n: number;
+  scores: Float32Array;
+  sizes: Int32Array;
+  valid: Uint8Array | undefined;
+  weights: Float32Array | undefined;
+}
+
+/** Per-criterion accumulators, K each: present-value sum, sum of squares, count,
+ *  groups where constant, groups where present, weight sum and saturation sum over those groups. */
+export const STAT_FIELDS = ["sum", "sq", "count", "constant", "present", "weight", "saturation"] as const;
+
+export interface RawResult {
+  rewards: Float32Array;
+  direct: Float32Array;
+  advantages: Float32Array;
+  weights: Float32Array;
+  saturation: Float32Array;
+  /** STAT_FIELDS.length x K, field-major. */
+  stats: Float64Array;
+  zeroStdGroups: number;
+  activeGroups: number;
+}
+
+export interface StreamState {
+  sbar: Float64Array;
+  seen: Uint8Array;
+}
+
+export interface Backend {
+  readonly name: BackendName;
+  /** Scores a batch; throws (and changes nothing) when a score is infinite. */
+  score(batch: Batch): RawResult;
+  /** One normalized-rubric row of K raw scores (NaN = absent); NaN when the row is invalid. */
+  scoreOne(row: Float32Array): number;
+  /** A view of n x K floats where score() reads its input without a copy, if the backend has one. */
+  input(n: number): Float32Array;
+  getState(): StreamState;
+  setState(state: StreamState): void;
+}
+
+export type BackendFactory = (rubric: CompiledRubric, settings: Settings) => Backend;

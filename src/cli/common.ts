@@ -1,0 +1,89 @@
+import { createReadStream } from "node:fs";
+import { readFile, rename, writeFile } from "node:fs/promises";
+import { createInterface } from "node:readline";
+import type { Criterion, EngineOptions } from "../types.js";
+
+/** Engine flags shared by the commands, for node:util parseArgs. */
+export const ENGINE_FLAGS = {
+  rubric: { type: "string" },
+  method: { type: "string" },
+  scope: { type: "string" },
+  gamma: { type: "string" },
+  eps: { type: "string" },
+  tau: { type: "string" },
+  "min-weight": { type: "string" },
+  "max-weight": { type: "string" },
+  mix: { type: "string" },
+  decay: { type: "string" },
+  advantage: { type: "string" },
+  backend: { type: "string" },
+} as const;
+
+export const ENGINE_HELP = `engine options:
+  --rubric FILE        JSON {"criteria": [{"id", "weight", "scale": [lo, hi], "polarity"}]}
+                       (without it every criterion seen has weight 1 and scale [0, 1])
+  --method M           focal (default) | weighted-mean | gdpo
+  --scope S            group (default) | stream
+  --gamma G            focal exponent (default 3)     --eps E     headroom floor (default 0.05)
+  --tau T              tilt temperature (default 1)   --mix M     focal share (default 1)
+  --min-weight W       lower bound of a weight        --max-weight W   upper bound
+  --decay D            stream EMA decay (default 0.9)
+  --advantage A        grpo (default) | dr-grpo | rloo | none
+  --backend B          auto (default) | simd | scalar | js`;
+
+type Values = Partial<Record<keyof typeof ENGINE_FLAGS, string>>;
+
+function number(flag: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const x = Number(text);
+  if (text.trim() === "" || !Number.isFinite(x)) throw new Error(`--${flag}: expected a number, got '${text}'`);
+  return x;
+}
+
+/** Engine options from flags; the rubric comes from --rubric or from `criteria` (weight 1). */
+export function engineOptions(v: Values, criteria: readonly Criterion[]): EngineOptions {
+  return {
+    rubric: { criteria },
+    method: v.method as EngineOptions["method"],
+    scope: v.scope as EngineOptions["scope"],
+    advantage: v.advantage as EngineOptions["advantage"],
+    backend: v.backend as EngineOptions["backend"],
+    gamma: number("gamma", v.gamma),
+    eps: number("eps", v.eps),
+    tau: number("tau", v.tau),
+    minWeight: number("min-weight", v["min-weight"]),
+    maxWeight: number("max-weight", v["max-weight"]),
+    mix: number("mix", v.mix),
+    decay: number("decay", v.decay),
+  };
+}
+
+export async function readRubric(path: string): Promise<Criterion[]> {
+  let json: unknown;
+  try {
+    json = JSON.parse(await readFile(path, "utf8"));
+  } catch (e) {
+    throw new Error(`--rubric ${path}: ${(e as Error).message}`);
+  }
+  const criteria = Array.isArray(json) ? json : (json as { criteria?: unknown })?.criteria;
+  if (!Array.isArray(criteria)) throw new Error(`--rubric ${path}: expected {"criteria": [...]}`);
+  return criteria as Criterion[];
+}
+
+/** Lines of a file, or of stdin when `path` is undefined or "-". */
+export function readLines(path: string | undefined): AsyncIterable<string> {
+  const input = path === undefined || path === "-" ? process.stdin : createReadStream(path);
+  return createInterface({ input, crlfDelay: Infinity });
+}
+
+/** Writes a file so that readers see the old or the new content, never a torn one. */
+export async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  const tmp = `${path}.${process.pid}.tmp`;
+  await writeFile(tmp, data);
+  await rename(tmp, path);
+}
+
+/** Writes to stdout, waiting when the pipe is full. */
+export function writeOut(text: string): Promise<void> | void {
+  if (!process.stdout.write(text)) return new Promise((resolve) => process.stdout.once("drain", () => resolve()));
+}

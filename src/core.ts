@@ -1,0 +1,221 @@
+import type { Backend, Batch, Settings } from "./backend.js";
+import { buildMetrics } from "./metrics.js";
+import { ReferenceBackend } from "./reference.js";
+import { compileRubric, type CompiledRubric } from "./rubric.js";
+import { decodeSnapshot, encodeSnapshot } from "./snapshot.js";
+import type {
+  AdvantageMode, BackendName, Engine, EngineOptions, Method, Scope, ScoreOptions, ScoreResult, WasmSource,
+} from "./types.js";
+import { finite, oneOf } from "./validate.js";
+import { instantiateKernel, WasmBackend } from "./wasm.js";
+
+export type * from "./types.js";
+
+/** Loads a kernel build; each runtime entry supplies one (file, module import, fetch). */
+export type KernelLoader = (kind: "simd" | "scalar") => Promise<WebAssembly.Module>;
+
+/** The largest batch one call takes (rows x criteria); larger batches go in several calls. */
+export const MAX_CELLS = 1 << 25;
+
+// (module (func (result v128) v128.const 0)): validates only where SIMD is supported.
+const SIMD_PROBE = new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 22, 1, 20, 0, 253, 12,
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 11,
+]);
+
+export function simdSupported(): boolean {
+  return typeof WebAssembly === "object" && WebAssembly.validate(SIMD_PROBE);
+}
+
+/** A compiled module from whatever the caller has: a Module, bytes, a URL or a Response. */
+export async function compileSource(source: WasmSource): Promise<WebAssembly.Module> {
+  if (source instanceof WebAssembly.Module) return source;
+  if (source instanceof ArrayBuffer || ArrayBuffer.isView(source)) return WebAssembly.compile(source as BufferSource);
+  const response = typeof source === "string" || source instanceof URL ? await fetch(source) : await source;
+  if (!response.ok) throw new Error(`wasm: ${response.url || "response"} answered ${response.status}`);
+  return WebAssembly.compile(await response.arrayBuffer());
+}
+
+function settingsOf(o: EngineOptions): Settings {
+  const method = oneOf<Method>("method", o.method, ["focal", "weighted-mean", "gdpo"], "focal");
+  const scope = oneOf<Scope>("scope", o.scope, ["group", "stream"], "group");
+  if (scope === "stream" && method !== "focal") throw new RangeError(`scope "stream" applies to method "focal", not "${method}"`);
+  const s: Settings = {
+    method, scope,
+    advantage: oneOf<AdvantageMode>("advantage", o.advantage, ["grpo", "dr-grpo", "rloo", "none"], "grpo"),
+    gamma: finite("gamma", o.gamma, 3),
+    eps: finite("eps", o.eps, 0.05),
+    tau: finite("tau", o.tau, 1),
+    minWeight: o.minWeight === undefined ? undefined : finite("minWeight", o.minWeight, 0),
+    maxWeight: o.maxWeight === undefined ? undefined : finite("maxWeight", o.maxWeight, 1),
+    mix: finite("mix", o.mix, 1),
+    decay: finite("decay", o.decay, 0.9),
+    advEps: finite("advEps", o.advEps, 1e-6),
+  };
+  if (s.gamma < 0) throw new RangeError(`gamma must be >= 0, got ${s.gamma}`);
+  if (s.eps < 0) throw new RangeError(`eps must be >= 0, got ${s.eps}`);
+  if (!(s.tau > 0)) throw new RangeError(`tau must be > 0, got ${s.tau}`);
+  if (s.minWeight !== undefined && (s.minWeight < 0 || s.minWeight > 1)) throw new RangeError(`minWeight must be in [0, 1], got ${s.minWeight}`);
+  if (s.maxWeight !== undefined && (s.maxWeight < 0 || s.maxWeight > 1)) throw new RangeError(`maxWeight must be in [0, 1], got ${s.maxWeight}`);
+  if ((s.minWeight ?? 0) > (s.maxWeight ?? 1)) throw new RangeError(`minWeight (${s.minWeight}) must not exceed maxWeight (${s.maxWeight})`);
+  if (s.mix < 0 || s.mix > 1) throw new RangeError(`mix must be in [0, 1], got ${s.mix}`);
+  if (s.decay < 0 || s.decay >= 1) throw new RangeError(`decay must be in [0, 1), got ${s.decay}`);
+  if (s.advEps < 0) throw new RangeError(`advEps must be >= 0, got ${s.advEps}`);
+  return s;
+}
+
+/** Creates an engine with the kernels that `load` provides (or those in `options.wasm`). */
+export async function createEngineFrom(load: KernelLoader, options: EngineOptions): Promise<Engine> {
+  if (options === null || typeof options !== "object") throw new TypeError("createEngine: expected an options object");
+  const rubric = compileRubric(options.rubric);
+  const settings = settingsOf(options);
+  const wanted = oneOf<BackendName | "auto">("backend", options.backend, ["auto", "simd", "scalar", "js"], "auto");
+  let backend: Backend;
+  if (wanted === "js" || (wanted === "auto" && typeof WebAssembly !== "object")) {
+    backend = new ReferenceBackend(rubric, settings);
+  } else {
+    const kind = wanted === "auto" ? (simdSupported() ? "simd" : "scalar") : wanted;
+    if (kind === "simd" && !simdSupported()) throw new Error("backend \"simd\": this engine has no WebAssembly SIMD");
+    const own = options.wasm?.[kind];
+    const module = own !== undefined ? await compileSource(own) : await load(kind);
+    backend = new WasmBackend(kind, await instantiateKernel(module), rubric, settings);
+  }
+  return new FocalEngine(rubric, settings, backend);
+}
+
+class FocalEngine implements Engine {
+  readonly criteria: readonly string[];
+  private updates = 0;
+
+  constructor(private readonly rubric: CompiledRubric, private readonly settings: Settings, private readonly impl: Backend) {
+    this.criteria = rubric.ids;
+  }
+
+  get backend(): BackendName { return this.impl.name; }
+  get method(): Method { return this.settings.method; }
+  get scope(): Scope { return this.settings.scope; }
+
+  input(rows: number): Float32Array {
+    if (!Number.isSafeInteger(rows) || rows < 1) throw new RangeError(`input: rows must be a positive integer, got ${rows}`);
+    if (rows * this.criteria.length > MAX_CELLS) throw new RangeError(`input: ${rows} rows exceed the ${MAX_CELLS}-score limit of one call`);
+    return this.impl.input(rows);
+  }
+
+  score(scores: Float32Array | ArrayLike<number>, groupSizes: ArrayLike<number>, options: ScoreOptions = {}): ScoreResult {
+    const batch = this.validate(scores, groupSizes, options);
+    const raw = this.impl.score(batch);
+    if (this.settings.scope === "stream") this.updates++;
+    const { rewards, direct, advantages, weights, saturation } = raw;
+    return { rewards, direct, advantages, weights, saturation, metrics: buildMetrics(this.criteria, raw, this.settings.scope === "stream") };
+  }
+
+  /** Checks everything before any state changes; returns the batch in the backends' terms. */
+  private validate(scores: Float32Array | ArrayLike<number>, groupSizes: ArrayLike<number>, options: ScoreOptions): Batch {
+    const k = this.criteria.length;
+    if (groupSizes === null || typeof groupSizes !== "object" || typeof groupSizes.length !== "number") {
+      throw new TypeError("score: groupSizes must be an array of group sizes");
+    }
+    if (groupSizes.length === 0) throw new RangeError("score: the batch has no groups");
+    const sizes = new Int32Array(groupSizes.length);
+    let n = 0;
+    for (let g = 0; g < groupSizes.length; g++) {
+      const m = groupSizes[g];
+      if (!Number.isSafeInteger(m) || m < 1) throw new RangeError(`score: group ${g} has size ${m}; sizes must be positive integers`);
+      sizes[g] = m;
+      n += m;
+    }
+    if (n * k > MAX_CELLS) throw new RangeError(`score: ${n} rows x ${k} criteria exceed the ${MAX_CELLS}-score limit of one call; split the batch`);
+    if (scores === null || typeof scores !== "object" || typeof scores.length !== "number") {
+      throw new TypeError("score: scores must be a Float32Array (or array) of rows x criteria");
+    }
+    if (scores.length !== n * k) {
+      const detached = scores instanceof Float32Array && scores.length === 0 && scores.buffer.byteLength === 0;
+      throw new RangeError(`score: expected ${n} rows x ${k} criteria = ${n * k} scores, got ${scores.length}` +
+        (detached ? " (a view from input() is detached once the engine grows its memory: call input() again)" : ""));
+    }
+    const flat = scores instanceof Float32Array ? scores : toFloat32(scores, k);
+    let valid: Uint8Array | undefined;
+    if (options.valid !== undefined) {
+      const v = options.valid;
+      if (v === null || typeof v !== "object" || v.length !== n) throw new RangeError(`score: valid must have one entry per row (${n})`);
+      valid = new Uint8Array(n);
+      for (let i = 0; i < n; i++) valid[i] = v[i] ? 1 : 0;
+    }
+    let weights: Float32Array | undefined;
+    if (options.weights !== undefined) {
+      if (this.settings.scope !== "group") throw new RangeError("score: instance weights need scope \"group\"");
+      const w = options.weights;
+      if (w === null || typeof w !== "object" || w.length !== sizes.length * k) {
+        throw new RangeError(`score: weights must be groups x criteria = ${sizes.length * k} numbers, got ${w?.length}`);
+      }
+      weights = new Float32Array(w.length);
+      for (let i = 0; i < w.length; i++) {
+        const x = w[i];
+        if (typeof x !== "number" || !Number.isFinite(x) || x < 0) {
+          throw new RangeError(`score: weights[${i}] (group ${Math.floor(i / k)}, criterion '${this.criteria[i % k]}') must be a finite number >= 0, got ${x}`);
+        }
+        weights[i] = x;
+      }
+    }
+    return { n, scores: flat, sizes, valid, weights };
+  }
+
+  scoreOne(row: ArrayLike<number> | Readonly<Record<string, number | null | undefined>>): number {
+    const k = this.criteria.length;
+    const values = new Float32Array(k);
+    if (row !== null && typeof row === "object" && typeof (row as ArrayLike<number>).length === "number") {
+      const r = row as ArrayLike<number>;
+      if (r.length !== k) throw new RangeError(`scoreOne: expected ${k} scores, got ${r.length}`);
+      for (let i = 0; i < k; i++) values[i] = cell(r[i], i, "scoreOne");
+    } else if (row !== null && typeof row === "object") {
+      values.fill(NaN);
+      for (const [id, x] of Object.entries(row)) {
+        const i = this.rubric.index.get(id);
+        if (i === undefined) throw new RangeError(`scoreOne: unknown criterion '${id}'`);
+        values[i] = cell(x, i, "scoreOne");
+      }
+    } else {
+      throw new TypeError("scoreOne: expected an array of scores or a { criterion: score } record");
+    }
+    for (let i = 0; i < k; i++) {
+      if (values[i] === Infinity || values[i] === -Infinity) throw new RangeError(`scoreOne: criterion '${this.criteria[i]}' is ${values[i]}; scores must be finite or NaN`);
+    }
+    return this.impl.scoreOne(values);
+  }
+
+  snapshot(): Uint8Array {
+    return encodeSnapshot(this.rubric, { ...this.impl.getState(), updates: this.updates });
+  }
+
+  restore(bytes: Uint8Array): void {
+    const s = decodeSnapshot(this.rubric, bytes);
+    this.impl.setState(s);
+    this.updates = s.updates;
+  }
+
+  reset(): void {
+    const k = this.criteria.length;
+    this.impl.setState({ sbar: new Float64Array(k), seen: new Uint8Array(k) });
+    this.updates = 0;
+  }
+}
+
+/** One score: a number (NaN = absent) or null/undefined (absent). */
+function cell(x: unknown, i: number, where: string): number {
+  if (x === null || x === undefined) return NaN;
+  if (typeof x !== "number") throw new TypeError(`${where}: score ${i} is ${typeof x}, expected a number or null`);
+  return x;
+}
+
+function toFloat32(scores: ArrayLike<number>, k: number): Float32Array {
+  const out = new Float32Array(scores.length);
+  if (ArrayBuffer.isView(scores)) {
+    out.set(scores as unknown as ArrayLike<number>);
+    return out;
+  }
+  for (let i = 0; i < scores.length; i++) {
+    const x = cell(scores[i], i, `score: row ${Math.floor(i / k)}, criterion ${i % k}`);
+    out[i] = x;
+  }
+  return out;
+}

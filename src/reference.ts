@@ -1,0 +1,287 @@
+import type { Backend, Batch, RawResult, Settings, StreamState } from "./backend.js";
+import { STAT_FIELDS } from "./backend.js";
+import type { CompiledRubric } from "./rubric.js";
+import { infiniteScoreError } from "./validate.js";
+
+/**
+ * The `js` backend: the spec written out plainly in float64, one step per block. It is the
+ * readable reference for the wasm kernels (which agree with it to ~1e-6) and runs where wasm cannot.
+ */
+export class ReferenceBackend implements Backend {
+  readonly name = "js" as const;
+  private readonly k: number;
+  private sbar: Float64Array;
+  private seen: Uint8Array;
+  private streamF: Float64Array;
+
+  constructor(private readonly rubric: CompiledRubric, private readonly s: Settings) {
+    this.k = rubric.ids.length;
+    this.sbar = new Float64Array(this.k);
+    this.seen = new Uint8Array(this.k);
+    this.streamF = this.streamWeights(this.sbar, this.seen);
+  }
+
+  input(n: number): Float32Array {
+    return new Float32Array(n * this.k);
+  }
+
+  /** Normalized score u (NaN = absent): clamp to the scale, flip penalties. */
+  private normalize(x: number, k: number): number {
+    if (Number.isNaN(x)) return NaN;
+    const u = Math.min(Math.max((x - this.rubric.lo[k]) * this.rubric.inv[k], 0), 1);
+    return this.rubric.penalty[k] ? 1 - u : u;
+  }
+
+  /** sum w u / sum w over the present criteria of u; NaN when that sum of weights is 0. */
+  private weightedMean(u: Float64Array, w: ArrayLike<number>): number {
+    let num = 0, den = 0;
+    for (let k = 0; k < this.k; k++) {
+      if (Number.isNaN(u[k])) continue;
+      num += w[k] * u[k];
+      den += w[k];
+    }
+    return den > 0 ? num / den : NaN;
+  }
+
+  /**
+   * Steps 4-6: focal weights from saturation s (NaN = criterion not in use) and base weights b.
+   * f = b (1 - s + eps)^gamma / sum, or b normalized when that sum is 0; then bounds and mix.
+   */
+  private focalWeights(s: ArrayLike<number>, b: ArrayLike<number>): Float64Array {
+    const { gamma, eps, mix } = this.s;
+    const f = new Float64Array(this.k);
+    let total = 0, sumB = 0;
+    for (let k = 0; k < this.k; k++) {
+      if (Number.isNaN(s[k])) continue;
+      const h = 1 - s[k] + eps;
+      f[k] = b[k] * (gamma === 0 ? 1 : h > 0 ? Math.pow(h, gamma) : 0);
+      total += f[k];
+      sumB += b[k];
+    }
+    for (let k = 0; k < this.k; k++) {
+      if (Number.isNaN(s[k])) continue;
+      f[k] = total > 0 ? f[k] / total : b[k] / sumB;
+    }
+    if (this.s.minWeight !== undefined || this.s.maxWeight !== undefined) this.project(f, s);
+    if (mix !== 1) {
+      for (let k = 0; k < this.k; k++) if (!Number.isNaN(s[k])) f[k] = mix * f[k] + (1 - mix) * (b[k] / sumB);
+    }
+    return f;
+  }
+
+  /** Step 5: Euclidean projection onto {sum f = 1, lo <= f <= hi} over the criteria in use. */
+  private project(f: Float64Array, s: ArrayLike<number>): void {
+    const used: number[] = [];
+    for (let k = 0; k < this.k; k++) if (!Number.isNaN(s[k])) used.push(k);
+    const kg = used.length;
+    if (kg === 0) return;
+    let lo = this.s.minWeight ?? 0, hi = this.s.maxWeight ?? 1;
+    if (!(lo * kg <= 1 && 1 <= hi * kg)) {
+      lo = Math.min(lo, 1 / kg);
+      hi = Math.max(hi, 1 / kg);
+    }
+    const sum = (theta: number) => used.reduce((acc, k) => acc + Math.min(Math.max(f[k] - theta, lo), hi), 0);
+    // sum(theta) falls as theta rises: bisect between a theta where it is >= 1 and one where it is <= 1.
+    let a = Math.min(...used.map((k) => f[k])) - hi, b = Math.max(...used.map((k) => f[k])) - lo;
+    for (let i = 0; i < 200 && b - a > 1e-15; i++) {
+      const mid = (a + b) / 2;
+      if (sum(mid) > 1) a = mid;
+      else b = mid;
+    }
+    const theta = (a + b) / 2;
+    for (const k of used) f[k] = Math.min(Math.max(f[k] - theta, lo), hi);
+  }
+
+  /** Stream weights from sbar over all K criteria; no estimate yet counts as 0. */
+  private streamWeights(sbar: Float64Array, seen: Uint8Array): Float64Array {
+    return this.focalWeights(Array.from(sbar, (v, k) => (seen[k] ? v : 0)), this.rubric.base);
+  }
+
+  score(batch: Batch): RawResult {
+    const { n, scores, sizes, valid, weights } = batch;
+    const K = this.k, G = sizes.length, s = this.s;
+    const stream = s.scope === "stream";
+    // Step 1: normalized scores u (NaN = absent) and the direct reward; invalid rows keep d = NaN.
+    const U = new Float64Array(n * K);
+    const d = new Float64Array(n).fill(NaN);
+    const row = (i: number) => U.subarray(i * K, i * K + K);
+    for (let i = 0; i < n * K; i++) {
+      if (scores[i] === Infinity || scores[i] === -Infinity) throw infiniteScoreError(scores, K);
+      U[i] = this.normalize(scores[i], i % K);
+    }
+    const baseOf = (g: number) => (weights ? weights.subarray(g * K, g * K + K) : this.rubric.base);
+    for (let g = 0, i = 0; g < G; g++) {
+      for (const end = i + sizes[g]; i < end; i++) if (!(valid && !valid[i])) d[i] = this.weightedMean(row(i), baseOf(g));
+    }
+
+    const r = new Float64Array(n).fill(NaN);
+    const stats = new Float64Array(STAT_FIELDS.length * K);
+    const weightsOut = new Float32Array(stream ? K : G * K), satOut = new Float32Array(stream ? K : G * K);
+    const gdpoA = new Float64Array(n);
+    const satSum = new Float64Array(K), satCount = new Float64Array(K);
+    const p = new Float64Array(n);
+    for (let g = 0, start = 0; g < G; start += sizes[g++]) {
+      const end = start + sizes[g], b = baseOf(g);
+      // Step 2: reward-tilted rollout weights over the valid rows.
+      let top = -Infinity;
+      for (let i = start; i < end; i++) if (d[i] > top) top = d[i];
+      for (let i = start; i < end; i++) p[i] = Number.isNaN(d[i]) ? 0 : Math.exp(Math.max((d[i] - top) / s.tau, -700));
+      // Step 3: saturation, plus per-criterion statistics of the valid rows.
+      const sat = new Float64Array(K).fill(NaN);
+      for (let k = 0; k < K; k++) {
+        let num = 0, mass = 0, count = 0, sum = 0, sq = 0, lo = Infinity, hi = -Infinity;
+        for (let i = start; i < end; i++) {
+          const u = U[i * K + k];
+          if (Number.isNaN(d[i]) || Number.isNaN(u)) continue;
+          num += p[i] * u; mass += p[i];
+          count++; sum += u; sq += u * u; lo = Math.min(lo, u); hi = Math.max(hi, u);
+        }
+        if (count === 0) continue;
+        sat[k] = Math.min(Math.max(num / mass, 0), 1);
+        stats[0 * K + k] += sum; stats[1 * K + k] += sq; stats[2 * K + k] += count;
+        stats[3 * K + k] += lo === hi ? 1 : 0; stats[4 * K + k] += 1;
+        if (stream) { satSum[k] += sat[k]; satCount[k]++; }
+      }
+      if (stream) continue;
+      satOut.set(sat, g * K);
+      if (top === -Infinity) continue; // no valid row
+      // Steps 4-7 (a row whose present criteria all weigh 0 keeps its direct reward).
+      const f = s.method === "focal" ? this.focalWeights(sat, b) : this.staticWeights(sat, b);
+      for (let i = start; i < end; i++) {
+        if (Number.isNaN(d[i])) continue;
+        const ri = s.method === "focal" ? this.weightedMean(row(i), f) : d[i];
+        r[i] = Number.isNaN(ri) ? d[i] : ri;
+      }
+      if (s.method === "gdpo") this.gdpoGroup(start, end, U, d, f, gdpoA);
+      for (let k = 0; k < K; k++) {
+        if (Number.isNaN(sat[k])) continue;
+        stats[5 * K + k] += f[k];
+        stats[6 * K + k] += sat[k];
+      }
+      weightsOut.set(f, g * K);
+    }
+
+    if (stream) {
+      // Streaming saturation: EMA of the mean group saturation; a first estimate is taken as is.
+      const sbar = this.sbar.slice(), seen = this.seen.slice();
+      for (let k = 0; k < K; k++) {
+        if (satCount[k] === 0) continue;
+        const shat = satSum[k] / satCount[k];
+        sbar[k] = seen[k] ? s.decay * sbar[k] + (1 - s.decay) * shat : shat;
+        seen[k] = 1;
+      }
+      this.sbar = sbar;
+      this.seen = seen;
+      this.streamF = this.streamWeights(sbar, seen);
+      for (let i = 0; i < n; i++) {
+        if (Number.isNaN(d[i])) continue;
+        const ri = this.weightedMean(row(i), this.streamF);
+        r[i] = Number.isNaN(ri) ? d[i] : ri;
+      }
+      for (let k = 0; k < K; k++) {
+        weightsOut[k] = this.streamF[k];
+        satOut[k] = seen[k] ? sbar[k] : NaN;
+        stats[5 * K + k] = this.streamF[k];
+        stats[6 * K + k] = seen[k] ? sbar[k] : 0;
+      }
+    }
+
+    // Step 8: invalid rows take their group's mean reward, empty groups the batch's. Step 9.
+    const rewards = Float32Array.from(r), advantages = new Float32Array(n);
+    let batchSum = 0, batchCount = 0, zeroStd = 0, active = 0;
+    const empty: number[] = [];
+    for (let g = 0, start = 0; g < G; start += sizes[g++]) {
+      const end = start + sizes[g];
+      let sum = 0, count = 0, lo = Infinity, hi = -Infinity;
+      for (let i = start; i < end; i++) {
+        if (Number.isNaN(d[i])) continue;
+        sum += rewards[i]; count++;
+        lo = Math.min(lo, rewards[i]); hi = Math.max(hi, rewards[i]);
+      }
+      batchSum += sum; batchCount += count;
+      if (count === 0) { empty.push(g); continue; }
+      active++;
+      if (lo === hi) zeroStd++;
+      const mean = sum / count;
+      for (let i = start; i < end; i++) if (Number.isNaN(d[i])) rewards[i] = mean;
+      if (s.method !== "gdpo") this.groupAdvantages(start, end, count, mean, rewards, d, advantages);
+    }
+    if (empty.length > 0) {
+      const mean = batchCount > 0 ? batchSum / batchCount : 0;
+      for (let g = 0, start = 0; g < G; start += sizes[g++]) {
+        if (empty.includes(g)) rewards.fill(mean, start, start + sizes[g]);
+      }
+    }
+    if (s.method === "gdpo") this.gdpoBatch(Float32Array.from(gdpoA), d, advantages);
+    return { rewards, direct: Float32Array.from(d), advantages, weights: weightsOut, saturation: satOut, stats, zeroStdGroups: zeroStd, activeGroups: active };
+  }
+
+  /** Weighted-mean and GDPO report the base weights normalized over the criteria in use. */
+  private staticWeights(sat: ArrayLike<number>, b: ArrayLike<number>): Float64Array {
+    const f = new Float64Array(this.k);
+    let sumB = 0;
+    for (let k = 0; k < this.k; k++) if (!Number.isNaN(sat[k])) sumB += b[k];
+    for (let k = 0; k < this.k; k++) if (!Number.isNaN(sat[k])) f[k] = b[k] / sumB;
+    return f;
+  }
+
+  /** GDPO: z-score each criterion within the group (valid rows where present), a_i = sum_k b_k z_ik. */
+  private gdpoGroup(start: number, end: number, U: Float64Array, d: Float64Array, b: Float64Array, out: Float64Array): void {
+    const K = this.k;
+    for (let k = 0; k < K; k++) {
+      let count = 0, sum = 0, ss = 0;
+      const present = (i: number) => !Number.isNaN(d[i]) && !Number.isNaN(U[i * K + k]);
+      for (let i = start; i < end; i++) if (present(i)) { count++; sum += U[i * K + k]; }
+      if (count < 2) continue;
+      const mean = sum / count;
+      for (let i = start; i < end; i++) if (present(i)) ss += (U[i * K + k] - mean) ** 2;
+      const std = Math.sqrt(ss / (count - 1));
+      for (let i = start; i < end; i++) if (present(i)) out[i] += b[k] * ((U[i * K + k] - mean) / (std + this.s.advEps));
+    }
+  }
+
+  /** GDPO's advantage: a normalized over every valid row of the batch. */
+  private gdpoBatch(a: Float32Array, d: Float64Array, out: Float32Array): void {
+    let count = 0, sum = 0, ss = 0;
+    for (let i = 0; i < a.length; i++) if (!Number.isNaN(d[i])) { count++; sum += a[i]; }
+    if (count < 2) return;
+    const mean = sum / count;
+    for (let i = 0; i < a.length; i++) if (!Number.isNaN(d[i])) ss += (a[i] - mean) ** 2;
+    const std = Math.sqrt(ss / (count - 1));
+    for (let i = 0; i < a.length; i++) if (!Number.isNaN(d[i])) out[i] = (a[i] - mean) / (std + this.s.advEps);
+  }
+
+  /** Step 9 over a group's valid rows; fewer than two valid rows give 0. */
+  private groupAdvantages(start: number, end: number, m: number, mean: number, r: Float32Array, d: Float64Array, out: Float32Array): void {
+    const mode = this.s.advantage;
+    if (m < 2 || mode === "none") return;
+    let ss = 0;
+    for (let i = start; i < end; i++) if (!Number.isNaN(d[i])) ss += (r[i] - mean) ** 2;
+    const std = Math.sqrt(ss / (m - 1));
+    for (let i = start; i < end; i++) {
+      if (Number.isNaN(d[i])) continue;
+      if (mode === "grpo") out[i] = (r[i] - mean) / (std + this.s.advEps);
+      else if (mode === "dr-grpo") out[i] = r[i] - mean;
+      else out[i] = r[i] - (mean * m - r[i]) / (m - 1);
+    }
+  }
+
+  scoreOne(row: Float32Array): number {
+    const u = Float64Array.from(row, (x, k) => this.normalize(x, k));
+    const d = this.weightedMean(u, this.rubric.base);
+    if (Number.isNaN(d) || this.s.method !== "focal") return d;
+    const f = this.s.scope === "stream" ? this.streamF : this.focalWeights(u, this.rubric.base);
+    const r = this.weightedMean(u, f);
+    return Number.isNaN(r) ? d : r;
+  }
+
+  getState(): StreamState {
+    return { sbar: this.sbar.slice(), seen: this.seen.slice() };
+  }
+
+  setState(state: StreamState): void {
+    this.sbar = Float64Array.from(state.sbar);
+    this.seen = Uint8Array.from(state.seen);
+    this.streamF = this.streamWeights(this.sbar, this.seen);
+  }
+}

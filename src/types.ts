@@ -1,0 +1,102 @@
+/** Public types of focal-reward. The method itself is defined in docs (the spec): see README. */
+
+/** One rubric criterion. `weight < 0` or `polarity: "penalty"` marks a penalty (satisfied = bad). */
+export interface Criterion {
+  id: string;
+  /** Base weight; default 1. Negative = penalty with weight |w|. */
+  weight?: number;
+  /** Raw score range [lo, hi]; default [0, 1]. Scores are clamped into it. */
+  scale?: readonly [number, number];
+  polarity?: "reward" | "penalty";
+  /** Must pass for `gated`, `hierarchical` and `all-or-nothing` aggregators. */
+  required?: boolean;
+}
+
+export interface Rubric {
+  criteria: readonly Criterion[];
+}
+
+export type Method = "focal" | "weighted-mean" | "gdpo";
+export type Scope = "group" | "stream";
+export type AdvantageMode = "grpo" | "dr-grpo" | "rloo" | "none";
+export type BackendName = "simd" | "scalar" | "js";
+
+/** Where the wasm comes from when the runtime's default loader does not fit. */
+export type WasmSource =
+  | WebAssembly.Module
+  | ArrayBuffer
+  | ArrayBufferView
+  | URL
+  | string
+  | Response
+  | Promise<Response>;
+
+export interface FocalOptions {
+  /** Focal exponent; 0 gives back the static weights exactly. Default 3. */
+  gamma?: number;
+  /** Headroom floor added to 1 - s. Default 0.05. */
+  eps?: number;
+  /** Temperature of the reward-tilted rollout weights. Default 1. */
+  tau?: number;
+  /** Lower bound of every focal weight (Euclidean projection). Default none. */
+  minWeight?: number;
+  /** Upper bound of every focal weight. Default none. */
+  maxWeight?: number;
+  /** f <- mix * f + (1 - mix) * b. Default 1. */
+  mix?: number;
+  /** EMA decay of the stream-scope saturation. Default 0.9. */
+  decay?: number;
+  /** Added to the std in `grpo` and `gdpo` advantages. Default 1e-6. */
+  advEps?: number;
+}
+
+export interface EngineOptions extends FocalOptions {
+  rubric: Rubric | readonly Criterion[];
+  method?: Method;
+  scope?: Scope;
+  advantage?: AdvantageMode;
+  /** "auto" (default) picks simd where the engine validates it, else scalar. */
+  backend?: BackendName | "auto";
+  /** Wasm binaries, for runtimes where the default loader cannot find them. */
+  wasm?: { simd?: WasmSource; scalar?: WasmSource };
+}
+
+export interface ScoreOptions {
+  /** Caller's mask, one entry per row: falsy = invalid row. */
+  valid?: ArrayLike<boolean | number>;
+  /** Instance rubrics (group scope): G x K base weights, >= 0, row g for group g. */
+  weights?: ArrayLike<number>;
+}
+
+export interface ScoreResult {
+  /** Scalar reward per row (focal, or the method's reward). */
+  rewards: Float32Array;
+  /** Static weighted-mean reward per row; NaN for an invalid row. */
+  direct: Float32Array;
+  /** Advantage per row (0 with advantage "none", for invalid rows and groups of < 2 valid rows). */
+  advantages: Float32Array;
+  /** Weights used: G x K in the group scope, K in the stream scope. Absent criterion = 0. */
+  weights: Float32Array;
+  /** Saturation s: G x K (group scope) or K (stream: the updated sbar). NaN = no estimate. */
+  saturation: Float32Array;
+  /** TRL-style metric names: `reward`, `reward_std`, `rewards/<id>/mean`, ... */
+  metrics: Record<string, number>;
+}
+
+export interface Engine {
+  readonly backend: BackendName;
+  readonly criteria: readonly string[];
+  readonly method: Method;
+  readonly scope: Scope;
+  /** Score a batch: `scores` is n x K row-major, NaN = not judged; groups are contiguous. */
+  score(scores: Float32Array | ArrayLike<number>, groupSizes: ArrayLike<number>, options?: ScoreOptions): ScoreResult;
+  /** Reward of one rollout with the current weights (stream) or as a group of one. No state change. */
+  scoreOne(row: ArrayLike<number> | Readonly<Record<string, number | null | undefined>>): number;
+  /** A zero-copy view of n x K floats inside the engine; fill it and pass it to score(). */
+  input(rows: number): Float32Array;
+  /** Versioned, checksummed stream state. */
+  snapshot(): Uint8Array;
+  restore(bytes: Uint8Array): void;
+  /** Forget the stream state. */
+  reset(): void;
+}

@@ -1,0 +1,185 @@
+import type { Backend, Batch, RawResult, Settings, StreamState } from "./backend.js";
+import { STAT_FIELDS } from "./backend.js";
+import type { CompiledRubric } from "./rubric.js";
+import type { BackendName } from "./types.js";
+import { infiniteScoreError } from "./validate.js";
+
+/** What assembly/index.ts exports. */
+interface Kernel {
+  memory: WebAssembly.Memory;
+  heapBase(): number;
+  fixedSize(k: number): number;
+  layout(base: number, k: number): void;
+  configure(m: number, s: number, adv: number, g: number, e: number, t: number, bounded: number,
+            wMin: number, wMax: number, mix: number, decay: number, advEps: number): void;
+  loPtr(): number; invPtr(): number; penPtr(): number; basePtr(): number;
+  sbarPtr(): number; seenPtr(): number; streamWeightsPtr(): number; rowPtr(): number;
+  metricsPtr(): number; summaryPtr(): number;
+  score(n: number, groups: number, scores: number, valid: number, sizes: number, instW: number,
+        outR: number, outD: number, outA: number, outW: number, outS: number, u: number, p: number): number;
+  streamWeights(): void;
+  scoreOne(): number;
+}
+
+const METHODS = { focal: 0, "weighted-mean": 1, gdpo: 2 } as const;
+const ADVANTAGES = { none: 0, grpo: 1, "dr-grpo": 2, rloo: 3 } as const;
+const PAGE = 65536;
+/** Gap between buffers: keeps large power-of-two buffers off the same 4 KiB alias. */
+const GAP = 192;
+
+const align = (x: number) => (x + 63) & ~63;
+
+/** Byte offsets of one call's buffers. */
+interface Plan {
+  rows: number; groups: number; widest: number; weights: boolean;
+  scores: number; valid: number; sizes: number; instW: number;
+  rewards: number; direct: number; advantages: number; outW: number; outS: number;
+  u: number; p: number; end: number;
+}
+
+function plan(start: number, k: number, rows: number, groups: number, widest: number, weights: boolean): Plan {
+  const kp = (k + 3) & ~3;
+  let at = align(start);
+  const take = (bytes: number) => {
+    const here = at;
+    at = align(at + bytes + 16) + GAP;
+    return here;
+  };
+  const p: Partial<Plan> = { rows, groups, widest, weights };
+  p.scores = take(rows * k * 4);
+  p.valid = take(rows);
+  p.sizes = take(groups * 4);
+  p.instW = weights ? take(groups * k * 4) : 0;
+  p.rewards = take(rows * 4);
+  p.direct = take(rows * 4);
+  p.advantages = take(rows * 4);
+  p.outW = take(groups * k * 4);
+  p.outS = take(groups * k * 4);
+  p.u = take(widest * kp * 4);
+  p.p = take(widest * 4);
+  p.end = at;
+  return p as Plan;
+}
+
+/** The simd or scalar build behind the Backend interface. Memory is laid out here, not in wasm. */
+export class WasmBackend implements Backend {
+  private readonly k: number;
+  private readonly callBase: number;
+  private f32!: Float32Array;
+  private f64!: Float64Array;
+  private u8!: Uint8Array;
+  private i32!: Int32Array;
+  /** Weights and saturation come per group (else one vector for the batch: stream scope). */
+  private readonly perGroup: boolean;
+
+  constructor(
+    readonly name: BackendName,
+    private readonly kernel: Kernel,
+    rubric: CompiledRubric,
+    settings: Settings,
+  ) {
+    const k = (this.k = rubric.ids.length);
+    this.perGroup = settings.scope === "group";
+    const fixed = align(kernel.heapBase());
+    this.callBase = fixed + kernel.fixedSize(k);
+    this.reserve(this.callBase);
+    kernel.layout(fixed, k);
+    this.f32.set(Float32Array.from(rubric.lo), kernel.loPtr() >> 2);
+    this.f32.set(Float32Array.from(rubric.inv), kernel.invPtr() >> 2);
+    this.f32.set(Float32Array.from(rubric.penalty), kernel.penPtr() >> 2);
+    this.f32.set(Float32Array.from(rubric.base), kernel.basePtr() >> 2);
+    const s = settings;
+    kernel.configure(METHODS[s.method], s.scope === "group" ? 0 : 1, ADVANTAGES[s.advantage], s.gamma, s.eps, s.tau,
+      s.minWeight !== undefined || s.maxWeight !== undefined ? 1 : 0, s.minWeight ?? 0, s.maxWeight ?? 1,
+      s.mix, s.decay, s.advEps);
+    kernel.streamWeights();
+  }
+
+  /** Grows memory to hold `end` bytes and refreshes the views (growing detaches old ones). */
+  private reserve(end: number): void {
+    const memory = this.kernel.memory;
+    const missing = end - memory.buffer.byteLength;
+    if (missing > 0) memory.grow(Math.ceil((missing + (memory.buffer.byteLength >> 1)) / PAGE));
+    if (!this.f32 || this.f32.buffer !== memory.buffer) {
+      const buf = memory.buffer;
+      this.f32 = new Float32Array(buf);
+      this.f64 = new Float64Array(buf);
+      this.u8 = new Uint8Array(buf);
+      this.i32 = new Int32Array(buf);
+    }
+  }
+
+  input(n: number): Float32Array {
+    const p = plan(this.callBase, this.k, n, n, n, false);
+    this.reserve(p.end);
+    return new Float32Array(this.kernel.memory.buffer, p.scores, n * this.k);
+  }
+
+  score(batch: Batch): RawResult {
+    const { n, sizes, valid, weights } = batch;
+    const k = this.k;
+    const groups = sizes.length;
+    let widest = 0;
+    for (let g = 0; g < groups; g++) widest = Math.max(widest, sizes[g]);
+    const inPlace = batch.scores.buffer === this.kernel.memory.buffer;
+    // In place, the input sits where input() put it; keep that plan's scores offset.
+    const p = plan(this.callBase, k, n, groups, widest, weights !== undefined);
+    if (inPlace && batch.scores.byteOffset !== p.scores) throw new Error("score: a view from input() must be passed whole");
+    this.reserve(p.end);
+    if (!inPlace) this.f32.set(batch.scores, p.scores >> 2);
+    this.f32.fill(0, (p.scores >> 2) + n * k, (p.scores >> 2) + n * k + 4);
+    if (valid) this.u8.set(valid, p.valid);
+    this.i32.set(sizes, p.sizes >> 2);
+    if (weights) this.f32.set(weights, p.instW >> 2);
+    const status = this.kernel.score(n, groups, p.scores, valid ? p.valid : 0, p.sizes, p.instW,
+      p.rewards, p.direct, p.advantages, p.outW, p.outS, p.u, p.p);
+    if (status !== 0) throw infiniteScoreError(this.f32.subarray(p.scores >> 2, (p.scores >> 2) + n * k), k);
+    const out = (at: number, len: number) => this.f32.slice(at >> 2, (at >> 2) + len);
+    const wLen = this.perGroup ? groups * k : k;
+    const stats = this.f64.slice(this.kernel.metricsPtr() >> 3, (this.kernel.metricsPtr() >> 3) + STAT_FIELDS.length * ((k + 3) & ~3));
+    const summary = this.kernel.summaryPtr() >> 3;
+    return {
+      rewards: out(p.rewards, n),
+      direct: out(p.direct, n),
+      advantages: out(p.advantages, n),
+      weights: out(p.outW, wLen),
+      saturation: out(p.outS, wLen),
+      stats: compactStats(stats, k),
+      zeroStdGroups: this.f64[summary],
+      activeGroups: this.f64[summary + 1],
+    };
+  }
+
+  scoreOne(row: Float32Array): number {
+    const at = this.kernel.rowPtr() >> 2;
+    this.f32.set(row, at);
+    return this.kernel.scoreOne();
+  }
+
+  getState(): StreamState {
+    const k = this.k;
+    const sbar = Float64Array.from(this.f32.subarray(this.kernel.sbarPtr() >> 2, (this.kernel.sbarPtr() >> 2) + k));
+    const seen = Uint8Array.from(this.f32.subarray(this.kernel.seenPtr() >> 2, (this.kernel.seenPtr() >> 2) + k));
+    return { sbar, seen };
+  }
+
+  setState(state: StreamState): void {
+    this.f32.set(state.sbar, this.kernel.sbarPtr() >> 2);
+    this.f32.set(state.seen, this.kernel.seenPtr() >> 2);
+    this.kernel.streamWeights();
+  }
+}
+
+/** STAT_FIELDS x KP (padded) to STAT_FIELDS x K. */
+function compactStats(padded: Float64Array, k: number): Float64Array {
+  const kp = (k + 3) & ~3;
+  const out = new Float64Array(STAT_FIELDS.length * k);
+  for (let f = 0; f < STAT_FIELDS.length; f++) out.set(padded.subarray(f * kp, f * kp + k), f * k);
+  return out;
+}
+
+/** Instantiates a kernel module: it has no imports, so `{}` works in every runtime. */
+export async function instantiateKernel(module: WebAssembly.Module): Promise<Kernel> {
+  const instance = await WebAssembly.instantiate(module, {});
+  return instance.exports as unknown as Kernel;
+}
