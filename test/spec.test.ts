@@ -159,10 +159,11 @@ describe("steps 1-7: the focal pipeline, group scope", () => {
         close(fo.weights, Array.from(wm.weights), `${b} weights`);
         close(fo.rewards, Array.from(fo.direct), `${b} rewards=direct`);
       } else {
-        expect(bits(fo.rewards), `${b} rewards bitwise`).toEqual(bits(wm.rewards));
+        // the static weights exactly (spec step 4), and hence the same rewards: the ablation switch
         expect(bits(fo.weights), `${b} weights bitwise`).toEqual(bits(wm.weights));
+        expect(bits(fo.direct), `${b} direct bitwise`).toEqual(bits(wm.direct));
+        expect(bits(fo.rewards), `${b} focal rewards = weighted-mean rewards bitwise`).toEqual(bits(wm.rewards));
         expect(bits(fo.advantages), `${b} advantages bitwise`).toEqual(bits(wm.advantages));
-        expect(bits(fo.rewards), `${b} rewards = direct bitwise`).toEqual(bits(fo.direct));
       }
     }
     const o = oracleScore({ criteria: rubric, gamma: 0, scores: Float32Array.from(scores), groupSizes: sizes });
@@ -426,13 +427,17 @@ describe("gdpo", () => {
     const x = -0.25 * za + 0.75 * zb; // a_2 = -a_1
     const sd = Math.sqrt((2 * x * x) / 4);
     const A = x / (sd + 1e-6);
-    const opts: Opts = { rubric: [{ id: "a", weight: 1 }, { id: "b", weight: 3 }], method: "gdpo", advantage: "grpo" };
-    await verify(opts, [1, 0, 0, 1, 0.5, N, 0.2, 0.4, 0.2, 0.4, N, N], [3, 3], {
-      direct: [0.25, 0.75, 0.5, 0.35, 0.35, N],
-      rewards: [0.25, 0.75, 0.5, 0.35, 0.35, 0.35],
-      advantages: [-A, A, 0, 0, 0, 0],
-      weights: [0.25, 0.75, 0.25, 0.75],
-    });
+    // gdpo defines its own advantage (the oracle's reading, and the engine's): the advantage
+    // option does not change it.
+    for (const advantage of ["grpo", "none"] as const) {
+      const opts: Opts = { rubric: [{ id: "a", weight: 1 }, { id: "b", weight: 3 }], method: "gdpo", advantage };
+      await verify(opts, [1, 0, 0, 1, 0.5, N, 0.2, 0.4, 0.2, 0.4, N, N], [3, 3], {
+        direct: [0.25, 0.75, 0.5, 0.35, 0.35, N],
+        rewards: [0.25, 0.75, 0.5, 0.35, 0.35, 0.35],
+        advantages: [-A, A, 0, 0, 0, 0],
+        weights: [0.25, 0.75, 0.25, 0.75],
+      });
+    }
   });
 });
 
