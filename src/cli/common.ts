@@ -70,10 +70,11 @@ export async function readRubric(path: string): Promise<Criterion[]> {
   return criteria as Criterion[];
 }
 
-/** Lines of a file, or of stdin when `path` is undefined or "-". */
-export function readLines(path: string | undefined): AsyncIterable<string> {
+/** Lines of a file, or of stdin when `path` is undefined or "-"; opened when iteration starts
+ *  (a readline interface made earlier drops the lines read before anyone listens). */
+export async function* readLines(path: string | undefined): AsyncGenerator<string> {
   const input = path === undefined || path === "-" ? process.stdin : createReadStream(path);
-  return createInterface({ input, crlfDelay: Infinity });
+  yield* createInterface({ input, crlfDelay: Infinity });
 }
 
 /** Writes a file so that readers see the old or the new content, never a torn one. */

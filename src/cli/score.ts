@@ -51,6 +51,7 @@ async function score(values: Record<string, string | boolean | undefined>): Prom
     // depend on the whole set, so it is read first (stdin is held in memory for that).
     if (input === undefined || input === "-") lines = await collect(lines);
     criteria = (await scanCriteria(lines)).map((id) => ({ id }));
+    if (criteria.length === 0) throw new InputError(1, "empty input: no rollouts");
     if (input !== undefined && input !== "-") lines = readLines(input);
   }
   const engine = await createEngine(engineOptions(values, criteria));
