@@ -78,6 +78,8 @@ export interface LineChartOptions {
   refs?: ReadonlyArray<readonly [number, string]>;
   /** Legend entries per column (legend sits under the plot). */
   legendColumns?: number;
+  /** Only integer x ticks (e.g. step indices). */
+  integerX?: boolean;
 }
 
 const FONT = `font-family="system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"`;
@@ -122,9 +124,15 @@ function legend(
   return { svg, height: Math.ceil(items.length / columns) * 18 };
 }
 
+/** As many legend columns (up to 3) as fit the longest name. */
+function legendCols(names: readonly string[], width: number): number {
+  const longest = Math.max(4, ...names.map((n) => n.length));
+  return Math.max(1, Math.min(3, names.length, Math.floor(width / (longest * 6.4 + 40))));
+}
+
 /** A line chart with axes, grid, axis labels (with units), legend and optional bands and reference lines. */
 export function lineChart(o: LineChartOptions): string {
-  const W = o.width ?? 640;
+  const W = o.width ?? 620;
   const plotH = o.height ?? 260;
   const m = { l: 62, r: 16, t: 34, b: 46 };
   const pw = W - m.l - m.r;
@@ -144,7 +152,12 @@ export function lineChart(o: LineChartOptions): string {
   if (!Number.isFinite(xmin)) { xmin = 0; xmax = 1; ymin = 0; ymax = 1; }
   if (o.xDomain) [xmin, xmax] = o.xDomain;
   if (o.yDomain) [ymin, ymax] = o.yDomain;
-  const xt = niceTicks(xmin, xmax, 6);
+  let xt = niceTicks(xmin, xmax, 6);
+  if (o.integerX) {
+    if (xmax - xmin < 2) { xmin = Math.floor(xmin) - 0.5; xmax = Math.ceil(xmax) + 0.5; }
+    xt = xt.filter((v) => Number.isInteger(v));
+    if (xt.length === 0) xt = [Math.round((xmin + xmax) / 2)];
+  }
   const yt = niceTicks(ymin, ymax, 5);
   if (!o.xDomain) { xmin = Math.min(xmin, xt[0]!); xmax = Math.max(xmax, xt[xt.length - 1]!); }
   if (!o.yDomain) { ymin = Math.min(ymin, yt[0]!); ymax = Math.max(ymax, yt[yt.length - 1]!); }
@@ -200,7 +213,7 @@ export function lineChart(o: LineChartOptions): string {
       }
     }
   });
-  const cols = o.legendColumns ?? Math.min(3, Math.max(1, o.series.length));
+  const cols = o.legendColumns ?? legendCols(o.series.map((x) => x.name), pw);
   const lg = legend(items, m.l, m.t + plotH + m.b, pw, cols);
   const H = m.t + plotH + m.b + lg.height + 6;
   return (
@@ -232,7 +245,7 @@ export interface BarChartOptions {
 
 /** Horizontal grouped bars: one row per category, one bar per series. NaN = no bar. */
 export function barChart(o: BarChartOptions): string {
-  const W = o.width ?? 640;
+  const W = o.width ?? 620;
   const labelW = Math.min(260, 12 + 6.2 * Math.max(4, ...o.categories.map((c) => Math.min(c.length, 40))));
   const m = { l: labelW, r: 20, t: 34, b: 44 };
   const pw = W - m.l - m.r;
@@ -274,7 +287,7 @@ export function barChart(o: BarChartOptions): string {
     body += `<line x1="${X(o.ref[0]).toFixed(1)}" x2="${X(o.ref[0]).toFixed(1)}" y1="${m.t - 4}" y2="${m.t + plotH}" stroke="#555" stroke-dasharray="3 3"/>`;
     body += `<text x="${(X(o.ref[0]) + 4).toFixed(1)}" y="${m.t - 6}" font-size="11" fill="#555">${esc(o.ref[1])}</text>`;
   }
-  const lg = legend(o.series.map((s, j) => ({ name: s.name, st: style(s.styleIndex ?? j), kind: "bar" as const })), m.l, m.t + plotH + m.b, pw, Math.min(3, Math.max(1, S)));
+  const lg = legend(o.series.map((s, j) => ({ name: s.name, st: style(s.styleIndex ?? j), kind: "bar" as const })), 12, m.t + plotH + m.b, W - 24, legendCols(o.series.map((x) => x.name), W - 24));
   const H = m.t + plotH + m.b + lg.height + 6;
   return (
     `<svg class="chart" data-chart="${esc(o.id)}" data-marks="${marks}" role="img" aria-labelledby="${esc(o.id)}-t" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" xmlns="http://www.w3.org/2000/svg" ${FONT}>` +

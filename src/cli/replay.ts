@@ -1,0 +1,214 @@
+/** `focal-reward replay LOG`: stream a reward log through several methods and write a report. */
+import { createReadStream, readFileSync, statSync, writeFileSync } from "node:fs";
+import { createInterface } from "node:readline";
+import type { AdvantageMode, BackendName, Criterion, EngineOptions, Rubric } from "../types.js";
+import { parseMethods, replay, type ReplayResult } from "../report/replay.js";
+import { replayReport } from "../report/replay-report.js";
+import { csvHeaderCriteria, readCsvSteps, type Step } from "../report/steps-csv.js";
+import { readSteps } from "../report/tmp-steps-jsonl.js";
+
+export const summary = "replay a reward log (JSONL or CSV) through several methods; write a report";
+
+const USAGE = `usage: focal-reward replay LOG [--methods focal,weighted-mean,gdpo] [--rubric FILE] [--report FILE]
+                            [--format jsonl|csv] [--gamma G] [--eps E] [--tau T] [--min-weight W]
+                            [--max-weight W] [--mix M] [--decay D] [--advantage grpo|dr-grpo|rloo|none]
+                            [--backend auto|simd|scalar|js]
+
+LOG is a file (or - for stdin, which needs --rubric or CSV) in the JSONL of \`focal-reward score\`
+({"step"?, "group", "scores": {...}, "valid"?} per line) or CSV (a header; columns group, step and valid,
+and one column per criterion). Consecutive rows with the same step form one training step.
+Methods: focal (group scope), focal-stream, weighted-mean, gdpo. The report (default replay-report.html)
+is one self-contained HTML file.
+`;
+
+const NUM_FLAGS: Record<string, keyof EngineOptions> = {
+  "--gamma": "gamma",
+  "--eps": "eps",
+  "--tau": "tau",
+  "--min-weight": "minWeight",
+  "--max-weight": "maxWeight",
+  "--mix": "mix",
+  "--decay": "decay",
+};
+
+export async function run(argv: string[]): Promise<number> {
+  let log: string | undefined;
+  let methodList = "focal,weighted-mean,gdpo";
+  let rubricFile: string | undefined;
+  let reportFile = "replay-report.html";
+  let format: "jsonl" | "csv" | undefined;
+  const engine: Partial<EngineOptions> = { advantage: "grpo", backend: "auto" };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const val = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    if (a === "--help" || a === "-h") {
+      process.stdout.write(USAGE);
+      return 0;
+    } else if (a === "--methods") methodList = val();
+    else if (a === "--rubric") rubricFile = val();
+    else if (a === "--report") reportFile = val();
+    else if (a === "--format") {
+      const f = val();
+      if (f !== "jsonl" && f !== "csv") throw new Error(`--format must be jsonl or csv`);
+      format = f;
+    } else if (a in NUM_FLAGS) {
+      const v = Number(val());
+      if (!Number.isFinite(v)) throw new Error(`${a} needs a number`);
+      (engine as Record<string, unknown>)[NUM_FLAGS[a]!] = v;
+    } else if (a === "--advantage") {
+      const v = val();
+      if (!["grpo", "dr-grpo", "rloo", "none"].includes(v)) throw new Error(`unknown advantage '${v}'`);
+      engine.advantage = v as AdvantageMode;
+    } else if (a === "--backend") {
+      const v = val();
+      if (!["auto", "simd", "scalar", "js"].includes(v)) throw new Error(`unknown backend '${v}'`);
+      engine.backend = v as BackendName | "auto";
+    } else if (a.startsWith("--") || log !== undefined) {
+      process.stderr.write(`focal-reward replay: unexpected argument '${a}'\n\n${USAGE}`);
+      return 2;
+    } else log = a;
+  }
+  if (log === undefined) {
+    process.stderr.write(`focal-reward replay: no LOG given\n\n${USAGE}`);
+    return 2;
+  }
+  const methods = parseMethods(methodList);
+  const stdin = log === "-";
+  format ??= !stdin && log.toLowerCase().endsWith(".csv") ? "csv" : "jsonl";
+  const rubric = rubricFile !== undefined ? loadRubric(rubricFile) : undefined;
+
+  const src = stdin ? null : openLines(log);
+  const lines = src ? src.lines : createInterface({ input: process.stdin, crlfDelay: Infinity });
+  let criteria: Criterion[];
+  let steps: AsyncIterable<Step>;
+  if (format === "csv") {
+    const it = lines[Symbol.asyncIterator]();
+    const first = await it.next();
+    if (first.done) throw new Error("empty input: no CSV header");
+    criteria = rubric ? [...rubric.criteria] : csvHeaderCriteria(first.value).map((id) => ({ id }));
+    const rest = (async function* () {
+      yield first.value;
+      for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
+    })();
+    steps = readCsvSteps(rest, {
+      criteria: criteria.map((c) => c.id),
+      onIgnored: (cols) => process.stderr.write(`replay: ignoring columns not in the rubric: ${cols.join(", ")}\n`),
+    });
+  } else {
+    if (rubric) criteria = [...rubric.criteria];
+    else if (stdin) throw new Error("replaying JSONL from stdin needs --rubric (the criteria must be known before the first step)");
+    else criteria = (await scanJsonlCriteria(log)).map((id) => ({ id }));
+    steps = readSteps(lines, { criteria: criteria.map((c) => c.id) });
+  }
+
+  const bar = process.stderr.isTTY === true ? progressBar(src) : null;
+  let res: ReplayResult;
+  try {
+    res = await replay(steps, {
+      rubric: { criteria },
+      methods,
+      engine,
+      source: stdin ? "stdin" : log,
+      onStep: bar ?? undefined,
+    });
+  } finally {
+    if (bar) process.stderr.write("\r\x1b[K");
+  }
+  writeFileSync(reportFile, replayReport(res, methods.filter((m) => m.options.method === "focal").map((m) => m.key)));
+  process.stdout.write(formatSummary(res));
+  process.stderr.write(`replay: ${res.rows} rows, ${res.steps} steps in ${res.seconds.toFixed(2)} s; report written to ${reportFile}\n`);
+  return 0;
+}
+
+function loadRubric(file: string): Rubric {
+  let o: unknown;
+  try {
+    o = JSON.parse(readFileSync(file, "utf8"));
+  } catch (e) {
+    throw new Error(`--rubric ${file}: ${(e as Error).message}`);
+  }
+  const crit = Array.isArray(o) ? o : (o as { criteria?: unknown }).criteria;
+  if (!Array.isArray(crit)) throw new Error(`--rubric ${file}: expected {"criteria": [...]}`);
+  return { criteria: crit as Criterion[] };
+}
+
+function openLines(file: string): { lines: AsyncIterable<string>; bytes: () => number; total: number } {
+  const total = statSync(file).size;
+  const stream = createReadStream(file, { highWaterMark: 1 << 20 });
+  const lines = createInterface({ input: stream, crlfDelay: Infinity });
+  return { lines, bytes: () => stream.bytesRead, total };
+}
+
+/** First pass over a JSONL file: criterion ids in order of first appearance. */
+async function scanJsonlCriteria(file: string): Promise<string[]> {
+  const seen = new Set<string>();
+  let n = 0;
+  for await (const line of createInterface({ input: createReadStream(file), crlfDelay: Infinity })) {
+    n++;
+    if (line.trim() === "") continue;
+    let o: { scores?: unknown };
+    try {
+      o = JSON.parse(line);
+    } catch {
+      throw new Error(`line ${n}: malformed JSON`);
+    }
+    if (o.scores && typeof o.scores === "object") for (const k of Object.keys(o.scores)) seen.add(k);
+  }
+  if (seen.size === 0) throw new Error(n === 0 ? "empty input" : "no criteria in the log");
+  return [...seen];
+}
+
+function progressBar(src: { bytes: () => number; total: number } | null): (rows: number, steps: number) => void {
+  const t0 = performance.now();
+  let last = 0;
+  return (rows) => {
+    const now = performance.now();
+    if (now - last < 150) return;
+    last = now;
+    const secs = (now - t0) / 1000;
+    const rate = rows / Math.max(secs, 1e-9);
+    let line = `replay: ${rows.toLocaleString("en-US")} rows, ${fmtRate(rate)} rows/s`;
+    if (src && src.total > 0) {
+      const f = Math.min(1, src.bytes() / src.total);
+      const w = 24;
+      const fill = Math.round(f * w);
+      const eta = f > 0 ? (secs * (1 - f)) / f : NaN;
+      line = `[${"#".repeat(fill)}${"-".repeat(w - fill)}] ${(100 * f).toFixed(0).padStart(3)}% ${line}, ETA ${fmtTime(eta)}`;
+    }
+    process.stderr.write(`\r\x1b[K${line}`);
+  };
+}
+
+function fmtRate(r: number): string {
+  return r >= 1e6 ? `${(r / 1e6).toFixed(2)}M` : r >= 1e3 ? `${(r / 1e3).toFixed(1)}k` : r.toFixed(0);
+}
+
+function fmtTime(s: number): string {
+  if (!Number.isFinite(s)) return "?";
+  const m = Math.floor(s / 60);
+  return `${m}:${String(Math.round(s % 60)).padStart(2, "0")}`;
+}
+
+function formatSummary(r: ReplayResult): string {
+  const out: string[] = [];
+  out.push(`${r.rows} rows (${r.validRows} valid), ${r.steps} steps, ${r.groups} groups, ${r.criteria.length} criteria, backend ${r.backend}`);
+  out.push("");
+  out.push(["method".padEnd(22), "reward".padStart(8), "mean|adv|".padStart(10), "zero-adv groups".padStart(16)].join(" "));
+  for (const m of r.methods) {
+    out.push([m.label.padEnd(22), fmt(m.metrics.reward), fmt(m.meanAbsAdvantage).padStart(10), fmt(m.fracZeroAdvantageGroups).padStart(16)].join(" "));
+  }
+  if (r.pairs.length > 0) {
+    out.push("");
+    out.push(`within-group ${r.rankBy} orders: mean Kendall tau, share of groups whose order / top rollout differs`);
+    for (const p of r.pairs) out.push(`  ${p.a} vs ${p.b}: tau ${fmt(p.meanTau)}, order ${fmt(p.fracOrderDiffers)}, top ${fmt(p.fracTopDiffers)} (${p.groups} groups)`);
+  }
+  return `${out.join("\n")}\n`;
+}
+
+function fmt(v: number | undefined): string {
+  return v === undefined || !Number.isFinite(v) ? "       –" : v.toFixed(4).padStart(8);
+}
