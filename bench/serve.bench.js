@@ -1,0 +1,303 @@
+/**
+ * Load test of `focal-reward serve` (issue 5): autocannon against POST /v1/score, stream scope,
+ * one run, 64 rollouts (8 groups of 8) x 16 criteria per request, 32 connections, 10 s.
+ * Reports req/s, p50/p99 latency and errors (must be 0: errors, timeouts and non-2xx), then
+ * checks that the run's final state equals a sequential replay of the same requests in the order
+ * the server applied them (the `seq` each response carries).
+ *
+ *   npm run bench:serve                       (10 s, fsync on: the server's default)
+ *   node bench/serve.bench.js --duration 2 --no-fsync --json
+ *
+ * The helpers are exported for test/service-e2e.test.ts (a 2 s variant and the SIGKILL test).
+ * Traffic goes to 127.0.0.1 only. Needs `npm run build` first (dist/).
+ */
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import autocannon from "autocannon";
+
+const root = resolve(fileURLToPath(new URL("..", import.meta.url)));
+
+export const K = 16;
+export const GROUPS = 8;
+export const GROUP_SIZE = 8;
+export const ROWS = GROUPS * GROUP_SIZE;
+export const CRITERIA = Array.from({ length: K }, (_, k) => ({
+  id: `c${String(k).padStart(2, "0")}`,
+  weight: k === 15 ? -1 : 1 + (k % 3),
+}));
+/** The rubric file the server is started with (engine options included). */
+export const RUBRIC = { criteria: CRITERIA, scope: "stream", gamma: 3, decay: 0.9, advantage: "grpo" };
+
+/** mulberry32 */
+function prng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const POOL = 256;
+const pool = [];
+/** The scores of request i (columnar, rubric order, 3 decimals, ~3% not judged). */
+export function scoresOf(i) {
+  const p = i % POOL;
+  if (!pool[p]) {
+    const r = prng(1000 + p);
+    const s = new Array(ROWS * K);
+    for (let j = 0; j < s.length; j++) {
+      const k = j % K;
+      s[j] = r() < 0.03 ? null : Math.round(Math.min(1, Math.max(0, r() * 0.6 + (k / K) * 0.5)) * 1000) / 1000;
+    }
+    pool[p] = JSON.stringify(s);
+  }
+  return pool[p];
+}
+
+const CRIT_JSON = JSON.stringify(CRITERIA.map((c) => c.id));
+const SIZES_JSON = JSON.stringify(Array.from({ length: GROUPS }, () => GROUP_SIZE));
+/** The body of request i: `step` = i identifies it in the response. */
+export function bodyOf(i, run = "bench") {
+  return `{"run":"${run}","step":${i},"criteria":${CRIT_JSON},"scores":${scoresOf(i)},"groupSizes":${SIZES_JSON}}`;
+}
+
+/** Pulls `step` and `seq` out of a /v1/score response without parsing all of it. */
+export function stepSeq(body) {
+  const head = body.slice(0, 200);
+  const step = /"step":(\d+)/.exec(head);
+  const seq = /"seq":(\d+)/.exec(head);
+  return step && seq ? { step: Number(step[1]), seq: Number(seq[1]) } : undefined;
+}
+
+/**
+ * Starts `node dist/cli/main.js serve` on 127.0.0.1 (free port), waits for its "listening" line.
+ * Returns {url, port, child, output(), stop(signal) -> exit code/signal}.
+ */
+export async function startServer({ stateDir, rubricFile, port = 0, args = [] } = {}) {
+  const argv = [join(root, "dist/cli/main.js"), "serve", "--rubric", rubricFile, "--port", String(port), "--host", "127.0.0.1", ...args];
+  if (stateDir) argv.push("--state-dir", stateDir);
+  const child = spawn(process.execPath, argv, { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  const exited = new Promise((r) => child.once("exit", (code, signal) => r({ code, signal })));
+  const url = await new Promise((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error(`server did not start:\n${out}`)), 20_000);
+    const onData = (d) => {
+      out += d;
+      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        ok(m[1]);
+      }
+    };
+    child.stdout.on("data", onData);
+    child.stderr.on("data", onData);
+    exited.then((e) => {
+      clearTimeout(timer);
+      fail(new Error(`server exited ${JSON.stringify(e)} before listening:\n${out}`));
+    });
+  });
+  return {
+    url,
+    port: Number(new URL(url).port),
+    child,
+    output: () => out,
+    exited,
+    async stop(signal = "SIGTERM") {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+export function writeRubric(dir, rubric = RUBRIC) {
+  const file = join(dir, "rubric.json");
+  writeFileSync(file, JSON.stringify(rubric));
+  return file;
+}
+
+/**
+ * autocannon against /v1/score. Request bodies are numbered from `first`; returns the autocannon
+ * result plus `acks` (step -> seq of every 200) and `issued` (steps handed to autocannon).
+ */
+export async function runLoad({ url, duration = 10, connections = 32, run = "bench", first = 0, idempotency = true }) {
+  let next = first;
+  const acks = new Map();
+  const bad = [];
+  const issued = [];
+  const instance = autocannon({
+    url,
+    connections,
+    duration,
+    pipelining: 1,
+    timeout: 10,
+    requests: [
+      {
+        method: "POST",
+        path: "/v1/score",
+        setupRequest(req) {
+          const i = next++;
+          issued.push(i);
+          req.body = bodyOf(i, run);
+          req.headers = { "content-type": "application/json" };
+          if (idempotency) req.headers["idempotency-key"] = `${run}-${i}`;
+          return req;
+        },
+        onResponse(status, body) {
+          if (status !== 200) {
+            if (bad.length < 5) bad.push(`${status} ${body.slice(0, 300)}`);
+            return;
+          }
+          const s = stepSeq(body);
+          if (s) acks.set(s.step, s.seq);
+          else if (bad.length < 5) bad.push(`no step/seq in ${body.slice(0, 200)}`);
+        },
+      },
+    ],
+  });
+  const result = await instance;
+  return { result, acks, bad, issued, instance };
+}
+
+/**
+ * Autocannon drops the responses still in flight when its time is up, and a killed server drops
+ * its own: as a trainer would, send every issued request that got no 200 again, with the same
+ * Idempotency-Key, until it has one (an update applied before is answered from the stored
+ * response, not applied again). Fills `acks`; returns how many answers were replays.
+ */
+export async function settle({ url, run = "bench", issued, acks, attempts = 50 }) {
+  let replays = 0;
+  for (const i of issued) {
+    if (acks.has(i)) continue;
+    for (let a = 0; ; a++) {
+      try {
+        const res = await fetch(`${url}/v1/score`, {
+          method: "POST",
+          headers: { "content-type": "application/json", "idempotency-key": `${run}-${i}` },
+          body: bodyOf(i, run),
+        });
+        const text = await res.text();
+        if (res.status !== 200) throw new Error(`${res.status} ${text.slice(0, 300)}`);
+        if (res.headers.get("idempotent-replayed") === "true") replays++;
+        acks.set(i, stepSeq(text).seq);
+        break;
+      } catch (e) {
+        if (a >= attempts) throw e;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+  return replays;
+}
+
+/** Scores of request i as the server sees them (Float32, NaN for null). */
+export function float32Of(i) {
+  const raw = JSON.parse(scoresOf(i));
+  const out = new Float32Array(raw.length);
+  for (let j = 0; j < raw.length; j++) out[j] = raw[j] === null ? NaN : raw[j];
+  return out;
+}
+
+/**
+ * Checks the order the server applied: the seqs of `acks` are exactly 1..N, and replaying the
+ * requests in seq order on a fresh engine gives the server's snapshot, byte for byte.
+ */
+export async function replayCheck({ url, run = "bench", acks, rubric = RUBRIC }) {
+  const { createEngine } = await import(join(root, "dist/index.js"));
+  const res = await fetch(`${url}/v1/runs/${run}/state`);
+  if (res.status !== 200) throw new Error(`GET state: ${res.status} ${await res.text()}`);
+  const serverSnap = new Uint8Array(await res.arrayBuffer());
+  const serverSeq = Number(res.headers.get("x-focal-seq"));
+  const bySeq = new Map();
+  const problems = [];
+  for (const [step, seq] of acks) {
+    if (bySeq.has(seq)) problems.push(`seq ${seq} given to steps ${bySeq.get(seq)} and ${step}`);
+    bySeq.set(seq, step);
+  }
+  if (bySeq.size !== serverSeq) problems.push(`server seq ${serverSeq}, ${bySeq.size} distinct acknowledged seqs`);
+  const { criteria, ...options } = rubric;
+  const engine = await createEngine({ ...options, rubric: { criteria } });
+  const sizes = Array.from({ length: GROUPS }, () => GROUP_SIZE);
+  for (let seq = 1; seq <= serverSeq; seq++) {
+    const step = bySeq.get(seq);
+    if (step === undefined) {
+      problems.push(`seq ${seq} missing`);
+      break;
+    }
+    engine.score(float32Of(step), sizes);
+  }
+  const mine = engine.snapshot();
+  const equal = mine.length === serverSnap.length && mine.every((b, j) => b === serverSnap[j]);
+  if (!equal) problems.push("server state differs from the sequential replay");
+  return { ok: problems.length === 0, problems, serverSeq, replayed: bySeq.size };
+}
+
+function arg(name, fallback) {
+  const i = process.argv.indexOf(`--${name}`);
+  return i < 0 ? fallback : process.argv[i + 1];
+}
+
+async function main() {
+  const duration = Number(arg("duration", "10"));
+  const connections = Number(arg("connections", "32"));
+  const noFsync = process.argv.includes("--no-fsync");
+  const dir = mkdtempSync(join(tmpdir(), "focal-serve-bench-"));
+  const server = await startServer({
+    stateDir: join(dir, "state"),
+    rubricFile: writeRubric(dir),
+    args: noFsync ? ["--no-fsync"] : [],
+  });
+  try {
+    const { result, acks, bad, issued } = await runLoad({ url: server.url, duration, connections });
+    const inFlight = issued.length - acks.size;
+    const replays = await settle({ url: server.url, issued, acks });
+    const check = await replayCheck({ url: server.url, acks });
+    const figures = {
+      duration_s: duration,
+      connections,
+      rollouts_per_request: ROWS,
+      criteria: K,
+      fsync: !noFsync,
+      requests: result.requests.total,
+      req_per_s: Math.round(result.requests.average),
+      rollouts_per_s: Math.round(result.requests.average * ROWS),
+      latency_p50_ms: result.latency.p50,
+      latency_p99_ms: result.latency.p99,
+      latency_max_ms: result.latency.max,
+      errors: result.errors,
+      timeouts: result.timeouts,
+      non2xx: result.non2xx,
+      state_matches_sequential_replay: check.ok,
+      final_seq: check.serverSeq,
+      in_flight_at_end: inFlight,
+      in_flight_already_applied: replays,
+    };
+    if (process.argv.includes("--json")) process.stdout.write(JSON.stringify(figures) + "\n");
+    else {
+      process.stdout.write(
+        `focal-reward serve, /v1/score, stream scope, one run: ${ROWS} rollouts x ${K} criteria per request, ` +
+          `${connections} connections, ${duration} s, fsync ${noFsync ? "off" : "on"}\n` +
+          `  ${figures.req_per_s} req/s (${figures.rollouts_per_s} rollouts/s), ${figures.requests} requests\n` +
+          `  latency p50 ${figures.latency_p50_ms} ms, p99 ${figures.latency_p99_ms} ms, max ${figures.latency_max_ms} ms\n` +
+          `  errors ${figures.errors}, timeouts ${figures.timeouts}, non-2xx ${figures.non2xx}\n` +
+          `  final state = sequential replay of ${check.replayed} requests in seq order: ${check.ok ? "yes" : "NO"}` +
+          ` (${inFlight} requests in flight when autocannon stopped, sent again with their Idempotency-Key: ${replays} had been applied)\n`,
+      );
+    }
+    for (const b of bad) process.stderr.write(`  bad response: ${b}\n`);
+    for (const p of check.problems) process.stderr.write(`  ${p}\n`);
+    const pass = check.ok && result.errors === 0 && result.timeouts === 0 && result.non2xx === 0;
+    process.exitCode = pass ? 0 : 1;
+  } finally {
+    const exit = await server.stop("SIGTERM");
+    if (exit.code !== 0) process.stderr.write(`server exit ${JSON.stringify(exit)}\n${server.output()}`);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await main();
