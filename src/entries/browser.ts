@@ -6,7 +6,7 @@
 import { createEngineFrom } from "../core.js";
 import type { Engine, EngineOptions } from "../types.js";
 
-export * from "../core.js";
+export { createEngineFrom, compileSource, simdSupported, MAX_CELLS } from "../core.js";
 export type * from "../types.js";
 
 const urls = {

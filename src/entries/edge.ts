@@ -8,7 +8,7 @@ import scalar from "../focal-scalar.wasm?module";
 import { createEngineFrom } from "../core.js";
 import type { Engine, EngineOptions } from "../types.js";
 
-export * from "../core.js";
+export { createEngineFrom, compileSource, simdSupported, MAX_CELLS } from "../core.js";
 export type * from "../types.js";
 
 const modules = { simd, scalar };
