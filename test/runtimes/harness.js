@@ -110,9 +110,12 @@ export async function runVectors(createEngine, vectors, backend) {
 
 /**
  * The report of one runtime: a line for the default backend ("auto") and one with the scalar
- * backend forced. Each line: {runtime, requested, backend, simdSupported, digests, metrics}.
+ * backend forced. Each line: {runtime, requested, backend, simdSupported, exports, ms, digests,
+ * metrics}. `api` is the entry module's namespace.
  */
-export async function runConformance({ runtime, createEngine, simdSupported, vectors }) {
+export async function runConformance({ runtime, api, vectors }) {
+  const { createEngine, simdSupported } = api;
+  const exports = Object.keys(api).sort();
   const lines = [];
   for (const requested of ["auto", "scalar"]) {
     const started = Date.now();
@@ -122,6 +125,7 @@ export async function runConformance({ runtime, createEngine, simdSupported, vec
       requested,
       backend: r.backend,
       simdSupported: typeof simdSupported === "function" ? simdSupported() : null,
+      exports,
       ms: Date.now() - started,
       digests: r.digests,
       metrics: r.metrics,

@@ -9,9 +9,9 @@
  * FOCAL_ARTIFACTS; CHROMIUM_PATH (default /usr/bin/chromium).
  */
 import { execFile } from "node:child_process";
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { resolve } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
@@ -31,6 +31,7 @@ interface Line {
   requested?: "auto" | "scalar";
   backend?: string;
   simdSupported?: boolean | null;
+  exports?: string[];
   digests?: Digests;
   metrics?: Digests;
   entry?: string;
@@ -139,13 +140,28 @@ describe.each(ALL)("%s", (runtime) => {
 });
 
 describe("runtime specifics", () => {
-  it("Node, Deno and Bun load the package through its exports (dist/index.js)", () => {
-    for (const runtime of ["node", "deno", "bun"]) {
+  it("each runtime loads its entry from package.json exports", () => {
+    const d = dist ?? resolve(root, "dist");
+    const want: Record<string, string> = {
+      node: "index.js",
+      deno: "index.js",
+      bun: "index.js",
+      workerd: "entries/workerd.js",
+      "edge-runtime": "entries/edge.js",
+      chromium: "entries/browser.js",
+      "chromium-wasm-octet-stream": "entries/browser.js",
+    };
+    for (const runtime of ALL) {
       for (const line of linesOf(runtime)) {
-        const want = pathToFileURL(resolve(dist ?? resolve(root, "dist"), "index.js")).href;
-        expect(line.entry, runtime).toBe(want);
+        expect(line.entry && realpathSync(line.entry), runtime).toBe(realpathSync(resolve(d, want[runtime])));
       }
     }
+  });
+
+  it("every entry exports the same API as the Node entry", () => {
+    const node = linesOf("node")[0]?.exports;
+    expect(node).toContain("createEngine");
+    for (const runtime of ALL) for (const line of linesOf(runtime)) expect(line.exports, runtime).toEqual(node);
   });
 
   it("workerd and edge-runtime forbid compiling wasm from bytes (so the module imports are what runs)", () => {

@@ -10,12 +10,17 @@
 import process from "node:process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, relative } from "node:path";
 import { chromium } from "playwright-core";
 import { driverArgs, root } from "./args.js";
+import { CONDITIONS, resolveExport } from "./exports.js";
 import { startStaticServer } from "../static-server.js";
 
 const args = driverArgs();
+// The file a browser bundler or import map would load: package.json "exports", browser conditions.
+const entry = args.distGiven ? join(args.dist, "entries/browser.js") : resolveExport(root, CONDITIONS.chromium);
+const entryRel = relative(args.distGiven ? args.dist : join(root, "dist"), entry).split("\\").join("/");
+if (entryRel.startsWith("..")) throw new Error(`browser entry ${entry} is outside dist/`);
 const executablePath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 
 const EXAMPLE_RUBRIC = {
@@ -79,13 +84,13 @@ try {
     ["chromium-wasm-octet-stream", "/dist-octet/"],
   ]) {
     const page = await open(
-      `/test/runtimes/browser/conformance.html?dist=${dist}&vectors=${vectorsUrl}&runtime=${runtime}`,
+      `/test/runtimes/browser/conformance.html?entry=${dist}${entryRel}&vectors=${vectorsUrl}&runtime=${runtime}`,
     );
     await page.waitForFunction(() => window.__conformance !== undefined, null, { timeout: 60_000 });
     const result = await page.evaluate(() => window.__conformance);
     if (result.error) throw new Error(`${runtime}: ${result.error}\n${pageErrors.join("\n")}`);
     const wasmTypes = [...new Set(server.requests.filter((r) => r.path.startsWith(dist) && r.path.endsWith(".wasm")).map((r) => r.type))];
-    for (const line of result.lines) process.stdout.write(`${JSON.stringify({ ...line, version, wasmTypes })}\n`);
+    for (const line of result.lines) process.stdout.write(`${JSON.stringify({ ...line, entry, version, wasmTypes })}\n`);
     await page.close();
   }
 

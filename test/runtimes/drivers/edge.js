@@ -12,7 +12,8 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import vm from "node:vm";
 import { EdgeRuntime } from "edge-runtime";
-import { driverArgs } from "./args.js";
+import { driverArgs, root } from "./args.js";
+import { CONDITIONS, resolveExport } from "./exports.js";
 
 if (typeof vm.SourceTextModule !== "function") {
   throw new Error("run with node --experimental-vm-modules");
@@ -68,11 +69,13 @@ async function instantiate(file) {
 
 // The harness and the vectors are loaded into the same context, the way a bundler would inline them.
 const harness = await instantiate(fileURLToPath(new URL("../harness.js", import.meta.url)));
-const entry = await instantiate(join(args.dist, "entries/edge.js"));
+// The file Vercel's bundler would pick: package.json "exports" under the edge-light conditions.
+const entryFile = args.distGiven ? join(args.dist, "entries/edge.js") : resolveExport(root, CONDITIONS["edge-runtime"]);
+const entry = await instantiate(entryFile);
 const vectors = runtime.evaluate("JSON.parse")(readFileSync(args.vectors, "utf8"));
 
 const blocked = await runtime.evaluate(
   `WebAssembly.compile(new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0])).then(() => false, () => true)`,
 );
-const lines = await harness.namespace.runConformance({ runtime: "edge-runtime", ...entry.namespace, vectors });
-for (const line of lines) process.stdout.write(`${JSON.stringify({ ...line, compileFromBytesBlocked: blocked })}\n`);
+const lines = await harness.namespace.runConformance({ runtime: "edge-runtime", api: entry.namespace, vectors });
+for (const line of lines) process.stdout.write(`${JSON.stringify({ ...line, entry: entryFile, compileFromBytesBlocked: blocked })}\n`);

@@ -10,7 +10,7 @@
 import process from "node:process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { runConformance } from "../harness.js";
 import { driverArgs } from "./args.js";
 
@@ -19,7 +19,7 @@ const runtime =
 const args = driverArgs();
 const vectors = JSON.parse(readFileSync(args.vectors, "utf8"));
 const specifier = args.distGiven ? pathToFileURL(join(args.dist, "index.js")).href : "focal-reward";
-const entry = import.meta.resolve(specifier);
+const entry = fileURLToPath(import.meta.resolve(specifier));
 const api = await import(specifier);
-const lines = await runConformance({ runtime, ...api, vectors });
+const lines = await runConformance({ runtime, api, vectors });
 for (const line of lines) process.stdout.write(`${JSON.stringify({ ...line, entry })}\n`);

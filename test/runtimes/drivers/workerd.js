@@ -9,17 +9,22 @@ import { spawn } from "node:child_process";
 import { cpSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { driverArgs, root } from "./args.js";
+import { CONDITIONS, resolveExport } from "./exports.js";
 import { moduleGraph } from "./graph.js";
 
 const args = driverArgs();
 const workerdBin = resolve(root, "node_modules/.bin/workerd");
 const harness = fileURLToPath(new URL("../harness.js", import.meta.url));
+// The file wrangler would bundle: package.json "exports" under the workerd conditions.
+const entry = args.distGiven ? join(args.dist, "entries/workerd.js") : resolveExport(root, CONDITIONS.workerd);
+const base = args.distGiven ? dirname(args.dist) : root;
+const entryName = relative(base, entry).split("\\").join("/");
 
 const WORKER = `
-import * as api from "./dist/entries/workerd.js";
+import * as api from "./${entryName}";
 import vectors from "./vectors.json";
 import { runConformance } from "./harness.js";
 
@@ -36,8 +41,8 @@ export default {
   async fetch() {
     try {
       const blocked = await bytesCompileBlocked();
-      const lines = await runConformance({ runtime: "workerd", ...api, vectors });
-      const body = lines.map((l) => JSON.stringify({ ...l, compileFromBytesBlocked: blocked })).join("\\n");
+      const lines = await runConformance({ runtime: "workerd", api, vectors });
+      const body = lines.map((l) => JSON.stringify({ ...l, entry: ${JSON.stringify(entry)}, compileFromBytesBlocked: blocked })).join("\\n");
       return new Response(body + "\\n", { headers: { "content-type": "application/x-ndjson" } });
     } catch (e) {
       return new Response(String(e && e.stack || e), { status: 500 });
@@ -64,8 +69,8 @@ function writeBundle(dir, port) {
   writeFileSync(join(dir, "worker.js"), WORKER);
   cpSync(harness, join(dir, "harness.js"));
   cpSync(args.vectors, join(dir, "vectors.json"));
-  for (const m of moduleGraph(args.dist, join(args.dist, "entries/workerd.js"))) {
-    const name = `dist/${m.rel}`;
+  for (const m of moduleGraph(base, entry)) {
+    const name = m.rel;
     mkdirSync(dirname(join(dir, name)), { recursive: true });
     cpSync(m.file, join(dir, name));
     modules.push({ name, kind: m.kind });
@@ -130,7 +135,8 @@ try {
     const port = await freePort();
     writeBundle(dir, port);
     result = await serveOnce(dir, port);
-    if (result.body !== undefined) break; // otherwise workerd exited (port taken?): retry
+    if (result.body !== undefined) break;
+    if (!/address already in use|EADDRINUSE/i.test(result.log)) break; // retry only a lost port race
   }
   if (result.body === undefined) throw new Error(`workerd exited ${JSON.stringify(result.exited)}\n${result.log}`);
   process.stdout.write(result.body);
