@@ -87,9 +87,13 @@ function renderScoresTable() {
   const head = table.createTHead().insertRow();
   head.appendChild(th("Rollout"));
   for (const c of state.criteria) {
-    const scale = c.scale ? ` [${c.scale[0]}, ${c.scale[1]}]` : "";
-    const penalty = (c.weight ?? 1) < 0 || c.polarity === "penalty" ? " (penalty)" : "";
-    head.appendChild(th(`${c.id}${scale}${penalty}`));
+    const scale = c.scale ? `${c.scale[0]}–${c.scale[1]}` : "0–1";
+    const penalty = (c.weight ?? 1) < 0 || c.polarity === "penalty" ? ", penalty" : "";
+    const cell = th(c.id);
+    const note = document.createElement("small");
+    note.textContent = `${scale}${penalty}`;
+    cell.appendChild(note);
+    head.appendChild(cell);
   }
   const body = table.createTBody();
   state.rows.forEach((row, i) => {
