@@ -12,7 +12,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { runVectors } from "../test/runtimes/harness.js";
+import { runVectors, toFloat32 } from "../test/runtimes/harness.js";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const args = process.argv.slice(2);
@@ -217,7 +217,7 @@ function buildVectors() {
     v.push({
       name: "focal-stream",
       options: { rubric: { criteria: crit(K, (k) => ({ weight: k < 4 ? 2 : 1 })) }, scope: "stream", decay: 0.8, advantage: "grpo" },
-      calls: [call([4, 4, 4]), call([6, 6], 0.1), bad, call([3, 3, 3, 3])],
+      calls: [call([4, 4, 4]), call([6, 6], 0.1), { ...bad, throws: true }, call([3, 3, 3, 3])],
       scoreOne: [[1, 1, 1, 1, 0, 0, 0, 0]],
       snapshot: true,
     });
@@ -272,11 +272,35 @@ function formatVectors(vectors) {
   return `[\n${vectors.map((v) => `  ${JSON.stringify(v)}`).join(",\n")}\n]\n`;
 }
 
+/** Every call must succeed except those marked `throws`; prints what each vector produced. */
+async function check(createEngine, vectors) {
+  for (const v of vectors) {
+    const engine = await createEngine({ ...v.options, backend: "simd" });
+    const seen = [];
+    v.calls.forEach((call, i) => {
+      let result;
+      try {
+        result = engine.score(toFloat32(call.scores), call.groupSizes, { valid: call.valid, weights: call.weights });
+      } catch (e) {
+        if (!call.throws) throw new Error(`${v.name}: call ${i} threw: ${e.message}`);
+        seen.push(`call ${i} rejected (${e.message})`);
+        return;
+      }
+      if (call.throws) throw new Error(`${v.name}: call ${i} should have been rejected`);
+      const r = result.rewards;
+      const nan = r.filter((x) => Number.isNaN(x)).length;
+      seen.push(`n=${r.length} reward[0..2]=${[...r.slice(0, 3)].map((x) => x.toFixed(4)).join(",")}${nan ? ` NaN=${nan}` : ""}`);
+    });
+    process.stdout.write(`  ${v.name.padEnd(26)} ${seen.join("; ")}\n`);
+  }
+}
+
 async function main() {
   const vectors = buildVectors();
+  const { createEngine } = await import(pathToFileURL(resolve(dist, "index.js")).href);
+  await check(createEngine, vectors);
   mkdirSync(out, { recursive: true });
   writeFileSync(resolve(out, "vectors.json"), formatVectors(vectors));
-  const { createEngine } = await import(pathToFileURL(resolve(dist, "index.js")).href);
   const expected = { generatedBy: "node", node: process.version };
   for (const backend of ["simd", "scalar"]) {
     const r = await runVectors(createEngine, vectors, backend);
