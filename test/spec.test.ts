@@ -191,6 +191,22 @@ describe("steps 1-7: the focal pipeline, group scope", () => {
     });
   });
 
+  it("tau -> 0 with a criterion absent from the best rollout: s_k renormalizes over the rows having k", async () => {
+    // a, b weight 1; gamma 1, eps 0.1, tau 1e-3. Rows [-, 1] d=1 ; [0.8, 0] d=0.4 ; [0.2, 0] d=0.1
+    // p ∝ (1, e^-600, e^-900). s_a sums over rows 2-3 only:
+    //   s_a = (0.8 e^-600 + 0.2 e^-900) / (e^-600 + e^-900) = (0.8 + 0.2 e^-300)/(1 + e^-300) = 0.8
+    //   (the tiny p's cancel: an implementation must not let them underflow to 0/0)
+    // s_b = (1 + 0 + 0)/(1 + e^-600 + e^-900) = 1
+    // x = [1 - 0.8 + 0.1, 1 - 1 + 0.1] = [0.3, 0.1] -> f = [0.75, 0.25]
+    // r1 = 1 (only b) ; r2 = 0.75*0.8/1 = 0.6 ; r3 = 0.75*0.2 = 0.15
+    await verify({ rubric: [{ id: "a" }, { id: "b" }], gamma: 1, eps: 0.1, tau: 1e-3 }, [N, 1, 0.8, 0, 0.2, 0], [3], {
+      direct: [1, 0.4, 0.1],
+      saturation: [0.8, 1],
+      weights: [0.75, 0.25],
+      rewards: [1, 0.6, 0.15],
+    });
+  });
+
   it("NaN absent criteria and a criterion absent from a whole group", async () => {
     // a, b, c weight 1; gamma 1, eps 0, tau 0.5.
     // Group 1: [0.8, -, 0.2] d=0.5 ; [0.4, 0.6, -] d=0.5. Equal d -> p uniform.
