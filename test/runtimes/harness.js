@@ -133,3 +133,24 @@ export async function runConformance({ runtime, api, vectors }) {
   }
   return lines;
 }
+
+/**
+ * `createEngine({ wasm: { simd: source } })` with each source the runtime can offer (a Module,
+ * bytes, a URL, a Response, a Promise<Response>...). `sources` maps a name to a function that
+ * returns the source as is (not awaited: a Promise<Response> stays a promise); each is called once. Returns {runtime, vector, sources: {name: digest | "error: ..."}};
+ * every digest must equal the simd digest of `vector`.
+ */
+export async function runSources({ runtime, api, vectors, sources, vector = "focal-k33-uneven-groups" }) {
+  const v = vectors.find((x) => x.name === vector);
+  if (!v) throw new Error(`no vector ${vector}`);
+  const out = {};
+  for (const [name, make] of Object.entries(sources)) {
+    try {
+      const create = (options) => api.createEngine({ ...options, wasm: { simd: make() } });
+      out[name] = (await runVectors(create, [v], "simd")).digests[vector];
+    } catch (e) {
+      out[name] = `error: ${e && e.message}`;
+    }
+  }
+  return { runtime, vector, sources: out };
+}

@@ -38,6 +38,8 @@ interface Line {
   compileFromBytesBlocked?: boolean;
   wasmTypes?: string[];
   example?: Record<string, any>;
+  vector?: string;
+  sources?: Record<string, string>;
 }
 interface Run {
   command: string;
@@ -120,6 +122,19 @@ function linesOf(runtime: string): Line[] {
 
 const ALL = [...Object.keys(RUNTIMES), ...Object.keys(EXTRA)];
 
+/** The options.wasm sources each driver offers (what a user of that runtime can hold). */
+const NATIVE_SOURCES = ["Uint8Array", "ArrayBuffer", "WebAssembly.Module", "Response", "Promise<Response>"];
+const BROWSER_SOURCES = ["URL", "string", "Response", "Promise<Response>", "ArrayBuffer", "Uint8Array", "WebAssembly.Module"];
+const SOURCES: Record<string, string[]> = {
+  node: NATIVE_SOURCES,
+  deno: NATIVE_SOURCES,
+  bun: NATIVE_SOURCES,
+  workerd: ["WebAssembly.Module"],
+  "edge-runtime": ["WebAssembly.Module"],
+  chromium: BROWSER_SOURCES,
+  "chromium-wasm-octet-stream": BROWSER_SOURCES,
+};
+
 describe.each(ALL)("%s", (runtime) => {
   it("runs the simd backend by default with the expected output bits", () => {
     const line = linesOf(runtime).find((l) => l.requested === "auto");
@@ -128,6 +143,16 @@ describe.each(ALL)("%s", (runtime) => {
     expect(line!.simdSupported).toBe(true);
     expect(line!.digests).toEqual(expected.simd.digests);
     expect(line!.metrics).toEqual(expected.simd.metrics);
+  });
+
+  it("accepts the wasm as the caller holds it (options.wasm), with the same output bits", () => {
+    linesOf(runtime);
+    const source = runtime in EXTRA ? EXTRA[runtime as keyof typeof EXTRA] : runtime;
+    const line = runs[source].lines.find((l) => l.runtime === runtime && l.sources);
+    expect(line, `${runtime} printed no options.wasm line`).toBeDefined();
+    const digest = expected.simd.digests[line!.vector!];
+    expect(Object.keys(line!.sources!)).toEqual(SOURCES[runtime]);
+    for (const [kind, got] of Object.entries(line!.sources!)) expect(got, `${runtime}: wasm.simd as ${kind}`).toBe(digest);
   });
 
   it("runs the scalar backend when forced, with the expected output bits", () => {

@@ -79,3 +79,10 @@ const blocked = await runtime.evaluate(
 );
 const lines = await harness.namespace.runConformance({ runtime: "edge-runtime", api: entry.namespace, vectors });
 for (const line of lines) process.stdout.write(`${JSON.stringify({ ...line, entry: entryFile, compileFromBytesBlocked: blocked })}\n`);
+
+// A user passing the module their own `?module` import gave them.
+const wasmModule = load(resolve(dirname(entryFile), "../focal-simd.wasm"));
+await instantiate(resolve(dirname(entryFile), "../focal-simd.wasm"));
+const sources = { "WebAssembly.Module": () => wasmModule.namespace.default };
+const report = await harness.namespace.runSources({ runtime: "edge-runtime", api: entry.namespace, vectors, sources });
+process.stdout.write(`${JSON.stringify(report)}\n`);

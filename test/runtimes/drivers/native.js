@@ -9,9 +9,9 @@
  */
 import process from "node:process";
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { runConformance } from "../harness.js";
+import { runConformance, runSources } from "../harness.js";
 import { driverArgs } from "./args.js";
 
 const runtime =
@@ -23,3 +23,16 @@ const entry = fileURLToPath(import.meta.resolve(specifier));
 const api = await import(specifier);
 const lines = await runConformance({ runtime, api, vectors });
 for (const line of lines) process.stdout.write(`${JSON.stringify({ ...line, entry })}\n`);
+
+// What a user may already hold: the bytes of the wasm shipped next to the entry, or a Module.
+const wasmFile = join(dirname(entry), "focal-simd.wasm");
+const bytes = readFileSync(wasmFile);
+const module = await WebAssembly.compile(bytes);
+const sources = {
+  "Uint8Array": () => new Uint8Array(bytes),
+  "ArrayBuffer": () => new Uint8Array(bytes).slice().buffer,
+  "WebAssembly.Module": () => module,
+  "Response": () => new Response(bytes),
+  "Promise<Response>": () => Promise.resolve(new Response(bytes)),
+};
+process.stdout.write(`${JSON.stringify(await runSources({ runtime, api, vectors, sources }))}\n`);

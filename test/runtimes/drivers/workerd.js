@@ -22,11 +22,13 @@ const harness = fileURLToPath(new URL("../harness.js", import.meta.url));
 const entry = args.distGiven ? join(args.dist, "entries/workerd.js") : resolveExport(root, CONDITIONS.workerd);
 const base = args.distGiven ? dirname(args.dist) : root;
 const entryName = relative(base, entry).split("\\").join("/");
+const wasmName = relative(base, join(dirname(entry), "../focal-simd.wasm")).split("\\").join("/");
 
 const WORKER = `
 import * as api from "./${entryName}";
 import vectors from "./vectors.json";
-import { runConformance } from "./harness.js";
+import { runConformance, runSources } from "./harness.js";
+import simdModule from "./${wasmName}";
 
 async function bytesCompileBlocked() {
   try {
@@ -43,7 +45,8 @@ export default {
       const blocked = await bytesCompileBlocked();
       const lines = await runConformance({ runtime: "workerd", api, vectors });
       const body = lines.map((l) => JSON.stringify({ ...l, entry: ${JSON.stringify(entry)}, compileFromBytesBlocked: blocked })).join("\\n");
-      return new Response(body + "\\n", { headers: { "content-type": "application/x-ndjson" } });
+      const sources = await runSources({ runtime: "workerd", api, vectors, sources: { "WebAssembly.Module": () => simdModule } });
+      return new Response(body + "\\n" + JSON.stringify(sources) + "\\n", { headers: { "content-type": "application/x-ndjson" } });
     } catch (e) {
       return new Response(String(e && e.stack || e), { status: 500 });
     }
