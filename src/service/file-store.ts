@@ -123,7 +123,9 @@ export class FileStore implements StateStore {
     if (this.#closed) return;
     await Promise.allSettled([...this.#locks.values()]);
     this.#closed = true;
-    await unlink(join(this.dir, ".lock")).catch(() => {});
+    const lock = join(this.dir, ".lock");
+    held.delete(lock);
+    await unlink(lock).catch(() => {});
   }
 
   #check(): void {
@@ -151,11 +153,16 @@ async function syncDir(dir: string): Promise<void> {
   }
 }
 
+/** Directories this process holds (a lock file with our own pid but not listed here is stale). */
+const held = new Set<string>();
+
 async function takeLock(dir: string): Promise<void> {
   const path = join(dir, ".lock");
+  if (held.has(path)) throw new Error(`state dir ${dir} is in use by process ${process.pid} (this one)`);
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       await writeFile(path, String(process.pid), { flag: "wx" });
+      held.add(path);
       return;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;

@@ -529,6 +529,7 @@ export function createHandler(options: HandlerOptions): FetchHandler {
         return engineError(e);
       }
     }
+    if (batch.weights) throw bad(batch.groupIds ? "groups[].weights" : "weights", "instance weights need the group scope");
     const key = request.headers.get("idempotency-key");
     let keyHash: string | undefined;
     if (key !== null) {
