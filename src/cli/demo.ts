@@ -1,7 +1,7 @@
 /** `focal-reward demo`: train a simulated policy under each method, print the balance table, write report.html. */
 import { writeFileSync } from "node:fs";
 import type { BackendName } from "../types.js";
-import { DEFAULT_SEEDS, formatTable, runDemo } from "../demo/run.js";
+import { DEFAULT_SEEDS, formatTable, gammaZeroNote, runDemo } from "../demo/run.js";
 import { DEFAULT_SIM } from "../demo/sim.js";
 import { demoReport } from "../report/demo-report.js";
 
@@ -47,24 +47,21 @@ export async function run(argv: string[]): Promise<number> {
     }
   }
   const tty = process.stderr.isTTY === true;
-  let lastMethod = "";
+  const lastSeed = seeds[seeds.length - 1];
   const res = await runDemo({
     seeds,
     backend,
     sim: { ...DEFAULT_SIM, steps },
     onProgress: (done, total, method, seed) => {
       if (tty) process.stderr.write(`\r\x1b[Kdemo: run ${done}/${total} (${method}, seed ${seed})`);
-      else if (method !== lastMethod || done === total) {
-        if (lastMethod !== "" || done === total) process.stderr.write(`demo: ${done}/${total} runs done\n`);
-        lastMethod = method;
-      }
+      else if (seed === lastSeed) process.stderr.write(`demo: ${method} done (${done}/${total} runs)\n`);
     },
   });
   if (tty) process.stderr.write("\r\x1b[K");
   process.stdout.write(
     `Final true quality per criterion after ${steps} steps (mean ± sd over ${seeds.length} seeds), backend ${res.backend}:\n\n` +
       formatTable(res) +
-      `\n\ngamma=0 reproduces weighted-mean bit for bit: ${res.gammaZeroEqualsStatic ? "yes" : "not checked"}\n`,
+      `\n\n${gammaZeroNote(res)}\n`,
   );
   writeFileSync(reportFile, demoReport(res));
   process.stderr.write(`demo: ${res.methods.length * seeds.length} runs in ${res.seconds.toFixed(1)} s; report written to ${reportFile}\n`);

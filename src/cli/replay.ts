@@ -5,7 +5,7 @@ import type { AdvantageMode, BackendName, Criterion, EngineOptions, Rubric } fro
 import { parseMethods, replay, type ReplayResult } from "../report/replay.js";
 import { replayReport } from "../report/replay-report.js";
 import { csvHeaderCriteria, readCsvSteps, type Step } from "../report/steps-csv.js";
-import { readSteps } from "../report/tmp-steps-jsonl.js";
+import { readSteps, scanCriteria } from "./steps.js";
 
 export const summary = "replay a reward log (JSONL or CSV) through several methods; write a report";
 
@@ -82,7 +82,7 @@ export async function run(argv: string[]): Promise<number> {
   const rubric = rubricFile !== undefined ? loadRubric(rubricFile) : undefined;
 
   const src = stdin ? null : openLines(log);
-  const lines = src ? src.lines : createInterface({ input: process.stdin, crlfDelay: Infinity });
+  const lines = src ? src.lines : lazyLines(() => process.stdin);
   let criteria: Criterion[];
   let steps: AsyncIterable<Step>;
   if (format === "csv") {
@@ -101,8 +101,12 @@ export async function run(argv: string[]): Promise<number> {
   } else {
     if (rubric) criteria = [...rubric.criteria];
     else if (stdin) throw new Error("replaying JSONL from stdin needs --rubric (the criteria must be known before the first step)");
-    else criteria = (await scanJsonlCriteria(log)).map((id) => ({ id }));
-    steps = readSteps(lines, { criteria: criteria.map((c) => c.id) });
+    else {
+      const ids = await scanCriteria(lazyLines(() => createReadStream(log!)));
+      if (ids.length === 0) throw new Error("no criteria in the log");
+      criteria = ids.map((id) => ({ id }));
+    }
+    steps = readSteps(lines, criteria.map((c) => c.id));
   }
 
   const bar = process.stderr.isTTY === true ? progressBar(src) : null;
@@ -120,6 +124,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   writeFileSync(reportFile, replayReport(res, methods.filter((m) => m.options.method === "focal").map((m) => m.key)));
   process.stdout.write(formatSummary(res));
+  for (const note of res.notes) process.stderr.write(`replay: note: ${note}\n`);
   process.stderr.write(`replay: ${res.rows} rows, ${res.steps} steps in ${res.seconds.toFixed(2)} s; report written to ${reportFile}\n`);
   return 0;
 }
@@ -136,30 +141,19 @@ function loadRubric(file: string): Rubric {
   return { criteria: crit as Criterion[] };
 }
 
-function openLines(file: string): { lines: AsyncIterable<string>; bytes: () => number; total: number } {
-  const total = statSync(file).size;
-  const stream = createReadStream(file, { highWaterMark: 1 << 20 });
-  const lines = createInterface({ input: stream, crlfDelay: Infinity });
-  return { lines, bytes: () => stream.bytesRead, total };
+/**
+ * Lines of a stream, opened on the first read: readline drops lines emitted before its iterator
+ * exists, and the engines are created (asynchronously) before the first step is read.
+ */
+async function* lazyLines(open: () => NodeJS.ReadableStream): AsyncGenerator<string> {
+  yield* createInterface({ input: open(), crlfDelay: Infinity });
 }
 
-/** First pass over a JSONL file: criterion ids in order of first appearance. */
-async function scanJsonlCriteria(file: string): Promise<string[]> {
-  const seen = new Set<string>();
-  let n = 0;
-  for await (const line of createInterface({ input: createReadStream(file), crlfDelay: Infinity })) {
-    n++;
-    if (line.trim() === "") continue;
-    let o: { scores?: unknown };
-    try {
-      o = JSON.parse(line);
-    } catch {
-      throw new Error(`line ${n}: malformed JSON`);
-    }
-    if (o.scores && typeof o.scores === "object") for (const k of Object.keys(o.scores)) seen.add(k);
-  }
-  if (seen.size === 0) throw new Error(n === 0 ? "empty input" : "no criteria in the log");
-  return [...seen];
+function openLines(file: string): { lines: AsyncIterable<string>; bytes: () => number; total: number } {
+  const total = statSync(file).size;
+  let stream: ReturnType<typeof createReadStream> | null = null;
+  const lines = lazyLines(() => (stream = createReadStream(file, { highWaterMark: 1 << 20 })));
+  return { lines, bytes: () => stream?.bytesRead ?? 0, total };
 }
 
 function progressBar(src: { bytes: () => number; total: number } | null): (rows: number, steps: number) => void {

@@ -1,2 +1,2 @@
-/** Where the demo and replay get their engine from. TEMPORARY: the stand-in until src/index.ts lands. */
-export { createEngine } from "./tmp-engine.js";
+/** Where the demo and replay get their engine from: the package's own Node entry. */
+export { createEngine } from "../index.js";

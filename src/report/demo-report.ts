@@ -1,6 +1,6 @@
 /** report.html for the demo: trajectories, focal weights and saturation, the balance table, a guide. */
 import type { DemoResult } from "../demo/run.js";
-import { meanSd } from "../demo/run.js";
+import { gammaZeroNote, meanSd } from "../demo/run.js";
 import type { RunRecord } from "../demo/sim.js";
 import { grid, page, table, type Cell, type Section } from "./html.js";
 import { esc, lineChart, type LineSeries } from "./svg.js";
@@ -75,7 +75,7 @@ not the paper's LLM experiments: it shows how the methods behave under these ass
 (the ± is the seed-to-seed spread). <i>Worst</i> is the lowest criterion of each seed; <i>spread</i> the best minus the worst criterion.
 The underlined cell is each method's lowest criterion on average.</p>` +
       table(["method", ...crit, "worst", "spread", "mean"], rows) +
-      `<p>γ = 0 reproduces the weighted-mean runs bit for bit: <b>${res.gammaZeroEqualsStatic ? "yes (checked)" : "not checked"}</b>.</p>`,
+      `<p>${esc(gammaZeroNote(res))}.</p>`,
   });
 
   // Worst and mean over training.

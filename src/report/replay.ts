@@ -224,7 +224,7 @@ export async function replay(steps: AsyncIterable<Step>, o: ReplayOptions): Prom
   const pairs: PairSummary[] = [];
   for (let a = 0; a < M; a++) for (let b = a + 1; b < M; b++) pairs.push({ a: o.methods[a]!.key, b: o.methods[b]!.key, groups: 0, meanTau: 0, fracOrderDiffers: 0, fracTopDiffers: 0, tauHist: new Array(20).fill(0) });
   const examples: DisagreementExample[] = [];
-  let rows = 0, validRows = 0, nSteps = 0, nGroups = 0;
+  let rows = 0, validRows = 0, nSteps = 0, nGroups = 0, clamped = 0;
   const notes: string[] = [];
 
   const present = new Uint8Array(0);
@@ -247,6 +247,7 @@ export async function replay(steps: AsyncIterable<Step>, o: ReplayOptions): Prom
           if (!st.valid[i]) continue;
           const raw = S[i * K + k]!;
           if (Number.isNaN(raw)) continue;
+          if (raw < lo[k]! || raw > hi[k]!) clamped++;
           let u = Math.min(1, Math.max(0, (raw - lo[k]!) / (hi[k]! - lo[k]!)));
           if (pen[k]) u = 1 - u;
           judged[k]!++; uSum[k]! += u; uSq[k]! += u * u;
@@ -336,7 +337,7 @@ export async function replay(steps: AsyncIterable<Step>, o: ReplayOptions): Prom
         const lim = idx.slice(0, 32);
         examples.push({
           step: st.step === undefined ? "–" : String(st.step),
-          group: st.groups[g]!,
+          group: typeof st.groups[g] === "string" ? (st.groups[g] as string) : JSON.stringify(st.groups[g]),
           tau: worst,
           pair: worstPair,
           lines: lim.map((i) => st.lines[i]!),
@@ -353,6 +354,7 @@ export async function replay(steps: AsyncIterable<Step>, o: ReplayOptions): Prom
     o.onStep?.(rows, nSteps);
   }
   if (nSteps === 0) throw new Error("empty input: no rows");
+  if (clamped > 0) notes.push(`${clamped} scores lie outside their criterion's scale and were clamped into it (without a rubric every scale is [0, 1]: pass --rubric with the right scales).`);
   if (nSteps === 1 && rows > 1) notes.push("The log has a single step (no `step` field, or one value): per-step charts show one point per series.");
   if (!perCrit) notes.push(`${K} criteria: per-step charts show summaries (min/max weight, mean saturation) instead of one line per criterion.`);
   for (const p of pairs) {

@@ -9,12 +9,13 @@
  * `group` in order of first appearance. Memory is bounded by the largest step.
  */
 
+/** A training step: the shape of src/cli/steps.ts's Step, less its `order` (which replay does not need). */
 export interface Step {
   step: unknown;
   /** Group id per group, in order of first appearance within the step. */
-  groups: string[];
+  groups: unknown[];
   groupSizes: number[];
-  criteria: string[];
+  criteria: readonly string[];
   /** n x K row-major, NaN = not judged. */
   scores: Float32Array;
   valid: Uint8Array;
