@@ -6,6 +6,8 @@ type Command = { run(argv: string[]): Promise<number>; summary: string };
 const commands: Record<string, () => Promise<Command>> = {
   score: () => import("./score.js"),
   serve: () => import("./serve.js"),
+  demo: () => import("./demo.js"),
+  replay: () => import("./replay.js"),
 };
 
 async function main(argv: string[]): Promise<number> {
