@@ -173,8 +173,10 @@ function compute() {
   const ms = performance.now() - t0;
   setError("scores-error", "");
   renderResults(result);
-  $("status").textContent =
-    `Backend: ${engine.backend} · ${n} rollouts × ${K} criteria · method ${engine.method} · scored in ${ms < 0.1 ? "< 0.1" : ms.toFixed(2)} ms`;
+  // The live region changes only with the setup, not on every keystroke.
+  const status = `Backend: ${engine.backend} · ${n} rollouts × ${K} criteria · method ${engine.method}`;
+  if ($("status").textContent !== status) $("status").textContent = status;
+  $("timing").textContent = `· scored in ${ms < 0.1 ? "< 0.1" : ms.toFixed(2)} ms`;
   state.renders++;
   document.body.dataset.renders = String(state.renders);
   document.body.dataset.state = "ready";
