@@ -6,8 +6,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { createEngine } from "../dist/index.js";
-import type { AdvantageMode, BackendName, Criterion, EngineOptions, Method, Scope, ScoreOptions, ScoreResult } from "../src/types.js";
-import { normalize, oracleScore, resolveConfig, type OracleOutput, type OracleState } from "./oracle.js";
+import type { AdvantageMode, BackendName, Criterion, Engine, EngineOptions, Method, Scope, ScoreOptions, ScoreResult } from "../src/types.js";
+import { normalize, oracleScore, oracleScoreOne, resolveConfig, type OracleOutput, type OracleState } from "./oracle.js";
 
 /** mulberry32: tiny, good-enough 32-bit PRNG. */
 function prng(seed: number): () => number {
@@ -256,6 +256,32 @@ const stressTol: TolModel = (c, o, call) => {
   };
 };
 
+/**
+ * scoreOne on a few rows of the call, after it: the current stream weights (no update) or a group
+ * of one. Only rows with a present criterion of non-zero weight (a valid row of their own).
+ * Since the next call is checked against the oracle's state chain, a scoreOne that changed the
+ * state would also show there.
+ */
+function checkScoreOne(c: Case, engines: Engine[], call: Call, state: OracleState | undefined, t: number): void {
+  const K = c.criteria.length;
+  const n = call.scores.length / K;
+  const cfg = { ...c.opts, criteria: c.criteria };
+  const rc = resolveConfig(cfg);
+  for (let j = 0; j < Math.min(n, 4); j++) {
+    const i = Math.floor((j * n) / 4);
+    const row = Array.from(call.scores.subarray(i * K, i * K + K));
+    if (!row.some((x, k) => !Number.isNaN(x) && rc.absW[k] > 0)) continue;
+    const want = oracleScoreOne(cfg, row, state);
+    const rec: Record<string, number | null> = {};
+    c.criteria.forEach((cr, k) => (rec[cr.id] = Number.isNaN(row[k]) ? null : row[k]));
+    engines.forEach((e, b) => {
+      for (const got of [e.scoreOne(Float32Array.from(row)), e.scoreOne(rec)]) {
+        expect(Math.abs(got - want) <= TOL, `seed ${c.seed} call ${t} ${BACKENDS[b]} scoreOne(row ${i}): ${got} vs oracle ${want}`).toBe(true);
+      }
+    });
+  }
+}
+
 /** Tolerances of one call: the default model, or a case-specific one (see the stress test). */
 type TolModel = (c: Case, o: OracleOutput, call: Call) => TolFn;
 const defaultTol: TolModel = (c, o) => (f, i) => (f === "advantages" ? advTol(c, o, i) : TOL);
@@ -286,6 +312,7 @@ async function runCase(c: Case, worst: Worst, tolModel: TolModel = defaultTol): 
       expect(bad, `seed ${c.seed} call ${t}: simd vs scalar ${f}[${bad}] differ: ${simd[f][bad]} vs ${scalar[f][bad]}`).toBe(-1);
     }
     const tolOf = tolModel(c, o, call);
+    if (tolModel === defaultTol) checkScoreOne(c, engines, call, state, t);
     compare(`call ${t} js`, c, js, simd, tolOf, worst, o);
     compare(`call ${t} oracle`, c, o, simd, tolOf, worst, o);
   }
