@@ -455,6 +455,27 @@ describe("gdpo", () => {
       });
     }
   });
+
+  it("a criterion present in a single row of its group gets z = 0", async () => {
+    // Same g1, g2 as above, plus g3: [0.9, -] d=0.9 ; [0.1, 0.6] d=0.025+0.45=0.475
+    //   a: 2 rows, mean 0.5, std = sqrt(0.32) -> z_a = +-0.4/(sqrt(0.32) + 1e-6)
+    //   b: present in one row only -> z_b = 0. a6 = 0.25 z_a, a7 = -a6
+    // batch of 7 valid a: [a1, -a1, 0, 0, 0, a6, -a6], mean 0, std = sqrt((2 a1^2 + 2 a6^2)/6)
+    const za = 0.5 / (0.5 + 1e-6);
+    const zb = 0.5 / (Math.sqrt(0.5) + 1e-6);
+    const a2 = -0.25 * za + 0.75 * zb;
+    const a6 = (0.25 * 0.4) / (Math.sqrt(0.32) + 1e-6);
+    const sd = Math.sqrt((2 * a2 * a2 + 2 * a6 * a6) / 6);
+    const A2 = a2 / (sd + 1e-6);
+    const A6 = a6 / (sd + 1e-6);
+    const opts: Opts = { rubric: [{ id: "a", weight: 1 }, { id: "b", weight: 3 }], method: "gdpo" };
+    await verify(opts, [1, 0, 0, 1, 0.5, N, 0.2, 0.4, 0.2, 0.4, N, N, 0.9, N, 0.1, 0.6], [3, 3, 2], {
+      direct: [0.25, 0.75, 0.5, 0.35, 0.35, N, 0.9, 0.475],
+      rewards: [0.25, 0.75, 0.5, 0.35, 0.35, 0.35, 0.9, 0.475],
+      advantages: [-A2, A2, 0, 0, 0, 0, A6, -A6],
+      weights: [0.25, 0.75, 0.25, 0.75, 0.25, 0.75],
+    });
+  });
 });
 
 describe("stream scope", () => {
