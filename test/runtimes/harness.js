@@ -68,8 +68,12 @@ function callOptions(call) {
   return o;
 }
 
-/** Runs every vector on one engine backend; returns the digests (one engine per vector). */
-export async function runVectors(createEngine, vectors, backend) {
+/**
+ * Runs every vector on one engine backend; returns the digests (one engine per vector). With
+ * `zeroCopy`, scores are written into `engine.input(n)` (the view into wasm memory) and that view
+ * is scored, except for calls marked `throws` (their length is wrong on purpose).
+ */
+export async function runVectors(createEngine, vectors, backend, { zeroCopy = false } = {}) {
   const digests = {};
   const metrics = {};
   let reported;
@@ -84,7 +88,15 @@ export async function runVectors(createEngine, vectors, backend) {
     for (const call of v.calls) {
       let result;
       try {
-        result = engine.score(toFloat32(call.scores), call.groupSizes, callOptions(call));
+        let scores = toFloat32(call.scores);
+        if (zeroCopy && !call.throws) {
+          let n = 0;
+          for (const g of call.groupSizes) n += g;
+          const view = engine.input(n);
+          view.set(scores);
+          scores = view;
+        }
+        result = engine.score(scores, call.groupSizes, callOptions(call));
       } catch {
         parts.push(ERROR);
         mparts.push(ERROR);
@@ -109,20 +121,28 @@ export async function runVectors(createEngine, vectors, backend) {
 }
 
 /**
- * The report of one runtime: a line for the default backend ("auto") and one with the scalar
- * backend forced. Each line: {runtime, requested, backend, simdSupported, exports, ms, digests,
- * metrics}. `api` is the entry module's namespace.
+ * The report of one runtime: a line for the default backend ("auto"), one with the scalar backend
+ * forced, and one for the default backend fed through `engine.input()` (zero-copy). Each line:
+ * {runtime, requested, input, backend, simdSupported, exports, ms, digests, metrics}. `api` is
+ * the entry module's namespace.
  */
 export async function runConformance({ runtime, api, vectors }) {
   const { createEngine, simdSupported } = api;
   const exports = Object.keys(api).sort();
   const lines = [];
-  for (const requested of ["auto", "scalar"]) {
+  const runs = [
+    { requested: "auto", input: "copy" },
+    { requested: "scalar", input: "copy" },
+    { requested: "auto", input: "zero-copy" },
+  ];
+  for (const { requested, input } of runs) {
     const started = Date.now();
-    const r = await runVectors(createEngine, vectors, requested === "auto" ? undefined : requested);
+    const backend = requested === "auto" ? undefined : requested;
+    const r = await runVectors(createEngine, vectors, backend, { zeroCopy: input === "zero-copy" });
     lines.push({
       runtime,
       requested,
+      input,
       backend: r.backend,
       simdSupported: typeof simdSupported === "function" ? simdSupported() : null,
       exports,

@@ -29,6 +29,7 @@ type Digests = Record<string, string>;
 interface Line {
   runtime: string;
   requested?: "auto" | "scalar";
+  input?: "copy" | "zero-copy";
   backend?: string;
   simdSupported?: boolean | null;
   exports?: string[];
@@ -137,10 +138,18 @@ const SOURCES: Record<string, string[]> = {
 
 describe.each(ALL)("%s", (runtime) => {
   it("runs the simd backend by default with the expected output bits", () => {
-    const line = linesOf(runtime).find((l) => l.requested === "auto");
+    const line = linesOf(runtime).find((l) => l.requested === "auto" && l.input === "copy");
     expect(line, `${runtime} printed no line for the default backend`).toBeDefined();
     expect(line!.backend).toBe("simd");
     expect(line!.simdSupported).toBe(true);
+    expect(line!.digests).toEqual(expected.simd.digests);
+    expect(line!.metrics).toEqual(expected.simd.metrics);
+  });
+
+  it("gives the same bits when the scores are written into engine.input() (zero-copy)", () => {
+    const line = linesOf(runtime).find((l) => l.requested === "auto" && l.input === "zero-copy");
+    expect(line, `${runtime} printed no zero-copy line`).toBeDefined();
+    expect(line!.backend).toBe("simd");
     expect(line!.digests).toEqual(expected.simd.digests);
     expect(line!.metrics).toEqual(expected.simd.metrics);
   });
