@@ -58,6 +58,7 @@ function parseOut(stdout: string): OutLine[] {
 
 /** Random JSONL: `steps` steps, groups interleaved within a step, holes and invalid rows. */
 function randomLines(seed: number, ids: string[], scales: Record<string, [number, number]>, steps: number[]): InLine[] {
+  // steps are numbers here; other step values are tested separately
   const r = prng(seed);
   const lines: InLine[] = [];
   for (const step of steps) {
@@ -76,7 +77,8 @@ function randomLines(seed: number, ids: string[], scales: Record<string, [number
           scores[id] = Math.round((lo + (r() * 1.1 - 0.05) * (hi - lo)) * 1000) / 1000;
         }
       }
-      const line: InLine = { step, group: `p${step}-${g}`, scores };
+      // odd steps reuse plain numeric group ids: a group is gathered within its step only
+      const line: InLine = { step, group: step % 2 ? g : `p${step}-${g}`, scores };
       if (r() < 0.1) line.valid = false;
       else if (r() < 0.1) line.valid = true;
       lines.push(line);
@@ -208,10 +210,12 @@ describe("focal-reward score: output matches the oracle line by line", () => {
     compareLines(parseOut(res.stdout), lines, oracleLines(lines, crit, { gamma: 3, advantage: "grpo" }).out, "no rubric", true);
   });
 
-  it("lines without a step form one call; string steps work", () => {
-    const a = randomLines(8, ["accuracy", "tone"], {}, [0]).map((l) => ({ ...l, step: undefined }));
+  it("lines without a step form one call; string steps work; only consecutive equal steps merge", () => {
+    const a = randomLines(8, ["accuracy", "tone"], {}, [1]).map((l) => ({ ...l, step: undefined }));
     const b = randomLines(9, ["accuracy", "tone"], {}, [1]).map((l) => ({ ...l, step: "s-1" }));
-    const lines = [...a, ...b];
+    const c = randomLines(10, ["accuracy", "tone"], {}, [1]).map((l) => ({ ...l, step: 7 }));
+    const d = randomLines(11, ["accuracy", "tone"], {}, [1]).map((l) => ({ ...l, step: "s-1" }));
+    const lines = [...a, ...b, ...c, ...d];
     const res = run(["--rubric", rubricFile, "--advantage", "grpo"], toJsonl(lines));
     expect(res.code, res.stderr).toBe(0);
     compareLines(parseOut(res.stdout), lines, oracleLines(lines, rubric, { advantage: "grpo" }).out, "steps", true);
@@ -221,7 +225,7 @@ describe("focal-reward score: output matches the oracle line by line", () => {
     const state = join(dir, "stream.state");
     const args = ["--rubric", rubricFile, "--scope", "stream", "--gamma", "2", "--decay", "0.8", "--advantage", "dr-grpo", "--state", state];
     const cfg: Omit<OracleConfig, "criteria"> = { scope: "stream", gamma: 2, decay: 0.8, advantage: "dr-grpo" };
-    const run1 = randomLines(21, rubric.map((r) => r.id), scales, [0, 1]);
+    const run1 = randomLines(21, rubric.map((r) => r.id), scales, [0, 1, 0]); // three calls
     const run2 = randomLines(22, rubric.map((r) => r.id), scales, [2, 3]);
     const o1 = oracleLines(run1, rubric, cfg);
     const o2 = oracleLines(run2, rubric, cfg, o1.state);
