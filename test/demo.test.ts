@@ -1,0 +1,174 @@
+/**
+ * The demo's simulation (src/demo): deterministic per seed on every backend, identical on simd and
+ * scalar, gamma = 0 equal to the static run, the printed table, and the CLI end to end.
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+import { createEngine } from "../dist/index.js";
+import { DEMO_METHODS, GAMMA0_TOL, firstDifference, formatTable, runDemo } from "../dist/demo/run.js";
+import { DEFAULT_SIM, simRubric, simulate, type RunRecord } from "../dist/demo/sim.js";
+import { Rng } from "../dist/demo/rng.js";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const CLI = join(ROOT, "dist", "cli", "main.js");
+const SHORT = { ...DEFAULT_SIM, steps: 40 };
+const dir = mkdtempSync(join(tmpdir(), "focal-demo-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function sameRun(a: RunRecord, b: RunRecord): void {
+  for (const key of ["quality", "judged", "weights", "saturation", "theta"] as const) {
+    const x = a[key], y = b[key];
+    expect(x.length).toBe(y.length);
+    for (let i = 0; i < x.length; i++) {
+      if (!Object.is(x[i], y[i])) throw new Error(`${key}[${i}] differs: ${x[i]} vs ${y[i]}`);
+    }
+  }
+}
+
+async function runOn(backend: "simd" | "scalar" | "js", options: object, seed: number, sim = SHORT): Promise<RunRecord> {
+  const engine = await createEngine({ rubric: simRubric(sim), advantage: "grpo", backend, ...options });
+  expect(engine.backend).toBe(backend);
+  return simulate(engine, seed, sim);
+}
+
+describe("rng", () => {
+  it("is deterministic per seed and differs between seeds", () => {
+    const a = new Rng(7), b = new Rng(7), c = new Rng(8);
+    const xa = Array.from({ length: 64 }, () => a.normal());
+    const xb = Array.from({ length: 64 }, () => b.normal());
+    const xc = Array.from({ length: 64 }, () => c.normal());
+    expect(xa).toEqual(xb);
+    expect(xa).not.toEqual(xc);
+  });
+  it("has roughly standard normal moments", () => {
+    const r = new Rng(1);
+    let s = 0, s2 = 0;
+    const n = 20000;
+    for (let i = 0; i < n; i++) {
+      const v = r.normal();
+      s += v;
+      s2 += v * v;
+    }
+    expect(Math.abs(s / n)).toBeLessThan(0.03);
+    expect(Math.abs(s2 / n - 1)).toBeLessThan(0.05);
+  });
+});
+
+describe("simulation", () => {
+  for (const backend of ["simd", "scalar", "js"] as const) {
+    it(`is deterministic per seed on ${backend}`, async () => {
+      for (const options of [{ method: "weighted-mean" }, { method: "focal", scope: "stream" }, { method: "gdpo" }]) {
+        const engine = await createEngine({ rubric: simRubric(SHORT), advantage: "grpo", backend, ...options });
+        const a = simulate(engine, 5, SHORT);
+        const b = simulate(engine, 5, SHORT); // same engine: the stream state must be reset per run
+        sameRun(a, b);
+        sameRun(a, await runOn(backend, options, 5));
+        expect(firstDifference([a], [simulate(engine, 6, SHORT)])).not.toBeNull();
+      }
+    });
+  }
+
+  it("gives the same runs on simd and scalar (bit for bit)", async () => {
+    for (const m of DEMO_METHODS) {
+      for (const seed of [1, 2]) sameRun(await runOn("simd", m.options, seed), await runOn("scalar", m.options, seed));
+    }
+  });
+
+  it("gives nearly the same runs on js (the engine's js backend agrees to ~1e-6 per call)", async () => {
+    const a = await runOn("simd", { method: "focal" }, 3);
+    const b = await runOn("js", { method: "focal" }, 3);
+    let max = 0;
+    for (let i = 0; i < a.quality.length; i++) max = Math.max(max, Math.abs(a.quality[i]! - b.quality[i]!));
+    expect(max).toBeLessThan(1e-4);
+  });
+
+  it("records sane values: qualities in [0, 1], weights summing to 1, saturation in [0, 1]", async () => {
+    const r = await runOn("simd", { method: "focal" }, 1);
+    const K = r.criteria.length;
+    for (const v of r.quality) expect(v >= 0 && v <= 1).toBe(true);
+    for (let t = 0; t < r.steps; t++) {
+      let s = 0;
+      for (let k = 0; k < K; k++) s += r.weights[t * K + k]!;
+      expect(Math.abs(s - 1)).toBeLessThan(1e-5);
+      for (let k = 0; k < K; k++) expect(r.saturation[t * K + k]! >= 0 && r.saturation[t * K + k]! <= 1).toBe(true);
+    }
+    let sum = 0;
+    for (const v of r.theta) sum += v;
+    expect(sum).toBeLessThanOrEqual(DEFAULT_SIM.capacity + 1e-9);
+  });
+
+  it("static weights under weighted-mean are 1/K at every step", async () => {
+    const r = await runOn("simd", { method: "weighted-mean" }, 1);
+    for (const w of r.weights) expect(w).toBeCloseTo(1 / r.criteria.length, 6);
+  });
+});
+
+describe("gamma = 0 equals the static run", () => {
+  it("bit for bit on the js backend", async () => {
+    const res = await runDemo({ seeds: [1, 2], backend: "js", sim: SHORT, methods: DEMO_METHODS.filter((m) => m.key === "weighted-mean" || m.key === "focal-g0") });
+    expect(res.gammaZero).not.toBeNull();
+    expect(res.gammaZero!.firstDifference).toBeNull();
+    expect(res.gammaZero!.bitwise).toBe(true);
+  });
+
+  it("within the asserted tolerance on simd and scalar (runDemo throws beyond it)", async () => {
+    for (const backend of ["simd", "scalar"] as const) {
+      const res = await runDemo({ seeds: [1, 2], backend, sim: SHORT, methods: DEMO_METHODS.filter((m) => m.key === "weighted-mean" || m.key === "focal-g0") });
+      expect(res.gammaZero!.maxAbsDiff).toBeLessThanOrEqual(GAMMA0_TOL);
+    }
+  });
+
+  // Engine issue: on the wasm backends, focal with gamma = 0 rounds some rewards one float32 ulp away
+  // from the weighted-mean reward (same weights, different summation), so the runs are equal only to
+  // ~3e-8. This test documents it: when the engine is fixed, it starts passing and `.fails` must go.
+  it.fails("bit for bit on simd (known engine issue: 1-ulp reward differences)", async () => {
+    const res = await runDemo({ seeds: [1], backend: "simd", sim: SHORT, methods: DEMO_METHODS.filter((m) => m.key === "weighted-mean" || m.key === "focal-g0") });
+    expect(res.gammaZero!.bitwise).toBe(true);
+  });
+});
+
+describe("demo summary", () => {
+  it("prints one row per method with per-criterion scores, worst, spread and mean", async () => {
+    const res = await runDemo({ seeds: [1, 2, 3], sim: SHORT });
+    const table = formatTable(res);
+    const lines = table.split("\n");
+    expect(lines.length).toBe(2 + DEMO_METHODS.length);
+    for (const c of DEFAULT_SIM.criteria) expect(lines[0]).toContain(c.id);
+    for (const h of ["worst", "spread", "mean"]) expect(lines[0]).toContain(h);
+    for (const m of DEMO_METHODS) expect(table).toContain(m.label);
+    for (const s of res.stats) {
+      expect(s.worst.length).toBe(3);
+      for (let i = 0; i < 3; i++) {
+        expect(s.spread[i]).toBeGreaterThanOrEqual(0);
+        expect(s.worst[i]).toBeLessThanOrEqual(s.mean[i]!);
+      }
+    }
+  });
+
+  it("runs end to end from the CLI and writes the report", () => {
+    const report = join(dir, "report.html");
+    const t0 = performance.now();
+    const r = spawnSync(process.execPath, [CLI, "demo", "--seeds", "2", "--steps", "30", "--report", report], { encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    expect(performance.now() - t0).toBeLessThan(15000);
+    expect(r.stdout).toContain("weighted mean (static)");
+    expect(r.stdout).toContain("gamma = 0 reproduces");
+    expect(r.stderr).toContain("report written to");
+    expect(existsSync(report)).toBe(true);
+    const html = readFileSync(report, "utf8");
+    expect(html).toContain("<svg");
+    expect(html).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org\/2000\/svg)/);
+  });
+
+  it("rejects bad options", () => {
+    const r = spawnSync(process.execPath, [CLI, "demo", "--seeds", "0"], { encoding: "utf8" });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain("--seeds");
+    const u = spawnSync(process.execPath, [CLI, "demo", "--bogus"], { encoding: "utf8" });
+    expect(u.status).toBe(2);
+  });
+});
