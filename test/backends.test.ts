@@ -346,6 +346,40 @@ describe("backends agree on random batches", () => {
     }
   });
 
+  it("one engine, calls of changing size: input() views, copies and plain arrays agree bitwise", async () => {
+    const criteria: Criterion[] = Array.from({ length: 7 }, (_, k) => ({ id: `k${k}`, weight: k === 3 ? -1 : 1 + k / 4 }));
+    const r = prng(7);
+    for (const b of BACKENDS) {
+      const e = await createEngine({ rubric: criteria, advantage: "grpo", minWeight: 0.02, backend: b });
+      const kept: { out: Float32Array; bits: number[] }[] = [];
+      for (const n of [10, 3000, 1, 12000, 100]) {
+        const scores = Float32Array.from({ length: n * 7 }, () => (r() < 0.1 ? NaN : r()));
+        const sizes: number[] = [];
+        for (let left = n; left > 0; ) {
+          const m = Math.min(left, 1 + Math.floor(r() * 16));
+          sizes.push(m);
+          left -= m;
+        }
+        const copy = e.score(scores, sizes);
+        const view = e.input(n);
+        expect(view.length, `${b} input(${n}) length`).toBe(n * 7);
+        view.set(scores);
+        const zero = e.score(view, sizes);
+        const plain = e.score(Array.from(scores), sizes);
+        for (const f of FIELDS) {
+          expect(Array.from(u32(zero[f])), `${b} n=${n} ${f}: input() view vs copy`).toEqual(Array.from(u32(copy[f])));
+          expect(Array.from(u32(plain[f])), `${b} n=${n} ${f}: plain array vs copy`).toEqual(Array.from(u32(copy[f])));
+        }
+        const o = oracleScore({ criteria, advantage: "grpo", minWeight: 0.02, scores, groupSizes: sizes });
+        const c: Case = { seed: -n, opts: { rubric: criteria, advantage: "grpo", minWeight: 0.02 }, criteria, calls: [], grid: false };
+        compare(`${b} n=${n} oracle`, c, o, copy, defaultTol(c, o, { scores, sizes, so: {} }), {}, o);
+        kept.push({ out: copy.rewards, bits: Array.from(u32(copy.rewards)) });
+      }
+      // results are the caller's: later calls (and memory growth) must not change them
+      for (const k of kept) expect(Array.from(u32(k.out)), `${b}: an earlier result changed`).toEqual(k.bits);
+    }
+  });
+
   it("degenerate shapes: groups of one, one huge group, all rows invalid", async () => {
     const criteria: Criterion[] = [{ id: "a" }, { id: "b", weight: -2 }, { id: "c", scale: [1, 10] }, { id: "d", weight: 0.5 }, { id: "e" }];
     const r = prng(42);
