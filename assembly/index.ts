@@ -4,8 +4,9 @@
 // shared by both builds, so the simd and scalar builds give the same bits.
 
 import {
-  K, KP, setShape, sawInfinity, normalizeRow, weightedMean, accumulateTilt, accumulateStats,
-  fill, loadPadded, storeUnpadded, saturationOf, focalCoefficients, divideWhere, mixWith, sumWhere, tilt,
+  K, KP, setShape, sawInfinity, rowHasAbsent, normalizeRow, weightedMean, weightedMeanDense, laneSum,
+  groupSums, fill, loadPadded, storeUnpadded, saturationOf, focalCoefficients, divideWhere, mixWith,
+  sumWhere, tilt,
 } from "./rows";
 
 export function trap(message: usize, file: usize, line: u32, column: u32): void {
@@ -35,11 +36,11 @@ let decay: f32 = 0.9;
 let advEps: f64 = 1e-6;
 
 // Fixed region: f32 vectors of KP lanes, then f64 vectors of KP lanes.
-let LO: usize, INV: usize, PEN: usize, BASE: usize, SBAR: usize, SEEN: usize, FSTREAM: usize;
+let LO: usize, INV: usize, BASE: usize, SBAR: usize, SEEN: usize, FSTREAM: usize;
 let ROW: usize, ROWU: usize, ACC: usize, MASS: usize, SAT: usize, COEF: usize, FW: usize, GB: usize;
 let GSUM: usize, GSQ: usize, GCNT: usize, GMIN: usize, GMAX: usize, SATSUM: usize, SATN: usize, ALL: usize;
 let MSUM: usize, MSQ: usize, MCNT: usize, MCONST: usize, MPRES: usize, MWEIGHT: usize, MSAT: usize;
-let SORT: usize, SUMMARY: usize;
+let SORT: usize, SUMMARY: usize, ROWP: usize;
 const F32_SLOTS = 23;
 const F64_SLOTS = 9; // seven metric vectors, SORT takes two
 
@@ -49,12 +50,12 @@ export function fixedSize(k: i32): usize {
   return kp * 4 * F32_SLOTS + kp * 8 * F64_SLOTS + 64;
 }
 
-/** Lays out the fixed region at `base` for k criteria; the host then fills LO, INV, PEN, BASE. */
+/** Lays out the fixed region at `base` for k criteria; the host then fills LO, INV, BASE. */
 export function layout(base: usize, k: i32): void {
   setShape(k);
   let v = <usize>KP << 2;
   let p = base;
-  LO = p; p += v; INV = p; p += v; PEN = p; p += v; BASE = p; p += v;
+  LO = p; p += v; INV = p; p += v; p += v; BASE = p; p += v;
   SBAR = p; p += v; SEEN = p; p += v; FSTREAM = p; p += v; ROW = p; p += v; ROWU = p; p += v;
   ACC = p; p += v; MASS = p; p += v; SAT = p; p += v; COEF = p; p += v; FW = p; p += v; GB = p; p += v;
   GSUM = p; p += v; GSQ = p; p += v; GCNT = p; p += v; GMIN = p; p += v; GMAX = p; p += v;
@@ -62,7 +63,8 @@ export function layout(base: usize, k: i32): void {
   let w = <usize>KP << 3;
   MSUM = p; p += w; MSQ = p; p += w; MCNT = p; p += w; MCONST = p; p += w; MPRES = p; p += w;
   MWEIGHT = p; p += w; MSAT = p; p += w; SORT = p; p += w * 2;
-  SUMMARY = p;
+  SUMMARY = p; p += 16;
+  ROWP = p;
   memory.fill(base, 0, fixedSize(k));
   for (let i = 0; i < KP; i++) store<f32>(ALL + (<usize>i << 2), i < K ? 0 : NaN);
 }
@@ -77,7 +79,6 @@ export function configure(
 
 export function loPtr(): usize { return LO; }
 export function invPtr(): usize { return INV; }
-export function penPtr(): usize { return PEN; }
 export function basePtr(): usize { return BASE; }
 export function sbarPtr(): usize { return SBAR; }
 export function seenPtr(): usize { return SEEN; }
@@ -206,27 +207,25 @@ export function score(
     let m = load<i32>(sizes + (<usize>g << 2));
     let b = BASE;
     if (instW != 0) { loadPadded(instW + <usize>g * rowBytes, GB, 0); b = GB; }
+    let bSum = laneSum(b);
     // Pass 1: normalize into U, direct reward per row.
     let top: f32 = -Infinity;
     let anyValid = false;
+    let dense = true;
     for (let i = 0; i < m; i++) {
       let r = start + i;
-      let d = normalizeRow(scores + <usize>r * rowBytes, U + <usize>i * uBytes, LO, INV, PEN, b);
+      let d = normalizeRow(scores + <usize>r * rowBytes, U + <usize>i * uBytes, LO, INV, b, bSum);
       if (valid != 0 && load<u8>(valid + <usize>r) == 0) d = NaN;
       store<f32>(outD + (<usize>r << 2), d);
-      if (d == d) { anyValid = true; if (d > top) top = d; }
+      if (d == d) {
+        anyValid = true;
+        if (d > top) top = d;
+        if (rowHasAbsent) dense = false;
+      }
     }
     // Tilted saturation (steps 2-3) and per-criterion statistics over the valid rows.
     tilt(outD + (<usize>start << 2), P, m, top, tau);
-    fill(ACC, 0); fill(MASS, 0); fill(GSUM, 0); fill(GSQ, 0); fill(GCNT, 0);
-    fill(GMIN, Infinity); fill(GMAX, -Infinity);
-    for (let i = 0; i < m; i++) {
-      let d = load<f32>(outD + (<usize>(start + i) << 2));
-      if (d != d) continue;
-      let u = U + <usize>i * uBytes;
-      accumulateTilt(u, load<f32>(P + (<usize>i << 2)), ACC, MASS);
-      accumulateStats(u, GSUM, GSQ, GCNT, GMIN, GMAX);
-    }
+    groupSums(U, P, m, dense, ACC, MASS, GSUM, GSQ, GCNT, GMIN, GMAX);
     saturationOf(ACC, MASS, SAT);
     foldStats(anyValid);
     if (stream) {
@@ -234,11 +233,13 @@ export function score(
     } else if (anyValid) {
       if (method == FOCAL) {
         focalWeights(SAT, b, FW);
+        let den = laneSum(FW);
         for (let i = 0; i < m; i++) {
           let o = <usize>(start + i) << 2;
           let d = load<f32>(outD + o);
           if (d != d) continue;
-          let r = weightedMean(U + <usize>i * uBytes, FW);
+          let u = U + <usize>i * uBytes;
+          let r = dense ? weightedMeanDense(u, FW, den) : weightedMean(u, FW);
           store<f32>(outR + o, r == r ? r : d);
         }
       } else {
@@ -260,12 +261,12 @@ export function score(
 
   if (stream) {
     updateStream();
-    start = 0;
+    let fSum = laneSum(FSTREAM);
     for (let r = 0; r < n; r++) {
       let o = <usize>r << 2;
       let d = load<f32>(outD + o);
       if (d != d) continue;
-      let f = normalizeRow(scores + <usize>r * rowBytes, ROWU, LO, INV, PEN, FSTREAM);
+      let f = normalizeRow(scores + <usize>r * rowBytes, ROWU, LO, INV, FSTREAM, fSum);
       store<f32>(outR + o, f == f ? f : d);
     }
     storeUnpadded(FSTREAM, outW);
@@ -396,14 +397,15 @@ function finishRewards(n: i32, groups: i32, sizes: usize, outR: usize, outD: usi
       if (d != d) continue;
       let r = load<f32>(outR + o);
       sum += r; cnt++;
-      lo = min(lo, r); hi = max(hi, r);
+      lo = r < lo ? r : lo;
+      hi = hi < r ? r : hi;
     }
     batchSum += sum; batchCount += cnt;
     if (cnt == 0) emptyGroups++;
     else {
       if (lo == hi) zeroStd++;
       let mean = <f32>(sum / cnt);
-      for (let i = start; i < start + m; i++) {
+      for (let i = start; cnt < m && i < start + m; i++) {
         let o = <usize>i << 2;
         let d = load<f32>(outD + o);
         if (d != d) store<f32>(outR + o, mean);
@@ -442,15 +444,18 @@ function groupAdvantages(start: i32, m: i32, cnt: i32, mean: f64, outR: usize, o
     }
     std = Math.sqrt(ss / (cnt - 1));
   }
+  let scale = 1 / (std + advEps);
+  let others = 1 / <f64>(cnt - 1);
+  let total = mean * cnt;
   for (let i = start; i < start + m; i++) {
     let o = <usize>i << 2;
     let d = load<f32>(outD + o);
     let a: f64 = 0;
     if (d == d && cnt >= 2 && advantage != ADV_NONE) {
       let r = <f64>load<f32>(outR + o);
-      if (advantage == ADV_GRPO) a = (r - mean) / (std + advEps);
+      if (advantage == ADV_GRPO) a = (r - mean) * scale;
       else if (advantage == ADV_DR_GRPO) a = r - mean;
-      else if (advantage == ADV_RLOO) a = r - (mean * cnt - r) / (cnt - 1);
+      else if (advantage == ADV_RLOO) a = r - (total - r) * others;
     }
     store<f32>(outA + o, <f32>a);
   }
@@ -487,13 +492,13 @@ function gdpoBatch(n: i32, outD: usize, outA: usize): void {
 
 /** Reward of the row at rowPtr(): with the stream weights, or as a group of one. NaN if invalid. */
 export function scoreOne(): f32 {
-  let d = normalizeRow(ROW, ROWU, LO, INV, PEN, BASE);
+  let d = normalizeRow(ROW, ROWU, LO, INV, BASE, laneSum(BASE));
   if (d != d || sawInfinity) { sawInfinity = false; return NaN; }
   if (method != FOCAL) return d;
   let w = FSTREAM;
   if (scope == GROUP) {
-    fill(ACC, 0); fill(MASS, 0);
-    accumulateTilt(ROWU, 1, ACC, MASS);
+    store<f32>(ROWP, 1);
+    groupSums(ROWU, ROWP, 1, !rowHasAbsent, ACC, MASS, GSUM, GSQ, GCNT, GMIN, GMAX);
     saturationOf(ACC, MASS, SAT);
     focalWeights(SAT, BASE, FW);
     w = FW;

@@ -28,7 +28,8 @@ const L8: f32 = 3.3333331174e-1;
 
 /** e^x for finite x (clamped to the f32 normal range); exp(0) = 1 exactly. */
 export function expf(x: f32): f32 {
-  x = min(max(x, EXP_MIN), EXP_MAX);
+  x = x < EXP_MIN ? EXP_MIN : x; // f32x4.pmax / pmin: one instruction each, NaN passes through
+  x = EXP_MAX < x ? EXP_MAX : x;
   let n = nearest(x * LOG2E);
   let r = x - n * LN2_HI;
   r = r - n * LN2_LO;
@@ -74,7 +75,7 @@ export function logf(x: f32): f32 {
 /** Four lanes of expf, operation for operation. */
 // @ts-ignore: decorator
 @inline export function expv(x: v128): v128 {
-  x = f32x4.min(f32x4.max(x, f32x4.splat(EXP_MIN)), f32x4.splat(EXP_MAX));
+  x = f32x4.pmin(f32x4.pmax(x, f32x4.splat(EXP_MIN)), f32x4.splat(EXP_MAX));
   let n = f32x4.nearest(f32x4.mul(x, f32x4.splat(LOG2E)));
   let r = f32x4.sub(x, f32x4.mul(n, f32x4.splat(LN2_HI)));
   r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(LN2_LO)));

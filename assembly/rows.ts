@@ -1,7 +1,7 @@
 // Per-row and per-criterion kernels over 4-lane chunks of a padded criterion vector (KP lanes).
 // Every function has a v128 branch and a scalar branch that performs the same f32 operations
 // in the same order (per-lane sums in chunk order, then the tree (l0 + l2) + (l1 + l3)), so the
-// two builds give identical bits. Lanes past K are NaN (absent) in score vectors and 0 in weights.
+// two builds give identical bits. Lanes past K hold 0 in rows and weights (present, weight 0).
 
 import { expf, expv, logf, logv } from "./mathf";
 
@@ -19,6 +19,8 @@ export function setShape(k: i32): void {
 
 /** Set when a normalized row met an infinite score. */
 export let sawInfinity: bool = false;
+/** Set by normalizeRow: the row has an absent (NaN) criterion. */
+export let rowHasAbsent: bool = false;
 
 // @ts-ignore: decorator
 @inline function hsum(v: v128): f32 {
@@ -31,66 +33,72 @@ export let sawInfinity: bool = false;
   return f32x4.eq(x, x);
 }
 
-/**
- * Normalizes one row of K raw scores at `src` into `dst` (KP lanes, NaN = absent):
- * u = |clamp((x - lo) * inv, 0, 1) - pen|, and returns sum(w u) / sum(w) over present lanes
- * (NaN when that sum of weights is 0).
- */
-export function normalizeRow(src: usize, dst: usize, lo: usize, inv: usize, pen: usize, w: usize): f32 {
-  let chunks = KP >> 2;
-  if (ASC_FEATURE_SIMD) {
-    let num = f32x4.splat(0);
-    let den = f32x4.splat(0);
-    let inf = f32x4.splat(0);
-    let nan = f32x4.splat(NaN);
-    let zero = f32x4.splat(0);
-    let one = f32x4.splat(1);
-    let infinity = f32x4.splat(Infinity);
-    for (let c = 0; c < chunks; c++) {
-      let o = <usize>c << 4;
-      let x = v128.load(src + o);
-      if (c == chunks - 1 && (K & 3) != 0) x = v128.bitselect(x, nan, v128.load(TAIL_KEEP));
-      inf = v128.or(inf, f32x4.eq(f32x4.abs(x), infinity));
-      let u = f32x4.mul(f32x4.sub(x, v128.load(lo + o)), v128.load(inv + o));
-      u = f32x4.abs(f32x4.sub(f32x4.max(f32x4.min(u, one), zero), v128.load(pen + o)));
-      v128.store(dst + o, u);
-      let m = lanesMask(u);
-      let wv = v128.load(w + o);
-      num = f32x4.add(num, v128.and(m, f32x4.mul(wv, u)));
-      den = f32x4.add(den, v128.and(m, wv));
-    }
-    if (v128.any_true(inf)) sawInfinity = true;
-    let d = hsum(den);
-    return d > 0 ? hsum(num) / d : NaN;
-  } else {
-    let n0: f32 = 0, n1: f32 = 0, n2: f32 = 0, n3: f32 = 0;
-    let d0: f32 = 0, d1: f32 = 0, d2: f32 = 0, d3: f32 = 0;
-    for (let c = 0; c < chunks; c++) {
-      let base = c << 2;
-      for (let l = 0; l < 4; l++) {
-        let k = base + l;
-        let o = <usize>k << 2;
-        let x: f32 = k < K ? load<f32>(src + o) : NaN;
-        if (abs(x) == Infinity) sawInfinity = true;
-        let u = (x - load<f32>(lo + o)) * load<f32>(inv + o);
-        u = abs(max(min(u, 1), 0) - load<f32>(pen + o));
-        store<f32>(dst + o, u);
-        let present = u == u;
-        let wk = load<f32>(w + o);
-        let pn = select<f32>(wk * u, 0, present);
-        let pd = select<f32>(wk, 0, present);
-        if (l == 0) { n0 += pn; d0 += pd; }
-        else if (l == 1) { n1 += pn; d1 += pd; }
-        else if (l == 2) { n2 += pn; d2 += pd; }
-        else { n3 += pn; d3 += pd; }
-      }
-    }
-    let d = (d0 + d2) + (d1 + d3);
-    return d > 0 ? ((n0 + n2) + (n1 + n3)) / d : NaN;
-  }
+// Clamps as pmin/pmax (one x86 instruction each, where min/max take several): NaN passes through.
+// @ts-ignore: decorator
+@inline function clamp01(x: f32): f32 {
+  x = <f32>1 < x ? <f32>1 : x;
+  return x < 0 ? <f32>0 : x;
 }
 
-/** sum(w u) / sum(w) over the present lanes of an already normalized row; NaN if sum(w) = 0. */
+// @ts-ignore: decorator
+@inline function clamp01v(x: v128): v128 {
+  return f32x4.pmax(f32x4.pmin(x, f32x4.splat(1)), f32x4.splat(0));
+}
+
+/**
+ * Normalizes one row of K raw scores at `src` into `dst` (KP lanes; NaN = absent; lanes past K
+ * are 0, which weigh 0 everywhere): u = clamp((x - lo) * inv, 0, 1), where a penalty has
+ * lo = hi and inv < 0. Returns sum(w u) / sum(w) over the present lanes (NaN when that sum of
+ * weights is 0); `den` = laneSum(w). Rows with an absent criterion take the masked sums.
+ */
+export function normalizeRow(src: usize, dst: usize, lo: usize, inv: usize, w: usize, den: f32): f32 {
+  let chunks = KP >> 2;
+  let tail = (K & 3) != 0;
+  let num: f32;
+  if (ASC_FEATURE_SIMD) {
+    let acc = f32x4.splat(0);
+    let big = f32x4.splat(0);
+    let keep = v128.load(TAIL_KEEP);
+    for (let c = 0; c < chunks; c++) {
+      let o = <usize>c << 4;
+      let last = tail && c == chunks - 1;
+      let x = v128.load(src + o);
+      if (last) x = v128.and(x, keep);
+      big = f32x4.pmax(big, f32x4.abs(x));
+      let u = clamp01v(f32x4.mul(f32x4.sub(x, v128.load(lo + o)), v128.load(inv + o)));
+      if (last) u = v128.and(u, keep);
+      v128.store(dst + o, u);
+      acc = f32x4.add(acc, f32x4.mul(v128.load(w + o), u));
+    }
+    if (v128.any_true(f32x4.eq(big, f32x4.splat(Infinity)))) sawInfinity = true;
+    num = hsum(acc);
+  } else {
+    let n0: f32 = 0, n1: f32 = 0, n2: f32 = 0, n3: f32 = 0;
+    for (let c = 0; c < chunks; c++) {
+      for (let l = 0; l < 4; l++) {
+        let k = (c << 2) + l;
+        let o = <usize>k << 2;
+        let x: f32 = k < K ? load<f32>(src + o) : 0;
+        if (abs(x) == Infinity) sawInfinity = true;
+        let u = clamp01((x - load<f32>(lo + o)) * load<f32>(inv + o));
+        if (k >= K) u = 0;
+        store<f32>(dst + o, u);
+        let t = load<f32>(w + o) * u;
+        if (l == 0) n0 += t;
+        else if (l == 1) n1 += t;
+        else if (l == 2) n2 += t;
+        else n3 += t;
+      }
+    }
+    num = (n0 + n2) + (n1 + n3);
+  }
+  // w u is NaN exactly where a criterion is absent (u is clamped, w finite).
+  rowHasAbsent = num != num;
+  if (rowHasAbsent) return weightedMean(dst, w);
+  return den > 0 ? num / den : NaN;
+}
+
+/** sum(w u) / sum(w) over the present lanes of a normalized row; NaN if sum(w) = 0. */
 export function weightedMean(u: usize, w: usize): f32 {
   let chunks = KP >> 2;
   if (ASC_FEATURE_SIMD) {
@@ -123,55 +131,118 @@ export function weightedMean(u: usize, w: usize): f32 {
   }
 }
 
-/** acc += p u and mass += p over the present lanes of row u (vertical: lane order is row order). */
-export function accumulateTilt(u: usize, p: f32, acc: usize, mass: usize): void {
+/**
+ * weightedMean for a row with every lane present, given den = laneSum(w): the same sums
+ * without the masks, so the same bits.
+ */
+export function weightedMeanDense(u: usize, w: usize, den: f32): f32 {
+  let chunks = KP >> 2;
   if (ASC_FEATURE_SIMD) {
-    let pv = f32x4.splat(p);
-    for (let o: usize = 0, end = <usize>KP << 2; o < end; o += 16) {
-      let x = v128.load(u + o);
-      let m = lanesMask(x);
-      v128.store(acc + o, f32x4.add(v128.load(acc + o), v128.and(m, f32x4.mul(pv, x))));
-      v128.store(mass + o, f32x4.add(v128.load(mass + o), v128.and(m, pv)));
+    let num = f32x4.splat(0);
+    for (let c = 0; c < chunks; c++) {
+      let o = <usize>c << 4;
+      num = f32x4.add(num, f32x4.mul(v128.load(w + o), v128.load(u + o)));
     }
+    return den > 0 ? hsum(num) / den : NaN;
   } else {
-    for (let o: usize = 0, end = <usize>KP << 2; o < end; o += 4) {
-      let x = load<f32>(u + o);
-      let present = x == x;
-      store<f32>(acc + o, load<f32>(acc + o) + select<f32>(p * x, 0, present));
-      store<f32>(mass + o, load<f32>(mass + o) + select<f32>(p, 0, present));
+    let n0: f32 = 0, n1: f32 = 0, n2: f32 = 0, n3: f32 = 0;
+    for (let c = 0; c < chunks; c++) {
+      let o = <usize>c << 4;
+      n0 += load<f32>(w + o) * load<f32>(u + o);
+      n1 += load<f32>(w + o, 4) * load<f32>(u + o, 4);
+      n2 += load<f32>(w + o, 8) * load<f32>(u + o, 8);
+      n3 += load<f32>(w + o, 12) * load<f32>(u + o, 12);
     }
+    return den > 0 ? ((n0 + n2) + (n1 + n3)) / den : NaN;
+  }
+}
+
+/** Sum of all KP lanes in the lane tree order (the masked sums' order when all are present). */
+export function laneSum(w: usize): f32 {
+  let chunks = KP >> 2;
+  if (ASC_FEATURE_SIMD) {
+    let t = f32x4.splat(0);
+    for (let c = 0; c < chunks; c++) t = f32x4.add(t, v128.load(w + (<usize>c << 4)));
+    return hsum(t);
+  } else {
+    let t0: f32 = 0, t1: f32 = 0, t2: f32 = 0, t3: f32 = 0;
+    for (let c = 0; c < chunks; c++) {
+      let o = <usize>c << 4;
+      t0 += load<f32>(w + o); t1 += load<f32>(w + o, 4); t2 += load<f32>(w + o, 8); t3 += load<f32>(w + o, 12);
+    }
+    return (t0 + t2) + (t1 + t3);
   }
 }
 
 /**
- * Per-criterion statistics of a row: sum, sum of squares, count, running min and max
- * (min/max skip absent lanes), all vertical.
+ * Tilted sums of a group's normalized rows U (m rows of KP lanes) with rollout weights p
+ * (0 = invalid row), criterion by criterion (vertical, rows in order):
+ * acc = sum p u, mass = sum p, and the statistics sum u, sum u^2, count, min, max, over the
+ * rows where the criterion is present. `dense`: no valid row has an absent criterion, so the
+ * masks can go (same bits). Each output is KP lanes.
  */
-export function accumulateStats(u: usize, sum: usize, sq: usize, cnt: usize, lo: usize, hi: usize): void {
+export function groupSums(
+  U: usize, p: usize, m: i32, dense: bool,
+  acc: usize, mass: usize, sum: usize, sq: usize, cnt: usize, lo: usize, hi: usize,
+): void {
+  let uBytes = <usize>KP << 2;
+  let pSum: f32 = 0;
+  let valid: f32 = 0;
+  if (dense) {
+    for (let i = 0; i < m; i++) {
+      let pi = load<f32>(p + (<usize>i << 2));
+      if (pi != 0) { pSum += pi; valid += 1; }
+    }
+  }
   if (ASC_FEATURE_SIMD) {
     let one = f32x4.splat(1);
     let inf = f32x4.splat(Infinity);
     let ninf = f32x4.splat(-Infinity);
-    for (let o: usize = 0, end = <usize>KP << 2; o < end; o += 16) {
-      let x = v128.load(u + o);
-      let m = lanesMask(x);
-      let xm = v128.and(m, x);
-      v128.store(sum + o, f32x4.add(v128.load(sum + o), xm));
-      v128.store(sq + o, f32x4.add(v128.load(sq + o), f32x4.mul(xm, xm)));
-      v128.store(cnt + o, f32x4.add(v128.load(cnt + o), v128.and(m, one)));
-      v128.store(lo + o, f32x4.min(v128.load(lo + o), v128.bitselect(x, inf, m)));
-      v128.store(hi + o, f32x4.max(v128.load(hi + o), v128.bitselect(x, ninf, m)));
+    for (let o: usize = 0; o < uBytes; o += 16) {
+      let a = f32x4.splat(0), ms = f32x4.splat(0), s = f32x4.splat(0), q = f32x4.splat(0), n = f32x4.splat(0);
+      let mn = inf, mx = ninf;
+      for (let i = 0; i < m; i++) {
+        let pi = load<f32>(p + (<usize>i << 2));
+        if (pi == 0) continue;
+        let x = v128.load(U + <usize>i * uBytes + o);
+        let pv = f32x4.splat(pi);
+        if (dense) {
+          a = f32x4.add(a, f32x4.mul(pv, x));
+          s = f32x4.add(s, x);
+          q = f32x4.add(q, f32x4.mul(x, x));
+          mn = f32x4.pmin(mn, x);
+          mx = f32x4.pmax(mx, x);
+        } else {
+          let mk = lanesMask(x);
+          let xm = v128.and(mk, x);
+          a = f32x4.add(a, v128.and(mk, f32x4.mul(pv, x)));
+          ms = f32x4.add(ms, v128.and(mk, pv));
+          s = f32x4.add(s, xm);
+          q = f32x4.add(q, f32x4.mul(xm, xm));
+          n = f32x4.add(n, v128.and(mk, one));
+          mn = f32x4.pmin(mn, v128.bitselect(x, inf, mk));
+          mx = f32x4.pmax(mx, v128.bitselect(x, ninf, mk));
+        }
+      }
+      if (dense) { ms = f32x4.splat(pSum); n = f32x4.splat(valid); }
+      v128.store(acc + o, a); v128.store(mass + o, ms); v128.store(sum + o, s); v128.store(sq + o, q);
+      v128.store(cnt + o, n); v128.store(lo + o, mn); v128.store(hi + o, mx);
     }
   } else {
-    for (let o: usize = 0, end = <usize>KP << 2; o < end; o += 4) {
-      let x = load<f32>(u + o);
-      let present = x == x;
-      let xm = select<f32>(x, 0, present);
-      store<f32>(sum + o, load<f32>(sum + o) + xm);
-      store<f32>(sq + o, load<f32>(sq + o) + xm * xm);
-      store<f32>(cnt + o, load<f32>(cnt + o) + select<f32>(1, 0, present));
-      store<f32>(lo + o, min(load<f32>(lo + o), select<f32>(x, Infinity, present)));
-      store<f32>(hi + o, max(load<f32>(hi + o), select<f32>(x, -Infinity, present)));
+    for (let o: usize = 0; o < uBytes; o += 4) {
+      let a: f32 = 0, ms: f32 = 0, s: f32 = 0, q: f32 = 0, n: f32 = 0;
+      let mn: f32 = Infinity, mx: f32 = -Infinity;
+      for (let i = 0; i < m; i++) {
+        let pi = load<f32>(p + (<usize>i << 2));
+        if (pi == 0) continue;
+        let x = load<f32>(U + <usize>i * uBytes + o);
+        if (x != x) continue;
+        a += pi * x; ms += pi; s += x; q += x * x; n += 1;
+        mn = x < mn ? x : mn; // pmin
+        mx = mx < x ? x : mx; // pmax
+      }
+      store<f32>(acc + o, a); store<f32>(mass + o, ms); store<f32>(sum + o, s); store<f32>(sq + o, q);
+      store<f32>(cnt + o, n); store<f32>(lo + o, mn); store<f32>(hi + o, mx);
     }
   }
 }
@@ -195,24 +266,23 @@ export function loadPadded(src: usize, dst: usize, pad: f32): void {
 
 /** Stores the first K lanes of `src` at `dst` (unpadded). */
 export function storeUnpadded(src: usize, dst: usize): void {
-  memory.copy(dst, src, <usize>K << 2);
+  for (let o: usize = 0, end = <usize>K << 2; o < end; o += 4) store<f32>(dst + o, load<f32>(src + o));
 }
 
 /** s = clamp(acc / mass, 0, 1) where mass > 0, NaN (no estimate) elsewhere. */
 export function saturationOf(acc: usize, mass: usize, sat: usize): void {
   if (ASC_FEATURE_SIMD) {
     let zero = f32x4.splat(0);
-    let one = f32x4.splat(1);
     let nan = f32x4.splat(NaN);
     for (let o: usize = 0, end = <usize>KP << 2; o < end; o += 16) {
       let mv = v128.load(mass + o);
-      let s = f32x4.max(f32x4.min(f32x4.div(v128.load(acc + o), mv), one), zero);
+      let s = clamp01v(f32x4.div(v128.load(acc + o), mv));
       v128.store(sat + o, v128.bitselect(s, nan, f32x4.gt(mv, zero)));
     }
   } else {
     for (let o: usize = 0, end = <usize>KP << 2; o < end; o += 4) {
       let mv = load<f32>(mass + o);
-      let s = max(min(load<f32>(acc + o) / mv, 1), 0);
+      let s = clamp01(load<f32>(acc + o) / mv);
       store<f32>(sat + o, select<f32>(s, NaN, mv > 0));
     }
   }
@@ -221,9 +291,12 @@ export function saturationOf(acc: usize, mass: usize, sat: usize): void {
 /**
  * Focal coefficients c = b (1 - s + eps)^gamma over the lanes with a saturation (s not NaN),
  * 0 elsewhere; (0)^gamma = 0 for gamma > 0 and anything^0 = 1. Writes c, returns sum(c).
+ * A whole gamma up to 8 (the default 3 among them) is exact repeated multiplication.
  */
 export function focalCoefficients(sat: usize, b: usize, gamma: f32, eps: f32, coef: usize): f32 {
   let chunks = KP >> 2;
+  let power = <i32>gamma;
+  let whole = <f32>power == gamma && power <= 8;
   if (ASC_FEATURE_SIMD) {
     let zero = f32x4.splat(0);
     let one = f32x4.splat(1);
@@ -235,7 +308,9 @@ export function focalCoefficients(sat: usize, b: usize, gamma: f32, eps: f32, co
       let s = v128.load(sat + o);
       let h = f32x4.add(f32x4.sub(one, s), e);
       let pw = one;
-      if (gamma != 0) pw = v128.and(f32x4.gt(h, zero), expv(f32x4.mul(g, logv(h))));
+      if (whole) {
+        for (let j = 0; j < power; j++) pw = f32x4.mul(pw, h);
+      } else if (gamma != 0) pw = v128.and(f32x4.gt(h, zero), expv(f32x4.mul(g, logv(h))));
       let cv = v128.and(lanesMask(s), f32x4.mul(v128.load(b + o), pw));
       v128.store(coef + o, cv);
       total = f32x4.add(total, cv);
@@ -249,7 +324,9 @@ export function focalCoefficients(sat: usize, b: usize, gamma: f32, eps: f32, co
         let s = load<f32>(sat + o);
         let h = (<f32>1 - s) + eps;
         let pw: f32 = 1;
-        if (gamma != 0) pw = select<f32>(expf(gamma * logf(h)), 0, h > 0);
+        if (whole) {
+          for (let j = 0; j < power; j++) pw = pw * h;
+        } else if (gamma != 0) pw = select<f32>(expf(gamma * logf(h)), 0, h > 0);
         let cv = select<f32>(load<f32>(b + o) * pw, 0, s == s);
         store<f32>(coef + o, cv);
         if (l == 0) t0 += cv;

@@ -12,7 +12,7 @@ interface Kernel {
   layout(base: number, k: number): void;
   configure(m: number, s: number, adv: number, g: number, e: number, t: number, bounded: number,
             wMin: number, wMax: number, mix: number, decay: number, advEps: number): void;
-  loPtr(): number; invPtr(): number; penPtr(): number; basePtr(): number;
+  loPtr(): number; invPtr(): number; basePtr(): number;
   sbarPtr(): number; seenPtr(): number; streamWeightsPtr(): number; rowPtr(): number;
   metricsPtr(): number; summaryPtr(): number;
   score(n: number, groups: number, scores: number, valid: number, sizes: number, instW: number,
@@ -84,9 +84,10 @@ export class WasmBackend implements Backend {
     this.callBase = fixed + kernel.fixedSize(k);
     this.reserve(this.callBase);
     kernel.layout(fixed, k);
-    this.f32.set(Float32Array.from(rubric.lo), kernel.loPtr() >> 2);
-    this.f32.set(Float32Array.from(rubric.inv), kernel.invPtr() >> 2);
-    this.f32.set(Float32Array.from(rubric.penalty), kernel.penPtr() >> 2);
+    // A penalty's u = 1 - (x - lo) / (hi - lo) = (x - hi) * -1 / (hi - lo): one affine map for both.
+    const hi = (c: number) => rubric.lo[c] + 1 / rubric.inv[c];
+    this.f32.set(rubric.lo.map((lo, c) => (rubric.penalty[c] ? hi(c) : lo)), kernel.loPtr() >> 2);
+    this.f32.set(rubric.inv.map((inv, c) => (rubric.penalty[c] ? -inv : inv)), kernel.invPtr() >> 2);
     this.f32.set(Float32Array.from(rubric.base), kernel.basePtr() >> 2);
     const s = settings;
     kernel.configure(METHODS[s.method], s.scope === "group" ? 0 : 1, ADVANTAGES[s.advantage], s.gamma, s.eps, s.tau,
