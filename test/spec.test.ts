@@ -570,6 +570,28 @@ describe("stream scope", () => {
   });
 });
 
+describe("diagnostics", () => {
+  it("TRL-style names; mean of u per criterion; zero-variance shares", async () => {
+    // a (scale [0,1]), b (scale [0,10]); gamma 0. g1: [0.2, 2], [0.8, 8] ; g2: [0.5, 5], [0.5, -]
+    // u: a = [0.2, 0.8, 0.5, 0.5] -> mean 0.5 ; b = [0.2, 0.8, 0.5] -> mean 0.5
+    // rewards: g1 [0.2, 0.8] (varies), g2 [0.5, 0.5] (zero variance) -> frac_reward_zero_std = 0.5
+    //   reward (mean) = 0.5. Only these unambiguous values are checked: the spec does not say
+    //   whether std is biased, nor how a criterion with a single row in its group counts.
+    const rubric: Criterion[] = [{ id: "a" }, { id: "b", scale: [0, 10] }];
+    for (const b of BACKENDS) {
+      const out = (await engine({ rubric, gamma: 0 }, b)).score(Float32Array.from([0.2, 2, 0.8, 8, 0.5, 5, 0.5, N]), [2, 2]);
+      const m = out.metrics;
+      for (const name of ["reward", "reward_std", "frac_reward_zero_std", "rewards/a/mean", "rewards/a/std", "rewards/b/mean", "rewards/b/std"]) {
+        expect(Number.isFinite(m[name]), `${b} metric ${name} = ${m[name]}`).toBe(true);
+      }
+      expect(Math.abs(m["rewards/a/mean"] - 0.5)).toBeLessThanOrEqual(TOL);
+      expect(Math.abs(m["rewards/b/mean"] - 0.5)).toBeLessThanOrEqual(TOL);
+      expect(Math.abs(m["frac_reward_zero_std"] - 0.5)).toBeLessThanOrEqual(TOL);
+      expect(Math.abs(m["reward"] - 0.5)).toBeLessThanOrEqual(TOL); // mean of [0.2, 0.8, 0.5, 0.5]
+    }
+  });
+});
+
 describe("scoreOne, group scope", () => {
   it("a row is scored as a group of one", async () => {
     // a, b, c weight 1; gamma 1, eps 0: [0.9, 0.5, 0.1] -> f = [1/15, 1/3, 3/5]
