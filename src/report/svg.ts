@@ -84,18 +84,19 @@ export interface LineChartOptions {
 
 const FONT = `font-family="system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"`;
 
-function markerSvg(kind: SeriesStyle["marker"], x: number, y: number, color: string, r = 3.2): string {
+function markerSvg(kind: SeriesStyle["marker"], x: number, y: number, color: string, r = 3.2, cls = ""): string {
   const X = x.toFixed(1);
   const Y = y.toFixed(1);
+  const c = cls ? ` class="${cls}"` : "";
   switch (kind) {
     case "circle":
-      return `<circle cx="${X}" cy="${Y}" r="${r}" fill="${color}"/>`;
+      return `<circle${c} cx="${X}" cy="${Y}" r="${r}" fill="${color}"/>`;
     case "square":
-      return `<rect x="${(x - r).toFixed(1)}" y="${(y - r).toFixed(1)}" width="${2 * r}" height="${2 * r}" fill="${color}"/>`;
+      return `<rect${c} x="${(x - r).toFixed(1)}" y="${(y - r).toFixed(1)}" width="${2 * r}" height="${2 * r}" fill="${color}"/>`;
     case "triangle":
-      return `<path d="M${X},${(y - r - 0.6).toFixed(1)}L${(x + r + 0.6).toFixed(1)},${(y + r).toFixed(1)}L${(x - r - 0.6).toFixed(1)},${(y + r).toFixed(1)}Z" fill="${color}"/>`;
+      return `<path${c} d="M${X},${(y - r - 0.6).toFixed(1)}L${(x + r + 0.6).toFixed(1)},${(y + r).toFixed(1)}L${(x - r - 0.6).toFixed(1)},${(y + r).toFixed(1)}Z" fill="${color}"/>`;
     default:
-      return `<path d="M${X},${(y - r - 0.8).toFixed(1)}L${(x + r + 0.8).toFixed(1)},${Y}L${X},${(y + r + 0.8).toFixed(1)}L${(x - r - 0.8).toFixed(1)},${Y}Z" fill="${color}"/>`;
+      return `<path${c} d="M${X},${(y - r - 0.8).toFixed(1)}L${(x + r + 0.8).toFixed(1)},${Y}L${X},${(y + r + 0.8).toFixed(1)}L${(x - r - 0.8).toFixed(1)},${Y}Z" fill="${color}"/>`;
   }
 }
 
@@ -209,7 +210,7 @@ export function lineChart(o: LineChartOptions): string {
       marks += n;
       body += `<path class="series" data-name="${esc(s.name)}" d="${d}" fill="none" stroke="${st.color}" stroke-width="2" stroke-linejoin="round"${st.dash ? ` stroke-dasharray="${st.dash}"` : ""}><title>${esc(s.name)}</title></path>`;
       if (s.markers ?? s.points.length <= 12) {
-        for (const [x, y] of s.points) if (Number.isFinite(y)) body += markerSvg(st.marker, X(x), Y(y), st.color);
+        for (const [x, y] of s.points) if (Number.isFinite(y)) body += markerSvg(st.marker, X(x), Y(y), st.color, 3.2, "mark");
       }
     }
   });
