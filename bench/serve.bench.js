@@ -170,29 +170,73 @@ export async function runLoad({ url, duration = 10, connections = 32, run = "ben
  * Idempotency-Key, until it has one (an update applied before is answered from the stored
  * response, not applied again). Fills `acks`; returns how many answers were replays.
  */
-export async function settle({ url, run = "bench", issued, acks, attempts = 50 }) {
+export async function settle({ url, run = "bench", issued, acks, attempts = 50, concurrency = 16 }) {
   let replays = 0;
-  for (const i of issued) {
-    if (acks.has(i)) continue;
-    for (let a = 0; ; a++) {
-      try {
-        const res = await fetch(`${url}/v1/score`, {
-          method: "POST",
-          headers: { "content-type": "application/json", "idempotency-key": `${run}-${i}` },
-          body: bodyOf(i, run),
-        });
-        const text = await res.text();
-        if (res.status !== 200) throw new Error(`${res.status} ${text.slice(0, 300)}`);
-        if (res.headers.get("idempotent-replayed") === "true") replays++;
-        acks.set(i, stepSeq(text).seq);
-        break;
-      } catch (e) {
-        if (a >= attempts) throw e;
-        await new Promise((r) => setTimeout(r, 100));
+  const todo = issued.filter((i) => !acks.has(i));
+  const worker = async () => {
+    for (let i = todo.shift(); i !== undefined; i = todo.shift()) {
+      for (let a = 0; ; a++) {
+        try {
+          const res = await fetch(`${url}/v1/score`, {
+            method: "POST",
+            headers: { "content-type": "application/json", "idempotency-key": `${run}-${i}` },
+            body: bodyOf(i, run),
+          });
+          const text = await res.text();
+          if (res.status !== 200) throw new Error(`${res.status} ${text.slice(0, 300)}`);
+          if (res.headers.get("idempotent-replayed") === "true") replays++;
+          acks.set(i, stepSeq(text).seq);
+          break;
+        } catch (e) {
+          if (a >= attempts) throw e;
+          await new Promise((r) => setTimeout(r, 100));
+        }
       }
     }
-  }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
   return replays;
+}
+
+/**
+ * Trainer-like clients (for the fault test): `connections` loops, each sends step i with
+ * Idempotency-Key and retries that same request (connection refused, reset, 503) until it gets
+ * its 200, before taking the next step, as a trainer retries a timed-out reward call.
+ * Returns {acks: step -> seq, retried: steps that needed a retry, replays: retries answered
+ * from a stored response, i.e. updates applied before the failure but never acknowledged}.
+ */
+export async function runTrainers({ url, duration = 3, connections = 32, run = "bench", first = 0, acks = new Map() }) {
+  let next = first;
+  const retried = new Set();
+  let replays = 0;
+  const until = Date.now() + duration * 1000;
+  const base = typeof url === "function" ? url : () => url;
+  const worker = async () => {
+    while (Date.now() < until) {
+      const i = next++;
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const res = await fetch(`${base()}/v1/score`, {
+            method: "POST",
+            headers: { "content-type": "application/json", "idempotency-key": `${run}-${i}` },
+            body: bodyOf(i, run),
+            signal: AbortSignal.timeout(10_000),
+          });
+          const text = await res.text();
+          if (res.status !== 200) throw new Error(`${res.status} ${text.slice(0, 200)}`);
+          if (attempt > 0 && res.headers.get("idempotent-replayed") === "true") replays++;
+          acks.set(i, stepSeq(text).seq);
+          break;
+        } catch (e) {
+          retried.add(i);
+          if (attempt > 400) throw e;
+          await new Promise((r) => setTimeout(r, 25));
+        }
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: connections }, worker));
+  return { acks, retried, replays, issued: next - first };
 }
 
 /** Scores of request i as the server sees them (Float32, NaN for null). */

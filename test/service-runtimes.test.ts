@@ -1,0 +1,209 @@
+/**
+ * The same fetch handler (dist/service) in other runtimes: Cloudflare's workerd (the engine's
+ * `workerd` entry, wasm imported as modules) and Deno (Deno.serve). Each gets the same sequence of
+ * requests as the handler in Node; the answers must be the same text, byte for byte (the engine is
+ * bit-exact across runtimes), including stream state carried across calls, idempotent replays,
+ * problem+json rejections, 404/405 and the snapshot.
+ * Servers listen on 127.0.0.1 only; needs `npm run build` first.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createEngine } from "../dist/index.js";
+import { createHandler } from "../dist/service/index.js";
+// @ts-expect-error plain JS helper of the runtime harness (test/runtimes, shared)
+import { moduleGraph } from "./runtimes/drivers/graph.js";
+
+const root = resolve(fileURLToPath(new URL("..", import.meta.url)));
+const dist = join(root, "dist");
+
+const OPTIONS = {
+  rubric: { criteria: [{ id: "accuracy", weight: 2 }, { id: "format", rule: { json: true } }, { id: "toxicity", weight: -1 }] },
+  scope: "stream",
+  judge: "rules",
+};
+
+/** The requests every runtime answers, in order. */
+const STEPS: { method: string; path: string; body?: unknown; headers?: Record<string, string> }[] = [
+  { method: "GET", path: "/healthz" },
+  { method: "POST", path: "/v1/score", body: { run: "rt", step: 1, groups: [{ id: "a", rows: [{ accuracy: 1, format: 0, toxicity: 0 }, { accuracy: 0.2, format: 1 }] }, { id: "b", rows: [{ accuracy: 0.5 }, { accuracy: 0.7, toxicity: 1 }] }] } },
+  { method: "POST", path: "/v1/score", body: { run: "rt", step: 2, criteria: ["format", "accuracy"], scores: [1, 0.3, 0, 0.9, 1, 1, null, 0.1], groupSizes: [2, 2] }, headers: { "idempotency-key": "s2" } },
+  { method: "POST", path: "/v1/score", body: { run: "rt", step: 2, criteria: ["format", "accuracy"], scores: [1, 0.3, 0, 0.9, 1, 1, null, 0.1], groupSizes: [2, 2] }, headers: { "idempotency-key": "s2" } },
+  { method: "POST", path: "/get_reward?run=rt", body: { query: ['Q {"x": 1}', "Q nope", "R {}", "R ["], prompts: ["Q", "Q", "R", "R"] } },
+  { method: "POST", path: "/v1/score", body: '{"run":"rt","groups":[{"id":"g","rows":[{"accuracy":1e999}]}]}' },
+  { method: "POST", path: "/v1/score", body: { run: "rt", criteria: ["wit"], scores: [1], groupSizes: [1] } },
+  { method: "GET", path: "/v1/score" },
+  { method: "GET", path: "/nowhere" },
+  { method: "GET", path: "/v1/runs/rt/state", headers: { accept: "application/json" } },
+];
+
+interface Answer {
+  status: number;
+  replayed: string | null;
+  type: string | null;
+  body: string;
+}
+
+async function play(send: (req: Request) => Promise<Response>): Promise<Answer[]> {
+  const out: Answer[] = [];
+  for (const s of STEPS) {
+    const init: RequestInit = { method: s.method, headers: { "content-type": "application/json", ...s.headers } };
+    if (s.body !== undefined) init.body = typeof s.body === "string" ? s.body : JSON.stringify(s.body);
+    const res = await send(new Request(`http://127.0.0.1${s.path}`, init));
+    out.push({ status: res.status, replayed: res.headers.get("idempotent-replayed"), type: res.headers.get("content-type"), body: await res.text() });
+  }
+  return out;
+}
+
+function viaUrl(base: string) {
+  return async (req: Request) => {
+    const u = new URL(req.url);
+    return fetch(`${base}${u.pathname}${u.search}`, { method: req.method, headers: req.headers, body: req.body ? await req.arrayBuffer() : undefined });
+  };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((ok, fail) => {
+    const s = createServer();
+    s.once("error", fail);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => ok(port));
+    });
+  });
+}
+
+const children: ChildProcess[] = [];
+const dirs: string[] = [];
+afterAll(() => {
+  for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** Spawns `cmd` and resolves once its output passes `ready` (or at once, without `ready`). */
+function spawnUntil(cmd: string, args: string[], ready: ((out: string) => boolean) | undefined, what: string): Promise<{ child: ChildProcess; out: () => string }> {
+  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
+  children.push(child);
+  let out = "";
+  return new Promise((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error(`${what} did not start:\n${out}`)), 20_000);
+    const on = (d: Buffer) => {
+      out += d;
+      if (ready(out)) {
+        clearTimeout(timer);
+        ok({ child, out: () => out });
+      }
+    };
+    child.stdout!.on("data", on);
+    child.stderr!.on("data", on);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      fail(new Error(`${what} exited ${code}:\n${out}`));
+    });
+    child.once("error", fail);
+    if (!ready) {
+      clearTimeout(timer);
+      ok({ child, out: () => out });
+    }
+  });
+}
+
+async function waitHttp(url: string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    try {
+      await (await fetch(url)).arrayBuffer();
+      return;
+    } catch (e) {
+      if (Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+let expected: Answer[];
+beforeAll(async () => {
+  const handler = createHandler({ ...OPTIONS, createEngine } as Parameters<typeof createHandler>[0]);
+  expected = await play(handler);
+  expect(expected.map((a) => a.status)).toEqual([200, 200, 200, 200, 200, 400, 400, 405, 404, 200]);
+  expect(expected[3]!.replayed).toBe("true");
+});
+
+describe("the fetch handler in other runtimes gives the same answers as in Node", () => {
+  it("workerd (Cloudflare Workers runtime)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "focal-service-workerd-"));
+    dirs.push(dir);
+    const worker = `
+import { createEngine } from "./dist/entries/workerd.js";
+import { createHandler } from "./dist/service/index.js";
+const handler = createHandler({ ...${JSON.stringify(OPTIONS)}, createEngine });
+export default { fetch: (request) => handler(request) };
+`;
+    writeFileSync(join(dir, "worker.js"), worker);
+    const modules: { name: string; kind: string }[] = [{ name: "worker.js", kind: "esm" }];
+    const seen = new Set<string>();
+    for (const entry of ["entries/workerd.js", "service/index.js"]) {
+      for (const m of moduleGraph(dist, join(dist, entry)) as { rel: string; file: string; kind: string }[]) {
+        if (seen.has(m.rel)) continue;
+        seen.add(m.rel);
+        const name = `dist/${m.rel}`;
+        mkdirSync(dirname(join(dir, name)), { recursive: true });
+        cpSync(m.file, join(dir, name));
+        modules.push({ name, kind: m.kind });
+      }
+    }
+    const type: Record<string, string> = { esm: "esModule", wasm: "wasm", json: "json" };
+    const port = await freePort();
+    writeFileSync(
+      join(dir, "config.capnp"),
+      `using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [ (name = "main", worker = .service) ],
+  sockets = [ (name = "http", address = "127.0.0.1:${port}", http = (), service = "main") ],
+);
+const service :Workerd.Worker = (
+  modules = [
+${modules.map((m) => `    (name = ${JSON.stringify(m.name)}, ${type[m.kind]} = embed ${JSON.stringify(m.name)})`).join(",\n")}
+  ],
+  compatibilityDate = "2025-09-01",
+);
+`,
+    );
+    const { child, out } = await spawnUntil(join(root, "node_modules/.bin/workerd"), ["serve", join(dir, "config.capnp")], undefined, "workerd");
+    const base = `http://127.0.0.1:${port}`;
+    await waitHttp(`${base}/healthz`).catch((e) => {
+      throw new Error(`workerd did not answer: ${e}\n${out()}`);
+    });
+    // /healthz above was the first request of the isolate's life; play from a fresh count
+    const got = await play(viaUrl(base));
+    expect(got.slice(1)).toEqual(expected.slice(1));
+    expect(JSON.parse(got[0]!.body)).toMatchObject({ status: "ok", scope: "stream" });
+    child.kill("SIGTERM");
+  }, 30_000);
+
+  it("Deno (Deno.serve)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "focal-service-deno-"));
+    dirs.push(dir);
+    const script = `
+import { createEngine } from ${JSON.stringify(pathToFileURL(join(dist, "index.js")).href)};
+import { createHandler } from ${JSON.stringify(pathToFileURL(join(dist, "service/index.js")).href)};
+const handler = createHandler({ ...${JSON.stringify(OPTIONS)}, createEngine });
+await handler.ready;
+Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: ({ port }) => console.log("listening " + port) }, handler);
+`;
+    writeFileSync(join(dir, "serve.js"), script);
+    const { out } = await spawnUntil(
+      join(root, "node_modules/.bin/deno"),
+      ["run", "--quiet", "--no-prompt", "--allow-net=127.0.0.1", `--allow-read=${dist}`, join(dir, "serve.js")],
+      (o) => /listening \d+/.test(o),
+      "deno",
+    );
+    const port = /listening (\d+)/.exec(out())![1];
+    const got = await play(viaUrl(`http://127.0.0.1:${port}`));
+    expect(got).toEqual(expected);
+  }, 30_000);
+});
