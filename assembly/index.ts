@@ -38,9 +38,9 @@ let advEps: f64 = 1e-6;
 // Fixed region: f32 vectors of KP lanes, then f64 vectors of KP lanes.
 let LO: usize, INV: usize, BASE: usize, SBAR: usize, SEEN: usize, FSTREAM: usize;
 let ROW: usize, ROWU: usize, ACC: usize, MASS: usize, SAT: usize, COEF: usize, FW: usize, GB: usize;
-let GSUM: usize, GSQ: usize, GCNT: usize, GMIN: usize, GMAX: usize, SATSUM: usize, SATN: usize, ALL: usize;
+let GSUM: usize, GSQ: usize, GCNT: usize, GMIN: usize, GMAX: usize, SATSUM: usize, SATN: usize;
 let MSUM: usize, MSQ: usize, MCNT: usize, MCONST: usize, MPRES: usize, MWEIGHT: usize, MSAT: usize;
-let SORT: usize, SUMMARY: usize, ROWP: usize;
+let SORT: usize, SUMMARY: usize, ROWP: usize, FSTREAMR: usize;
 const F32_SLOTS = 23;
 const F64_SLOTS = 9; // seven metric vectors, SORT takes two
 
@@ -59,14 +59,13 @@ export function layout(base: usize, k: i32): void {
   SBAR = p; p += v; SEEN = p; p += v; FSTREAM = p; p += v; ROW = p; p += v; ROWU = p; p += v;
   ACC = p; p += v; MASS = p; p += v; SAT = p; p += v; COEF = p; p += v; FW = p; p += v; GB = p; p += v;
   GSUM = p; p += v; GSQ = p; p += v; GCNT = p; p += v; GMIN = p; p += v; GMAX = p; p += v;
-  SATSUM = p; p += v; SATN = p; p += v; ALL = p; p += v;
+  SATSUM = p; p += v; SATN = p; p += v; FSTREAMR = p; p += v;
   let w = <usize>KP << 3;
   MSUM = p; p += w; MSQ = p; p += w; MCNT = p; p += w; MCONST = p; p += w; MPRES = p; p += w;
   MWEIGHT = p; p += w; MSAT = p; p += w; SORT = p; p += w * 2;
   SUMMARY = p; p += 16;
   ROWP = p;
   memory.fill(base, 0, fixedSize(k));
-  for (let i = 0; i < KP; i++) store<f32>(ALL + (<usize>i << 2), i < K ? 0 : NaN);
 }
 
 export function configure(
@@ -172,14 +171,20 @@ function staticWeights(b: usize, mask: usize, out: usize): f32 {
   return sumB;
 }
 
-/** Focal weights from the saturation `sat` (NaN = criterion not in use) and base weights b. */
-function focalWeights(sat: usize, b: usize, out: usize): void {
+/**
+ * Focal weights from the saturation `sat` (NaN = criterion not in use) and base weights b, into
+ * `out`. Returns the vector to weight rewards with: proportional to `out`, and unnormalized where
+ * it can be, so that gamma = 0 gives the direct reward bit for bit.
+ */
+function focalWeights(sat: usize, b: usize, out: usize): usize {
   let total = focalCoefficients(sat, b, gamma, eps, COEF);
   let sumB = sumWhere(b, sat);
   if (total > 0) divideWhere(COEF, sat, total, out);
   else divideWhere(b, sat, sumB, out);
   if (bounded) project(out, sat);
   if (mix != 1) mixWith(out, b, sat, mix, sumB);
+  if (bounded || mix != 1) return out;
+  return total > 0 ? COEF : b;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -225,21 +230,21 @@ export function score(
     }
     // Tilted saturation (steps 2-3) and per-criterion statistics over the valid rows.
     tilt(outD + (<usize>start << 2), P, m, top, tau);
-    groupSums(U, P, m, dense, ACC, MASS, GSUM, GSQ, GCNT, GMIN, GMAX);
+    groupSums(U, outD + (<usize>start << 2), P, m, dense, tau, ACC, MASS, GSUM, GSQ, GCNT, GMIN, GMAX);
     saturationOf(ACC, MASS, SAT);
     foldStats(anyValid);
     if (stream) {
       accumulatePresent();
     } else if (anyValid) {
       if (method == FOCAL) {
-        focalWeights(SAT, b, FW);
-        let den = laneSum(FW);
+        let w = focalWeights(SAT, b, FW);
+        let den = laneSum(w);
         for (let i = 0; i < m; i++) {
           let o = <usize>(start + i) << 2;
           let d = load<f32>(outD + o);
           if (d != d) continue;
           let u = U + <usize>i * uBytes;
-          let r = dense ? weightedMeanDense(u, FW, den) : weightedMean(u, FW);
+          let r = dense ? weightedMeanDense(u, w, den) : weightedMean(u, w);
           store<f32>(outR + o, r == r ? r : d);
         }
       } else {
@@ -261,12 +266,12 @@ export function score(
 
   if (stream) {
     updateStream();
-    let fSum = laneSum(FSTREAM);
+    let fSum = laneSum(FSTREAMR);
     for (let r = 0; r < n; r++) {
       let o = <usize>r << 2;
       let d = load<f32>(outD + o);
       if (d != d) continue;
-      let f = normalizeRow(scores + <usize>r * rowBytes, ROWU, LO, INV, FSTREAM, fSum);
+      let f = normalizeRow(scores + <usize>r * rowBytes, ROWU, LO, INV, FSTREAMR, fSum);
       store<f32>(outR + o, f == f ? f : d);
     }
     storeUnpadded(FSTREAM, outW);
@@ -332,8 +337,8 @@ export function streamWeights(): void {
     let o = <usize>k << 2;
     store<f32>(SAT + o, k < K ? (load<f32>(SEEN + o) != 0 ? load<f32>(SBAR + o) : 0) : NaN);
   }
-  if (method == FOCAL) focalWeights(SAT, BASE, FSTREAM);
-  else staticWeights(BASE, ALL, FSTREAM);
+  let w = focalWeights(SAT, BASE, FSTREAM);
+  memory.copy(FSTREAMR, w, <usize>KP << 2);
 }
 
 function streamSaturation(out: usize): void {
@@ -495,13 +500,13 @@ export function scoreOne(): f32 {
   let d = normalizeRow(ROW, ROWU, LO, INV, BASE, laneSum(BASE));
   if (d != d || sawInfinity) { sawInfinity = false; return NaN; }
   if (method != FOCAL) return d;
-  let w = FSTREAM;
+  let w = FSTREAMR;
   if (scope == GROUP) {
     store<f32>(ROWP, 1);
-    groupSums(ROWU, ROWP, 1, !rowHasAbsent, ACC, MASS, GSUM, GSQ, GCNT, GMIN, GMAX);
+    store<f32>(ROWP, d, 4);
+    groupSums(ROWU, ROWP + 4, ROWP, 1, !rowHasAbsent, tau, ACC, MASS, GSUM, GSQ, GCNT, GMIN, GMAX);
     saturationOf(ACC, MASS, SAT);
-    focalWeights(SAT, BASE, FW);
-    w = FW;
+    w = focalWeights(SAT, BASE, FW);
   }
   let r = weightedMean(ROWU, w);
   return r == r ? r : d;

@@ -175,14 +175,16 @@ export function laneSum(w: usize): f32 {
 }
 
 /**
- * Tilted sums of a group's normalized rows U (m rows of KP lanes) with rollout weights p
- * (0 = invalid row), criterion by criterion (vertical, rows in order):
- * acc = sum p u, mass = sum p, and the statistics sum u, sum u^2, count, min, max, over the
- * rows where the criterion is present. `dense`: no valid row has an absent criterion, so the
- * masks can go (same bits). Each output is KP lanes.
+ * Tilted sums of a group's normalized rows U (m rows of KP lanes), criterion by criterion
+ * (vertical, rows in order): acc = sum p u, mass = sum p, and the statistics sum u, sum u^2,
+ * count, min, max, over the valid rows where the criterion is present. d: direct rewards (NaN =
+ * invalid row). `dense` (no valid row has an absent criterion): p is the group's tilt `p`
+ * (p_i = exp((d_i - max d) / tau)) and the masks go. Otherwise each criterion shifts by the best
+ * d among the rows that have it, which cancels in acc / mass but keeps small tau from underflowing
+ * every row of a criterion the best rollout lacks. Each output is KP lanes.
  */
 export function groupSums(
-  U: usize, p: usize, m: i32, dense: bool,
+  U: usize, d: usize, p: usize, m: i32, dense: bool, tau: f32,
   acc: usize, mass: usize, sum: usize, sq: usize, cnt: usize, lo: usize, hi: usize,
 ): void {
   let uBytes = <usize>KP << 2;
@@ -198,25 +200,40 @@ export function groupSums(
     let one = f32x4.splat(1);
     let inf = f32x4.splat(Infinity);
     let ninf = f32x4.splat(-Infinity);
+    let tv = f32x4.splat(tau);
     for (let o: usize = 0; o < uBytes; o += 16) {
       let a = f32x4.splat(0), ms = f32x4.splat(0), s = f32x4.splat(0), q = f32x4.splat(0), n = f32x4.splat(0);
       let mn = inf, mx = ninf;
-      for (let i = 0; i < m; i++) {
-        let pi = load<f32>(p + (<usize>i << 2));
-        if (pi == 0) continue;
-        let x = v128.load(U + <usize>i * uBytes + o);
-        let pv = f32x4.splat(pi);
-        if (dense) {
-          a = f32x4.add(a, f32x4.mul(pv, x));
+      if (dense) {
+        for (let i = 0; i < m; i++) {
+          let pi = load<f32>(p + (<usize>i << 2));
+          if (pi == 0) continue;
+          let x = v128.load(U + <usize>i * uBytes + o);
+          a = f32x4.add(a, f32x4.mul(f32x4.splat(pi), x));
           s = f32x4.add(s, x);
           q = f32x4.add(q, f32x4.mul(x, x));
           mn = f32x4.pmin(mn, x);
           mx = f32x4.pmax(mx, x);
-        } else {
+        }
+        ms = f32x4.splat(pSum);
+        n = f32x4.splat(valid);
+      } else {
+        let top = ninf;
+        for (let i = 0; i < m; i++) {
+          let di = load<f32>(d + (<usize>i << 2));
+          if (di != di) continue;
+          let x = v128.load(U + <usize>i * uBytes + o);
+          top = f32x4.pmax(top, v128.bitselect(f32x4.splat(di), ninf, lanesMask(x)));
+        }
+        for (let i = 0; i < m; i++) {
+          let di = load<f32>(d + (<usize>i << 2));
+          if (di != di) continue;
+          let x = v128.load(U + <usize>i * uBytes + o);
           let mk = lanesMask(x);
+          let pv = v128.and(mk, expv(f32x4.div(f32x4.sub(f32x4.splat(di), top), tv)));
           let xm = v128.and(mk, x);
-          a = f32x4.add(a, v128.and(mk, f32x4.mul(pv, x)));
-          ms = f32x4.add(ms, v128.and(mk, pv));
+          a = f32x4.add(a, f32x4.mul(pv, xm));
+          ms = f32x4.add(ms, pv);
           s = f32x4.add(s, xm);
           q = f32x4.add(q, f32x4.mul(xm, xm));
           n = f32x4.add(n, v128.and(mk, one));
@@ -224,7 +241,6 @@ export function groupSums(
           mx = f32x4.pmax(mx, v128.bitselect(x, ninf, mk));
         }
       }
-      if (dense) { ms = f32x4.splat(pSum); n = f32x4.splat(valid); }
       v128.store(acc + o, a); v128.store(mass + o, ms); v128.store(sum + o, s); v128.store(sq + o, q);
       v128.store(cnt + o, n); v128.store(lo + o, mn); v128.store(hi + o, mx);
     }
@@ -232,15 +248,25 @@ export function groupSums(
     for (let o: usize = 0; o < uBytes; o += 4) {
       let a: f32 = 0, ms: f32 = 0, s: f32 = 0, q: f32 = 0, n: f32 = 0;
       let mn: f32 = Infinity, mx: f32 = -Infinity;
+      let top: f32 = -Infinity;
+      if (!dense) {
+        for (let i = 0; i < m; i++) {
+          let di = load<f32>(d + (<usize>i << 2));
+          let x = load<f32>(U + <usize>i * uBytes + o);
+          if (di == di && x == x) top = top < di ? di : top; // pmax
+        }
+      }
       for (let i = 0; i < m; i++) {
-        let pi = load<f32>(p + (<usize>i << 2));
-        if (pi == 0) continue;
+        let di = load<f32>(d + (<usize>i << 2));
+        if (di != di) continue;
         let x = load<f32>(U + <usize>i * uBytes + o);
         if (x != x) continue;
+        let pi = dense ? load<f32>(p + (<usize>i << 2)) : expf((di - top) / tau);
         a += pi * x; ms += pi; s += x; q += x * x; n += 1;
         mn = x < mn ? x : mn; // pmin
         mx = mx < x ? x : mx; // pmax
       }
+      if (dense) { ms = pSum; n = valid; }
       store<f32>(acc + o, a); store<f32>(mass + o, ms); store<f32>(sum + o, s); store<f32>(sq + o, q);
       store<f32>(cnt + o, n); store<f32>(lo + o, mn); store<f32>(hi + o, mx);
     }

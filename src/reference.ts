@@ -12,13 +12,14 @@ export class ReferenceBackend implements Backend {
   private readonly k: number;
   private sbar: Float64Array;
   private seen: Uint8Array;
-  private streamF: Float64Array;
+  private streamF!: Float64Array;
+  private streamReward!: ArrayLike<number>;
 
   constructor(private readonly rubric: CompiledRubric, private readonly s: Settings) {
     this.k = rubric.ids.length;
     this.sbar = new Float64Array(this.k);
     this.seen = new Uint8Array(this.k);
-    this.streamF = this.streamWeights(this.sbar, this.seen);
+    this.setStreamWeights(this.sbar, this.seen);
   }
 
   input(n: number): Float32Array {
@@ -44,10 +45,12 @@ export class ReferenceBackend implements Backend {
   }
 
   /**
-   * Steps 4-6: focal weights from saturation s (NaN = criterion not in use) and base weights b.
-   * f = b (1 - s + eps)^gamma / sum, or b normalized when that sum is 0; then bounds and mix.
+   * Steps 4-6: focal weights f from saturation s (NaN = criterion not in use) and base weights b:
+   * b (1 - s + eps)^gamma normalized (b normalized when that sum is 0), then bounds and mix.
+   * Also returns the vector to weight rewards with: proportional to f, and the raw
+   * coefficients where no bound or mix applies, so that gamma = 0 gives the direct reward exactly.
    */
-  private focalWeights(s: ArrayLike<number>, b: ArrayLike<number>): Float64Array {
+  private focal(s: ArrayLike<number>, b: ArrayLike<number>): { f: Float64Array; reward: ArrayLike<number> } {
     const { gamma, eps, mix } = this.s;
     const f = new Float64Array(this.k);
     let total = 0, sumB = 0;
@@ -58,15 +61,17 @@ export class ReferenceBackend implements Backend {
       total += f[k];
       sumB += b[k];
     }
+    const coef = f.slice();
     for (let k = 0; k < this.k; k++) {
       if (Number.isNaN(s[k])) continue;
       f[k] = total > 0 ? f[k] / total : b[k] / sumB;
     }
-    if (this.s.minWeight !== undefined || this.s.maxWeight !== undefined) this.project(f, s);
+    const bounded = this.s.minWeight !== undefined || this.s.maxWeight !== undefined;
+    if (bounded) this.project(f, s);
     if (mix !== 1) {
       for (let k = 0; k < this.k; k++) if (!Number.isNaN(s[k])) f[k] = mix * f[k] + (1 - mix) * (b[k] / sumB);
     }
-    return f;
+    return { f, reward: bounded || mix !== 1 ? f : total > 0 ? coef : b };
   }
 
   /** Step 5: Euclidean projection onto {sum f = 1, lo <= f <= hi} over the criteria in use. */
@@ -93,8 +98,10 @@ export class ReferenceBackend implements Backend {
   }
 
   /** Stream weights from sbar over all K criteria; no estimate yet counts as 0. */
-  private streamWeights(sbar: Float64Array, seen: Uint8Array): Float64Array {
-    return this.focalWeights(Array.from(sbar, (v, k) => (seen[k] ? v : 0)), this.rubric.base);
+  private setStreamWeights(sbar: Float64Array, seen: Uint8Array): void {
+    const { f, reward } = this.focal(Array.from(sbar, (v, k) => (seen[k] ? v : 0)), this.rubric.base);
+    this.streamF = f;
+    this.streamReward = reward;
   }
 
   score(batch: Batch): RawResult {
@@ -119,21 +126,23 @@ export class ReferenceBackend implements Backend {
     const weightsOut = new Float32Array(stream ? K : G * K), satOut = new Float32Array(stream ? K : G * K);
     const gdpoA = new Float64Array(n);
     const satSum = new Float64Array(K), satCount = new Float64Array(K);
-    const p = new Float64Array(n);
     for (let g = 0, start = 0; g < G; start += sizes[g++]) {
       const end = start + sizes[g], b = baseOf(g);
-      // Step 2: reward-tilted rollout weights over the valid rows.
-      let top = -Infinity;
-      for (let i = start; i < end; i++) if (d[i] > top) top = d[i];
-      for (let i = start; i < end; i++) p[i] = Number.isNaN(d[i]) ? 0 : Math.exp(Math.max((d[i] - top) / s.tau, -700));
-      // Step 3: saturation, plus per-criterion statistics of the valid rows.
+      // Steps 2-3: reward-tilted rollout weights p_i = exp(d_i / tau) over the valid rows, and the
+      // saturation s_k = sum p u / sum p over the rows that have k. The shift by the best d among
+      // those rows cancels in the ratio and keeps exp from underflowing; statistics come along.
+      let anyValid = false;
+      for (let i = start; i < end; i++) if (!Number.isNaN(d[i])) anyValid = true;
       const sat = new Float64Array(K).fill(NaN);
       for (let k = 0; k < K; k++) {
+        let top = -Infinity;
+        for (let i = start; i < end; i++) if (!Number.isNaN(U[i * K + k]) && d[i] > top) top = d[i];
         let num = 0, mass = 0, count = 0, sum = 0, sq = 0, lo = Infinity, hi = -Infinity;
         for (let i = start; i < end; i++) {
           const u = U[i * K + k];
           if (Number.isNaN(d[i]) || Number.isNaN(u)) continue;
-          num += p[i] * u; mass += p[i];
+          const p = Math.exp((d[i] - top) / s.tau);
+          num += p * u; mass += p;
           count++; sum += u; sq += u * u; lo = Math.min(lo, u); hi = Math.max(hi, u);
         }
         if (count === 0) continue;
@@ -144,12 +153,12 @@ export class ReferenceBackend implements Backend {
       }
       if (stream) continue;
       satOut.set(sat, g * K);
-      if (top === -Infinity) continue; // no valid row
+      if (!anyValid) continue;
       // Steps 4-7 (a row whose present criteria all weigh 0 keeps its direct reward).
-      const f = s.method === "focal" ? this.focalWeights(sat, b) : this.staticWeights(sat, b);
+      const { f, reward } = s.method === "focal" ? this.focal(sat, b) : { f: this.staticWeights(sat, b), reward: b };
       for (let i = start; i < end; i++) {
         if (Number.isNaN(d[i])) continue;
-        const ri = s.method === "focal" ? this.weightedMean(row(i), f) : d[i];
+        const ri = s.method === "focal" ? this.weightedMean(row(i), reward) : d[i];
         r[i] = Number.isNaN(ri) ? d[i] : ri;
       }
       if (s.method === "gdpo") this.gdpoGroup(start, end, U, d, f, gdpoA);
@@ -172,10 +181,10 @@ export class ReferenceBackend implements Backend {
       }
       this.sbar = sbar;
       this.seen = seen;
-      this.streamF = this.streamWeights(sbar, seen);
+      this.setStreamWeights(sbar, seen);
       for (let i = 0; i < n; i++) {
         if (Number.isNaN(d[i])) continue;
-        const ri = this.weightedMean(row(i), this.streamF);
+        const ri = this.weightedMean(row(i), this.streamReward);
         r[i] = Number.isNaN(ri) ? d[i] : ri;
       }
       for (let k = 0; k < K; k++) {
@@ -270,8 +279,8 @@ export class ReferenceBackend implements Backend {
     const u = Float64Array.from(row, (x, k) => this.normalize(x, k));
     const d = this.weightedMean(u, this.rubric.base);
     if (Number.isNaN(d) || this.s.method !== "focal") return d;
-    const f = this.s.scope === "stream" ? this.streamF : this.focalWeights(u, this.rubric.base);
-    const r = this.weightedMean(u, f);
+    const w = this.s.scope === "stream" ? this.streamReward : this.focal(u, this.rubric.base).reward;
+    const r = this.weightedMean(u, w);
     return Number.isNaN(r) ? d : r;
   }
 
@@ -282,6 +291,6 @@ export class ReferenceBackend implements Backend {
   setState(state: StreamState): void {
     this.sbar = Float64Array.from(state.sbar);
     this.seen = Uint8Array.from(state.seen);
-    this.streamF = this.streamWeights(this.sbar, this.seen);
+    this.setStreamWeights(this.sbar, this.seen);
   }
 }
