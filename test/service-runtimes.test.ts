@@ -206,4 +206,22 @@ Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: ({ port }) => console.log
     const got = await play(viaUrl(`http://127.0.0.1:${port}`));
     expect(got).toEqual(expected);
   }, 30_000);
+
+  it("Bun (Bun.serve)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "focal-service-bun-"));
+    dirs.push(dir);
+    const script = `
+import { createEngine } from ${JSON.stringify(pathToFileURL(join(dist, "index.js")).href)};
+import { createHandler } from ${JSON.stringify(pathToFileURL(join(dist, "service/index.js")).href)};
+const handler = createHandler({ ...${JSON.stringify(OPTIONS)}, createEngine });
+await handler.ready;
+const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: handler });
+console.log("listening " + server.port);
+`;
+    writeFileSync(join(dir, "serve.mjs"), script);
+    const { out } = await spawnUntil(join(root, "node_modules/.bin/bun"), [join(dir, "serve.mjs")], (o) => /listening \d+/.test(o), "bun");
+    const port = /listening (\d+)/.exec(out())![1];
+    const got = await play(viaUrl(`http://127.0.0.1:${port}`));
+    expect(got).toEqual(expected);
+  }, 30_000);
 });

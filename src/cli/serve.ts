@@ -27,6 +27,9 @@ const USAGE = `usage: focal-reward serve --rubric FILE [options]
   --judge J            labels (default) or rules (the rubric's "rule" fields), for /get_reward
   --judge-timeout MS   default 30000
   --max-body BYTES     default 8388608
+  --idempotency-window N
+                       Idempotency-Keys remembered per run (default 1024): a retry must come
+                       within the run's last N keyed updates
 `;
 
 const ENGINE_KEYS = ["method", "scope", "advantage", "gamma", "eps", "tau", "minWeight", "maxWeight", "mix", "decay", "advEps", "backend"] as const;
@@ -60,6 +63,7 @@ export async function serve(
       judge: { type: "string" },
       "judge-timeout": { type: "string" },
       "max-body": { type: "string" },
+      "idempotency-window": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -96,6 +100,7 @@ export async function serve(
     judge,
     judgeTimeoutMs: num(values["judge-timeout"], "judge-timeout"),
     maxBodyBytes,
+    idempotencyWindow: num(values["idempotency-window"], "idempotency-window"),
   });
   try {
     await handler.ready;

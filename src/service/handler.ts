@@ -263,6 +263,18 @@ export function createHandler(options: HandlerOptions): FetchHandler {
     ...engineRest
   } = options;
   const store: StateStore = storeOption ?? new MemoryStore();
+  for (const [name, v, min] of [
+    ["judgeTimeoutMs", judgeTimeoutMs, 1],
+    ["judgeConcurrency", judgeConcurrency, 1],
+    ["maxBodyBytes", maxBodyBytes, 1],
+    ["idempotencyWindow", idempotencyWindow, 0],
+    ["maxBatch", maxBatch, 1],
+    ["maxCachedRuns", maxCachedRuns, 1],
+  ] as const) {
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min) throw new RangeError(`createHandler: ${name} must be an integer >= ${min}, got ${String(v)}`);
+  }
+  if (typeof createEngine !== "function") throw new TypeError("createHandler: createEngine must be a function (the package's createEngine)");
+  parseRun(defaultRun, "defaultRun", "default");
   const serviceCriteria: readonly ServiceCriterion[] = Array.isArray(rubric) ? rubric : (rubric as Rubric).criteria;
   const engineCriteria: Criterion[] = serviceCriteria.map(({ rule: _rule, ...c }) => c);
   const engineOptions: EngineOptions = { ...engineRest, rubric: { criteria: engineCriteria } };

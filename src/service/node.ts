@@ -27,7 +27,7 @@ export interface NodeServer {
   close(): Promise<void>;
 }
 
-function toRequest(req: IncomingMessage, body: Buffer | undefined, signal: AbortSignal): Request {
+function toRequest(req: IncomingMessage, body: Buffer | undefined): Request {
   const headers = new Headers();
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
@@ -37,7 +37,7 @@ function toRequest(req: IncomingMessage, body: Buffer | undefined, signal: Abort
       // a header value the fetch API refuses: drop it
     }
   }
-  const init: RequestInit = { method: req.method ?? "GET", headers, signal };
+  const init: RequestInit = { method: req.method ?? "GET", headers };
   if (body !== undefined && req.method !== "GET" && req.method !== "HEAD") {
     init.body = new Uint8Array(body.buffer, body.byteOffset, body.length) as Uint8Array<ArrayBuffer>;
   }
@@ -53,10 +53,6 @@ export function serveNode(handler: FetchHandler, options: NodeServeOptions = {})
 
   async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     inflight++;
-    const ctl = new AbortController();
-    res.on("close", () => {
-      if (!res.writableFinished) ctl.abort();
-    });
     try {
       let over = false;
       const body = await new Promise<Buffer | undefined>((resolve, reject) => {
@@ -77,7 +73,7 @@ export function serveNode(handler: FetchHandler, options: NodeServeOptions = {})
         req.on("end", done);
         req.on("error", reject);
       });
-      const response = await handler(toRequest(req, body, ctl.signal));
+      const response = await handler(toRequest(req, body));
       const out = Buffer.from(await response.arrayBuffer());
       const headers: Record<string, string> = {};
       response.headers.forEach((v, k) => (headers[k] = v));
@@ -127,3 +123,5 @@ export function serveNode(handler: FetchHandler, options: NodeServeOptions = {})
     });
   });
 }
+
+export { FileStore, type FileStoreOptions } from "./file-store.js";
