@@ -1,5 +1,5 @@
 import type { Backend, Batch, Settings } from "./backend.js";
-import { buildMetrics } from "./metrics.js";
+import { buildMetrics, criterionNames, type CriterionNames } from "./metrics.js";
 import { ReferenceBackend } from "./reference.js";
 import { compileRubric, type CompiledRubric } from "./rubric.js";
 import { decodeSnapshot, encodeSnapshot } from "./snapshot.js";
@@ -86,9 +86,14 @@ export async function createEngineFrom(load: KernelLoader, options: EngineOption
 class FocalEngine implements Engine {
   readonly criteria: readonly string[];
   private updates = 0;
+  private readonly names: CriterionNames[];
+  /** scoreOne's row buffer, reused so the single-rollout path allocates nothing. */
+  private readonly row: Float32Array;
 
   constructor(private readonly rubric: CompiledRubric, private readonly settings: Settings, private readonly impl: Backend) {
     this.criteria = rubric.ids;
+    this.names = criterionNames(rubric.ids);
+    this.row = new Float32Array(rubric.ids.length);
   }
 
   get backend(): BackendName { return this.impl.name; }
@@ -106,7 +111,13 @@ class FocalEngine implements Engine {
     const raw = this.impl.score(batch);
     if (this.settings.scope === "stream") this.updates++;
     const { rewards, direct, advantages, weights, saturation } = raw;
-    return { rewards, direct, advantages, weights, saturation, metrics: buildMetrics(this.criteria, raw, this.settings.scope === "stream") };
+    const names = this.names, perBatch = this.settings.scope === "stream";
+    let metrics: Record<string, number> | undefined;
+    // Built on first read: a hot loop that never looks at them does not pay for them.
+    return {
+      rewards, direct, advantages, weights, saturation,
+      get metrics() { return (metrics ??= buildMetrics(names, raw, perBatch)); },
+    };
   }
 
   /** Checks everything before any state changes; returns the batch in the backends' terms. */
@@ -162,8 +173,10 @@ class FocalEngine implements Engine {
 
   scoreOne(row: ArrayLike<number> | Readonly<Record<string, number | null | undefined>>): number {
     const k = this.criteria.length;
-    const values = new Float32Array(k);
-    if (row !== null && typeof row === "object" && typeof (row as ArrayLike<number>).length === "number") {
+    const values = this.row;
+    if (row instanceof Float32Array && row.length === k) {
+      values.set(row);
+    } else if (row !== null && typeof row === "object" && typeof (row as ArrayLike<number>).length === "number") {
       const r = row as ArrayLike<number>;
       if (r.length !== k) throw new RangeError(`scoreOne: expected ${k} scores, got ${r.length}`);
       for (let i = 0; i < k; i++) values[i] = cell(r[i], i, "scoreOne");

@@ -1,12 +1,29 @@
 import type { RawResult } from "./backend.js";
 
+/** Metric names of one criterion, made once per engine. */
+export interface CriterionNames {
+  mean: string;
+  std: string;
+  weight: string;
+  saturation: string;
+}
+
+export function criterionNames(ids: readonly string[]): CriterionNames[] {
+  return ids.map((id) => ({
+    mean: `rewards/${id}/mean`,
+    std: `rewards/${id}/std`,
+    weight: `focal/${id}/weight`,
+    saturation: `focal/${id}/saturation`,
+  }));
+}
+
 /**
  * Per-call diagnostics with TRL's names where TRL has one (`reward`, `reward_std`,
  * `frac_reward_zero_std`, `rewards/<id>/mean|std`), the rest under `focal/`.
  * Per-criterion values come from the valid rows; a criterion seen nowhere is left out.
  */
-export function buildMetrics(ids: readonly string[], raw: RawResult, perBatch: boolean): Record<string, number> {
-  const k = ids.length;
+export function buildMetrics(names: readonly CriterionNames[], raw: RawResult, perBatch: boolean): Record<string, number> {
+  const k = names.length;
   const m: Record<string, number> = {};
   const { rewards, direct, stats } = raw;
   const n = rewards.length;
@@ -24,21 +41,22 @@ export function buildMetrics(ids: readonly string[], raw: RawResult, perBatch: b
   m["focal/frac_valid"] = n > 0 ? dCount / n : 0;
   let constant = 0, present = 0;
   for (let c = 0; c < k; c++) {
-    const [s, sq, count, cst, pres, weight, sat] = [0, 1, 2, 3, 4, 5, 6].map((f) => stats[f * k + c]);
+    const s = stats[c], sq = stats[k + c], count = stats[2 * k + c], cst = stats[3 * k + c];
+    const pres = stats[4 * k + c], weight = stats[5 * k + c], sat = stats[6 * k + c];
+    const name = names[c];
     constant += cst;
     present += pres;
-    const id = ids[c];
     if (count > 0) {
       const mu = s / count;
-      m[`rewards/${id}/mean`] = mu;
-      m[`rewards/${id}/std`] = count > 1 ? Math.sqrt(Math.max(0, (sq - s * mu) / (count - 1))) : 0;
+      m[name.mean] = mu;
+      m[name.std] = count > 1 ? Math.sqrt(Math.max(0, (sq - s * mu) / (count - 1))) : 0;
     }
     if (perBatch) {
-      m[`focal/${id}/weight`] = weight;
-      m[`focal/${id}/saturation`] = sat;
+      m[name.weight] = weight;
+      m[name.saturation] = sat;
     } else if (pres > 0) {
-      m[`focal/${id}/weight`] = weight / pres;
-      m[`focal/${id}/saturation`] = sat / pres;
+      m[name.weight] = weight / pres;
+      m[name.saturation] = sat / pres;
     }
   }
   m["focal/frac_constant_criteria"] = present > 0 ? constant / present : 0;

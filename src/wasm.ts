@@ -135,9 +135,21 @@ export class WasmBackend implements Backend {
     const status = this.kernel.score(n, groups, p.scores, valid ? p.valid : 0, p.sizes, p.instW,
       p.rewards, p.direct, p.advantages, p.outW, p.outS, p.u, p.p);
     if (status !== 0) throw infiniteScoreError(this.f32.subarray(p.scores >> 2, (p.scores >> 2) + n * k), k);
-    const out = (at: number, len: number) => this.f32.slice(at >> 2, (at >> 2) + len);
+    // One buffer for all outputs: they outlive the call, and few allocations keep small calls fast.
     const wLen = this.perGroup ? groups * k : k;
-    const stats = this.f64.slice(this.kernel.metricsPtr() >> 3, (this.kernel.metricsPtr() >> 3) + STAT_FIELDS.length * ((k + 3) & ~3));
+    const buffer = new ArrayBuffer((3 * n + 2 * wLen) * 4);
+    let at = 0;
+    const out = (from: number, len: number) => {
+      const view = new Float32Array(buffer, at * 4, len);
+      view.set(this.f32.subarray(from >> 2, (from >> 2) + len));
+      at += len;
+      return view;
+    };
+    const stats = new Float64Array(STAT_FIELDS.length * k);
+    const kp = (k + 3) & ~3, metrics = this.kernel.metricsPtr() >> 3;
+    for (let f = 0; f < STAT_FIELDS.length; f++) {
+      for (let c = 0; c < k; c++) stats[f * k + c] = this.f64[metrics + f * kp + c];
+    }
     const summary = this.kernel.summaryPtr() >> 3;
     return {
       rewards: out(p.rewards, n),
@@ -145,7 +157,7 @@ export class WasmBackend implements Backend {
       advantages: out(p.advantages, n),
       weights: out(p.outW, wLen),
       saturation: out(p.outS, wLen),
-      stats: compactStats(stats, k),
+      stats,
       zeroStdGroups: this.f64[summary],
       activeGroups: this.f64[summary + 1],
     };
@@ -169,14 +181,6 @@ export class WasmBackend implements Backend {
     this.f32.set(state.seen, this.kernel.seenPtr() >> 2);
     this.kernel.streamWeights();
   }
-}
-
-/** STAT_FIELDS x KP (padded) to STAT_FIELDS x K. */
-function compactStats(padded: Float64Array, k: number): Float64Array {
-  const kp = (k + 3) & ~3;
-  const out = new Float64Array(STAT_FIELDS.length * k);
-  for (let f = 0; f < STAT_FIELDS.length; f++) out.set(padded.subarray(f * kp, f * kp + k), f * k);
-  return out;
 }
 
 /** Instantiates a kernel module: it has no imports, so `{}` works in every runtime. */
