@@ -174,6 +174,13 @@ describe("CSV reader", () => {
     expect(Array.from(steps[1]!.scores)).toEqual([NaN, 0.75]);
   });
 
+  it("treats empty, blank and null-like cells as not judged, and reads numbers with spaces", async () => {
+    const text = "group,a,b,c,d\ng, ,null, 0.25 ,NA\r\n";
+    const steps: Step[] = [];
+    for await (const s of readCsvSteps([text.split("\n")])) steps.push(s);
+    expect(Array.from(steps[0]!.scores)).toEqual([NaN, NaN, 0.25, NaN]);
+  });
+
   it("gathers the rows of a group in order of first appearance within a step", async () => {
     const text = `step,group,a\n0,g1,0.1\n0,g2,0.2\n0,g1,0.3\n0,g3,0.4\n0,g2,0.5\n`;
     const steps: Step[] = [];

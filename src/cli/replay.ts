@@ -1,6 +1,5 @@
 /** `focal-reward replay LOG`: stream a reward log through several methods and write a report. */
 import { createReadStream, readFileSync, statSync, writeFileSync } from "node:fs";
-import { createInterface } from "node:readline";
 import type { AdvantageMode, BackendName, Criterion, EngineOptions, Rubric } from "../types.js";
 import { parseMethods, replay, type ReplayResult } from "../report/replay.js";
 import { replayReport } from "../report/replay-report.js";
@@ -82,16 +81,18 @@ export async function run(argv: string[]): Promise<number> {
   const rubric = rubricFile !== undefined ? loadRubric(rubricFile) : undefined;
 
   const src = stdin ? null : openLines(log);
-  const lines = src ? src.lines : lazyLines(() => process.stdin);
+  const batches = src ? src.batches() : lineBatches(() => process.stdin);
   let criteria: Criterion[];
   let steps: AsyncIterable<Step>;
   if (format === "csv") {
-    const it = lines[Symbol.asyncIterator]();
-    const first = await it.next();
+    const it = batches[Symbol.asyncIterator]();
+    let first = await it.next();
+    while (!first.done && first.value.length === 0) first = await it.next();
     if (first.done) throw new Error("empty input: no CSV header");
-    criteria = rubric ? [...rubric.criteria] : csvHeaderCriteria(first.value).map((id) => ({ id }));
+    const head = first.value;
+    criteria = rubric ? [...rubric.criteria] : csvHeaderCriteria(head[0]!).map((id) => ({ id }));
     const rest = (async function* () {
-      yield first.value;
+      yield head;
       for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
     })();
     steps = readCsvSteps(rest, {
@@ -102,11 +103,11 @@ export async function run(argv: string[]): Promise<number> {
     if (rubric) criteria = [...rubric.criteria];
     else if (stdin) throw new Error("replaying JSONL from stdin needs --rubric (the criteria must be known before the first step)");
     else {
-      const ids = await scanCriteria(lazyLines(() => createReadStream(log!)));
+      const ids = await scanCriteria(flatten(lineBatches(() => createReadStream(log!))));
       if (ids.length === 0) throw new Error("no criteria in the log");
       criteria = ids.map((id) => ({ id }));
     }
-    steps = readSteps(lines, criteria.map((c) => c.id));
+    steps = readSteps(flatten(batches), criteria.map((c) => c.id));
   }
 
   const bar = process.stderr.isTTY === true ? progressBar(src) : null;
@@ -142,18 +143,30 @@ function loadRubric(file: string): Rubric {
 }
 
 /**
- * Lines of a stream, opened on the first read: readline drops lines emitted before its iterator
- * exists, and the engines are created (asynchronously) before the first step is read.
+ * Lines of a stream in batches (one array per chunk read), opened on the first read: the engines are
+ * created (asynchronously) before the first step is read, and nothing may be consumed before that.
  */
-async function* lazyLines(open: () => NodeJS.ReadableStream): AsyncGenerator<string> {
-  yield* createInterface({ input: open(), crlfDelay: Infinity });
+async function* lineBatches(open: () => NodeJS.ReadableStream): AsyncGenerator<string[]> {
+  const stream = open();
+  stream.setEncoding("utf8");
+  let rest = "";
+  for await (const chunk of stream as AsyncIterable<string>) {
+    const parts = (rest + chunk).split("\n");
+    rest = parts.pop()!;
+    if (parts.length > 0) yield parts;
+  }
+  if (rest !== "") yield [rest];
 }
 
-function openLines(file: string): { lines: AsyncIterable<string>; bytes: () => number; total: number } {
+async function* flatten(batches: AsyncIterable<string[]>): AsyncGenerator<string> {
+  for await (const batch of batches) yield* batch;
+}
+
+function openLines(file: string): { batches: () => AsyncIterable<string[]>; bytes: () => number; total: number } {
   const total = statSync(file).size;
   let stream: ReturnType<typeof createReadStream> | null = null;
-  const lines = lazyLines(() => (stream = createReadStream(file, { highWaterMark: 1 << 20 })));
-  return { lines, bytes: () => stream?.bytesRead ?? 0, total };
+  const batches = (): AsyncIterable<string[]> => lineBatches(() => (stream = createReadStream(file, { highWaterMark: 1 << 20 })));
+  return { batches, bytes: () => stream?.bytesRead ?? 0, total };
 }
 
 function progressBar(src: { bytes: () => number; total: number } | null): (rows: number, steps: number) => void {

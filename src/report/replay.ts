@@ -199,10 +199,11 @@ export async function replay(steps: AsyncIterable<Step>, o: ReplayOptions): Prom
   const crit = "criteria" in o.rubric ? o.rubric.criteria : (o.rubric as readonly Criterion[]);
   const K = crit.length;
   const ids = crit.map((c) => c.id);
-  const lo = crit.map((c) => c.scale?.[0] ?? 0);
-  const hi = crit.map((c) => c.scale?.[1] ?? 1);
-  const pen = crit.map((c) => (c.weight ?? 1) < 0 || c.polarity === "penalty");
-  const bw = crit.map((c) => Math.abs(c.weight ?? 1));
+  const lo = Float64Array.from(crit, (c) => c.scale?.[0] ?? 0);
+  const hi = Float64Array.from(crit, (c) => c.scale?.[1] ?? 1);
+  const inv = Float64Array.from(crit, (c) => 1 / ((c.scale?.[1] ?? 1) - (c.scale?.[0] ?? 0)));
+  const pen = Uint8Array.from(crit, (c) => ((c.weight ?? 1) < 0 || c.polarity === "penalty" ? 1 : 0));
+  const bw = Float64Array.from(crit, (c) => Math.abs(c.weight ?? 1));
   const engines: Awaited<ReturnType<typeof createEngine>>[] = [];
   for (const m of o.methods) engines.push(await createEngine({ rubric: o.rubric, ...o.engine, ...m.options }));
   const M = o.methods.length;
@@ -238,24 +239,31 @@ export async function replay(steps: AsyncIterable<Step>, o: ReplayOptions): Prom
     if (presentBuf.length < G * K) presentBuf = new Uint8Array(G * K);
     presentBuf.fill(0, 0, G * K);
     // Data diagnostics (independent of the method).
+    const valid = st.valid;
     for (let g = 0, s0 = 0; g < G; s0 += st.groupSizes[g]!, g++) {
-      const m = st.groupSizes[g]!;
+      const end = s0 + st.groupSizes[g]!;
       let bsum = 0;
       for (let k = 0; k < K; k++) {
-        let first = NaN, constant = true, cnt = 0;
-        for (let i = s0; i < s0 + m; i++) {
-          if (!st.valid[i]) continue;
+        const l = lo[k]!, h = hi[k]!, iv = inv[k]!, p = pen[k]!;
+        let first = NaN, constant = true, cnt = 0, su = 0, sq = 0;
+        for (let i = s0; i < end; i++) {
+          if (valid[i] === 0) continue;
           const raw = S[i * K + k]!;
-          if (Number.isNaN(raw)) continue;
-          if (raw < lo[k]! || raw > hi[k]!) clamped++;
-          let u = Math.min(1, Math.max(0, (raw - lo[k]!) / (hi[k]! - lo[k]!)));
-          if (pen[k]) u = 1 - u;
-          judged[k]!++; uSum[k]! += u; uSq[k]! += u * u;
+          if (raw !== raw) continue; // NaN
+          if (raw < l || raw > h) clamped++;
+          let u = (raw - l) * iv;
+          u = u < 0 ? 0 : u > 1 ? 1 : u;
+          if (p) u = 1 - u;
+          su += u;
+          sq += u * u;
           if (cnt === 0) first = u;
           else if (u !== first) constant = false;
           cnt++;
         }
         if (cnt > 0) {
+          judged[k]! += cnt;
+          uSum[k]! += su;
+          uSq[k]! += sq;
           presentBuf[g * K + k] = 1;
           presentG[k]!++;
           bsum += bw[k]!;

@@ -48,8 +48,13 @@ export class StepBuilder {
     return this.n;
   }
 
-  /** Append a row; returns the view to fill with its K scores (pre-filled with NaN). */
-  add(group: string, valid: boolean, line: number): Float32Array {
+  /** The row buffer: row i's K scores start at i * K (read it after `add`, which may grow it). */
+  get values(): Float32Array {
+    return this.buf;
+  }
+
+  /** Append a row; returns the offset of its K scores in `values` (pre-filled with NaN). */
+  add(group: string, valid: boolean, line: number): number {
     if (this.n === this.rowGroup.length) {
       const cap = this.n * 2;
       const b = new Float32Array(cap * this.K);
@@ -75,10 +80,9 @@ export class StepBuilder {
     this.rowGroup[i] = gi;
     this.rowValid[i] = valid ? 1 : 0;
     this.rowLine[i] = line;
-    const row = this.buf.subarray(i * this.K, (i + 1) * this.K);
-    row.fill(NaN);
+    this.buf.fill(NaN, i * this.K, (i + 1) * this.K);
     this.started = true;
-    return row;
+    return i * this.K;
   }
 
   /** The step so far, regrouped; the builder is emptied. */
@@ -169,7 +173,11 @@ export function csvHeaderCriteria(header: string): string[] {
   return cols.map((c) => c.trim()).filter((c) => c !== "step" && c !== "group" && c !== "valid");
 }
 
-export async function* readCsvSteps(lines: AsyncIterable<string>, opts: CsvOptions = {}): AsyncGenerator<Step> {
+/**
+ * Steps of a CSV log. `lines` yields lines, or arrays of lines (batches are cheaper: one await per
+ * batch instead of one per line).
+ */
+export async function* readCsvSteps(lines: AsyncIterable<string | readonly string[]> | Iterable<string | readonly string[]>, opts: CsvOptions = {}): AsyncGenerator<Step> {
   let lineNo = 0;
   let header: string[] | null = null;
   let colOf: Int32Array = new Int32Array(0);
@@ -177,7 +185,8 @@ export async function* readCsvSteps(lines: AsyncIterable<string>, opts: CsvOptio
   let builder: StepBuilder | null = null;
   let pending = "";
   let pendingStart = 0;
-  for await (const raw of lines) {
+  const ready: Step[] = [];
+  const one = (raw: string): void => {
     lineNo++;
     let text = raw;
     let at = lineNo;
@@ -185,20 +194,25 @@ export async function* readCsvSteps(lines: AsyncIterable<string>, opts: CsvOptio
       text = `${pending}\n${raw}`;
       at = pendingStart;
     }
-    if (pending === "" && text.trim() === "") continue;
+    if (text.endsWith("\r")) text = text.slice(0, -1);
+    if (pending === "" && text.length === 0) return;
     let fields: string[] | null;
-    try {
-      fields = parseCsvRecord(text.endsWith("\r") ? text.slice(0, -1) : text);
-    } catch (e) {
-      throw new Error(`line ${at}: ${(e as Error).message}`);
+    if (pending === "" && text.indexOf('"') < 0) fields = text.split(",");
+    else {
+      try {
+        fields = parseCsvRecord(text);
+      } catch (e) {
+        throw new Error(`line ${at}: ${(e as Error).message}`);
+      }
     }
     if (fields === null) {
       if (pending === "") pendingStart = lineNo;
       pending = text;
-      continue;
+      return;
     }
     pending = "";
     if (header === null) {
+      if (text.trim() === "") return;
       header = fields.map((c, j) => (j === 0 ? c.replace(/^\uFEFF/, "") : c).trim());
       const seen = new Set<string>();
       for (const h of header) {
@@ -216,25 +230,35 @@ export async function* readCsvSteps(lines: AsyncIterable<string>, opts: CsvOptio
       const ignored = header.filter((h, j) => j !== stepCol && j !== groupCol && j !== validCol && !used.has(h));
       if (ignored.length > 0) opts.onIgnored?.(ignored);
       builder = new StepBuilder(criteria);
-      continue;
+      return;
     }
-    if (fields.length !== header.length) throw new Error(`line ${at}: ${fields.length} fields, the header has ${header.length}`);
+    if (fields.length !== header.length) {
+      if (fields.length === 1 && text.trim() === "") return;
+      throw new Error(`line ${at}: ${fields.length} fields, the header has ${header.length}`);
+    }
     const b = builder!;
     const step = stepCol >= 0 ? fields[stepCol]! : undefined;
-    if (b.started && step !== b.step) yield b.flush();
+    if (b.started && step !== b.step) ready.push(b.flush());
     b.step = step;
-    const group = fields[groupCol]!;
-    const row = b.add(group, parseValid(validCol >= 0 ? fields[validCol] : undefined, at), at);
+    const off = b.add(fields[groupCol]!, parseValid(validCol >= 0 ? fields[validCol] : undefined, at), at);
+    const row = b.values;
     for (let k = 0; k < colOf.length; k++) {
       const j = colOf[k]!;
       if (j < 0) continue;
       const cell = fields[j]!;
-      const t = cell.trim();
-      if (NULLS.has(t)) continue;
-      const v = Number(t);
-      if (!Number.isFinite(v)) throw new Error(`line ${at}: column '${header[j]}': not a number: '${cell}'`);
-      row[k] = v;
+      if (cell.length === 0) continue;
+      const v = +cell;
+      if (v - v === 0) {
+        if (v === 0 && cell.trim() === "") continue; // whitespace only: not judged
+        row[off + k] = v; // finite
+      }
+      else if (!NULLS.has(cell.trim())) throw new Error(`line ${at}: column '${header[j]}': not a number: '${cell}'`);
     }
+  };
+  for await (const item of lines) {
+    if (typeof item === "string") one(item);
+    else for (let i = 0; i < item.length; i++) one(item[i]!);
+    while (ready.length > 0) yield ready.shift()!;
   }
   if (pending !== "") throw new Error(`line ${pendingStart}: unterminated quoted field`);
   if (header === null) throw new Error("empty input: no CSV header");
