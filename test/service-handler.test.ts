@@ -317,8 +317,10 @@ describe("per-run stream state", () => {
     const ok2 = await call(h, "PUT", "/v1/runs/r/state", { snapshot: j.json.snapshot });
     expect(ok2.status).toBe(200);
     // the next update continues from the restored state
+    expect(ok2.json).toMatchObject({ run: "r", version: 4, seq: 2 }); // a restore is no update: seq stays
     const next = await call(h, "POST", "/v1/score", columnar(3));
     expect(next.status).toBe(200);
+    expect(next.json.seq).toBe(3);
     expect(await stateBytes(h)).toEqual((await replay([columnar(1), columnar(3)])).snapshot());
   });
 

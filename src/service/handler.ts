@@ -398,13 +398,12 @@ export function createHandler(options: HandlerOptions): FetchHandler {
       for (let i = 0; i < items.length; i++) {
         const item = items[i]!;
         if (item.restore) {
-          if (item.restore.ifMatch !== undefined && (item.restore.ifMatch !== slot.version || applied > 0)) {
+          if (item.restore.ifMatch !== undefined && (item.restore.ifMatch !== slot.version || applied > 0 || restored)) {
             replies[i] = { status: 412, body: problemBody(412, `run state is at version ${slot.version}`, "If-Match") };
             continue;
           }
           engine.restore(item.restore.bytes); // validated before queuing
-          restored = { bytes: item.restore.bytes };
-          applied++;
+          restored = { bytes: item.restore.bytes }; // a restore changes the state but is no update: seq stays
           replies[i] = -1; // filled after commit
           continue;
         }
@@ -438,7 +437,7 @@ export function createHandler(options: HandlerOptions): FetchHandler {
           stored[h] = { b: item.bodyHash, body };
         }
       }
-      if (applied > 0) {
+      if (applied > 0 || restored) {
         const snapshot = engine.snapshot();
         const batchId = randomId();
         const keys = new Map(slot.keys);
