@@ -4,7 +4,7 @@
 // shared by both builds, so the simd and scalar builds give the same bits.
 
 import {
-  K, KP, setShape, sawInfinity, rowHasAbsent, normalizeRow, weightedMean, weightedMeanDense, laneSum,
+  K, KP, setShape, sawInfinity, resetInfinity, rowHasAbsent, normalizeRow, weightedMean, weightedMeanDense, laneSum,
   groupSums, fill, loadPadded, storeUnpadded, saturationOf, focalCoefficients, divideWhere, mixWith,
   sumWhere, tilt,
 } from "./rows";
@@ -198,7 +198,7 @@ export function score(
   n: i32, groups: i32, scores: usize, valid: usize, sizes: usize, instW: usize,
   outR: usize, outD: usize, outA: usize, outW: usize, outS: usize, U: usize, P: usize,
 ): i32 {
-  sawInfinity = false;
+  resetInfinity();
   let rowBytes = <usize>K << 2;
   let uBytes = <usize>KP << 2;
   for (let k = 0; k < KP * 7; k++) store<f64>(MSUM + (<usize>k << 3), 0);
@@ -497,8 +497,8 @@ function gdpoBatch(n: i32, outD: usize, outA: usize): void {
 
 /** Reward of the row at rowPtr(): with the stream weights, or as a group of one. NaN if invalid. */
 export function scoreOne(): f32 {
-  let d = normalizeRow(ROW, ROWU, LO, INV, BASE, laneSum(BASE));
-  if (d != d || sawInfinity) { sawInfinity = false; return NaN; }
+  let d = normalizeRow(ROW, ROWU, LO, INV, BASE, laneSum(BASE)); // the host rejects infinities
+  if (d != d) return NaN;
   if (method != FOCAL) return d;
   let w = FSTREAMR;
   if (scope == GROUP) {

@@ -17,8 +17,12 @@ export function setShape(k: i32): void {
   for (let l = 0; l < 4; l++) store<i32>(TAIL_KEEP + (<usize>l << 2), l < (k & 3) ? -1 : 0);
 }
 
-/** Set when a normalized row met an infinite score. */
+/** Set when a normalized row met an infinite score; cleared by resetInfinity. */
 export let sawInfinity: bool = false;
+
+export function resetInfinity(): void {
+  sawInfinity = false;
+}
 /** Set by normalizeRow: the row has an absent (NaN) criterion. */
 export let rowHasAbsent: bool = false;
 
