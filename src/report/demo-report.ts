@@ -22,6 +22,30 @@ function acrossSeeds(runs: readonly RunRecord[], steps: number, f: (r: RunRecord
 
 const fx = (v: number, d = 3): string => (Number.isFinite(v) ? v.toFixed(d) : "–");
 
+/** A few sentences computed from this run's numbers (nothing here is written in advance). */
+function findings(res: DemoResult): string {
+  const st = (key: string) => res.stats.find((s) => s.key === key);
+  const base = st("weighted-mean");
+  if (!base) return "";
+  const crit = res.sim.criteria.map((c) => c.id);
+  const mu = (v: readonly number[]): number => meanSd(v)[0];
+  const worstName = (s: NonNullable<ReturnType<typeof st>>): string => crit[s.finalMean.indexOf(Math.min(...s.finalMean))]!;
+  const initial = res.runs["weighted-mean"]![0]!.quality.subarray(0, crit.length);
+  const regressedText = (s: NonNullable<ReturnType<typeof st>>): string => {
+    const r = crit.filter((_, k) => s.finalMean[k]! < initial[k]! - 0.01);
+    return r.length ? `; ended below its own starting quality on ${r.map(esc).join(", ")}` : "";
+  };
+  const items = res.stats
+    .filter((s) => s.key !== "weighted-mean" && s.key !== "focal-g0")
+    .map((s) => {
+      const dW = mu(s.worst) - mu(base.worst);
+      const dM = mu(s.mean) - mu(base.mean);
+      const dropped = crit.filter((_, k) => s.finalMean[k]! < base.finalMean[k]! - 0.01);
+      return `<li><b>${esc(s.label)}</b>: worst criterion ${fx(mu(s.worst))} (${esc(worstName(s))}), ${dW >= 0 ? "+" : "−"}${fx(Math.abs(dW))} vs static; mean ${fx(mu(s.mean))}, ${dM >= 0 ? "+" : "−"}${fx(Math.abs(dM))} vs static${dropped.length ? `; lower than static on ${dropped.map(esc).join(", ")}` : ""}${regressedText(s)}.</li>`;
+    });
+  return `<h3>What this run shows</h3><p>Differences of less than 0.01 are not listed. Whether a higher worst criterion is worth a lower mean is a choice this model cannot make.</p><ul><li><b>${esc(base.label)}</b>: worst criterion ${fx(mu(base.worst))} (${esc(worstName(base))}), spread ${fx(mu(base.spread))}, mean ${fx(mu(base.mean))}${regressedText(base)}.</li>${items.join("")}</ul>`;
+}
+
 export function demoReport(res: DemoResult): string {
   const K = res.sim.criteria.length;
   const crit = res.sim.criteria.map((c) => c.id);
@@ -75,7 +99,8 @@ not the paper's LLM experiments: it shows how the methods behave under these ass
 (the ± is the seed-to-seed spread). <i>Worst</i> is the lowest criterion of each seed; <i>spread</i> the best minus the worst criterion.
 The underlined cell is each method's lowest criterion on average.</p>` +
       table(["method", ...crit, "worst", "spread", "mean"], rows) +
-      `<p>${esc(gammaZeroNote(res))}.</p>`,
+      `<p>${esc(gammaZeroNote(res))}.</p>` +
+      findings(res),
   });
 
   // Worst and mean over training.
