@@ -2,7 +2,7 @@
  * The HTML reports opened in headless Chromium (playwright-core + Debian's chromium): no console
  * errors, no network request, every chart present and non-empty, and a full-page screenshot saved in
  * test/artifacts/ (git-ignored). Chromium must be installed at /usr/bin/chromium (apt-get install
- * chromium): the test fails, it does not skip, when it is not.
+ * chromium; or set CHROMIUM_PATH): the test fails, it does not skip, when it is not.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -19,7 +19,7 @@ import { replayReport } from "../dist/report/replay-report.js";
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const ART = join(ROOT, "test", "artifacts");
 const DATA = join(ROOT, "..", "shared", "data", "writingbench");
-const CHROMIUM = "/usr/bin/chromium";
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium"; // Debian's package
 const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"];
 
 let browser: Browser;

@@ -15,7 +15,8 @@ const USAGE = `usage: focal-reward replay LOG [--methods focal,weighted-mean,gdp
 
 LOG is a file (or - for stdin, which needs --rubric or CSV) in the JSONL of \`focal-reward score\`
 ({"step"?, "group", "scores": {...}, "valid"?} per line) or CSV (a header; columns group, step and valid,
-and one column per criterion). Consecutive rows with the same step form one training step.
+and one column per criterion). Consecutive rows with the same step form one training step; memory
+grows with the largest step (a log without steps is one step, held whole).
 Methods: focal (group scope), focal-stream, weighted-mean, gdpo. The report (default replay-report.html)
 is one self-contained HTML file.
 `;
