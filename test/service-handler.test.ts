@@ -396,6 +396,38 @@ describe("Idempotency-Key", () => {
     expect(files.filter((f) => f.startsWith("resp/")).length).toBeLessThanOrEqual(3);
   });
 
+  it("a crash after the commit but before the answer: the retry is answered from the store, not applied again", async () => {
+    const disk = new MemoryStore(); // outlives the "process"
+    let crashed = false;
+    const dying: StateStore = {
+      get: (k) => disk.get(k),
+      delete: (k) => disk.delete(k),
+      // the run record is written, then the process dies before anything else happens
+      put: async (k, v, e) => {
+        const version = await disk.put(k, v, e);
+        if (k.startsWith("run/")) {
+          crashed = true;
+          return new Promise<number | undefined>(() => {});
+        }
+        return version;
+      },
+    };
+    const h1 = make({ store: dying });
+    const b = columnar(15);
+    const lost = call(h1, "POST", "/v1/score", b, { "idempotency-key": "step-9" });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(crashed).toBe(true);
+    void lost; // never answered
+    const h2 = make({ store: disk }); // the restarted process
+    const retry = await call(h2, "POST", "/v1/score", b, { "idempotency-key": "step-9" });
+    expect(retry.status).toBe(200);
+    expect(retry.headers.get("idempotent-replayed")).toBe("true");
+    expect(retry.json.seq).toBe(1);
+    expect(await stateBytes(h2)).toEqual((await replay([b])).snapshot());
+    const next = await call(h2, "POST", "/v1/score", columnar(16));
+    expect(next.json.seq).toBe(2);
+  });
+
   it("rejects an empty or overlong key", async () => {
     const h = make();
     const r = await call(h, "POST", "/v1/score", columnar(1), { "idempotency-key": "x".repeat(300) });

@@ -5,7 +5,7 @@
  * finish, then close the handler (its queued state updates and its store).
  */
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from "node:http";
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, Server as NetServer } from "node:net";
 import type { FetchHandler } from "./handler.js";
 
 export interface NodeServeOptions {
@@ -43,6 +43,10 @@ function toRequest(req: IncomingMessage, body: Buffer | undefined): Request {
   }
   return new Request(new URL(req.url ?? "/", "http://localhost"), init);
 }
+
+/** Quiet time (no request in flight) before the remaining idle connections are cut. */
+const QUIET_MS = 200;
+const netClose = NetServer.prototype.close;
 
 export function serveNode(handler: FetchHandler, options: NodeServeOptions = {}): Promise<NodeServer> {
   const limit = options.maxBodyBytes ?? 8 * 1024 * 1024;
@@ -107,13 +111,21 @@ export function serveNode(handler: FetchHandler, options: NodeServeOptions = {})
         close: () =>
           (closed ??= (async () => {
             closing = true;
-            const stopped = new Promise<void>((r) => server.close(() => r()));
-            server.closeIdleConnections();
-            if (inflight > 0) {
-              await Promise.race([
-                new Promise<void>((r) => (drained = r)),
-                new Promise<void>((r) => setTimeout(r, shutdownTimeoutMs).unref()),
-              ]);
+            // Stop accepting connections, but (unlike http.Server#close) keep the open ones: a
+            // request already sent on one is served (answered with Connection: close).
+            const stopped = new Promise<void>((r) => netClose.call(server, () => r()));
+            const deadline = Date.now() + shutdownTimeoutMs;
+            let quietSince = inflight === 0 ? Date.now() : Infinity;
+            while (Date.now() < deadline) {
+              if (inflight > 0) {
+                await Promise.race([
+                  new Promise<void>((r) => (drained = r)),
+                  new Promise<void>((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref()),
+                ]);
+                drained = undefined;
+                quietSince = Date.now();
+              } else if (Date.now() - quietSince >= QUIET_MS) break;
+              else await new Promise((r) => setTimeout(r, 10));
             }
             server.closeAllConnections();
             await stopped;
