@@ -158,6 +158,18 @@ describe("demo summary", () => {
     expect(html).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org\/2000\/svg)/);
   });
 
+  it("prints the same table on every run and on simd and scalar", () => {
+    const out = (backend: string): string => {
+      const r = spawnSync(process.execPath, [CLI, "demo", "--seeds", "2", "--steps", "30", "--backend", backend, "--report", join(dir, `r-${backend}.html`)], { encoding: "utf8" });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toContain(`backend ${backend}`);
+      return r.stdout.replace(`backend ${backend}`, "backend X");
+    };
+    const simd = out("simd");
+    expect(out("simd")).toBe(simd);
+    expect(out("scalar")).toBe(simd);
+  });
+
   it("rejects bad options", () => {
     const r = spawnSync(process.execPath, [CLI, "demo", "--seeds", "0"], { encoding: "utf8" });
     expect(r.status).not.toBe(0);
