@@ -27,13 +27,23 @@ export function simdSupported(): boolean {
   return typeof WebAssembly === "object" && WebAssembly.validate(SIMD_PROBE);
 }
 
+/** The object's built-in type; unlike instanceof it holds across realms (vm contexts, iframes). */
+const kindOf = (x: unknown) => Object.prototype.toString.call(x).slice(8, -1);
+
 /** A compiled module from whatever the caller has: a Module, bytes, a URL or a Response. */
 export async function compileSource(source: WasmSource): Promise<WebAssembly.Module> {
-  if (source instanceof WebAssembly.Module) return source;
-  if (source instanceof ArrayBuffer || ArrayBuffer.isView(source)) return WebAssembly.compile(source as BufferSource);
-  const response = typeof source === "string" || source instanceof URL ? await fetch(source) : await source;
-  if (!response.ok) throw new Error(`wasm: ${response.url || "response"} answered ${response.status}`);
-  return WebAssembly.compile(await response.arrayBuffer());
+  const kind = kindOf(source);
+  if (kind === "WebAssembly.Module") return source as WebAssembly.Module;
+  if (kind === "ArrayBuffer" || ArrayBuffer.isView(source)) return WebAssembly.compile(source as BufferSource);
+  let response: unknown;
+  if (typeof source === "string" || kind === "URL") response = await fetch(source as string | URL);
+  else if (kind === "Response" || kind === "Promise") response = await source;
+  const r = response as Response | undefined;
+  if (kindOf(r) !== "Response") {
+    throw new TypeError(`wasm: expected a WebAssembly.Module, bytes, a URL or a Response, got ${kind}`);
+  }
+  if (!r!.ok) throw new Error(`wasm: ${r!.url || "response"} answered ${r!.status}`);
+  return WebAssembly.compile(await r!.arrayBuffer());
 }
 
 function settingsOf(o: EngineOptions): Settings {
