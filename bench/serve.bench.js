@@ -7,6 +7,7 @@
  *
  *   npm run bench:serve                       (10 s, fsync on: the server's default)
  *   node bench/serve.bench.js --duration 2 --no-fsync --json
+ *   node bench/serve.bench.js --fault [--duration 10 --every 2]   (SIGKILL + restart during the load)
  *
  * The helpers are exported for test/service-e2e.test.ts (a 2 s variant and the SIGKILL test).
  * Traffic goes to 127.0.0.1 only. Needs `npm run build` first (dist/).
@@ -286,7 +287,72 @@ function arg(name, fallback) {
   return i < 0 ? fallback : process.argv[i + 1];
 }
 
+/**
+ * `--fault`: trainer-like clients (runTrainers) for `duration` s while the server is killed with
+ * SIGKILL every `every` s and restarted from its state dir on the same port.
+ */
+async function fault({ duration, connections, every, noFsync }) {
+  const dir = mkdtempSync(join(tmpdir(), "focal-serve-fault-"));
+  const stateDir = join(dir, "state");
+  const rubricFile = writeRubric(dir);
+  const args = noFsync ? ["--no-fsync"] : [];
+  let server = await startServer({ stateDir, rubricFile, args });
+  const port = server.port;
+  const acks = new Map();
+  const load = runTrainers({ url: () => server.url, duration, connections, acks });
+  let kills = 0;
+  const lostAtKill = [];
+  try {
+    for (let t = every; t < duration - 0.5; t += every) {
+      await new Promise((r) => setTimeout(r, every * 1000));
+      const acked = new Map(acks);
+      await server.stop("SIGKILL");
+      kills++;
+      server = await startServer({ stateDir, rubricFile, port, args });
+      const seq = Number((await fetch(`${server.url}/v1/runs/bench/state`)).headers.get("x-focal-seq"));
+      const maxAcked = Math.max(0, ...acked.values());
+      if (seq < maxAcked) lostAtKill.push(`kill ${kills}: state at seq ${seq} < ${maxAcked} acknowledged`);
+    }
+    const result = await load;
+    const check = await replayCheck({ url: server.url, acks: result.acks });
+    const figures = {
+      duration_s: duration,
+      connections,
+      kills,
+      requests: result.issued,
+      retried: result.retried.size,
+      applied_before_kill_replayed: result.replays,
+      final_seq: check.serverSeq,
+      no_acknowledged_update_lost: lostAtKill.length === 0 && check.ok,
+      none_applied_twice: check.ok && check.serverSeq === result.issued,
+      state_matches_sequential_replay: check.ok,
+    };
+    if (process.argv.includes("--json")) process.stdout.write(JSON.stringify(figures) + "\n");
+    else {
+      process.stdout.write(
+        `fault test: ${connections} trainer-like clients for ${duration} s, SIGKILL + restart every ${every} s (${kills} kills), fsync ${noFsync ? "off" : "on"}\n` +
+          `  ${result.issued} requests, ${result.retried.size} retried (same Idempotency-Key), ${result.replays} of them answered from the stored response (applied before the kill, never acknowledged)\n` +
+          `  final seq ${check.serverSeq} for ${result.issued} distinct requests; state after each restart >= every acknowledged update: ${lostAtKill.length === 0 ? "yes" : "NO"}\n` +
+          `  final state = sequential replay in seq order: ${check.ok ? "yes" : "NO"}\n`,
+      );
+    }
+    for (const p of [...lostAtKill, ...check.problems]) process.stderr.write(`  ${p}\n`);
+    process.exitCode = figures.no_acknowledged_update_lost && figures.none_applied_twice ? 0 : 1;
+  } finally {
+    await server.stop("SIGTERM");
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function main() {
+  if (process.argv.includes("--fault")) {
+    return fault({
+      duration: Number(arg("duration", "10")),
+      connections: Number(arg("connections", "32")),
+      every: Number(arg("every", "2")),
+      noFsync: process.argv.includes("--no-fsync"),
+    });
+  }
   const duration = Number(arg("duration", "10"));
   const connections = Number(arg("connections", "32"));
   const noFsync = process.argv.includes("--no-fsync");
