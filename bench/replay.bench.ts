@@ -8,9 +8,8 @@
  * included); peak RSS = the process's VmHWM from /proc (sampled every 50 ms; Linux only). A third task
  * times the generator alone, to show it is not the bottleneck (it shares the machine's cores).
  *
- * Run (after `npm run build`), from the repository root:
- *   npx tsc bench/replay.bench.ts --outDir dist/bench --target es2022 --module nodenext --types node --skipLibCheck \
- *     && node dist/bench/replay.bench.js [--rows N] [--criteria K] [--formats jsonl,csv] [--methods focal,weighted-mean,gdpo]
+ * Run from the repository root:
+ *   npm run bench:replay -- [--rows N] [--criteria K] [--formats jsonl,csv] [--methods focal,weighted-mean,gdpo]
  */
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
