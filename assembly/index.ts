@@ -8,6 +8,8 @@ import {
   groupSums, fill, loadPadded, storeUnpadded, saturationOf, focalCoefficients, divideWhere, mixWith,
   sumWhere, tilt,
 } from "./rows";
+import { FIRST_AGGREGATOR, POW3R, aggregateGroup, aggregateOne, beginCall, fGrpoScale, pow3rRewards } from "./aggregators";
+export { aggregatorSize, aggregatorLayout, configureAggregators, penaltyPtr, requiredPtr } from "./aggregators";
 
 export function trap(message: usize, file: usize, line: u32, column: u32): void {
   unreachable();
@@ -206,6 +208,7 @@ export function score(
   store<f64>(SUMMARY, 0, 8);
   let stream = scope != GROUP && method == FOCAL;
   if (stream) { fill(SATSUM, 0); fill(SATN, 0); }
+  if (method == POW3R) beginCall();
 
   let start = 0;
   for (let g = 0; g < groups; g++) {
@@ -247,6 +250,8 @@ export function score(
           let r = dense ? weightedMeanDense(u, w, den) : weightedMean(u, w);
           store<f32>(outR + o, r == r ? r : d);
         }
+      } else if (method >= FIRST_AGGREGATOR) {
+        aggregateGroup(method, start, m, U, b, SAT, outD, outR, FW);
       } else {
         staticWeights(b, SAT, FW);
         memory.copy(outR + (<usize>start << 2), outD + (<usize>start << 2), <usize>m << 2);
@@ -263,6 +268,7 @@ export function score(
     start += m;
   }
   if (sawInfinity) return 1;
+  if (method == POW3R) pow3rRewards(groups, sizes, scores, instW, BASE, GB, outD, outR, outW, outS, SAT, FW, decay);
 
   if (stream) {
     updateStream();
@@ -278,6 +284,7 @@ export function score(
     streamSaturation(outS);
   }
   finishRewards(n, groups, sizes, outR, outD, outA);
+  fGrpoScale(groups, sizes, outD, outA);
   return 0;
 }
 
@@ -499,6 +506,7 @@ function gdpoBatch(n: i32, outD: usize, outA: usize): void {
 export function scoreOne(): f32 {
   let d = normalizeRow(ROW, ROWU, LO, INV, BASE, laneSum(BASE)); // the host rejects infinities
   if (d != d) return NaN;
+  if (method >= FIRST_AGGREGATOR) return aggregateOne(method, ROWU, BASE, d);
   if (method != FOCAL) return d;
   let w = FSTREAMR;
   if (scope == GROUP) {

@@ -1,5 +1,6 @@
 import type { BackendName, Method, Scope, AdvantageMode } from "./types.js";
 import type { CompiledRubric } from "./rubric.js";
+import type { AggregatorSettings } from "./aggregators.js";
 
 /** Engine settings after validation, shared by every backend. */
 export interface Settings {
@@ -15,6 +16,8 @@ export interface Settings {
   mix: number;
   decay: number;
   advEps: number;
+  /** Options of the issue-3 aggregators and F-GRPO (src/aggregators.ts); undefined = defaults. */
+  aggregator?: AggregatorSettings;
 }
 
 /** A validated batch: every length checked, every group size a positive integer. */

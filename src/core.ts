@@ -7,6 +7,7 @@ import type {
   AdvantageMode, BackendName, Engine, EngineOptions, Method, Scope, ScoreOptions, ScoreResult, WasmSource,
 } from "./types.js";
 import { finite, oneOf } from "./validate.js";
+import { AGGREGATORS, aggregatorOptions } from "./aggregators.js";
 import { instantiateKernel, WasmBackend } from "./wasm.js";
 
 export type * from "./types.js";
@@ -47,7 +48,7 @@ export async function compileSource(source: WasmSource): Promise<WebAssembly.Mod
 }
 
 function settingsOf(o: EngineOptions): Settings {
-  const method = oneOf<Method>("method", o.method, ["focal", "weighted-mean", "gdpo"], "focal");
+  const method = oneOf<Method>("method", o.method, ["focal", "weighted-mean", "gdpo", ...AGGREGATORS], "focal");
   const scope = oneOf<Scope>("scope", o.scope, ["group", "stream"], "group");
   if (scope === "stream" && method !== "focal") throw new RangeError(`scope "stream" applies to method "focal", not "${method}"`);
   const s: Settings = {
@@ -61,6 +62,7 @@ function settingsOf(o: EngineOptions): Settings {
     mix: finite("mix", o.mix, 1),
     decay: finite("decay", o.decay, 0.9),
     advEps: finite("advEps", o.advEps, 1e-6),
+    aggregator: aggregatorOptions(o),
   };
   if (s.gamma < 0) throw new RangeError(`gamma must be >= 0, got ${s.gamma}`);
   if (s.eps < 0) throw new RangeError(`eps must be >= 0, got ${s.eps}`);
@@ -119,7 +121,7 @@ class FocalEngine implements Engine {
   score(scores: Float32Array | ArrayLike<number>, groupSizes: ArrayLike<number>, options: ScoreOptions = {}): ScoreResult {
     const batch = this.validate(scores, groupSizes, options);
     const raw = this.impl.score(batch);
-    if (this.settings.scope === "stream") this.updates++;
+    if (this.settings.scope === "stream" || this.settings.method === "pow3r") this.updates++;
     const { rewards, direct, advantages, weights, saturation } = raw;
     const names = this.names, perBatch = this.settings.scope === "stream";
     let metrics: Record<string, number> | undefined;

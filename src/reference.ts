@@ -2,6 +2,7 @@ import type { Backend, Batch, RawResult, Settings, StreamState } from "./backend
 import { STAT_FIELDS } from "./backend.js";
 import type { CompiledRubric } from "./rubric.js";
 import { infiniteScoreError } from "./validate.js";
+import { isAggregator, ReferenceAggregators } from "./aggregators.js";
 
 /**
  * The `js` backend: the spec written out plainly in float64, one step per block. It is the
@@ -14,11 +15,13 @@ export class ReferenceBackend implements Backend {
   private seen: Uint8Array;
   private streamF!: Float64Array;
   private streamReward!: ArrayLike<number>;
+  private readonly agg: ReferenceAggregators;
 
   constructor(private readonly rubric: CompiledRubric, private readonly s: Settings) {
     this.k = rubric.ids.length;
     this.sbar = new Float64Array(this.k);
     this.seen = new Uint8Array(this.k);
+    this.agg = new ReferenceAggregators(rubric, s);
     this.setStreamWeights(this.sbar, this.seen);
   }
 
@@ -126,6 +129,7 @@ export class ReferenceBackend implements Backend {
     const weightsOut = new Float32Array(stream ? K : G * K), satOut = new Float32Array(stream ? K : G * K);
     const gdpoA = new Float64Array(n);
     const satSum = new Float64Array(K), satCount = new Float64Array(K);
+    this.agg.begin();
     for (let g = 0, start = 0; g < G; start += sizes[g++]) {
       const end = start + sizes[g], b = baseOf(g);
       // Steps 2-3: reward-tilted rollout weights p_i = exp(d_i / tau) over the valid rows, and the
@@ -155,9 +159,11 @@ export class ReferenceBackend implements Backend {
       satOut.set(sat, g * K);
       if (!anyValid) continue;
       // Steps 4-7 (a row whose present criteria all weigh 0 keeps its direct reward).
-      const { f, reward } = s.method === "focal" ? this.focal(sat, b) : { f: this.staticWeights(sat, b), reward: b };
+      const aggregated = isAggregator(s.method);
+      const { f, reward } = aggregated ? { f: this.agg.group(g, start, end, U, d, sat, b, r), reward: b }
+        : s.method === "focal" ? this.focal(sat, b) : { f: this.staticWeights(sat, b), reward: b };
       for (let i = start; i < end; i++) {
-        if (Number.isNaN(d[i])) continue;
+        if (Number.isNaN(d[i]) || aggregated) continue;
         const ri = s.method === "focal" ? this.weightedMean(row(i), reward) : d[i];
         r[i] = Number.isNaN(ri) ? d[i] : ri;
       }
@@ -170,6 +176,7 @@ export class ReferenceBackend implements Backend {
       weightsOut.set(f, g * K);
     }
 
+    if (s.method === "pow3r") ({ sbar: this.sbar, seen: this.seen } = this.agg.pow3rFinish(U, d, r, this.sbar, this.seen, weightsOut, stats));
     if (stream) {
       // Streaming saturation: EMA of the mean group saturation; a first estimate is taken as is.
       const sbar = this.sbar.slice(), seen = this.seen.slice();
@@ -222,6 +229,7 @@ export class ReferenceBackend implements Backend {
       }
     }
     if (s.method === "gdpo") this.gdpoBatch(Float32Array.from(gdpoA), d, advantages);
+    this.agg.fGrpo(sizes, d, advantages);
     return { rewards, direct: Float32Array.from(d), advantages, weights: weightsOut, saturation: satOut, stats, zeroStdGroups: zeroStd, activeGroups: active };
   }
 
@@ -278,6 +286,7 @@ export class ReferenceBackend implements Backend {
   scoreOne(row: Float32Array): number {
     const u = Float64Array.from(row, (x, k) => this.normalize(x, k));
     const d = this.weightedMean(u, this.rubric.base);
+    if (!Number.isNaN(d) && isAggregator(this.s.method)) return this.agg.one(u, d, this.sbar, this.seen);
     if (Number.isNaN(d) || this.s.method !== "focal") return d;
     const w = this.s.scope === "stream" ? this.streamReward : this.focal(u, this.rubric.base).reward;
     const r = this.weightedMean(u, w);

@@ -16,7 +16,11 @@ export interface Rubric {
   criteria: readonly Criterion[];
 }
 
-export type Method = "focal" | "weighted-mean" | "gdpo";
+export type Method =
+  | "focal" | "weighted-mean" | "gdpo"
+  // issue 3 (formulas: src/aggregators.ts, assembly/aggregators.ts, docs/aggregators.md)
+  | "weighted-sum" | "min" | "power-mean" | "soft-min" | "cvar" | "points-ratio" | "all-or-nothing"
+  | "gated" | "hierarchical" | "pow3r" | "dvao" | "mo-grpo";
 export type Scope = "group" | "stream";
 export type AdvantageMode = "grpo" | "dr-grpo" | "rloo" | "none";
 export type BackendName = "simd" | "scalar" | "js";
@@ -50,7 +54,21 @@ export interface FocalOptions {
   advEps?: number;
 }
 
-export interface EngineOptions extends FocalOptions {
+/** Options of the other aggregators (see docs/aggregators.md). */
+export interface AggregatorOptions {
+  /** power-mean exponent p: 1 = weighted mean, 0 = geometric, -Infinity = min. In [-64, 64] or +-Infinity. Default 0. */
+  power?: number;
+  /** soft-min temperature (> 0). Default 0.1. */
+  temperature?: number;
+  /** cvar: the worst alpha share of the weight, in (0, 1]. Default 0.25. */
+  alpha?: number;
+  /** Pass threshold on the [0, 1] scale for gated, hierarchical, all-or-nothing and F-GRPO's success. Default 0.5. */
+  threshold?: number;
+  /** F-GRPO exponent (>= 0): advantages times (1 - group success rate)^fGrpo, with any method. Default off. */
+  fGrpo?: number;
+}
+
+export interface EngineOptions extends FocalOptions, AggregatorOptions {
   rubric: Rubric | readonly Criterion[];
   method?: Method;
   scope?: Scope;

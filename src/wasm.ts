@@ -3,6 +3,7 @@ import { STAT_FIELDS } from "./backend.js";
 import type { CompiledRubric } from "./rubric.js";
 import type { BackendName } from "./types.js";
 import { infiniteScoreError } from "./validate.js";
+import { aggregatorSettings, PASS_SLACK, POW3R_FLOOR, requiredMask } from "./aggregators.js";
 
 /** What assembly/index.ts exports. */
 interface Kernel {
@@ -19,9 +20,16 @@ interface Kernel {
         outR: number, outD: number, outA: number, outW: number, outS: number, u: number, p: number): number;
   streamWeights(): void;
   scoreOne(): number;
+  aggregatorSize(k: number): number;
+  aggregatorLayout(base: number, lo: number, inv: number, sbar: number, seen: number, mweight: number): void;
+  configureAggregators(p: number, t: number, alpha: number, passAt: number, fGamma: number, floor: number, clip: number, advEps: number): void;
+  penaltyPtr(): number; requiredPtr(): number;
 }
 
-const METHODS = { focal: 0, "weighted-mean": 1, gdpo: 2 } as const;
+const METHODS = {
+  focal: 0, "weighted-mean": 1, gdpo: 2, "weighted-sum": 3, min: 4, "power-mean": 5, "soft-min": 6, cvar: 7,
+  "points-ratio": 8, "all-or-nothing": 9, gated: 10, hierarchical: 11, pow3r: 12, dvao: 13, "mo-grpo": 14,
+} as const;
 const ADVANTAGES = { none: 0, grpo: 1, "dr-grpo": 2, rloo: 3 } as const;
 const PAGE = 65536;
 /** Gap between buffers: keeps large power-of-two buffers off the same 4 KiB alias. */
@@ -81,9 +89,12 @@ export class WasmBackend implements Backend {
     const k = (this.k = rubric.ids.length);
     this.perGroup = settings.scope === "group";
     const fixed = align(kernel.heapBase());
-    this.callBase = fixed + kernel.fixedSize(k);
+    const agg = align(fixed + kernel.fixedSize(k));
+    this.callBase = agg + kernel.aggregatorSize(k);
     this.reserve(this.callBase);
     kernel.layout(fixed, k);
+    kernel.aggregatorLayout(agg, kernel.loPtr(), kernel.invPtr(), kernel.sbarPtr(), kernel.seenPtr(),
+      kernel.metricsPtr() + 8 * 5 * ((k + 3) & ~3));
     // A penalty's u = 1 - (x - lo) / (hi - lo) = (x - hi) * -1 / (hi - lo): one affine map for both.
     const hi = (c: number) => rubric.lo[c] + 1 / rubric.inv[c];
     this.f32.set(rubric.lo.map((lo, c) => (rubric.penalty[c] ? hi(c) : lo)), kernel.loPtr() >> 2);
@@ -93,6 +104,11 @@ export class WasmBackend implements Backend {
     kernel.configure(METHODS[s.method], s.scope === "group" ? 0 : 1, ADVANTAGES[s.advantage], s.gamma, s.eps, s.tau,
       s.minWeight !== undefined || s.maxWeight !== undefined ? 1 : 0, s.minWeight ?? 0, s.maxWeight ?? 1,
       s.mix, s.decay, s.advEps);
+    const a = aggregatorSettings(s);
+    this.f32.set(rubric.penalty, kernel.penaltyPtr() >> 2);
+    this.f32.set(requiredMask(rubric), kernel.requiredPtr() >> 2);
+    kernel.configureAggregators(a.power, a.temperature, a.alpha, a.threshold - PASS_SLACK, a.fGrpo ?? -1,
+      s.minWeight ?? POW3R_FLOOR, s.maxWeight ?? 1, s.advEps);
     kernel.streamWeights();
   }
 
