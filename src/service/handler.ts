@@ -394,7 +394,7 @@ export function createHandler(options: HandlerOptions): FetchHandler {
       const stored: Record<string, { b: string; body: string }> = {};
       let applied = 0;
       let restored: { bytes: Uint8Array } | undefined;
-      let last: ScoreResult | undefined;
+      let last: { weights: Float32Array; saturation: Float32Array } | undefined;
       for (let i = 0; i < items.length; i++) {
         const item = items[i]!;
         if (item.restore) {
@@ -430,7 +430,8 @@ export function createHandler(options: HandlerOptions): FetchHandler {
         applied++;
         const body = JSON.stringify(item.render(result, slot.seq + applied));
         replies[i] = { status: 200, body };
-        last = result;
+        // copies: outputs may be views into the engine's memory
+        last = { weights: result.weights.slice(0, ctx.criteria.length), saturation: result.saturation.slice(0, ctx.criteria.length) };
         if (h !== undefined) {
           pending.set(h, i);
           newKeys.push(h);
@@ -486,8 +487,8 @@ export function createHandler(options: HandlerOptions): FetchHandler {
         metrics.commit(false);
         Object.assign(slot, { version, seq: slot.seq + applied, snapshot, keys, batchRefs: refs });
         if (last) {
-          slot.weights = Float32Array.from(last.weights.subarray(0, ctx.criteria.length));
-          slot.saturation = Float32Array.from(last.saturation.subarray(0, ctx.criteria.length));
+          slot.weights = last.weights;
+          slot.saturation = last.saturation;
         } else if (restored) {
           slot.weights = undefined;
           slot.saturation = undefined;
