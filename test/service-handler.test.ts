@@ -9,7 +9,8 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { createEngine } from "../dist/index.js";
 import { FileStore } from "../dist/service/file-store.js";
-import { MemoryStore, createHandler, decodeRunRecord, type FetchHandler, type StateStore } from "../dist/service/index.js";
+import { KeyWindow, MemoryStore, createHandler, decodeRunRecord, type FetchHandler, type StateStore } from "../dist/service/index.js";
+import { keyEntry } from "../dist/service/window.js";
 import type { HandlerOptions } from "../dist/service/handler.js";
 import type { Engine, EngineOptions } from "../src/types.js";
 
@@ -574,6 +575,34 @@ describe("/healthz and /metrics", () => {
     await h.close();
     for (const r of await pending) expect(r.status).toBe(200);
     expect((await call(h, "GET", "/healthz")).status).toBe(503);
+  });
+});
+
+describe("KeyWindow (the idempotency window in the run record)", () => {
+  it("plans, encodes and applies without changing itself before the commit; frees batches no key refers to", () => {
+    const h = (i: number) => i.toString(16).padStart(16, "0");
+    const w = new KeyWindow();
+    const a = [keyEntry(h(1), h(100)), keyEntry(h(2), h(100))];
+    const p1 = w.plan(a, 3);
+    expect(p1).toEqual({ drop: 0, freed: [] });
+    const rec1 = w.encode(2, a, p1.drop, Uint8Array.of(9, 9));
+    expect(w.size).toBe(0); // not applied yet
+    w.apply(a, p1.drop);
+    const b = [keyEntry(h(3), h(200)), keyEntry(h(4), h(200))];
+    const p2 = w.plan(b, 3);
+    expect(p2).toEqual({ drop: 1, freed: [] }); // batch 100 still has key 2
+    const rec2 = w.encode(4, b, p2.drop, Uint8Array.of(7));
+    w.apply(b, p2.drop);
+    expect(w.batchOf(h(1))).toBeUndefined();
+    expect(w.batchOf(h(2))).toBe(h(100));
+    expect(w.plan([keyEntry(h(5), h(300))], 3)).toEqual({ drop: 1, freed: [h(100)] });
+    const d1 = decodeRunRecord(rec1);
+    expect(d1.seq).toBe(2);
+    expect(d1.snapshot).toEqual(Uint8Array.of(9, 9));
+    expect(d1.window.entries.map((e: { hash: string }) => e.hash)).toEqual([h(1), h(2)]);
+    const d2 = decodeRunRecord(rec2);
+    expect(d2.window.entries.map((e: { hash: string; batch: string }) => [e.hash, e.batch])).toEqual([[h(2), h(100)], [h(3), h(200)], [h(4), h(200)]]);
+    expect(() => decodeRunRecord(Uint8Array.of(1, 2, 3))).toThrow(/run record/);
   });
 });
 

@@ -17,6 +17,9 @@ import { Metrics, type RunGauge } from "./metrics.js";
 import { type Batch, type ParseContext, parseRewardBody, parseRun, parseScoreBody } from "./parse.js";
 import { HttpError, bad, problem, problemBody } from "./problem.js";
 import { MemoryStore, type StateStore } from "./store.js";
+import { type KeyEntry, KeyWindow, decodeRunRecord, hex, keyEntry } from "./window.js";
+
+export { decodeRunRecord } from "./window.js";
 
 /** A rubric criterion as the service reads it: the engine's fields plus an optional rule for the `rules` judge. */
 export interface ServiceCriterion extends Criterion {
@@ -82,9 +85,8 @@ interface RunSlot {
   version: number;
   seq: number;
   snapshot: Uint8Array | undefined;
-  /** Idempotency window, oldest first: key hash -> batch id. */
-  keys: Map<string, string>;
-  batchRefs: Map<string, number>;
+  /** Idempotency window: committed key hashes and the batches holding their answers. */
+  window: KeyWindow;
   queue: Item[];
   running: Promise<void> | undefined;
   weights: Float32Array | undefined;
@@ -92,15 +94,8 @@ interface RunSlot {
 }
 
 const JSON_HEADERS = { "content-type": "application/json" };
-const MAGIC = 0x31525246; // "FRR1"
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-
-function hex(bytes: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < bytes.length; i++) s += bytes[i]!.toString(16).padStart(2, "0");
-  return s;
-}
 
 async function sha256hex(data: Uint8Array | string, bytes: number): Promise<string> {
   const input = typeof data === "string" ? enc.encode(data) : data;
@@ -110,35 +105,6 @@ async function sha256hex(data: Uint8Array | string, bytes: number): Promise<stri
 
 function randomId(): string {
   return hex(crypto.getRandomValues(new Uint8Array(8)));
-}
-
-/** The run record: magic, key count, seq, keys (8-byte hash + 8-byte batch id each), engine snapshot. */
-export function encodeRunRecord(seq: number, keys: Map<string, string>, snapshot: Uint8Array): Uint8Array {
-  const out = new Uint8Array(16 + keys.size * 16 + snapshot.length);
-  const dv = new DataView(out.buffer);
-  dv.setUint32(0, MAGIC, true);
-  dv.setUint32(4, keys.size, true);
-  dv.setFloat64(8, seq, true);
-  let o = 16;
-  for (const [h, b] of keys) {
-    for (let i = 0; i < 8; i++) out[o + i] = parseInt(h.slice(2 * i, 2 * i + 2), 16);
-    for (let i = 0; i < 8; i++) out[o + 8 + i] = parseInt(b.slice(2 * i, 2 * i + 2), 16);
-    o += 16;
-  }
-  out.set(snapshot, o);
-  return out;
-}
-
-export function decodeRunRecord(bytes: Uint8Array): { seq: number; keys: Map<string, string>; snapshot: Uint8Array } {
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (bytes.length < 16 || dv.getUint32(0, true) !== MAGIC) throw new Error("not a focal-reward run record");
-  const n = dv.getUint32(4, true);
-  const seq = dv.getFloat64(8, true);
-  if (bytes.length < 16 + n * 16) throw new Error("truncated run record");
-  const keys = new Map<string, string>();
-  let o = 16;
-  for (let i = 0; i < n; i++, o += 16) keys.set(hex(bytes.subarray(o, o + 8)), hex(bytes.subarray(o + 8, o + 16)));
-  return { seq, keys, snapshot: bytes.slice(o) };
 }
 
 const runKey = (run: string) => `run/${run}`;
@@ -322,8 +288,7 @@ export function createHandler(options: HandlerOptions): FetchHandler {
       version: 0,
       seq: 0,
       snapshot: undefined,
-      keys: new Map(),
-      batchRefs: new Map(),
+      window: new KeyWindow(),
       queue: [],
       running: undefined,
       weights: undefined,
@@ -344,13 +309,11 @@ export function createHandler(options: HandlerOptions): FetchHandler {
     const rec = await store.get(runKey(slot.run));
     if (!rec) {
       slot.engine.reset();
-      Object.assign(slot, { version: 0, seq: 0, snapshot: undefined, keys: new Map(), batchRefs: new Map() });
+      Object.assign(slot, { version: 0, seq: 0, snapshot: undefined, window: new KeyWindow() });
     } else {
       const r = decodeRunRecord(rec.value);
       slot.engine.restore(r.snapshot);
-      const refs = new Map<string, number>();
-      for (const b of r.keys.values()) refs.set(b, (refs.get(b) ?? 0) + 1);
-      Object.assign(slot, { version: rec.version, seq: r.seq, snapshot: r.snapshot, keys: r.keys, batchRefs: refs });
+      Object.assign(slot, { version: rec.version, seq: r.seq, snapshot: r.snapshot, window: r.window });
     }
     slot.loaded = true;
   }
@@ -414,7 +377,7 @@ export function createHandler(options: HandlerOptions): FetchHandler {
             replies[i] = items[j]!.bodyHash === item.bodyHash ? j : mismatch();
             continue;
           }
-          const committed = slot.keys.get(h);
+          const committed = slot.window.batchOf(h);
           if (committed !== undefined) {
             replies[i] = replayStored(slot, item, committed);
             continue;
@@ -441,24 +404,12 @@ export function createHandler(options: HandlerOptions): FetchHandler {
       if (applied > 0 || restored) {
         const snapshot = engine.snapshot();
         const batchId = randomId();
-        const keys = new Map(slot.keys);
-        const refs = new Map(slot.batchRefs);
-        for (const h of newKeys) keys.set(h, batchId);
-        if (newKeys.length) refs.set(batchId, newKeys.length);
-        const dropped: string[] = [];
-        while (keys.size > idempotencyWindow) {
-          const [oldKey, oldBatch] = keys.entries().next().value as [string, string];
-          keys.delete(oldKey);
-          const left = (refs.get(oldBatch) ?? 1) - 1;
-          if (left <= 0) {
-            refs.delete(oldBatch);
-            dropped.push(oldBatch);
-          } else refs.set(oldBatch, left);
-        }
+        const added: KeyEntry[] = newKeys.map((h) => keyEntry(h, batchId));
+        const { drop, freed } = slot.window.plan(added, idempotencyWindow);
         let version: number | undefined;
         try {
           if (newKeys.length) await store.put(respKey(slot.run, batchId), enc.encode(JSON.stringify(stored)));
-          version = await store.put(runKey(slot.run), encodeRunRecord(slot.seq + applied, keys, snapshot), slot.version);
+          version = await store.put(runKey(slot.run), slot.window.encode(slot.seq + applied, added, drop, snapshot), slot.version);
         } catch (e) {
           // Nothing of this batch is acknowledged: reload the engine from the store, fail what was applied.
           slot.loaded = false;
@@ -485,7 +436,8 @@ export function createHandler(options: HandlerOptions): FetchHandler {
           continue;
         }
         metrics.commit(false);
-        Object.assign(slot, { version, seq: slot.seq + applied, snapshot, keys, batchRefs: refs });
+        slot.window.apply(added, drop);
+        Object.assign(slot, { version, seq: slot.seq + applied, snapshot });
         if (last) {
           slot.weights = last.weights;
           slot.saturation = last.saturation;
@@ -493,7 +445,7 @@ export function createHandler(options: HandlerOptions): FetchHandler {
           slot.weights = undefined;
           slot.saturation = undefined;
         }
-        for (const b of dropped) void store.delete(respKey(slot.run, b)).catch(() => {});
+        for (const b of freed) void store.delete(respKey(slot.run, b)).catch(() => {});
       }
       for (let i = 0; i < items.length; i++) {
         const r = replies[i]!;
@@ -544,7 +496,7 @@ export function createHandler(options: HandlerOptions): FetchHandler {
     if (batch.weights) throw bad(batch.groupIds ? "groups[].weights" : "weights", "instance weights need the group scope");
     const key = request.headers.get("idempotency-key");
     let keyHash: string | undefined;
-    if (key !== null) {
+    if (key !== null && idempotencyWindow > 0) {
       if (key.length === 0 || key.length > 255) throw bad("Idempotency-Key", "1-255 characters");
       keyHash = await sha256hex(`${batch.run}\u0000${key}`, 8);
     }

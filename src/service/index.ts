@@ -3,7 +3,8 @@
  * interface with its in-memory store, and the judges. Node adds `FileStore` (./file-store.js)
  * and `serveNode` (./node.js).
  */
-export { createHandler, decodeRunRecord, encodeRunRecord } from "./handler.js";
+export { createHandler } from "./handler.js";
+export { KeyWindow, decodeRunRecord } from "./window.js";
 export type { FetchHandler, HandlerOptions, ServiceCriterion } from "./handler.js";
 export { MemoryStore } from "./store.js";
 export type { StateStore, Versioned } from "./store.js";
