@@ -1,0 +1,241 @@
+/**
+ * Diagnostics of a method over one call or a whole replay: add() each call's inputs and the
+ * engine's result, read metrics() at any time. Memory is O(K), whatever the number of calls.
+ *
+ * Names: TRL's where TRL has one (`reward`, `reward_std`, `frac_reward_zero_std`,
+ * `rewards/<id>/mean|std`), the rest under `focal/...` and `balance/...`:
+ *
+ * Per criterion k (over the groups where k is present in a valid row):
+ *   rewards/<id>/mean, rewards/<id>/std   u over the valid rows where present (pooled, unbiased std)
+ *   focal/<id>/saturation, focal/<id>/weight   mean over those groups of s_k and of the weight used
+ *   focal/<id>/frac_constant        share of the groups where u_k is constant (no learning signal)
+ *   focal/<id>/weight_on_constant   share of k's weight that went to those groups
+ *   focal/<id>/unexplored           share of the groups where no valid rollout satisfies k
+ *                                   (u_k >= threshold)
+ *   focal/<id>/suppressed           among rollouts satisfying k in groups where k discriminates
+ *                                   (some rollouts satisfy it, some not), the share whose
+ *                                   advantage is <= 0: the criterion is won but not reinforced
+ * Overall: the same shares pooled over all (group, criterion) pairs (focal/frac_constant_criteria,
+ *   focal/weight_on_constant, focal/frac_unexplored, focal/frac_suppressed), the direct reward
+ *   (focal/direct_reward) and the share of valid rows (focal/frac_valid).
+ * Balance, over the per-criterion means m_k of u (criteria seen at least once):
+ *   balance/worst_criterion_mean = min m_k; balance/spread_std (population std of the m_k),
+ *   balance/spread_range = max - min, balance/gini = sum_jk |m_j - m_k| / (2 K^2 mean m);
+ *   balance/strict_completion = share of valid rows where every present required criterion (every
+ *   criterion when none is marked required) has u >= threshold.
+ *   These describe the rollouts themselves, so they are the same for every method on a fixed log.
+ *   The balance/top1/... versions describe each group's preferred rollout under the method (the
+ *   rows with the group's highest reward, ties sharing the weight): which criteria the method
+ *   pushes the policy towards.
+ * Ranking against the direct reward d (groups with >= 2 valid rows):
+ *   focal/kendall_distance   discordant pairs (r and d order them oppositely: 1; tied in exactly
+ *                            one of them: 1/2) over all pairs, pooled over the groups
+ *   focal/sign_flip_rate     share of valid rows whose advantage has the opposite sign of the
+ *                            direct GRPO advantage d_i - mean d (both non-zero)
+ *   focal/top1_agreement     share of groups where a row with the best d also has the best r
+ */
+import { compileRubric, type CompiledRubric } from "./rubric.js";
+import type { Criterion, Rubric, ScoreResult } from "./types.js";
+
+export interface DiagnosticsOptions {
+  /** A criterion is satisfied at u >= threshold (the [0, 1] scale). Default 0.5. */
+  threshold?: number;
+}
+
+/** One call's inputs in diagnostic terms; prepare() once, add() it for every method. */
+export interface PreparedCall {
+  n: number;
+  sizes: ArrayLike<number>;
+  /** n x K normalized scores, NaN = absent. */
+  u: Float64Array;
+}
+
+/** Normalized scores (penalties flipped) of a call, shared by the methods compared on it. */
+export function prepare(rubric: CompiledRubric, scores: ArrayLike<number>, groupSizes: ArrayLike<number>): PreparedCall {
+  const K = rubric.ids.length;
+  const n = scores.length / K;
+  const u = new Float64Array(n * K);
+  for (let i = 0; i < n * K; i++) {
+    const k = i % K;
+    const x = scores[i];
+    if (Number.isNaN(x)) { u[i] = NaN; continue; }
+    const v = Math.min(Math.max((x - rubric.lo[k]) * rubric.inv[k], 0), 1);
+    u[i] = rubric.penalty[k] ? 1 - v : v;
+  }
+  return { n, sizes: groupSizes, u };
+}
+
+const PASS_SLACK = 1e-6;
+
+export class Diagnostics {
+  readonly rubric: CompiledRubric;
+  private readonly K: number;
+  private readonly at: number;
+  private readonly req: Uint8Array;
+  // per criterion
+  private readonly cnt: Float64Array; private readonly sum: Float64Array; private readonly sq: Float64Array;
+  private readonly groups: Float64Array; private readonly constant: Float64Array;
+  private readonly satSum: Float64Array; private readonly satN: Float64Array;
+  private readonly wSum: Float64Array; private readonly wConst: Float64Array;
+  private readonly unexplored: Float64Array;
+  private readonly sat: Float64Array; private readonly suppressed: Float64Array;
+  private readonly top: Float64Array; private readonly topN: Float64Array;
+  // overall
+  private rows = 0; private validRows = 0;
+  private rSum = 0; private rSq = 0; private dSum = 0;
+  private activeGroups = 0; private zeroStd = 0;
+  private strict = 0; private topStrict = 0; private topGroups = 0;
+  private pairs = 0; private discord = 0;
+  private signRows = 0; private flips = 0;
+  private rankGroups = 0; private agree = 0;
+
+  constructor(rubric: Rubric | readonly Criterion[] | CompiledRubric, options: DiagnosticsOptions = {}) {
+    this.rubric = "ids" in (rubric as CompiledRubric) ? (rubric as CompiledRubric) : compileRubric(rubric as Rubric);
+    const K = (this.K = this.rubric.ids.length);
+    const t = options.threshold ?? 0.5;
+    if (typeof t !== "number" || !(t >= 0 && t <= 1)) throw new RangeError(`threshold must be in [0, 1], got ${String(t)}`);
+    this.at = t - PASS_SLACK;
+    const any = this.rubric.required.some((x) => x === 1);
+    this.req = Uint8Array.from(this.rubric.required, (x) => (any ? x : 1));
+    const v = () => new Float64Array(K);
+    this.cnt = v(); this.sum = v(); this.sq = v(); this.groups = v(); this.constant = v();
+    this.satSum = v(); this.satN = v(); this.wSum = v(); this.wConst = v(); this.unexplored = v();
+    this.sat = v(); this.suppressed = v(); this.top = v(); this.topN = v();
+  }
+
+  /** Adds one call: its prepared inputs and the engine's result for it. */
+  add(call: PreparedCall, result: ScoreResult): void {
+    const { K, at } = this;
+    const { n, sizes, u } = call;
+    const { rewards: r, direct: d, advantages: a, weights: w, saturation: s } = result;
+    const G = sizes.length;
+    const perGroup = w.length === G * K; // else the stream scope's one vector (the same when G = 1)
+    this.rows += n;
+    for (let g = 0, start = 0; g < G; start += sizes[g++]) {
+      const end = start + sizes[g];
+      const valid: number[] = [];
+      for (let i = start; i < end; i++) if (!Number.isNaN(d[i])) valid.push(i);
+      if (valid.length === 0) continue;
+      this.activeGroups++;
+      this.validRows += valid.length;
+      let lo = Infinity, hi = -Infinity, best = -Infinity, bestD = -Infinity, dMean = 0;
+      for (const i of valid) {
+        this.rSum += r[i]; this.rSq += r[i] * r[i]; this.dSum += d[i]; dMean += d[i];
+        lo = Math.min(lo, r[i]); hi = Math.max(hi, r[i]);
+        best = Math.max(best, r[i]); bestD = Math.max(bestD, d[i]);
+        let pass = true;
+        for (let k = 0; k < K; k++) if (this.req[k] && !(u[i * K + k] >= at) && !Number.isNaN(u[i * K + k])) pass = false;
+        if (pass) this.strict++;
+      }
+      dMean /= valid.length;
+      if (lo === hi) this.zeroStd++;
+      const tops = valid.filter((i) => r[i] === best);
+      this.topGroups++;
+      for (const i of tops) {
+        let pass = true;
+        for (let k = 0; k < K; k++) if (this.req[k] && !(u[i * K + k] >= at) && !Number.isNaN(u[i * K + k])) pass = false;
+        if (pass) this.topStrict += 1 / tops.length;
+      }
+      // per criterion
+      for (let k = 0; k < K; k++) {
+        let c = 0, mn = Infinity, mx = -Infinity, yes = 0, yesLow = 0;
+        for (const i of valid) {
+          const x = u[i * K + k];
+          if (Number.isNaN(x)) continue;
+          c++; this.sum[k] += x; this.sq[k] += x * x;
+          mn = Math.min(mn, x); mx = Math.max(mx, x);
+          if (x >= at) { yes++; if (!(a[i] > 0)) yesLow++; }
+        }
+        if (c === 0) continue;
+        this.cnt[k] += c;
+        this.groups[k]++;
+        const weight = perGroup ? w[g * K + k] : w[k];
+        const satur = perGroup ? s[g * K + k] : s[k];
+        this.wSum[k] += weight;
+        if (!Number.isNaN(satur)) { this.satSum[k] += satur; this.satN[k]++; }
+        if (mn === mx) { this.constant[k]++; this.wConst[k] += weight; }
+        if (yes === 0) this.unexplored[k]++;
+        if (yes > 0 && yes < c) { this.sat[k] += yes; this.suppressed[k] += yesLow; }
+        let tv = 0, tc = 0;
+        for (const i of tops) if (!Number.isNaN(u[i * K + k])) { tv += u[i * K + k]; tc++; }
+        if (tc > 0) { this.top[k] += tv / tc; this.topN[k]++; }
+      }
+      // ranking against the direct reward
+      if (valid.length < 2) continue;
+      this.rankGroups++;
+      if (valid.some((i) => d[i] === bestD && r[i] === best)) this.agree++;
+      for (let x = 0; x < valid.length; x++) {
+        const i = valid[x];
+        const ad = d[i] - dMean;
+        this.signRows++;
+        if (ad * a[i] < 0) this.flips++;
+        for (let y = x + 1; y < valid.length; y++) {
+          const j = valid[y];
+          const sr = Math.sign(r[i] - r[j]), sd = Math.sign(d[i] - d[j]);
+          this.pairs++;
+          if (sr * sd < 0) this.discord++;
+          else if ((sr === 0) !== (sd === 0)) this.discord += 0.5;
+        }
+      }
+    }
+  }
+
+  /** The metrics so far (NaN where a quantity has no case yet, e.g. no group of two rows). */
+  metrics(): Record<string, number> {
+    const { K } = this;
+    const m: Record<string, number> = {};
+    const ratio = (a: number, b: number) => (b > 0 ? a / b : NaN);
+    const vr = this.validRows;
+    m.reward = ratio(this.rSum, vr);
+    m.reward_std = vr > 1 ? Math.sqrt(Math.max(0, (this.rSq - (this.rSum * this.rSum) / vr) / (vr - 1))) : NaN;
+    m.frac_reward_zero_std = ratio(this.zeroStd, this.activeGroups);
+    m["focal/direct_reward"] = ratio(this.dSum, vr);
+    m["focal/frac_valid"] = ratio(vr, this.rows);
+    const total = (x: Float64Array) => x.reduce((s, v) => s + v, 0);
+    m["focal/frac_constant_criteria"] = ratio(total(this.constant), total(this.groups));
+    m["focal/weight_on_constant"] = ratio(total(this.wConst), total(this.wSum));
+    m["focal/frac_unexplored"] = ratio(total(this.unexplored), total(this.groups));
+    m["focal/frac_suppressed"] = ratio(total(this.suppressed), total(this.sat));
+    m["focal/kendall_distance"] = ratio(this.discord, this.pairs);
+    m["focal/sign_flip_rate"] = ratio(this.flips, this.signRows);
+    m["focal/top1_agreement"] = ratio(this.agree, this.rankGroups);
+    const means: number[] = [], tops: number[] = [];
+    for (let k = 0; k < K; k++) {
+      if (this.cnt[k] > 0) means.push(this.sum[k] / this.cnt[k]);
+      if (this.topN[k] > 0) tops.push(this.top[k] / this.topN[k]);
+    }
+    Object.assign(m, balance("balance/", means), { "balance/strict_completion": ratio(this.strict, vr) });
+    Object.assign(m, balance("balance/top1/", tops), { "balance/top1/strict_completion": ratio(this.topStrict, this.topGroups) });
+    for (let k = 0; k < K; k++) {
+      if (this.groups[k] === 0) continue;
+      const id = this.rubric.ids[k];
+      const c = this.cnt[k], mu = this.sum[k] / c;
+      m[`rewards/${id}/mean`] = mu;
+      m[`rewards/${id}/std`] = c > 1 ? Math.sqrt(Math.max(0, (this.sq[k] - this.sum[k] * mu) / (c - 1))) : 0;
+      m[`focal/${id}/saturation`] = ratio(this.satSum[k], this.satN[k]);
+      m[`focal/${id}/weight`] = this.wSum[k] / this.groups[k];
+      m[`focal/${id}/frac_constant`] = this.constant[k] / this.groups[k];
+      m[`focal/${id}/weight_on_constant`] = ratio(this.wConst[k], this.wSum[k]);
+      m[`focal/${id}/unexplored`] = this.unexplored[k] / this.groups[k];
+      m[`focal/${id}/suppressed`] = ratio(this.suppressed[k], this.sat[k]);
+    }
+    return m;
+  }
+}
+
+/** Worst mean, spread (population std, max - min) and Gini of per-criterion means. */
+function balance(prefix: string, xs: number[]): Record<string, number> {
+  const n = xs.length;
+  if (n === 0) return { [`${prefix}worst_criterion_mean`]: NaN, [`${prefix}spread_std`]: NaN, [`${prefix}spread_range`]: NaN, [`${prefix}gini`]: NaN };
+  const mean = xs.reduce((s, x) => s + x, 0) / n;
+  // sum over ordered pairs of |x_i - x_j| = 2 sum_i (2i - n - 1) x_(i), x sorted, i from 1
+  const sorted = xs.slice().sort((a, b) => a - b);
+  let abs = 0;
+  sorted.forEach((x, i) => (abs += 2 * (2 * (i + 1) - n - 1) * x));
+  return {
+    [`${prefix}worst_criterion_mean`]: Math.min(...xs),
+    [`${prefix}spread_std`]: Math.sqrt(xs.reduce((s, x) => s + (x - mean) ** 2, 0) / n),
+    [`${prefix}spread_range`]: Math.max(...xs) - Math.min(...xs),
+    [`${prefix}gini`]: mean > 0 ? abs / (2 * n * n * mean) : 0,
+  };
+}

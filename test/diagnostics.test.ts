@@ -1,0 +1,81 @@
+/**
+ * src/diagnostics.ts on a case computed by hand, and its accumulation over calls.
+ *
+ * Rubric x (required), y; scale [0, 1]; threshold 0.5. Two groups, u = raw:
+ *   group 1: (1, 0), (0, 1), (1, 1)   d = 0.5, 0.5, 1
+ *   group 2: (1, 0.2), (1, 0.8)       d = 0.6, 0.9      (x constant here)
+ */
+import { describe, expect, it } from "vitest";
+import { createEngine } from "../dist/index.js";
+import { Diagnostics, prepare } from "../dist/diagnostics.js";
+import type { Criterion } from "../src/types.js";
+
+const RUBRIC: Criterion[] = [{ id: "x", required: true }, { id: "y" }];
+const SCORES = [1, 0, 0, 1, 1, 1, 1, 0.2, 1, 0.8];
+const SIZES = [3, 2];
+
+async function diagnose(method: "weighted-mean" | "all-or-nothing", calls = 1) {
+  const e = await createEngine({ rubric: RUBRIC, method, backend: "scalar" });
+  const d = new Diagnostics(RUBRIC, { threshold: 0.5 });
+  for (let c = 0; c < calls; c++) d.add(prepare(d.rubric, SCORES, SIZES), e.score(SCORES, SIZES));
+  return d.metrics();
+}
+
+describe("diagnostics", () => {
+  it("weighted-mean: per criterion, balance, ranking (by hand)", async () => {
+    const m = await diagnose("weighted-mean");
+    const close = (name: string, want: number) => expect(m[name], name).toBeCloseTo(want, 6);
+    close("reward", 0.7);
+    close("frac_reward_zero_std", 0);
+    close("rewards/x/mean", 0.8);
+    close("rewards/x/std", Math.sqrt(0.2)); // ss = 4 * 0.04 + 0.64
+    close("rewards/y/mean", 0.6);
+    close("rewards/y/std", Math.sqrt(0.22)); // ss = 0.36 + 3 * 0.16 + 0.04
+    close("focal/x/weight", 0.5);
+    close("focal/x/frac_constant", 0.5);
+    close("focal/y/frac_constant", 0);
+    close("focal/frac_constant_criteria", 0.25);
+    close("focal/x/weight_on_constant", 0.5);
+    close("focal/weight_on_constant", 0.25);
+    close("focal/frac_unexplored", 0);
+    // x: group 1 satisfiers rows 1 (A < 0) and 3; y: group 1 rows 2 (A < 0) and 3, group 2 row 2 (A > 0)
+    close("focal/x/suppressed", 0.5);
+    close("focal/y/suppressed", 1 / 3);
+    close("focal/frac_suppressed", 0.4);
+    close("balance/worst_criterion_mean", 0.6);
+    close("balance/spread_range", 0.2);
+    close("balance/spread_std", 0.1);
+    close("balance/gini", (2 * 0.2) / (2 * 4 * 0.7));
+    close("balance/strict_completion", 0.8); // x >= 0.5 in 4 of 5 rows
+    close("balance/top1/worst_criterion_mean", 0.9); // best rows (1, 1) and (1, 0.8)
+    close("balance/top1/strict_completion", 1);
+    close("focal/kendall_distance", 0);
+    close("focal/sign_flip_rate", 0);
+    close("focal/top1_agreement", 1);
+  });
+
+  it("all-or-nothing: ties count 1/2 in the Kendall distance; sign flips; shared top rows", async () => {
+    const m = await diagnose("all-or-nothing");
+    const close = (name: string, want: number) => expect(m[name], name).toBeCloseTo(want, 6);
+    // r = (1, 0, 1), (1, 1): group 1 pairs 0.5 + 0.5 + 0, group 2 pair 0.5, over 4 pairs
+    close("focal/kendall_distance", 1.5 / 4);
+    close("focal/sign_flip_rate", 0.2); // row 1: d below its group mean, advantage positive
+    close("focal/top1_agreement", 1);
+    close("frac_reward_zero_std", 0.5);
+    close("balance/top1/worst_criterion_mean", 0.5); // y over tied tops: (0 + 1) / 2 and (0.2 + 0.8) / 2
+    close("focal/y/suppressed", 2 / 3); // group 2's satisfier has advantage 0
+    close("focal/frac_suppressed", 0.4);
+  });
+
+  it("accumulates: the same call twice gives the same shares and means", async () => {
+    const [one, two] = [await diagnose("weighted-mean"), await diagnose("weighted-mean", 2)];
+    for (const k of Object.keys(one)) {
+      if (k === "reward_std" || k.endsWith("/std")) continue; // pooled std: n - 1 changes
+      expect(two[k], k).toBeCloseTo(one[k], 12);
+    }
+  });
+
+  it("rejects a bad threshold", () => {
+    expect(() => new Diagnostics(RUBRIC, { threshold: 2 })).toThrow(RangeError);
+  });
+});
