@@ -8,6 +8,7 @@ const commands: Record<string, () => Promise<Command>> = {
   serve: () => import("./serve.js"),
   demo: () => import("./demo.js"),
   replay: () => import("./replay.js"),
+  compare: () => import("./compare.js"),
 };
 
 async function main(argv: string[]): Promise<number> {
