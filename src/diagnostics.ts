@@ -33,6 +33,8 @@
  *   focal/sign_flip_rate     share of valid rows whose advantage has the opposite sign of the
  *                            direct GRPO advantage d_i - mean d (both non-zero)
  *   focal/top1_agreement     share of groups where a row with the best d also has the best r
+ *   focal/mean_abs_advantage mean |advantage| over the valid rows (the size of the update; F-GRPO
+ *                            and all-or-nothing shrink it)
  */
 import { compileRubric, type CompiledRubric } from "./rubric.js";
 import type { Criterion, Rubric, ScoreResult } from "./types.js";
@@ -82,7 +84,7 @@ export class Diagnostics {
   private readonly top: Float64Array; private readonly topN: Float64Array;
   // overall
   private rows = 0; private validRows = 0;
-  private rSum = 0; private rSq = 0; private dSum = 0;
+  private rSum = 0; private rSq = 0; private dSum = 0; private absA = 0;
   private activeGroups = 0; private zeroStd = 0;
   private strict = 0; private topStrict = 0; private topGroups = 0;
   private pairs = 0; private discord = 0;
@@ -120,7 +122,7 @@ export class Diagnostics {
       this.validRows += valid.length;
       let lo = Infinity, hi = -Infinity, best = -Infinity, bestD = -Infinity, dMean = 0;
       for (const i of valid) {
-        this.rSum += r[i]; this.rSq += r[i] * r[i]; this.dSum += d[i]; dMean += d[i];
+        this.rSum += r[i]; this.rSq += r[i] * r[i]; this.dSum += d[i]; dMean += d[i]; this.absA += Math.abs(a[i]);
         lo = Math.min(lo, r[i]); hi = Math.max(hi, r[i]);
         best = Math.max(best, r[i]); bestD = Math.max(bestD, d[i]);
         let pass = true;
@@ -199,6 +201,7 @@ export class Diagnostics {
     m["focal/kendall_distance"] = ratio(this.discord, this.pairs);
     m["focal/sign_flip_rate"] = ratio(this.flips, this.signRows);
     m["focal/top1_agreement"] = ratio(this.agree, this.rankGroups);
+    m["focal/mean_abs_advantage"] = ratio(this.absA, vr);
     const means: number[] = [], tops: number[] = [];
     for (let k = 0; k < K; k++) {
       if (this.cnt[k] > 0) means.push(this.sum[k] / this.cnt[k]);

@@ -112,6 +112,10 @@ describe("compare on writingbench", () => {
     expect(reward[1]).toBeCloseTo(val("reward", "min"), 6); // p = -inf: the min
     expect(reward[3]).toBeCloseTo(val("reward", "weighted-mean"), 6); // gamma 0 (over --gamma 5): direct
     expect(reward[5]).toBeCloseTo(val("reward", "weighted-mean"), 6); // alpha = 1: the mean
+    // F-GRPO shrinks the updates of prompts the policy mostly solves
+    const f = run(["--rubric", RUBRIC, "--methods", "focal,focal:fGrpo=1", "--format", "json"]);
+    const abs = (JSON.parse(f.stdout) as Json).diagnostics["focal/mean_abs_advantage"] as number[];
+    expect(abs[1]).toBeLessThan(abs[0] / 2);
   });
 
   it("errors: unknown method, bad option, malformed line, stdin without a rubric", () => {

@@ -52,6 +52,9 @@ describe("diagnostics", () => {
     close("focal/kendall_distance", 0);
     close("focal/sign_flip_rate", 0);
     close("focal/top1_agreement", 1);
+    // grpo: group 1 r - mean = (-1/6, -1/6, 1/3), std 0.2887; group 2 (-0.15, 0.15), std 0.2121
+    const a1 = 1 / 6 / (Math.sqrt(1 / 12) + 1e-6), a2 = 0.15 / (Math.sqrt(0.045) + 1e-6);
+    expect(m["focal/mean_abs_advantage"]).toBeCloseTo((4 * a1 + 2 * a2) / 5, 5);
   });
 
   it("all-or-nothing: ties count 1/2 in the Kendall distance; sign flips; shared top rows", async () => {
