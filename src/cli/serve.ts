@@ -5,6 +5,7 @@
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import type { Engine, EngineOptions } from "../types.js";
+import { ENGINE_FLAGS, engineOptions } from "./common.js";
 import { FileStore } from "../service/file-store.js";
 import { createHandler, type HandlerOptions } from "../service/handler.js";
 import { serveNode } from "../service/node.js";
@@ -20,10 +21,9 @@ const USAGE = `usage: focal-reward serve --rubric FILE [options]
   --host ADDR          default 127.0.0.1
   --state-dir DIR      keep run states in DIR (atomic files); default: in memory
   --no-fsync           with --state-dir: skip fsync (survives kill -9, not a power cut)
-  --scope S            stream (default: per-run state) or group
-  --method M           focal (default), weighted-mean or gdpo
-  --advantage A        grpo, dr-grpo, rloo or none
-  --gamma X  --decay X engine options (see the spec)
+  --scope S            stream (default here: per-run state) or group
+  --method M, --advantage A, --gamma G, --eps E, --tau T, --mix M, --min-weight W,
+  --max-weight W, --decay D, --backend B: engine options, as for \`focal-reward score\`
   --judge J            labels (default) or rules (the rubric's "rule" fields), for /get_reward
   --judge-timeout MS   default 30000
   --max-body BYTES     default 8388608
@@ -47,27 +47,28 @@ export async function serve(
   createEngine: (options: EngineOptions) => Engine | Promise<Engine>,
   log: (line: string) => void = (l) => process.stdout.write(l + "\n"),
 ): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      rubric: { type: "string" },
-      port: { type: "string" },
-      host: { type: "string" },
-      "state-dir": { type: "string" },
-      "no-fsync": { type: "boolean" },
-      scope: { type: "string" },
-      method: { type: "string" },
-      advantage: { type: "string" },
-      gamma: { type: "string" },
-      decay: { type: "string" },
-      judge: { type: "string" },
-      "judge-timeout": { type: "string" },
-      "max-body": { type: "string" },
-      "idempotency-window": { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
-    strict: true,
-  });
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        ...ENGINE_FLAGS,
+        port: { type: "string" },
+        host: { type: "string" },
+        "state-dir": { type: "string" },
+        "no-fsync": { type: "boolean" },
+        judge: { type: "string" },
+        "judge-timeout": { type: "string" },
+        "max-body": { type: "string" },
+        "idempotency-window": { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+    }));
+  } catch (e) {
+    process.stderr.write(`focal-reward serve: ${e instanceof Error ? e.message : String(e)}\n\n${USAGE}`);
+    return 2;
+  }
   if (values.help) {
     process.stdout.write(USAGE);
     return 0;
@@ -76,15 +77,18 @@ export async function serve(
     process.stderr.write(`focal-reward serve: --rubric is required\n\n${USAGE}`);
     return 2;
   }
-  const file = JSON.parse(await readFile(values.rubric, "utf8")) as Record<string, unknown> | unknown[];
+  let file: Record<string, unknown> | unknown[];
+  try {
+    file = JSON.parse(await readFile(values.rubric, "utf8")) as Record<string, unknown> | unknown[];
+  } catch (e) {
+    throw new Error(`--rubric ${values.rubric}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  // Engine options: serve's default scope is stream; the rubric file's options; then the flags.
   const options: Record<string, unknown> = { scope: "stream" };
   if (!Array.isArray(file)) for (const k of ENGINE_KEYS) if (file[k] !== undefined) options[k] = file[k];
-  const rubric = Array.isArray(file) ? file : { criteria: file.criteria };
-  if (values.scope) options.scope = values.scope;
-  if (values.method) options.method = values.method;
-  if (values.advantage) options.advantage = values.advantage;
-  if (values.gamma) options.gamma = num(values.gamma, "gamma");
-  if (values.decay) options.decay = num(values.decay, "decay");
+  const rubric = { criteria: Array.isArray(file) ? file : file?.criteria };
+  const { rubric: _ignored, ...flags } = engineOptions(values, []);
+  for (const [k, v] of Object.entries(flags)) if (v !== undefined) options[k] = v;
   const judge = values.judge ?? "labels";
   if (judge !== "labels" && judge !== "rules") throw new Error(`--judge: labels or rules, not ${judge}`);
   const maxBodyBytes = num(values["max-body"], "max-body") ?? 8 * 1024 * 1024;

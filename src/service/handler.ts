@@ -241,7 +241,8 @@ export function createHandler(options: HandlerOptions): FetchHandler {
   }
   if (typeof createEngine !== "function") throw new TypeError("createHandler: createEngine must be a function (the package's createEngine)");
   parseRun(defaultRun, "defaultRun", "default");
-  const serviceCriteria: readonly ServiceCriterion[] = Array.isArray(rubric) ? rubric : (rubric as Rubric).criteria;
+  const serviceCriteria: readonly ServiceCriterion[] = Array.isArray(rubric) ? rubric : (rubric as Rubric | undefined)?.criteria ?? (undefined as never);
+  if (!Array.isArray(serviceCriteria)) throw new TypeError("rubric: expected { criteria: [...] } or an array of criteria");
   const engineCriteria: Criterion[] = serviceCriteria.map(({ rule: _rule, ...c }) => c);
   const engineOptions: EngineOptions = { ...engineRest, rubric: { criteria: engineCriteria } };
   const metrics = new Metrics();
