@@ -529,8 +529,10 @@ describe("POST /get_reward (OpenRLHF) and judges", () => {
       [{ query: ["a", 1] }, "query[1]"],
       [{ query: ["a", "b"], prompts: ["a"] }, "prompts"],
       [{ query: ["a"], labels: [] }, "labels"],
+      [{ query: ["a"], labels: ["{}"], run: "bad run" }, "run"],
       [{ query: ["a", "b"], group_sizes: [1] }, "group_sizes"],
       [{ query: ["a"], run: "bad run" }, "run"],
+      [{ query: ["a"], prompts: ["a"] }, "labels"], // the labels judge needs labels
     ];
     for (const [body, field] of cases) {
       const r = await call(h, "POST", "/get_reward", body);

@@ -150,6 +150,8 @@ function routeOf(path: string): { route: string; run?: string } {
   return { route: "other" };
 }
 
+const KNOWN_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]);
+
 const METHODS: Record<string, string[]> = {
   "/v1/score": ["POST"],
   "/get_reward": ["POST"],
@@ -539,6 +541,7 @@ export function createHandler(options: HandlerOptions): FetchHandler {
   async function handleReward(request: Request, url: URL): Promise<Reply> {
     const bytes = await readBody(request, maxBodyBytes);
     const req = parseRewardBody(parseJson(bytes), url.searchParams.get("run"), defaultRun);
+    if (judgeOption === "labels" && req.labels === undefined) throw bad("labels", "required by the labels judge (one JSON object of scores per query)");
     const n = req.query.length;
     const K = ctx.criteria.length;
     const scores = new Float32Array(n * K).fill(NaN);
@@ -703,7 +706,8 @@ export function createHandler(options: HandlerOptions): FetchHandler {
       inflight--;
       if (inflight === 0 && idle) idle();
     }
-    metrics.request(routeName, request.method, response.status, (performance.now() - t0) / 1000);
+    const method = KNOWN_METHODS.has(request.method) ? request.method : "other";
+    metrics.request(routeName, method, response.status, (performance.now() - t0) / 1000);
     return response;
   };
 
