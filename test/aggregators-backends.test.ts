@@ -94,15 +94,13 @@ function randomCase(seed: number, method: Method, maxN: number): Case {
 const u32 = (a: Float32Array) => new Uint32Array(a.buffer, a.byteOffset, a.length);
 
 /**
- * Tolerance on a reward: TOL (relative for weighted-sum), times 1/alpha for cvar (the tail mean divides by alpha), and for
+ * Tolerance on a reward: TOL (relative for weighted-sum: an unnormalized sum), and for
  * mo-grpo (a sum of z-scores) TOL (2 + 1.5 |z|max) / (min sigma + advEps) over its group, as for
  * gdpo in test/backends.test.ts; |z| <= sqrt(m - 1) <= 4 with groups of <= 16 rows.
  */
 function rewardTol(c: Case, call: Call, js: ScoreResult): number[] {
   const method = c.opts.method;
   const n = js.rewards.length;
-  if (method === "cvar") return new Array(n).fill(TOL / (c.opts.alpha ?? 0.25));
-  if (method === "power-mean") return new Array(n).fill(2 * TOL);
   // an unnormalized sum of up to 24 weights of up to 3.25: relative
   if (method === "weighted-sum") return Array.from(js.rewards, (x) => TOL * (1 + Math.abs(x)));
   if (method !== "mo-grpo") return new Array(n).fill(TOL);
