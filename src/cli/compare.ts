@@ -29,8 +29,9 @@ scores every step with each method and prints the diagnostics: rows = diagnostic
   --per-criterion      table: also the per-criterion rows (always in json and csv; in the table by
                        default when the rubric has at most 8 criteria)
   --power P            power-mean exponent (default 0)       --temperature T   soft-min (default 0.1)
-  --alpha A            cvar tail share (default 0.25)        --threshold X     pass threshold (0.5)
-  --fgrpo G            F-GRPO exponent for every method (default off)
+  --alpha A            cvar tail share (default 0.25)        --fgrpo G   F-GRPO exponent (default off)
+  --threshold X        pass threshold on the [0, 1] scale (default 0.5), for every method and for the
+                       diagnostics (satisfied, unexplored, suppressed, strict completion)
 ${ENGINE_HELP}`;
 
 const NUMERIC: Record<string, keyof EngineOptions> = {
@@ -88,6 +89,7 @@ export async function run(argv: string[]): Promise<number> {
     if (criteria.length === 0) throw new InputError(1, "empty input: no rollouts");
   } else throw new Error("compare: --rubric is needed when the log comes from stdin (the criteria must be known before the first step)");
 
+  if (values.method !== undefined) throw new Error("compare: give the methods with --methods (--method is for score)");
   const shared = engineOptions(values, criteria);
   delete shared.method;
   for (const [flag, key] of [["power", "power"], ["temperature", "temperature"], ["alpha", "alpha"], ["threshold", "threshold"], ["fgrpo", "fGrpo"]] as const) {
