@@ -13,7 +13,8 @@ import { createEngine } from "../dist/index.js";
 import { readSteps } from "../dist/cli/steps.js";
 import { Downsampler, kendallTauB, parseMethods, replay, type ReplayResult } from "../dist/report/replay.js";
 import { replayReport } from "../dist/report/replay-report.js";
-import { parseCsvRecord, readCsvSteps, type Step } from "../dist/report/steps-csv.js";
+import { parseCsvRecord, readCsvSteps } from "../dist/cli/steps-csv.js";
+import type { Step } from "../dist/cli/steps.js";
 import type { Criterion } from "../src/types.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));

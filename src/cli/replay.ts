@@ -3,8 +3,8 @@ import { createReadStream, readFileSync, statSync, writeFileSync } from "node:fs
 import type { AdvantageMode, BackendName, Criterion, EngineOptions, Rubric } from "../types.js";
 import { parseMethods, replay, type ReplayResult } from "../report/replay.js";
 import { replayReport } from "../report/replay-report.js";
-import { csvHeaderCriteria, readCsvSteps, type Step } from "../report/steps-csv.js";
-import { readSteps, scanCriteria } from "./steps.js";
+import { csvHeaderCriteria, readCsvSteps } from "./steps-csv.js";
+import { readSteps, scanCriteria, type Step } from "./steps.js";
 
 export const summary = "replay a reward log (JSONL or CSV) through several methods; write a report";
 

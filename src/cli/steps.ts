@@ -17,7 +17,7 @@ export interface Step {
   valid: Uint8Array;
   /** Line number (1-based) of each gathered row. */
   lines: number[];
-  /** order[j] = gathered row of the j-th line of the step (input order). */
+  /** order[j] = gathered row of the step's j-th row in input order. */
   order: Int32Array;
 }
 
@@ -76,61 +76,120 @@ export async function* readSteps(
   criteria: readonly string[],
 ): AsyncGenerator<Step> {
   const column = new Map(criteria.map((id, k) => [id, k]));
-  let pending: Row[] = [];
+  const builder = new StepBuilder(criteria);
   let stepKey: string | undefined;
   let line = 0;
   for await (const text of lines) {
     line++;
     if (text.trim() === "") continue;
     const row = parseLine(text, line);
-    for (const id of Object.keys(row.scores)) {
-      if (!column.has(id)) throw new InputError(line, `unknown criterion '${id}'`);
-    }
     const key = keyOf(row.step);
-    if (pending.length > 0 && key !== stepKey) {
-      yield gather(pending, criteria, column);
-      pending = [];
-    }
+    if (builder.started && key !== stepKey) yield builder.flush();
     stepKey = key;
-    pending.push(row);
+    builder.step = row.step;
+    const at = builder.add(JSON.stringify(row.group) ?? "null", row.group, row.valid, line);
+    const values = builder.values;
+    for (const id in row.scores) {
+      const k = column.get(id);
+      if (k === undefined) throw new InputError(line, `unknown criterion '${id}'`);
+      const x = row.scores[id];
+      if (x !== null) values[at + k] = x as number;
+    }
   }
-  if (pending.length > 0) yield gather(pending, criteria, column);
-  else if (line === 0 || stepKey === undefined) throw new InputError(Math.max(line, 1), "empty input: no rollouts");
+  if (builder.started) yield builder.flush();
+  else throw new InputError(Math.max(line, 1), "empty input: no rollouts");
 }
 
 function keyOf(value: unknown): string {
   return value === undefined ? "" : `=${JSON.stringify(value)}`;
 }
 
-function gather(rows: Row[], criteria: readonly string[], column: Map<string, number>): Step {
-  const k = criteria.length;
-  const byGroup = new Map<string, number[]>();
-  const groups: unknown[] = [];
-  rows.forEach((row, j) => {
-    const key = JSON.stringify(row.group) ?? "null";
-    let members = byGroup.get(key);
-    if (!members) {
-      byGroup.set(key, (members = []));
-      groups.push(row.group);
-    }
-    members.push(j);
-  });
-  const n = rows.length;
-  const scores = new Float32Array(n * k).fill(NaN);
-  const valid = new Uint8Array(n);
-  const lines: number[] = [];
-  const order = new Int32Array(n);
-  const groupSizes: number[] = [];
-  let i = 0;
-  for (const members of byGroup.values()) {
-    groupSizes.push(members.length);
-    for (const j of members) {
-      const row = rows[j];
-      for (const [id, x] of Object.entries(row.scores)) if (x !== null) scores[i * k + column.get(id)!] = x as number;
-      valid[i] = row.valid ? 1 : 0;
-      lines.push(row.line);
-      order[j] = i++;
-    }
+/**
+ * Collects the rows of one step in input order and regroups them (stable) by group: shared by the
+ * JSONL and CSV readers.
+ */
+export class StepBuilder {
+  private readonly k: number;
+  private buf: Float32Array;
+  private rowGroup: Int32Array;
+  private rowValid: Uint8Array;
+  private rowLine: Float64Array;
+  private n = 0;
+  private groupIndex = new Map<string, number>();
+  private groupValues: unknown[] = [];
+  step: unknown = undefined;
+  started = false;
+
+  constructor(readonly criteria: readonly string[]) {
+    this.k = criteria.length;
+    this.buf = new Float32Array(64 * Math.max(1, this.k));
+    this.rowGroup = new Int32Array(64);
+    this.rowValid = new Uint8Array(64);
+    this.rowLine = new Float64Array(64);
   }
-  return { step: rows[0].step, groups, groupSizes, criteria, scores, valid, lines, order };
+
+  get rows(): number {
+    return this.n;
+  }
+
+  /** The row buffer: row i's K scores start at i * K (read it after `add`, which may grow it). */
+  get values(): Float32Array {
+    return this.buf;
+  }
+
+  /** Appends a row of group `key` (`group` is the value reported); returns the offset of its K
+   *  scores in `values`, pre-filled with NaN. */
+  add(key: string, group: unknown, valid: boolean, line: number): number {
+    if (this.n === this.rowGroup.length) {
+      const grow = <T extends Float32Array | Int32Array | Uint8Array | Float64Array>(a: T, size: number): T => {
+        const b = new (a.constructor as new (n: number) => T)(size);
+        b.set(a);
+        return b;
+      };
+      const cap = this.n * 2;
+      this.buf = grow(this.buf, cap * this.k);
+      this.rowGroup = grow(this.rowGroup, cap);
+      this.rowValid = grow(this.rowValid, cap);
+      this.rowLine = grow(this.rowLine, cap);
+    }
+    let g = this.groupIndex.get(key);
+    if (g === undefined) {
+      g = this.groupValues.length;
+      this.groupIndex.set(key, g);
+      this.groupValues.push(group);
+    }
+    const i = this.n++;
+    this.rowGroup[i] = g;
+    this.rowValid[i] = valid ? 1 : 0;
+    this.rowLine[i] = line;
+    this.buf.fill(NaN, i * this.k, (i + 1) * this.k);
+    this.started = true;
+    return i * this.k;
+  }
+
+  /** The step so far, regrouped; the builder is emptied. */
+  flush(): Step {
+    const groups = this.groupValues.length, n = this.n, k = this.k;
+    const groupSizes = new Array<number>(groups).fill(0);
+    for (let i = 0; i < n; i++) groupSizes[this.rowGroup[i]]++;
+    const next = new Array<number>(groups);
+    for (let g = 0, at = 0; g < groups; at += groupSizes[g], g++) next[g] = at;
+    const scores = new Float32Array(n * k);
+    const valid = new Uint8Array(n);
+    const lines = new Array<number>(n);
+    const order = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      const j = next[this.rowGroup[i]]++;
+      scores.set(this.buf.subarray(i * k, (i + 1) * k), j * k);
+      valid[j] = this.rowValid[i];
+      lines[j] = this.rowLine[i];
+      order[i] = j;
+    }
+    const step: Step = { step: this.step, groups: this.groupValues, groupSizes, criteria: this.criteria, scores, valid, lines, order };
+    this.n = 0;
+    this.groupIndex = new Map();
+    this.groupValues = [];
+    this.started = false;
+    return step;
+  }
 }

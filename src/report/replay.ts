@@ -5,7 +5,7 @@
  */
 import type { Criterion, EngineOptions, Rubric, ScoreResult } from "../types.js";
 import { createEngine } from "../demo/engine.js";
-import type { Step } from "./steps-csv.js";
+import type { Step } from "../cli/steps.js";
 
 export interface ReplayMethod {
   key: string;

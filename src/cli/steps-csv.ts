@@ -1,6 +1,6 @@
 /**
- * Reward logs for `focal-reward replay`: a CSV reader yielding training steps in the same shape as the
- * JSONL reader (src/cli/steps.ts), and the shared step assembler.
+ * Reward logs as CSV: a reader yielding training steps in the same shape as the JSONL reader
+ * (steps.ts), built by the same StepBuilder.
  *
  * CSV: a header row, then one row per rollout. Columns `group` (required), `step` and `valid`
  * (optional); every other column is a criterion (with a rubric: the columns named by the rubric, others
@@ -9,108 +9,7 @@
  * `group` in order of first appearance. Memory is bounded by the largest step.
  */
 
-/** A training step: the shape of src/cli/steps.ts's Step, less its `order` (which replay does not need). */
-export interface Step {
-  step: unknown;
-  /** Group id per group, in order of first appearance within the step. */
-  groups: unknown[];
-  groupSizes: number[];
-  criteria: readonly string[];
-  /** n x K row-major, NaN = not judged. */
-  scores: Float32Array;
-  valid: Uint8Array;
-  /** Source line number (1-based) of each row, in the regrouped order. */
-  lines: number[];
-}
-
-/** Collects the rows of one step and regroups them (stable) by group. */
-export class StepBuilder {
-  private K: number;
-  private buf: Float32Array;
-  private rowGroup: Int32Array;
-  private rowValid: Uint8Array;
-  private rowLine: Float64Array;
-  private n = 0;
-  private groupIndex = new Map<string, number>();
-  private groupIds: string[] = [];
-  step: unknown = undefined;
-  started = false;
-
-  constructor(readonly criteria: string[]) {
-    this.K = criteria.length;
-    this.buf = new Float32Array(64 * Math.max(1, this.K));
-    this.rowGroup = new Int32Array(64);
-    this.rowValid = new Uint8Array(64);
-    this.rowLine = new Float64Array(64);
-  }
-
-  get rows(): number {
-    return this.n;
-  }
-
-  /** The row buffer: row i's K scores start at i * K (read it after `add`, which may grow it). */
-  get values(): Float32Array {
-    return this.buf;
-  }
-
-  /** Append a row; returns the offset of its K scores in `values` (pre-filled with NaN). */
-  add(group: string, valid: boolean, line: number): number {
-    if (this.n === this.rowGroup.length) {
-      const cap = this.n * 2;
-      const b = new Float32Array(cap * this.K);
-      b.set(this.buf);
-      this.buf = b;
-      const g = new Int32Array(cap);
-      g.set(this.rowGroup);
-      this.rowGroup = g;
-      const v = new Uint8Array(cap);
-      v.set(this.rowValid);
-      this.rowValid = v;
-      const l = new Float64Array(cap);
-      l.set(this.rowLine);
-      this.rowLine = l;
-    }
-    let gi = this.groupIndex.get(group);
-    if (gi === undefined) {
-      gi = this.groupIds.length;
-      this.groupIndex.set(group, gi);
-      this.groupIds.push(group);
-    }
-    const i = this.n++;
-    this.rowGroup[i] = gi;
-    this.rowValid[i] = valid ? 1 : 0;
-    this.rowLine[i] = line;
-    this.buf.fill(NaN, i * this.K, (i + 1) * this.K);
-    this.started = true;
-    return i * this.K;
-  }
-
-  /** The step so far, regrouped; the builder is emptied. */
-  flush(): Step {
-    const G = this.groupIds.length;
-    const n = this.n;
-    const K = this.K;
-    const sizes = new Array<number>(G).fill(0);
-    for (let i = 0; i < n; i++) sizes[this.rowGroup[i]!]!++;
-    const start = new Array<number>(G);
-    for (let g = 0, s = 0; g < G; s += sizes[g]!, g++) start[g] = s;
-    const scores = new Float32Array(n * K);
-    const valid = new Uint8Array(n);
-    const lines = new Array<number>(n);
-    for (let i = 0; i < n; i++) {
-      const j = start[this.rowGroup[i]!]!++;
-      scores.set(this.buf.subarray(i * K, (i + 1) * K), j * K);
-      valid[j] = this.rowValid[i]!;
-      lines[j] = this.rowLine[i]!;
-    }
-    const out: Step = { step: this.step, groups: this.groupIds, groupSizes: sizes, criteria: this.criteria, scores, valid, lines };
-    this.n = 0;
-    this.groupIndex = new Map();
-    this.groupIds = [];
-    this.started = false;
-    return out;
-  }
-}
+import { StepBuilder, type Step } from "./steps.js";
 
 /** Fields of one CSV record, or null if a quoted field is still open at the end of `text`. */
 export function parseCsvRecord(text: string): string[] | null {
@@ -240,7 +139,7 @@ export async function* readCsvSteps(lines: AsyncIterable<string | readonly strin
     const step = stepCol >= 0 ? fields[stepCol]! : undefined;
     if (b.started && step !== b.step) ready.push(b.flush());
     b.step = step;
-    const off = b.add(fields[groupCol]!, parseValid(validCol >= 0 ? fields[validCol] : undefined, at), at);
+    const off = b.add(fields[groupCol]!, fields[groupCol]!, parseValid(validCol >= 0 ? fields[validCol] : undefined, at), at);
     const row = b.values;
     for (let k = 0; k < colOf.length; k++) {
       const j = colOf[k]!;
