@@ -11,6 +11,8 @@ import { AGGREGATORS, aggregatorOptions } from "./aggregators.js";
 import { instantiateKernel, WasmBackend } from "./wasm.js";
 
 export type * from "./types.js";
+export { Diagnostics, prepare, type DiagnosticsOptions, type PreparedCall } from "./diagnostics.js";
+export { compileRubric, type CompiledRubric } from "./rubric.js";
 
 /** Loads a kernel build; each runtime entry supplies one (file, module import, fetch). */
 export type KernelLoader = (kind: "simd" | "scalar") => Promise<WebAssembly.Module>;

@@ -36,7 +36,7 @@
  *   focal/mean_abs_advantage mean |advantage| over the valid rows (the size of the update; F-GRPO
  *                            and all-or-nothing shrink it)
  */
-import { compileRubric, type CompiledRubric } from "./rubric.js";
+import { compileRubric, normalizedScore, type CompiledRubric } from "./rubric.js";
 import type { Criterion, Rubric, ScoreResult } from "./types.js";
 
 export interface DiagnosticsOptions {
@@ -57,13 +57,7 @@ export function prepare(rubric: CompiledRubric, scores: ArrayLike<number>, group
   const K = rubric.ids.length;
   const n = scores.length / K;
   const u = new Float64Array(n * K);
-  for (let i = 0; i < n * K; i++) {
-    const k = i % K;
-    const x = scores[i];
-    if (Number.isNaN(x)) { u[i] = NaN; continue; }
-    const v = Math.min(Math.max((x - rubric.lo[k]) * rubric.inv[k], 0), 1);
-    u[i] = rubric.penalty[k] ? 1 - v : v;
-  }
+  for (let i = 0; i < n * K; i++) u[i] = normalizedScore(rubric, scores[i], i % K);
   return { n, sizes: groupSizes, u };
 }
 

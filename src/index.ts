@@ -3,8 +3,7 @@ import { readFile } from "node:fs/promises";
 import { createEngineFrom, type KernelLoader } from "./core.js";
 import type { Engine, EngineOptions } from "./types.js";
 
-export { createEngineFrom, compileSource, simdSupported, MAX_CELLS } from "./core.js";
-export type * from "./types.js";
+export * from "./core.js";
 
 const loadFromDisk: KernelLoader = async (kind) =>
   WebAssembly.compile(await readFile(new URL(`./focal-${kind}.wasm`, import.meta.url)));

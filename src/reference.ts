@@ -1,6 +1,6 @@
 import type { Backend, Batch, RawResult, Settings, StreamState } from "./backend.js";
 import { STAT_FIELDS } from "./backend.js";
-import type { CompiledRubric } from "./rubric.js";
+import { normalizedScore, type CompiledRubric } from "./rubric.js";
 import { infiniteScoreError } from "./validate.js";
 import { isAggregator, ReferenceAggregators } from "./aggregators.js";
 
@@ -31,9 +31,7 @@ export class ReferenceBackend implements Backend {
 
   /** Normalized score u (NaN = absent): clamp to the scale, flip penalties. */
   private normalize(x: number, k: number): number {
-    if (Number.isNaN(x)) return NaN;
-    const u = Math.min(Math.max((x - this.rubric.lo[k]) * this.rubric.inv[k], 0), 1);
-    return this.rubric.penalty[k] ? 1 - u : u;
+    return normalizedScore(this.rubric, x, k);
   }
 
   /** sum w u / sum w over the present criteria of u; NaN when that sum of weights is 0. */

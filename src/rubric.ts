@@ -52,3 +52,10 @@ export function compileRubric(rubric: Rubric | readonly Criterion[]): CompiledRu
   if (base.every((w) => w === 0)) throw new RangeError("rubric: every weight is 0");
   return { ids: [...index.keys()], index, lo, inv, penalty, base, required, criteria };
 }
+
+/** The normalized score u of raw score x on criterion k: on [0, 1], penalties flipped, NaN kept. */
+export function normalizedScore(r: CompiledRubric, x: number, k: number): number {
+  if (Number.isNaN(x)) return NaN;
+  const u = Math.min(Math.max((x - r.lo[k]) * r.inv[k], 0), 1);
+  return r.penalty[k] ? 1 - u : u;
+}

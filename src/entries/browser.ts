@@ -6,8 +6,7 @@
 import { createEngineFrom } from "../core.js";
 import type { Engine, EngineOptions } from "../types.js";
 
-export { createEngineFrom, compileSource, simdSupported, MAX_CELLS } from "../core.js";
-export type * from "../types.js";
+export * from "../core.js";
 
 const urls = {
   simd: new URL("../focal-simd.wasm", import.meta.url),

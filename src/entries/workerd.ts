@@ -8,8 +8,7 @@ import scalar from "../focal-scalar.wasm";
 import { createEngineFrom } from "../core.js";
 import type { Engine, EngineOptions } from "../types.js";
 
-export { createEngineFrom, compileSource, simdSupported, MAX_CELLS } from "../core.js";
-export type * from "../types.js";
+export * from "../core.js";
 
 const modules = { simd, scalar };
 
