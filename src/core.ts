@@ -211,11 +211,11 @@ class FocalEngine implements Engine {
   }
 
   snapshot(): Uint8Array {
-    return encodeSnapshot(this.rubric, { ...this.impl.getState(), updates: this.updates });
+    return encodeSnapshot(this.rubric, this.settings.method, { ...this.impl.getState(), updates: this.updates });
   }
 
   restore(bytes: Uint8Array): void {
-    const s = decodeSnapshot(this.rubric, bytes);
+    const s = decodeSnapshot(this.rubric, this.settings.method, bytes);
     this.impl.setState(s);
     this.updates = s.updates;
   }

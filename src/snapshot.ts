@@ -3,7 +3,7 @@ import type { CompiledRubric } from "./rubric.js";
 
 /**
  * Stream state on the wire, little-endian:
- *   "FRSS" | version u16 | 0 u16 | K u32 | rubric fingerprint u32 | updates f64 |
+ *   "FRSS" | version u16 | 0 u16 | K u32 | state fingerprint u32 | updates f64 |
  *   sbar f64 x K | seen u8 x K | zero padding to 4 | CRC-32 of all before it.
  */
 const MAGIC = 0x53535246; // "FRSS"
@@ -27,11 +27,14 @@ export function crc32(bytes: Uint8Array): number {
   return (crc ^ 0xffffffff) >>> 0;
 }
 
-/** FNV-1a over what gives the state its meaning: criterion ids, scales and polarities. */
-export function rubricFingerprint(r: CompiledRubric): number {
+/** FNV-1a over what gives the state its meaning: the method (focal keeps saturations, pow3r
+ *  contrasts) and the criterion ids, scales and polarities. */
+export function stateFingerprint(r: CompiledRubric, method: string): number {
   let h = 0x811c9dc5;
   const mix = (byte: number) => (h = Math.imul(h ^ byte, 0x01000193));
   const text = new TextEncoder();
+  for (const byte of text.encode(method)) mix(byte);
+  mix(0);
   r.ids.forEach((id, k) => {
     for (const byte of text.encode(id)) mix(byte);
     mix(0);
@@ -44,7 +47,7 @@ function bodyLength(k: number): number {
   return (HEADER + 8 * k + k + 3) & ~3;
 }
 
-export function encodeSnapshot(rubric: CompiledRubric, s: Snapshot): Uint8Array {
+export function encodeSnapshot(rubric: CompiledRubric, method: string, s: Snapshot): Uint8Array {
   const k = rubric.ids.length;
   const body = bodyLength(k);
   const bytes = new Uint8Array(body + 4);
@@ -52,7 +55,7 @@ export function encodeSnapshot(rubric: CompiledRubric, s: Snapshot): Uint8Array 
   view.setUint32(0, MAGIC, true);
   view.setUint16(4, VERSION, true);
   view.setUint32(8, k, true);
-  view.setUint32(12, rubricFingerprint(rubric), true);
+  view.setUint32(12, stateFingerprint(rubric, method), true);
   view.setFloat64(16, s.updates, true);
   for (let i = 0; i < k; i++) view.setFloat64(HEADER + 8 * i, s.sbar[i], true);
   bytes.set(s.seen, HEADER + 8 * k);
@@ -61,7 +64,7 @@ export function encodeSnapshot(rubric: CompiledRubric, s: Snapshot): Uint8Array 
 }
 
 /** Parses and checks a snapshot; throws a RangeError that says what is wrong. */
-export function decodeSnapshot(rubric: CompiledRubric, bytes: Uint8Array): Snapshot {
+export function decodeSnapshot(rubric: CompiledRubric, method: string, bytes: Uint8Array): Snapshot {
   if (!(bytes instanceof Uint8Array)) throw new TypeError("restore: expected a Uint8Array snapshot");
   const fail = (why: string) => new RangeError(`restore: ${why}`);
   if (bytes.length < HEADER + 4) throw fail(`snapshot too short (${bytes.length} bytes)`);
@@ -74,8 +77,8 @@ export function decodeSnapshot(rubric: CompiledRubric, bytes: Uint8Array): Snaps
   const body = bodyLength(k);
   if (bytes.length !== body + 4) throw fail(`snapshot length ${bytes.length}, expected ${body + 4}`);
   if (view.getUint32(body, true) !== crc32(bytes.subarray(0, body))) throw fail("checksum mismatch (corrupt snapshot)");
-  if (view.getUint32(12, true) !== rubricFingerprint(rubric)) {
-    throw fail("snapshot was taken with another rubric (criterion ids, scales or polarities differ)");
+  if (view.getUint32(12, true) !== stateFingerprint(rubric, method)) {
+    throw fail(`snapshot was taken with another rubric or method (criterion ids, scales, polarities or method differ from this "${method}" engine)`);
   }
   const updates = view.getFloat64(16, true);
   if (!Number.isInteger(updates) || updates < 0) throw fail("bad update count");

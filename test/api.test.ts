@@ -155,6 +155,8 @@ describe.each(BACKENDS)("snapshots (%s)", (backend) => {
     const e = await streamEngine(backend);
     const other = await createEngine({ rubric: [{ id: "accuracy" }, { id: "tone" }, { id: "safety" }], scope: "stream", backend });
     expect(() => e.restore(other.snapshot())).toThrow(/another rubric/);
+    const pow3r = await createEngine({ rubric, method: "pow3r", backend });
+    expect(() => e.restore(pow3r.snapshot())).toThrow(/another rubric or method/);
     const rescaled = await createEngine({ rubric: [rubric[0], { id: "tone", scale: [0, 10] }, rubric[2]], scope: "stream", backend });
     expect(() => e.restore(rescaled.snapshot())).toThrow(/another rubric/);
   });

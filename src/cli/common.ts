@@ -17,26 +17,40 @@ export const ENGINE_FLAGS = {
   decay: { type: "string" },
   advantage: { type: "string" },
   backend: { type: "string" },
+  power: { type: "string" },
+  temperature: { type: "string" },
+  alpha: { type: "string" },
+  threshold: { type: "string" },
+  fgrpo: { type: "string" },
 } as const;
 
 export const ENGINE_HELP = `engine options:
   --rubric FILE        JSON {"criteria": [{"id", "weight", "scale": [lo, hi], "polarity"}]}
                        (without it every criterion seen has weight 1 and scale [0, 1])
-  --method M           focal (default) | weighted-mean | gdpo
+  --method M           focal (default) | weighted-mean | gdpo | weighted-sum | min | power-mean
+                       | soft-min | cvar | points-ratio | all-or-nothing | gated | hierarchical
+                       | pow3r | dvao | mo-grpo   (formulas: docs/aggregators.md)
   --scope S            group (default) | stream
   --gamma G            focal exponent (default 3)     --eps E     headroom floor (default 0.05)
   --tau T              tilt temperature (default 1)   --mix M     focal share (default 1)
   --min-weight W       lower bound of a weight        --max-weight W   upper bound
   --decay D            stream EMA decay (default 0.9)
   --advantage A        grpo (default) | dr-grpo | rloo | none
-  --backend B          auto (default) | simd | scalar | js`;
+  --backend B          auto (default) | simd | scalar | js
+  --power P            power-mean exponent (default 0; -Infinity = min)
+  --temperature T      soft-min temperature (default 0.1)
+  --alpha A            cvar tail share (default 0.25)
+  --threshold X        pass threshold for gated, hierarchical, all-or-nothing, F-GRPO (default 0.5)
+  --fgrpo G            F-GRPO: advantages times (1 - group success rate)^G, with any method`;
 
 type Values = Partial<Record<keyof typeof ENGINE_FLAGS, string>>;
 
-function number(flag: string, text: string | undefined): number | undefined {
+function number(flag: string, text: string | undefined, infinite = false): number | undefined {
   if (text === undefined) return undefined;
   const x = Number(text);
-  if (text.trim() === "" || !Number.isFinite(x)) throw new Error(`--${flag}: expected a number, got '${text}'`);
+  if (text.trim() === "" || Number.isNaN(x) || (!infinite && !Number.isFinite(x))) {
+    throw new Error(`--${flag}: expected a number, got '${text}'`);
+  }
   return x;
 }
 
@@ -55,6 +69,11 @@ export function engineOptions(v: Values, criteria: readonly Criterion[]): Engine
     maxWeight: number("max-weight", v["max-weight"]),
     mix: number("mix", v.mix),
     decay: number("decay", v.decay),
+    power: number("power", v.power, true),
+    temperature: number("temperature", v.temperature),
+    alpha: number("alpha", v.alpha),
+    threshold: number("threshold", v.threshold),
+    fGrpo: number("fgrpo", v.fgrpo),
   };
 }
 
