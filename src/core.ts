@@ -17,6 +17,9 @@ export { compileRubric, type CompiledRubric } from "./rubric.js";
 /** Loads a kernel build; each runtime entry supplies one (file, module import, fetch). */
 export type KernelLoader = (kind: "simd" | "scalar") => Promise<WebAssembly.Module>;
 
+/** Every method the engine knows. */
+export const METHODS: readonly Method[] = ["focal", "weighted-mean", "gdpo", ...AGGREGATORS];
+
 /** The largest batch one call takes (rows x criteria); larger batches go in several calls. */
 export const MAX_CELLS = 1 << 25;
 
@@ -50,7 +53,7 @@ export async function compileSource(source: WasmSource): Promise<WebAssembly.Mod
 }
 
 function settingsOf(o: EngineOptions): Settings {
-  const method = oneOf<Method>("method", o.method, ["focal", "weighted-mean", "gdpo", ...AGGREGATORS], "focal");
+  const method = oneOf<Method>("method", o.method, METHODS, "focal");
   const scope = oneOf<Scope>("scope", o.scope, ["group", "stream"], "group");
   if (scope === "stream" && method !== "focal") throw new RangeError(`scope "stream" applies to method "focal", not "${method}"`);
   const s: Settings = {

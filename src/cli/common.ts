@@ -1,6 +1,7 @@
 import { createReadStream } from "node:fs";
 import { readFile, rename, writeFile } from "node:fs/promises";
 import { createInterface } from "node:readline";
+import { METHODS } from "../core.js";
 import type { Criterion, EngineOptions } from "../types.js";
 
 /** Engine flags shared by the commands, for node:util parseArgs. */
@@ -45,13 +46,44 @@ export const ENGINE_HELP = `engine options:
 
 type Values = Partial<Record<keyof typeof ENGINE_FLAGS, string>>;
 
-function number(flag: string, text: string | undefined, infinite = false): number | undefined {
+/** A number from the command line; `infinite` also takes inf, -inf, Infinity, -Infinity. */
+function number(where: string, text: string | undefined, infinite = false): number | undefined {
   if (text === undefined) return undefined;
-  const x = Number(text);
-  if (text.trim() === "" || Number.isNaN(x) || (!infinite && !Number.isFinite(x))) {
-    throw new Error(`--${flag}: expected a number, got '${text}'`);
+  const t = text.trim();
+  const x = infinite && /^[-+]?inf$/i.test(t) ? (t.startsWith("-") ? -Infinity : Infinity) : Number(t);
+  if (t === "" || Number.isNaN(x) || (!infinite && !Number.isFinite(x))) {
+    throw new Error(`${where}: expected a number, got '${text}'`);
   }
   return x;
+}
+
+/** Options a method may carry after colons, as `compare` and `replay` take them. */
+const SPEC_NUMBERS: Record<string, keyof EngineOptions> = {
+  gamma: "gamma", eps: "eps", tau: "tau", minWeight: "minWeight", "min-weight": "minWeight", maxWeight: "maxWeight",
+  "max-weight": "maxWeight", mix: "mix", decay: "decay", advEps: "advEps", power: "power", temperature: "temperature",
+  alpha: "alpha", threshold: "threshold", fGrpo: "fGrpo", fgrpo: "fGrpo",
+};
+
+/**
+ * "name[:key=value]...", e.g. "power-mean:power=-1" or "focal:scope=stream:gamma=5" (and the
+ * shorthand "focal-stream"): the engine options that method sets over the shared ones.
+ */
+export function methodOptions(spec: string): Partial<EngineOptions> {
+  const [name, ...params] = spec.split(":");
+  if (name !== "focal-stream" && !(METHODS as readonly string[]).includes(name)) {
+    throw new Error(`--methods: unknown method '${name}' (known: ${METHODS.join(", ")}, focal-stream)`);
+  }
+  const o: Partial<EngineOptions> = name === "focal-stream" ? { method: "focal", scope: "stream" } : { method: name as EngineOptions["method"] };
+  for (const p of params) {
+    const eq = p.indexOf("=");
+    if (eq < 1) throw new Error(`--methods ${spec}: expected key=value, got '${p}'`);
+    const key = p.slice(0, eq), value = p.slice(eq + 1);
+    if (key === "scope") o.scope = value as EngineOptions["scope"];
+    else if (key === "advantage") o.advantage = value as EngineOptions["advantage"];
+    else if (key in SPEC_NUMBERS) (o as Record<string, unknown>)[SPEC_NUMBERS[key]] = number(`--methods ${spec}`, value, key === "power");
+    else throw new Error(`--methods ${spec}: unknown option '${key}'`);
+  }
+  return o;
 }
 
 /** Engine options from flags; the rubric comes from --rubric or from `criteria` (weight 1). */
@@ -62,18 +94,18 @@ export function engineOptions(v: Values, criteria: readonly Criterion[]): Engine
     scope: v.scope as EngineOptions["scope"],
     advantage: v.advantage as EngineOptions["advantage"],
     backend: v.backend as EngineOptions["backend"],
-    gamma: number("gamma", v.gamma),
-    eps: number("eps", v.eps),
-    tau: number("tau", v.tau),
-    minWeight: number("min-weight", v["min-weight"]),
-    maxWeight: number("max-weight", v["max-weight"]),
-    mix: number("mix", v.mix),
-    decay: number("decay", v.decay),
-    power: number("power", v.power, true),
-    temperature: number("temperature", v.temperature),
-    alpha: number("alpha", v.alpha),
-    threshold: number("threshold", v.threshold),
-    fGrpo: number("fgrpo", v.fgrpo),
+    gamma: number("--gamma", v.gamma),
+    eps: number("--eps", v.eps),
+    tau: number("--tau", v.tau),
+    minWeight: number("--min-weight", v["min-weight"]),
+    maxWeight: number("--max-weight", v["max-weight"]),
+    mix: number("--mix", v.mix),
+    decay: number("--decay", v.decay),
+    power: number("--power", v.power, true),
+    temperature: number("--temperature", v.temperature),
+    alpha: number("--alpha", v.alpha),
+    threshold: number("--threshold", v.threshold),
+    fGrpo: number("--fgrpo", v.fgrpo),
   };
 }
 

@@ -7,8 +7,8 @@ import { parseArgs } from "node:util";
 import { createEngine } from "../index.js";
 import { compileRubric } from "../rubric.js";
 import { Diagnostics, prepare } from "../diagnostics.js";
-import type { Criterion, Engine, EngineOptions } from "../types.js";
-import { ENGINE_FLAGS, ENGINE_HELP, engineOptions, readLines, readRubric, writeAtomic, writeOut } from "./common.js";
+import type { Criterion, Engine } from "../types.js";
+import { ENGINE_FLAGS, ENGINE_HELP, engineOptions, methodOptions, readLines, readRubric, writeAtomic, writeOut } from "./common.js";
 import { InputError, readSteps, scanCriteria } from "./steps.js";
 
 export const summary = "run a reward log through several methods; diagnostics side by side";
@@ -34,43 +34,12 @@ scores every step with each method and prints the diagnostics: rows = diagnostic
                        diagnostics (satisfied, unexplored, suppressed, strict completion)
 ${ENGINE_HELP}`;
 
-const NUMERIC: Record<string, keyof EngineOptions> = {
-  gamma: "gamma", eps: "eps", tau: "tau", minWeight: "minWeight", "min-weight": "minWeight", maxWeight: "maxWeight",
-  "max-weight": "maxWeight", mix: "mix", decay: "decay", advEps: "advEps", power: "power", temperature: "temperature",
-  alpha: "alpha", threshold: "threshold", fGrpo: "fGrpo", fgrpo: "fGrpo",
-};
-
-function numberOf(where: string, text: string): number {
-  const t = text.trim();
-  const x = t === "-inf" || t === "-Infinity" ? -Infinity : t === "inf" || t === "Infinity" ? Infinity : Number(t);
-  if (t === "" || Number.isNaN(x)) throw new Error(`${where}: expected a number, got '${text}'`);
-  return x;
-}
-
-/** "name[:key=value]..." -> engine options on top of the shared ones. */
-export function parseMethod(spec: string, shared: EngineOptions): EngineOptions {
-  const [name, ...params] = spec.split(":");
-  const o: EngineOptions = { ...shared, method: name as EngineOptions["method"] };
-  if (name === "focal-stream") { o.method = "focal"; o.scope = "stream"; }
-  for (const p of params) {
-    const eq = p.indexOf("=");
-    if (eq < 1) throw new Error(`--methods ${spec}: expected key=value, got '${p}'`);
-    const key = p.slice(0, eq), value = p.slice(eq + 1);
-    if (key === "scope") o.scope = value as EngineOptions["scope"];
-    else if (key === "advantage") o.advantage = value as EngineOptions["advantage"];
-    else if (key in NUMERIC) (o as unknown as Record<string, unknown>)[NUMERIC[key]] = numberOf(`--methods ${spec}`, value);
-    else throw new Error(`--methods ${spec}: unknown option '${key}'`);
-  }
-  return o;
-}
-
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
       ...ENGINE_FLAGS, methods: { type: "string" }, format: { type: "string" }, output: { type: "string" },
-      input: { type: "string" }, "per-criterion": { type: "boolean" }, power: { type: "string" },
-      temperature: { type: "string" }, alpha: { type: "string" }, threshold: { type: "string" }, fgrpo: { type: "string" },
+      input: { type: "string" }, "per-criterion": { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -92,17 +61,13 @@ export async function run(argv: string[]): Promise<number> {
   if (values.method !== undefined) throw new Error("compare: give the methods with --methods (--method is for score)");
   const shared = engineOptions(values, criteria);
   delete shared.method;
-  for (const [flag, key] of [["power", "power"], ["temperature", "temperature"], ["alpha", "alpha"], ["threshold", "threshold"], ["fgrpo", "fGrpo"]] as const) {
-    const v = values[flag];
-    if (v !== undefined) (shared as unknown as Record<string, unknown>)[key] = numberOf(`--${flag}`, v);
-  }
   const specs = (values.methods ?? "focal,weighted-mean,gdpo").split(",").map((s) => s.trim()).filter(Boolean);
   if (specs.length === 0) throw new Error("--methods: empty list");
   if (new Set(specs).size !== specs.length) throw new Error("--methods: a method is given twice");
   const engines: Engine[] = [];
   for (const spec of specs) {
     try {
-      engines.push(await createEngine(parseMethod(spec, shared)));
+      engines.push(await createEngine({ ...shared, ...methodOptions(spec) }));
     } catch (e) {
       throw new Error(`--methods ${spec}: ${(e as Error).message}`);
     }

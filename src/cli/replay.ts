@@ -1,6 +1,8 @@
 /** `focal-reward replay LOG`: stream a reward log through several methods and write a report. */
-import { createReadStream, readFileSync, statSync, writeFileSync } from "node:fs";
-import type { AdvantageMode, BackendName, Criterion, EngineOptions, Rubric } from "../types.js";
+import { createReadStream, statSync, writeFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import type { Criterion } from "../types.js";
+import { ENGINE_FLAGS, engineOptions, readRubric } from "./common.js";
 import { parseMethods, replay, type ReplayResult } from "../report/replay.js";
 import { replayReport } from "../report/replay-report.js";
 import { csvHeaderCriteria, readCsvSteps } from "./steps-csv.js";
@@ -17,69 +19,36 @@ LOG is a file (or - for stdin, which needs --rubric or CSV) in the JSONL of \`fo
 ({"step"?, "group", "scores": {...}, "valid"?} per line) or CSV (a header; columns group, step and valid,
 and one column per criterion). Consecutive rows with the same step form one training step; memory
 grows with the largest step (a log without steps is one step, held whole).
-Methods: focal (group scope), focal-stream, weighted-mean, gdpo. The report (default replay-report.html)
-is one self-contained HTML file.
+Methods: any of focal-reward compare's, with options after colons (focal-stream, power-mean:power=-1).
+The report (default replay-report.html) is one self-contained HTML file.
 `;
 
-const NUM_FLAGS: Record<string, keyof EngineOptions> = {
-  "--gamma": "gamma",
-  "--eps": "eps",
-  "--tau": "tau",
-  "--min-weight": "minWeight",
-  "--max-weight": "maxWeight",
-  "--mix": "mix",
-  "--decay": "decay",
-};
-
 export async function run(argv: string[]): Promise<number> {
-  let log: string | undefined;
-  let methodList = "focal,weighted-mean,gdpo";
-  let rubricFile: string | undefined;
-  let reportFile = "replay-report.html";
-  let format: "jsonl" | "csv" | undefined;
-  const engine: Partial<EngineOptions> = { advantage: "grpo", backend: "auto" };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const val = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    if (a === "--help" || a === "-h") {
-      process.stdout.write(USAGE);
-      return 0;
-    } else if (a === "--methods") methodList = val();
-    else if (a === "--rubric") rubricFile = val();
-    else if (a === "--report") reportFile = val();
-    else if (a === "--format") {
-      const f = val();
-      if (f !== "jsonl" && f !== "csv") throw new Error(`--format must be jsonl or csv`);
-      format = f;
-    } else if (a in NUM_FLAGS) {
-      const v = Number(val());
-      if (!Number.isFinite(v)) throw new Error(`${a} needs a number`);
-      (engine as Record<string, unknown>)[NUM_FLAGS[a]!] = v;
-    } else if (a === "--advantage") {
-      const v = val();
-      if (!["grpo", "dr-grpo", "rloo", "none"].includes(v)) throw new Error(`unknown advantage '${v}'`);
-      engine.advantage = v as AdvantageMode;
-    } else if (a === "--backend") {
-      const v = val();
-      if (!["auto", "simd", "scalar", "js"].includes(v)) throw new Error(`unknown backend '${v}'`);
-      engine.backend = v as BackendName | "auto";
-    } else if (a.startsWith("--") || log !== undefined) {
-      process.stderr.write(`focal-reward replay: unexpected argument '${a}'\n\n${USAGE}`);
-      return 2;
-    } else log = a;
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: { ...ENGINE_FLAGS, methods: { type: "string" }, report: { type: "string" }, format: { type: "string" }, help: { type: "boolean", short: "h" } },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
   }
-  if (log === undefined) {
-    process.stderr.write(`focal-reward replay: no LOG given\n\n${USAGE}`);
+  if (positionals.length !== 1) {
+    process.stderr.write(`focal-reward replay: ${positionals.length === 0 ? "no LOG given" : `one LOG, got '${positionals.join("', '")}'`}\n\n${USAGE}`);
     return 2;
   }
+  const log = positionals[0];
+  if (values.method !== undefined) throw new Error("replay: give the methods with --methods (--method is for score)");
+  let format = values.format;
+  if (format !== undefined && format !== "jsonl" && format !== "csv") throw new Error("--format must be jsonl or csv");
+  const methodList = values.methods ?? "focal,weighted-mean,gdpo";
+  const reportFile = values.report ?? "replay-report.html";
+  const rubric = values.rubric !== undefined ? await readRubric(values.rubric) : undefined;
+  const { rubric: _rubric, method: _method, ...engine } = engineOptions(values, []);
   const methods = parseMethods(methodList);
   const stdin = log === "-";
   format ??= !stdin && log.toLowerCase().endsWith(".csv") ? "csv" : "jsonl";
-  const rubric = rubricFile !== undefined ? loadRubric(rubricFile) : undefined;
 
   const src = stdin ? null : openLines(log);
   const batches = src ? src.batches() : lineBatches(() => process.stdin);
@@ -91,7 +60,7 @@ export async function run(argv: string[]): Promise<number> {
     while (!first.done && first.value.length === 0) first = await it.next();
     if (first.done) throw new Error("empty input: no CSV header");
     const head = first.value;
-    criteria = rubric ? [...rubric.criteria] : csvHeaderCriteria(head[0]!).map((id) => ({ id }));
+    criteria = rubric ?? csvHeaderCriteria(head[0]!).map((id) => ({ id }));
     const rest = (async function* () {
       yield head;
       for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
@@ -101,7 +70,7 @@ export async function run(argv: string[]): Promise<number> {
       onIgnored: (cols) => process.stderr.write(`replay: ignoring columns not in the rubric: ${cols.join(", ")}\n`),
     });
   } else {
-    if (rubric) criteria = [...rubric.criteria];
+    if (rubric) criteria = rubric;
     else if (stdin) throw new Error("replaying JSONL from stdin needs --rubric (the criteria must be known before the first step)");
     else {
       const ids = await scanCriteria(flatten(lineBatches(() => createReadStream(log!))));
@@ -129,18 +98,6 @@ export async function run(argv: string[]): Promise<number> {
   for (const note of res.notes) process.stderr.write(`replay: note: ${note}\n`);
   process.stderr.write(`replay: ${res.rows} rows, ${res.steps} steps in ${res.seconds.toFixed(2)} s; report written to ${reportFile}\n`);
   return 0;
-}
-
-function loadRubric(file: string): Rubric {
-  let o: unknown;
-  try {
-    o = JSON.parse(readFileSync(file, "utf8"));
-  } catch (e) {
-    throw new Error(`--rubric ${file}: ${(e as Error).message}`);
-  }
-  const crit = Array.isArray(o) ? o : (o as { criteria?: unknown }).criteria;
-  if (!Array.isArray(crit)) throw new Error(`--rubric ${file}: expected {"criteria": [...]}`);
-  return { criteria: crit as Criterion[] };
 }
 
 /**

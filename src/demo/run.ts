@@ -1,6 +1,6 @@
 /** The demo: the same simulated policy trained under each method over several seeds, and its summary. */
 import type { BackendName, EngineOptions } from "../types.js";
-import { createEngine } from "./engine.js";
+import { createEngine } from "../index.js";
 import { DEFAULT_SIM, simRubric, simulate, type RunRecord, type SimConfig } from "./sim.js";
 
 export interface DemoMethod {

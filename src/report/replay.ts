@@ -4,7 +4,8 @@
  * per-step series downsampled to at most `maxPoints` buckets, and a fixed number of example groups.
  */
 import type { Criterion, EngineOptions, Rubric, ScoreResult } from "../types.js";
-import { createEngine } from "../demo/engine.js";
+import { createEngine } from "../index.js";
+import { methodOptions } from "../cli/common.js";
 import type { Step } from "../cli/steps.js";
 
 export interface ReplayMethod {
@@ -13,23 +14,21 @@ export interface ReplayMethod {
   options: Partial<EngineOptions>;
 }
 
-const KNOWN: Record<string, ReplayMethod> = {
-  focal: { key: "focal", label: "focal (group scope)", options: { method: "focal", scope: "group" } },
-  "focal-group": { key: "focal-group", label: "focal (group scope)", options: { method: "focal", scope: "group" } },
-  "focal-stream": { key: "focal-stream", label: "focal (stream scope)", options: { method: "focal", scope: "stream" } },
-  "weighted-mean": { key: "weighted-mean", label: "weighted mean", options: { method: "weighted-mean" } },
-  gdpo: { key: "gdpo", label: "GDPO", options: { method: "gdpo" } },
+const LABELS: Record<string, string> = {
+  focal: "focal (group scope)",
+  "focal-stream": "focal (stream scope)",
+  "weighted-mean": "weighted mean",
+  gdpo: "GDPO",
 };
 
+/** A comma-separated list of methods, each with its own options after colons (as for compare). */
 export function parseMethods(list: string): ReplayMethod[] {
   const keys = list.split(",").map((s) => s.trim()).filter(Boolean);
   if (keys.length === 0) throw new Error("--methods: empty list");
   const out: ReplayMethod[] = [];
   for (const k of keys) {
-    const m = KNOWN[k];
-    if (!m) throw new Error(`--methods: unknown method '${k}' (known: ${Object.keys(KNOWN).join(", ")})`);
     if (out.some((o) => o.key === k)) throw new Error(`--methods: '${k}' given twice`);
-    out.push(m);
+    out.push({ key: k, label: LABELS[k] ?? k, options: methodOptions(k) });
   }
   return out;
 }
