@@ -1,5 +1,6 @@
 /** `focal-reward demo`: train a simulated policy under each method, print the balance table, write report.html. */
 import { writeFileSync } from "node:fs";
+import { parseArgs } from "node:util";
 import type { BackendName } from "../types.js";
 import { DEFAULT_SEEDS, formatTable, gammaZeroNote, runDemo } from "../demo/run.js";
 import { DEFAULT_SIM } from "../demo/sim.js";
@@ -15,37 +16,26 @@ the report (default report.html). The model is described in docs/simulation.md.
 `;
 
 export async function run(argv: string[]): Promise<number> {
-  let seeds = [...DEFAULT_SEEDS];
-  let steps = DEFAULT_SIM.steps;
-  let backend: BackendName | "auto" = "auto";
-  let reportFile = "report.html";
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const val = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    if (a === "--help" || a === "-h") {
-      process.stdout.write(USAGE);
-      return 0;
-    } else if (a === "--seeds") {
-      const n = Number(val());
-      if (!Number.isInteger(n) || n < 1 || n > 1000) throw new Error("--seeds must be an integer in 1..1000");
-      seeds = Array.from({ length: n }, (_, j) => j + 1);
-    } else if (a === "--steps") {
-      steps = Number(val());
-      if (!Number.isInteger(steps) || steps < 1) throw new Error("--steps must be a positive integer");
-    } else if (a === "--backend") {
-      const b = val();
-      if (!["auto", "simd", "scalar", "js"].includes(b)) throw new Error(`unknown backend '${b}'`);
-      backend = b as BackendName | "auto";
-    } else if (a === "--report") reportFile = val();
-    else {
-      process.stderr.write(`focal-reward demo: unknown option '${a}'\n\n${USAGE}`);
-      return 2;
-    }
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      seeds: { type: "string" }, steps: { type: "string" }, backend: { type: "string" },
+      report: { type: "string" }, help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
   }
+  const count = values.seeds === undefined ? DEFAULT_SEEDS.length : Number(values.seeds);
+  if (!Number.isInteger(count) || count < 1 || count > 1000) throw new Error("--seeds must be an integer in 1..1000");
+  const seeds = values.seeds === undefined ? [...DEFAULT_SEEDS] : Array.from({ length: count }, (_, j) => j + 1);
+  const steps = values.steps === undefined ? DEFAULT_SIM.steps : Number(values.steps);
+  if (!Number.isInteger(steps) || steps < 1) throw new Error("--steps must be a positive integer");
+  const backend = (values.backend ?? "auto") as BackendName | "auto";
+  if (!["auto", "simd", "scalar", "js"].includes(backend)) throw new Error(`unknown backend '${backend}'`);
+  const reportFile = values.report ?? "report.html";
   const tty = process.stderr.isTTY === true;
   const lastSeed = seeds[seeds.length - 1];
   const res = await runDemo({

@@ -33,6 +33,8 @@ main(process.argv.slice(2)).then(
   (code) => (process.exitCode = code),
   (err: unknown) => {
     process.stderr.write(`focal-reward: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = 1;
+    // Usage errors (unknown flag, missing value) exit 2, as usual for command lines; others 1.
+    const code = (err as { code?: unknown } | null)?.code;
+    process.exitCode = typeof code === "string" && code.startsWith("ERR_PARSE_ARGS") ? 2 : 1;
   },
 );
