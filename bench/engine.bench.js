@@ -3,6 +3,7 @@
 // (QUICK=1 for a short smoke run). Machines are shared and noisy: compare the ratios, which are
 // measured in the same run, rather than absolute times across runs.
 import { Bench } from "tinybench";
+import { Rng } from "../dist/demo/rng.js";
 import { createEngine } from "../dist/index.js";
 
 const QUICK = process.env.QUICK === "1";
@@ -11,8 +12,8 @@ const KS = [4, 16, 32];
 const NS = QUICK ? [1, 64, 4096] : [1, 64, 4096, 65536];
 const GROUP = 16;
 
-let seed = 42;
-const random = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+const rng = new Rng(42);
+const random = () => rng.uniform();
 const rubricOf = (k) => Array.from({ length: k }, (_, c) => ({ id: `c${c}`, weight: 1 + (c % 3) }));
 const scoresOf = (n, k) => Float32Array.from({ length: n * k }, () => random());
 const sizesOf = (n) => (n < GROUP ? [n] : Array(n / GROUP).fill(GROUP));

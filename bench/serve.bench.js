@@ -18,6 +18,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
+import { Rng } from "../dist/demo/rng.js";
 
 const root = resolve(fileURLToPath(new URL("..", import.meta.url)));
 
@@ -32,25 +33,14 @@ export const CRITERIA = Array.from({ length: K }, (_, k) => ({
 /** The rubric file the server is started with (engine options included). */
 export const RUBRIC = { criteria: CRITERIA, scope: "stream", gamma: 3, decay: 0.9, advantage: "grpo" };
 
-/** mulberry32 */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const POOL = 256;
 const pool = [];
 /** The scores of request i (columnar, rubric order, 3 decimals, ~3% not judged). */
 export function scoresOf(i) {
   const p = i % POOL;
   if (!pool[p]) {
-    const r = prng(1000 + p);
+    const rng = new Rng(1000 + p);
+    const r = () => rng.uniform();
     const s = new Array(ROWS * K);
     for (let j = 0; j < s.length; j++) {
       const k = j % K;

@@ -8,18 +8,8 @@ import { describe, expect, it } from "vitest";
 import { createEngine } from "../dist/index.js";
 import type { AdvantageMode, BackendName, Criterion, Engine, EngineOptions, Method, Scope, ScoreOptions, ScoreResult } from "../src/types.js";
 import { normalize, oracleScore, oracleScoreOne, resolveConfig, type OracleOutput, type OracleState } from "./oracle.js";
+import { prng } from "./prng.js";
 
-/** mulberry32: tiny, good-enough 32-bit PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Rng = () => number;
 const pick = <T>(r: Rng, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)];

@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import type { Criterion } from "../src/types.js";
 import { oracleScore, type OracleConfig, type OracleState } from "./oracle.js";
+import { prng } from "./prng.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const CLI = join(ROOT, "dist", "cli", "main.js");
@@ -19,16 +20,6 @@ const TOL = 1e-5;
 const dir = mkdtempSync(join(tmpdir(), "focal-cli-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface InLine {
   step?: unknown;

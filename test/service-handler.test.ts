@@ -13,6 +13,7 @@ import { KeyWindow, MemoryStore, createHandler, decodeRunRecord, type FetchHandl
 import { keyEntry } from "../dist/service/window.js";
 import type { HandlerOptions } from "../dist/service/handler.js";
 import type { Engine, EngineOptions } from "../src/types.js";
+import { prng } from "./prng.js";
 
 const RUBRIC = [
   { id: "accuracy", weight: 2 },
@@ -50,17 +51,6 @@ async function call(h: FetchHandler, method: string, path: string, body?: unknow
   return { status: res.status, headers: res.headers, text, json };
 }
 
-/** mulberry32 */
-function prng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A columnar batch (rubric order) of `groups` groups of 4, seeded. */
 function columnar(seed: number, run = "r", groups = 3) {
