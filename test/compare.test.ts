@@ -158,3 +158,22 @@ describe("compare streams", () => {
     expect(JSON.parse(r.stdout).diagnostics.reward[0]).toBeGreaterThan(0.4);
   }, 20000);
 });
+
+describe("compare on CSV", () => {
+  it("gives the same diagnostics for the same log as CSV (criteria from the header or the rubric)", () => {
+    const ids = rubric.criteria.map((c) => c.id);
+    const quote = (s: string) => `"${s.replace(/"/g, '""')}"`;
+    const csv = [["group", ...ids].map(quote).join(",")];
+    for (const r of rows) csv.push([quote(r.group), ...ids.map((id) => (id in r.scores ? String(r.scores[id]) : ""))].join(","));
+    const file = join(dir, "scores.csv");
+    writeFileSync(file, `${csv.join("\n")}\n`);
+    const fromJsonl = run(["--rubric", RUBRIC, "--format", "json"]);
+    const fromCsv = run(["--rubric", RUBRIC, "--input", file, "--format", "json"], "");
+    expect(fromCsv.code).toBe(0);
+    expect(JSON.parse(fromCsv.stdout)).toEqual(JSON.parse(fromJsonl.stdout));
+    // Without a rubric the header names the criteria (weight 1, scale [0, 1]): a different scale, so
+    // only the shape is compared.
+    const headerOnly = JSON.parse(run(["--input", file, "--format", "json"], "").stdout) as Json;
+    expect(Object.keys(headerOnly.diagnostics)).toContain(`rewards/${ids[0]}/mean`);
+  });
+});

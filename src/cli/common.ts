@@ -1,6 +1,4 @@
-import { createReadStream } from "node:fs";
 import { readFile, rename, writeFile } from "node:fs/promises";
-import { createInterface } from "node:readline";
 import { METHODS } from "../core.js";
 import type { Criterion, EngineOptions } from "../types.js";
 
@@ -119,13 +117,6 @@ export async function readRubric(path: string): Promise<Criterion[]> {
   const criteria = Array.isArray(json) ? json : (json as { criteria?: unknown })?.criteria;
   if (!Array.isArray(criteria)) throw new Error(`--rubric ${path}: expected {"criteria": [...]}`);
   return criteria as Criterion[];
-}
-
-/** Lines of a file, or of stdin when `path` is undefined or "-"; opened when iteration starts
- *  (a readline interface made earlier drops the lines read before anyone listens). */
-export async function* readLines(path: string | undefined): AsyncGenerator<string> {
-  const input = path === undefined || path === "-" ? process.stdin : createReadStream(path);
-  yield* createInterface({ input, crlfDelay: Infinity });
 }
 
 /** Writes a file so that readers see the old or the new content, never a torn one. */

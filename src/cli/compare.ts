@@ -7,16 +7,19 @@ import { parseArgs } from "node:util";
 import { createEngine } from "../index.js";
 import { compileRubric } from "../rubric.js";
 import { Diagnostics, prepare } from "../diagnostics.js";
-import type { Criterion, Engine } from "../types.js";
-import { ENGINE_FLAGS, ENGINE_HELP, engineOptions, methodOptions, readLines, readRubric, writeAtomic, writeOut } from "./common.js";
-import { InputError, readSteps, scanCriteria } from "./steps.js";
+import type { Engine } from "../types.js";
+import { ENGINE_FLAGS, ENGINE_HELP, engineOptions, methodOptions, readRubric, writeAtomic, writeOut } from "./common.js";
+import { openLog } from "./log.js";
+import { InputError } from "./steps.js";
 
 export const summary = "run a reward log through several methods; diagnostics side by side";
 
 const HELP = `usage: focal-reward compare --rubric FILE [--methods LIST] [--format table|json|csv] [--output FILE] < log.jsonl
+       focal-reward compare --input log.jsonl|log.csv [--rubric FILE] [--methods LIST] ...
 
-Reads the JSONL of \`focal-reward score\` ({"step"?, "group", "scores": {...}, "valid"?} per line),
-scores every step with each method and prints the diagnostics: rows = diagnostics, columns = methods.
+Reads a reward log: the JSONL of \`focal-reward score\` ({"step"?, "group", "scores": {...}, "valid"?} per
+line) or CSV (a header with group, step and valid columns and one column per criterion), scores every step
+with each method and prints the diagnostics: rows = diagnostics, columns = methods.
 
   --methods LIST       comma-separated (default focal,weighted-mean,gdpo). A method may carry its own
                        options after colons: power-mean:power=-1, focal:gamma=5:minWeight=0.05,
@@ -50,13 +53,12 @@ export async function run(argv: string[]): Promise<number> {
   }
   const format = values.format ?? "table";
   if (format !== "table" && format !== "json" && format !== "csv") throw new Error(`--format must be table, json or csv, got '${format}'`);
-  const input = values.input;
-  let criteria: Criterion[];
-  if (values.rubric !== undefined) criteria = await readRubric(values.rubric);
-  else if (input !== undefined && input !== "-") {
-    criteria = (await scanCriteria(readLines(input))).map((id) => ({ id }));
-    if (criteria.length === 0) throw new InputError(1, "empty input: no rollouts");
-  } else throw new Error("compare: --rubric is needed when the log comes from stdin (the criteria must be known before the first step)");
+  const rubricCriteria = values.rubric !== undefined ? await readRubric(values.rubric) : undefined;
+  const log = await openLog(values.input, {
+    rubric: rubricCriteria,
+    onIgnored: (cols) => process.stderr.write(`compare: ignoring columns not in the rubric: ${cols.join(", ")}\n`),
+  });
+  const criteria = log.criteria;
 
   if (values.method !== undefined) throw new Error("compare: give the methods with --methods (--method is for score)");
   const shared = engineOptions(values, criteria);
@@ -79,7 +81,7 @@ export async function run(argv: string[]): Promise<number> {
   const tty = process.stderr.isTTY === true;
   let steps = 0, rows = 0, groups = 0, last = 0;
   try {
-    for await (const step of readSteps(readLines(input), rubric.ids)) {
+    for await (const step of log.steps) {
       const call = prepare(rubric, step.scores, step.groupSizes);
       engines.forEach((e, m) => {
         let out;

@@ -1,12 +1,10 @@
 /** `focal-reward replay LOG`: stream a reward log through several methods and write a report. */
-import { createReadStream, statSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import type { Criterion } from "../types.js";
-import { ENGINE_FLAGS, engineOptions, readRubric } from "./common.js";
 import { parseMethods, replay, type ReplayResult } from "../report/replay.js";
 import { replayReport } from "../report/replay-report.js";
-import { csvHeaderCriteria, readCsvSteps } from "./steps-csv.js";
-import { readSteps, scanCriteria, type Step } from "./steps.js";
+import { ENGINE_FLAGS, engineOptions, readRubric } from "./common.js";
+import { openLog, type Log } from "./log.js";
 
 export const summary = "replay a reward log (JSONL or CSV) through several methods; write a report";
 
@@ -40,54 +38,28 @@ export async function run(argv: string[]): Promise<number> {
   }
   const log = positionals[0];
   if (values.method !== undefined) throw new Error("replay: give the methods with --methods (--method is for score)");
-  let format = values.format;
+  const format = values.format;
   if (format !== undefined && format !== "jsonl" && format !== "csv") throw new Error("--format must be jsonl or csv");
   const methodList = values.methods ?? "focal,weighted-mean,gdpo";
   const reportFile = values.report ?? "replay-report.html";
   const rubric = values.rubric !== undefined ? await readRubric(values.rubric) : undefined;
   const { rubric: _rubric, method: _method, ...engine } = engineOptions(values, []);
   const methods = parseMethods(methodList);
-  const stdin = log === "-";
-  format ??= !stdin && log.toLowerCase().endsWith(".csv") ? "csv" : "jsonl";
+  const source = await openLog(log, {
+    rubric,
+    format: format as "jsonl" | "csv" | undefined,
+    onIgnored: (cols) => process.stderr.write(`replay: ignoring columns not in the rubric: ${cols.join(", ")}\n`),
+  });
+  const { criteria, steps } = source;
 
-  const src = stdin ? null : openLines(log);
-  const batches = src ? src.batches() : lineBatches(() => process.stdin);
-  let criteria: Criterion[];
-  let steps: AsyncIterable<Step>;
-  if (format === "csv") {
-    const it = batches[Symbol.asyncIterator]();
-    let first = await it.next();
-    while (!first.done && first.value.length === 0) first = await it.next();
-    if (first.done) throw new Error("empty input: no CSV header");
-    const head = first.value;
-    criteria = rubric ?? csvHeaderCriteria(head[0]!).map((id) => ({ id }));
-    const rest = (async function* () {
-      yield head;
-      for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
-    })();
-    steps = readCsvSteps(rest, {
-      criteria: criteria.map((c) => c.id),
-      onIgnored: (cols) => process.stderr.write(`replay: ignoring columns not in the rubric: ${cols.join(", ")}\n`),
-    });
-  } else {
-    if (rubric) criteria = rubric;
-    else if (stdin) throw new Error("replaying JSONL from stdin needs --rubric (the criteria must be known before the first step)");
-    else {
-      const ids = await scanCriteria(flatten(lineBatches(() => createReadStream(log!))));
-      if (ids.length === 0) throw new Error("no criteria in the log");
-      criteria = ids.map((id) => ({ id }));
-    }
-    steps = readSteps(flatten(batches), criteria.map((c) => c.id));
-  }
-
-  const bar = process.stderr.isTTY === true ? progressBar(src) : null;
+  const bar = process.stderr.isTTY === true ? progressBar(source) : null;
   let res: ReplayResult;
   try {
     res = await replay(steps, {
       rubric: { criteria },
       methods,
       engine,
-      source: stdin ? "stdin" : log,
+      source: log === "-" ? "stdin" : log,
       onStep: bar ?? undefined,
     });
   } finally {
@@ -100,34 +72,7 @@ export async function run(argv: string[]): Promise<number> {
   return 0;
 }
 
-/**
- * Lines of a stream in batches (one array per chunk read), opened on the first read: the engines are
- * created (asynchronously) before the first step is read, and nothing may be consumed before that.
- */
-async function* lineBatches(open: () => NodeJS.ReadableStream): AsyncGenerator<string[]> {
-  const stream = open();
-  stream.setEncoding("utf8");
-  let rest = "";
-  for await (const chunk of stream as AsyncIterable<string>) {
-    const parts = (rest + chunk).split("\n");
-    rest = parts.pop()!;
-    if (parts.length > 0) yield parts;
-  }
-  if (rest !== "") yield [rest];
-}
-
-async function* flatten(batches: AsyncIterable<string[]>): AsyncGenerator<string> {
-  for await (const batch of batches) yield* batch;
-}
-
-function openLines(file: string): { batches: () => AsyncIterable<string[]>; bytes: () => number; total: number } {
-  const total = statSync(file).size;
-  let stream: ReturnType<typeof createReadStream> | null = null;
-  const batches = (): AsyncIterable<string[]> => lineBatches(() => (stream = createReadStream(file, { highWaterMark: 1 << 20 })));
-  return { batches, bytes: () => stream?.bytesRead ?? 0, total };
-}
-
-function progressBar(src: { bytes: () => number; total: number } | null): (rows: number, steps: number) => void {
+function progressBar(src: Log): (rows: number, steps: number) => void {
   const t0 = performance.now();
   let last = 0;
   return (rows) => {
@@ -137,8 +82,8 @@ function progressBar(src: { bytes: () => number; total: number } | null): (rows:
     const secs = (now - t0) / 1000;
     const rate = rows / Math.max(secs, 1e-9);
     let line = `replay: ${rows.toLocaleString("en-US")} rows, ${fmtRate(rate)} rows/s`;
-    if (src && src.total > 0) {
-      const f = Math.min(1, src.bytes() / src.total);
+    if (src.size !== undefined && src.size > 0) {
+      const f = Math.min(1, src.bytesRead() / src.size);
       const w = 24;
       const fill = Math.round(f * w);
       const eta = f > 0 ? (secs * (1 - f)) / f : NaN;

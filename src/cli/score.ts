@@ -2,9 +2,9 @@ import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { createEngine } from "../index.js";
-import type { Criterion } from "../types.js";
-import { ENGINE_FLAGS, ENGINE_HELP, engineOptions, readLines, readRubric, writeAtomic, writeOut } from "./common.js";
-import { InputError, readSteps, scanCriteria } from "./steps.js";
+import { ENGINE_FLAGS, ENGINE_HELP, engineOptions, readRubric, writeAtomic, writeOut } from "./common.js";
+import { openLog } from "./log.js";
+import { InputError } from "./steps.js";
 
 export const summary = "score a JSONL reward log: one output line per input line";
 
@@ -41,19 +41,11 @@ export async function run(argv: string[]): Promise<number> {
 }
 
 async function score(values: Record<string, string | boolean | undefined>): Promise<number> {
-  const input = values.input as string | undefined;
-  let lines: AsyncIterable<string> | string[] = readLines(input);
-  let criteria: Criterion[];
-  if (values.rubric !== undefined) {
-    criteria = await readRubric(values.rubric as string);
-  } else {
-    // Without a rubric the columns are every criterion in the log: the stream scope's weights
-    // depend on the whole set, so it is read first (stdin is held in memory for that).
-    if (input === undefined || input === "-") lines = await collect(lines);
-    criteria = (await scanCriteria(lines)).map((id) => ({ id }));
-    if (criteria.length === 0) throw new InputError(1, "empty input: no rollouts");
-    if (input !== undefined && input !== "-") lines = readLines(input);
-  }
+  const rubric = values.rubric !== undefined ? await readRubric(values.rubric as string) : undefined;
+  // Without a rubric the columns are every criterion in the log: the stream scope's weights
+  // depend on the whole set, so stdin is held in memory to find them first.
+  const log = await openLog(values.input as string | undefined, { rubric, holdStdin: true });
+  const criteria = log.criteria;
   const engine = await createEngine(engineOptions(values, criteria));
   const statePath = values.state as string | undefined;
   if (statePath !== undefined) {
@@ -62,7 +54,7 @@ async function score(values: Record<string, string | boolean | undefined>): Prom
   }
   const metrics: string[] = [];
   const ids = engine.criteria;
-  for await (const step of readSteps(lines, ids)) {
+  for await (const step of log.steps) {
     let out;
     try {
       out = engine.score(step.scores, step.groupSizes, { valid: step.valid });
@@ -105,10 +97,4 @@ async function score(values: Record<string, string | boolean | undefined>): Prom
   if (values.metrics !== undefined) await writeAtomic(values.metrics as string, metrics.map((l) => `${l}\n`).join(""));
   if (statePath !== undefined) await writeAtomic(statePath, engine.snapshot());
   return 0;
-}
-
-async function collect(lines: AsyncIterable<string>): Promise<string[]> {
-  const all: string[] = [];
-  for await (const line of lines) all.push(line);
-  return all;
 }

@@ -58,11 +58,21 @@ export function parseLine(text: string, line: number): Row {
   return { line, step: o.step, group: o.group, scores: scores as Record<string, unknown>, valid: o.valid !== false };
 }
 
+/** Lines, or batches of lines (one await per batch instead of one per line). */
+export type Lines = AsyncIterable<string | readonly string[]> | Iterable<string | readonly string[]>;
+
+async function* eachLine(lines: Lines): AsyncGenerator<string> {
+  for await (const item of lines) {
+    if (typeof item === "string") yield item;
+    else yield* item;
+  }
+}
+
 /** Criterion ids in order of first appearance (for logs scored without a rubric). */
-export async function scanCriteria(lines: AsyncIterable<string> | Iterable<string>): Promise<string[]> {
+export async function scanCriteria(lines: Lines): Promise<string[]> {
   const seen = new Set<string>();
   let line = 0;
-  for await (const text of lines) {
+  for await (const text of eachLine(lines)) {
     line++;
     if (text.trim() === "") continue;
     for (const id of Object.keys(parseLine(text, line).scores)) seen.add(id);
@@ -71,15 +81,12 @@ export async function scanCriteria(lines: AsyncIterable<string> | Iterable<strin
 }
 
 /** Splits a log into steps; `criteria` fixes the columns and rejects unknown ids. */
-export async function* readSteps(
-  lines: AsyncIterable<string> | Iterable<string>,
-  criteria: readonly string[],
-): AsyncGenerator<Step> {
+export async function* readSteps(lines: Lines, criteria: readonly string[]): AsyncGenerator<Step> {
   const column = new Map(criteria.map((id, k) => [id, k]));
   const builder = new StepBuilder(criteria);
   let stepKey: string | undefined;
   let line = 0;
-  for await (const text of lines) {
+  for await (const text of eachLine(lines)) {
     line++;
     if (text.trim() === "") continue;
     const row = parseLine(text, line);
