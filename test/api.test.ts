@@ -1,5 +1,5 @@
 // Bad input gets a clear error and changes nothing: rubric, options, batches, scoreOne, snapshots.
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { createEngine, MAX_CELLS, type Engine, type EngineOptions } from "../dist/index.js";
 
 const BACKENDS = ["simd", "scalar", "js"] as const;
@@ -194,8 +194,18 @@ describe.each(["simd", "scalar"] as const)("zero-copy input (%s)", (backend) => 
 });
 
 describe("backend selection", () => {
-  it("auto picks simd where WebAssembly SIMD validates", async () => {
+  it("auto picks simd where WebAssembly SIMD validates, and falls back to scalar where it does not", async () => {
     expect((await createEngine({ rubric })).backend).toBe("simd");
+    const validate = vi.spyOn(WebAssembly, "validate").mockReturnValue(false); // an engine without SIMD
+    try {
+      const e = await createEngine({ rubric });
+      expect(e.backend).toBe("scalar");
+      const simd = await createEngine({ rubric, backend: "scalar" });
+      expect(e.score(batch, [2, 2]).rewards).toEqual(simd.score(batch, [2, 2]).rewards);
+      await expect(createEngine({ rubric, backend: "simd" })).rejects.toThrow(/no WebAssembly SIMD/);
+    } finally {
+      validate.mockRestore();
+    }
   });
   it("takes the caller's own wasm bytes, and reports a bad module clearly", async () => {
     const { readFile } = await import("node:fs/promises");
