@@ -200,8 +200,8 @@ describe("backend selection", () => {
     try {
       const e = await createEngine({ rubric });
       expect(e.backend).toBe("scalar");
-      const simd = await createEngine({ rubric, backend: "scalar" });
-      expect(e.score(batch, [2, 2]).rewards).toEqual(simd.score(batch, [2, 2]).rewards);
+      const scalar = await createEngine({ rubric, backend: "scalar" });
+      expect(e.score(batch, [2, 2]).rewards).toEqual(scalar.score(batch, [2, 2]).rewards);
       await expect(createEngine({ rubric, backend: "simd" })).rejects.toThrow(/no WebAssembly SIMD/);
     } finally {
       validate.mockRestore();
