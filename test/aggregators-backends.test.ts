@@ -6,11 +6,8 @@
 import { describe, expect, it } from "vitest";
 import { createEngine } from "../dist/index.js";
 import type { AdvantageMode, Criterion, Engine, EngineOptions, Method, ScoreOptions, ScoreResult } from "../src/types.js";
-import { prng } from "./prng.js";
+import { int, pick, prng, randomScores, randomSizes } from "./prng.js";
 
-type Rng = () => number;
-const pick = <T>(r: Rng, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)];
-const int = (r: Rng, lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
 const f32 = Math.fround;
 
 const METHODS: Method[] = [
@@ -56,24 +53,9 @@ function randomCase(seed: number, method: Method, maxN: number): Case {
   const calls: Call[] = [];
   for (let t = 0, nCalls = method === "pow3r" ? 3 : 1; t < nCalls; t++) {
     const target = r() < 0.2 ? int(r, 1, 8) : int(r, 1, maxN);
-    const maxG = pick(r, [1, 2, 3, 8, 16]);
-    const sizes: number[] = [];
-    let n = 0;
-    while (n < target) {
-      const m = Math.min(int(r, 1, maxG), target - n);
-      sizes.push(m);
-      n += m;
-    }
-    const scores = new Float32Array(n * K);
-    for (let i = 0; i < n; i++) {
-      const allNaN = r() < 0.03;
-      for (let k = 0; k < K; k++) {
-        if (allNaN || r() < pNaN) { scores[i * K + k] = NaN; continue; }
-        const [lo, hi] = criteria[k].scale ?? [0, 1];
-        const x = grid ? Math.floor(r() * 9) / 8 : r() * 1.1 - 0.05;
-        scores[i * K + k] = lo + x * (hi - lo);
-      }
-    }
+    const sizes = randomSizes(r, target, pick(r, [1, 2, 3, 8, 16]));
+    const n = target;
+    const scores = randomScores(r, n, criteria, pNaN, grid);
     const so: ScoreOptions = {};
     if (pInvalid > 0) so.valid = Array.from({ length: n }, () => (r() < pInvalid ? 0 : 1));
     if (instance) so.weights = Array.from({ length: sizes.length * K }, () => (r() < 0.15 ? 0 : f32(0.25 + r() * 3)));

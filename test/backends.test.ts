@@ -8,12 +8,9 @@ import { describe, expect, it } from "vitest";
 import { createEngine } from "../dist/index.js";
 import type { AdvantageMode, BackendName, Criterion, Engine, EngineOptions, Method, Scope, ScoreOptions, ScoreResult } from "../src/types.js";
 import { normalize, oracleScore, oracleScoreOne, resolveConfig, type OracleOutput, type OracleState } from "./oracle.js";
-import { prng } from "./prng.js";
+import { int, pick, prng, randomScores, randomSizes } from "./prng.js";
 
 
-type Rng = () => number;
-const pick = <T>(r: Rng, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)];
-const int = (r: Rng, lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
 const f32 = Math.fround;
 
 interface Call {
@@ -66,27 +63,9 @@ function randomCase(seed: number, maxN = 2000): Case {
   const calls: Call[] = [];
   for (let c = 0; c < nCalls; c++) {
     const target = r() < 0.2 ? int(r, 1, 8) : int(r, 1, maxN);
-    const maxG = pick(r, [1, 2, 3, 8, 16, 33]);
-    const sizes: number[] = [];
-    let n = 0;
-    while (n < target) {
-      const m = Math.min(int(r, 1, maxG), target - n);
-      sizes.push(m);
-      n += m;
-    }
-    const scores = new Float32Array(n * K);
-    for (let i = 0; i < n; i++) {
-      const allNaN = r() < 0.03;
-      for (let k = 0; k < K; k++) {
-        if (allNaN || r() < pNaN) {
-          scores[i * K + k] = NaN;
-          continue;
-        }
-        const [lo, hi] = criteria[k].scale ?? [0, 1];
-        const x = grid ? Math.floor(r() * 9) / 8 : r() * 1.1 - 0.05; // slight overshoot: clamping
-        scores[i * K + k] = lo + x * (hi - lo);
-      }
-    }
+    const sizes = randomSizes(r, target, pick(r, [1, 2, 3, 8, 16, 33]));
+    const n = target;
+    const scores = randomScores(r, n, criteria, pNaN, grid);
     const so: ScoreOptions = {};
     if (pInvalid > 0) so.valid = Array.from({ length: n }, () => (r() < pInvalid ? 0 : 1));
     if (instance) {
