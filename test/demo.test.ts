@@ -61,7 +61,7 @@ describe("rng", () => {
 describe("simulation", () => {
   for (const backend of ["simd", "scalar", "js"] as const) {
     it(`is deterministic per seed on ${backend}`, async () => {
-      for (const options of [{ method: "weighted-mean" }, { method: "focal", scope: "stream" }, { method: "gdpo" }]) {
+      for (const options of [{ method: "weighted-mean" }, { method: "focal", scope: "stream" }, { method: "gdpo" }] as const) {
         const engine = await createEngine({ rubric: simRubric(SHORT), advantage: "grpo", backend, ...options });
         const a = simulate(engine, 5, SHORT);
         const b = simulate(engine, 5, SHORT); // same engine: the stream state must be reset per run

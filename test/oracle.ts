@@ -14,6 +14,11 @@
  */
 
 export type OracleMethod = "focal" | "weighted-mean" | "gdpo";
+
+function oracleMethod(m: string): OracleMethod {
+  if (m !== "focal" && m !== "weighted-mean" && m !== "gdpo") throw new Error(`oracle: method ${m} is not in the spec`);
+  return m;
+}
 export type OracleScope = "group" | "stream";
 export type OracleAdvantage = "grpo" | "dr-grpo" | "rloo" | "none";
 
@@ -33,7 +38,8 @@ export interface OracleState {
 
 export interface OracleConfig {
   criteria: readonly OracleCriterion[];
-  method?: OracleMethod;
+  /** The oracle implements the spec's methods only; others are refused. */
+  method?: string;
   scope?: OracleScope;
   gamma?: number;
   eps?: number;
@@ -126,7 +132,7 @@ export function resolveConfig(c: OracleConfig): ResolvedConfig {
   return {
     criteria: c.criteria,
     K,
-    method: c.method ?? "focal",
+    method: oracleMethod(c.method ?? "focal"),
     scope: c.scope ?? "group",
     gamma: c.gamma ?? 3,
     eps: c.eps ?? 0.05,

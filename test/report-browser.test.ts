@@ -48,9 +48,9 @@ async function check(file: string, expected: readonly string[]): Promise<ChartIn
   });
   await page.goto(url, { waitUntil: "load" });
   const charts = await page.evaluate(() =>
-    [...document.querySelectorAll("svg.chart")].map((svg) => {
+    Array.from(document.querySelectorAll("svg.chart")).map((svg) => {
       const box = svg.getBoundingClientRect();
-      const drawn = [...svg.querySelectorAll("path.series, rect.bar, .mark")].filter((el) => {
+      const drawn = Array.from(svg.querySelectorAll("path.series, rect.bar, .mark")).filter((el) => {
         const b = (el as SVGGraphicsElement).getBBox();
         return b.width > 0 || b.height > 0;
       }).length;

@@ -94,7 +94,7 @@ function spawnUntil(cmd: string, args: string[], ready: ((out: string) => boolea
     const timer = setTimeout(() => fail(new Error(`${what} did not start:\n${out}`)), 20_000);
     const on = (d: Buffer) => {
       out += d;
-      if (ready(out)) {
+      if (ready?.(out)) {
         clearTimeout(timer);
         ok({ child, out: () => out });
       }
