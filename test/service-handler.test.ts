@@ -218,8 +218,18 @@ describe("bad input: problem+json naming the field, state untouched", () => {
     expect(b.headers.get("allow")).toBe("POST");
     const c = await call(h, "DELETE", "/v1/runs/r/state");
     expect(c.status).toBe(405);
-    expect(c.headers.get("allow")).toBe("GET, PUT");
+    expect(c.headers.get("allow")).toBe("GET, PUT, HEAD");
     expect((await call(h, "POST", "/healthz", {})).status).toBe(405);
+  });
+
+  it("HEAD answers like GET, without a body", async () => {
+    const h = make();
+    const get = await h(new Request("http://localhost/healthz"));
+    const head = await h(new Request("http://localhost/healthz", { method: "HEAD" }));
+    expect(head.status).toBe(get.status);
+    expect(head.headers.get("content-type")).toBe(get.headers.get("content-type"));
+    expect(await head.text()).toBe("");
+    expect((await h(new Request("http://localhost/v1/score", { method: "HEAD" }))).status).toBe(405);
   });
 });
 

@@ -663,11 +663,21 @@ export function createHandler(options: HandlerOptions): FetchHandler {
   }
 
   async function route(request: Request, url: URL, route: string, run: string | undefined): Promise<{ response: Response; route: string }> {
-    const allowed = METHODS[route];
-    if (!allowed) return { route, response: problem(404, `no route ${url.pathname}`) };
+    const methods = METHODS[route];
+    if (!methods) return { route, response: problem(404, `no route ${url.pathname}`) };
+    const allowed = methods.includes("GET") ? [...methods, "HEAD"] : methods;
+    if (request.method === "HEAD" && allowed.includes("HEAD")) {
+      // HEAD is GET without the body.
+      const { response } = await answer(new Request(request, { method: "GET" }), url, route, run);
+      return { route, response: new Response(null, { status: response.status, headers: response.headers }) };
+    }
     if (!allowed.includes(request.method)) {
       return { route, response: problem(405, `${request.method} is not allowed on ${route}`, undefined, { allow: allowed.join(", ") }) };
     }
+    return answer(request, url, route, run);
+  }
+
+  async function answer(request: Request, url: URL, route: string, run: string | undefined): Promise<{ response: Response; route: string }> {
     if (route === "/healthz") {
       const body = { status: closing ? "closing" : "ok", scope: stream ? "stream" : "group", backend: template.backend, criteria: ctx.criteria };
       return { route, response: new Response(JSON.stringify(body), { status: closing ? 503 : 200, headers: JSON_HEADERS }) };
