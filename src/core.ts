@@ -20,8 +20,8 @@ export type KernelLoader = (kind: "simd" | "scalar") => Promise<WebAssembly.Modu
 /** Every method the engine knows. */
 export const METHODS: readonly Method[] = ["focal", "weighted-mean", "gdpo", ...AGGREGATORS];
 
-/** The largest batch one call takes (rows x criteria); larger batches go in several calls. */
-export const MAX_CELLS = 1 << 25;
+/** The largest batch one call takes (rows x criteria): its buffers must fit wasm32's 4 GiB. */
+export const MAX_CELLS = 1 << 27;
 
 // (module (func (result v128) v128.const 0)): validates only where SIMD is supported.
 const SIMD_PROBE = new Uint8Array([

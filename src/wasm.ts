@@ -32,10 +32,13 @@ const METHODS = {
 } as const;
 const ADVANTAGES = { none: 0, grpo: 1, "dr-grpo": 2, rloo: 3 } as const;
 const PAGE = 65536;
+/** wasm32 memory limit. */
+const MAX_MEMORY = 2 ** 32;
 /** Gap between buffers: keeps large power-of-two buffers off the same 4 KiB alias. */
 const GAP = 192;
 
-const align = (x: number) => (x + 63) & ~63;
+/** Offsets may pass 2 GiB, beyond the reach of 32-bit bit operations: plain arithmetic here. */
+const align = (x: number) => Math.ceil(x / 64) * 64;
 
 /** Byte offsets of one call's buffers. */
 interface Plan {
@@ -97,16 +100,16 @@ export class WasmBackend implements Backend {
       kernel.metricsPtr() + 8 * 5 * ((k + 3) & ~3));
     // A penalty's u = 1 - (x - lo) / (hi - lo) = (x - hi) * -1 / (hi - lo): one affine map for both.
     const hi = (c: number) => rubric.lo[c] + 1 / rubric.inv[c];
-    this.f32.set(rubric.lo.map((lo, c) => (rubric.penalty[c] ? hi(c) : lo)), kernel.loPtr() >> 2);
-    this.f32.set(rubric.inv.map((inv, c) => (rubric.penalty[c] ? -inv : inv)), kernel.invPtr() >> 2);
-    this.f32.set(Float32Array.from(rubric.base), kernel.basePtr() >> 2);
+    this.f32.set(rubric.lo.map((lo, c) => (rubric.penalty[c] ? hi(c) : lo)), kernel.loPtr() >>> 2);
+    this.f32.set(rubric.inv.map((inv, c) => (rubric.penalty[c] ? -inv : inv)), kernel.invPtr() >>> 2);
+    this.f32.set(Float32Array.from(rubric.base), kernel.basePtr() >>> 2);
     const s = settings;
     kernel.configure(METHODS[s.method], s.scope === "group" ? 0 : 1, ADVANTAGES[s.advantage], s.gamma, s.eps, s.tau,
       s.minWeight !== undefined || s.maxWeight !== undefined ? 1 : 0, s.minWeight ?? 0, s.maxWeight ?? 1,
       s.mix, s.decay, s.advEps);
     const a = aggregatorSettings(s);
-    this.f32.set(rubric.penalty, kernel.penaltyPtr() >> 2);
-    this.f32.set(requiredMask(rubric), kernel.requiredPtr() >> 2);
+    this.f32.set(rubric.penalty, kernel.penaltyPtr() >>> 2);
+    this.f32.set(requiredMask(rubric), kernel.requiredPtr() >>> 2);
     kernel.configureAggregators(a.power, a.temperature, a.alpha, a.threshold - PASS_SLACK, a.fGrpo ?? -1,
       s.minWeight ?? POW3R_FLOOR, s.maxWeight ?? 1, s.advEps);
     kernel.streamWeights();
@@ -115,8 +118,20 @@ export class WasmBackend implements Backend {
   /** Grows memory to hold `end` bytes and refreshes the views (growing detaches old ones). */
   private reserve(end: number): void {
     const memory = this.kernel.memory;
-    const missing = end - memory.buffer.byteLength;
-    if (missing > 0) memory.grow(Math.ceil((missing + (memory.buffer.byteLength >> 1)) / PAGE));
+    const have = memory.buffer.byteLength;
+    if (end > have) {
+      // Half again as much as needed, so that slowly growing batches do not grow memory every call.
+      const pages = (bytes: number) => Math.ceil(bytes / PAGE);
+      try {
+        memory.grow(pages(Math.min(end + have / 2, MAX_MEMORY) - have));
+      } catch {
+        try {
+          memory.grow(pages(end - have));
+        } catch {
+          throw new RangeError(`score: the batch needs ${Math.ceil(end / 2 ** 20)} MiB of wasm memory, more than this engine can have (4 GiB at most): split the batch`);
+        }
+      }
+    }
     if (!this.f32 || this.f32.buffer !== memory.buffer) {
       const buf = memory.buffer;
       this.f32 = new Float32Array(buf);
@@ -143,30 +158,30 @@ export class WasmBackend implements Backend {
     const p = plan(this.callBase, k, n, groups, widest, weights !== undefined);
     if (inPlace && batch.scores.byteOffset !== p.scores) throw new Error("score: a view from input() must be passed whole");
     this.reserve(p.end);
-    if (!inPlace) this.f32.set(batch.scores, p.scores >> 2);
-    this.f32.fill(0, (p.scores >> 2) + n * k, (p.scores >> 2) + n * k + 4);
+    if (!inPlace) this.f32.set(batch.scores, p.scores >>> 2);
+    this.f32.fill(0, (p.scores >>> 2) + n * k, (p.scores >>> 2) + n * k + 4);
     if (valid) this.u8.set(valid, p.valid);
-    this.i32.set(sizes, p.sizes >> 2);
-    if (weights) this.f32.set(weights, p.instW >> 2);
+    this.i32.set(sizes, p.sizes >>> 2);
+    if (weights) this.f32.set(weights, p.instW >>> 2);
     const status = this.kernel.score(n, groups, p.scores, valid ? p.valid : 0, p.sizes, p.instW,
       p.rewards, p.direct, p.advantages, p.outW, p.outS, p.u, p.p);
-    if (status !== 0) throw infiniteScoreError(this.f32.subarray(p.scores >> 2, (p.scores >> 2) + n * k), k);
+    if (status !== 0) throw infiniteScoreError(this.f32.subarray(p.scores >>> 2, (p.scores >>> 2) + n * k), k);
     // One buffer for all outputs: they outlive the call, and few allocations keep small calls fast.
     const wLen = this.perGroup ? groups * k : k;
     const buffer = new ArrayBuffer((3 * n + 2 * wLen) * 4);
     let at = 0;
     const out = (from: number, len: number) => {
       const view = new Float32Array(buffer, at * 4, len);
-      view.set(this.f32.subarray(from >> 2, (from >> 2) + len));
+      view.set(this.f32.subarray(from >>> 2, (from >>> 2) + len));
       at += len;
       return view;
     };
     const stats = new Float64Array(STAT_FIELDS.length * k);
-    const kp = (k + 3) & ~3, metrics = this.kernel.metricsPtr() >> 3;
+    const kp = (k + 3) & ~3, metrics = this.kernel.metricsPtr() >>> 3;
     for (let f = 0; f < STAT_FIELDS.length; f++) {
       for (let c = 0; c < k; c++) stats[f * k + c] = this.f64[metrics + f * kp + c];
     }
-    const summary = this.kernel.summaryPtr() >> 3;
+    const summary = this.kernel.summaryPtr() >>> 3;
     return {
       rewards: out(p.rewards, n),
       direct: out(p.direct, n),
@@ -180,21 +195,21 @@ export class WasmBackend implements Backend {
   }
 
   scoreOne(row: Float32Array): number {
-    const at = this.kernel.rowPtr() >> 2;
+    const at = this.kernel.rowPtr() >>> 2;
     this.f32.set(row, at);
     return this.kernel.scoreOne();
   }
 
   getState(): StreamState {
     const k = this.k;
-    const sbar = Float64Array.from(this.f32.subarray(this.kernel.sbarPtr() >> 2, (this.kernel.sbarPtr() >> 2) + k));
-    const seen = Uint8Array.from(this.f32.subarray(this.kernel.seenPtr() >> 2, (this.kernel.seenPtr() >> 2) + k));
+    const sbar = Float64Array.from(this.f32.subarray(this.kernel.sbarPtr() >>> 2, (this.kernel.sbarPtr() >>> 2) + k));
+    const seen = Uint8Array.from(this.f32.subarray(this.kernel.seenPtr() >>> 2, (this.kernel.seenPtr() >>> 2) + k));
     return { sbar, seen };
   }
 
   setState(state: StreamState): void {
-    this.f32.set(state.sbar, this.kernel.sbarPtr() >> 2);
-    this.f32.set(state.seen, this.kernel.seenPtr() >> 2);
+    this.f32.set(state.sbar, this.kernel.sbarPtr() >>> 2);
+    this.f32.set(state.seen, this.kernel.seenPtr() >>> 2);
     this.kernel.streamWeights();
   }
 }
