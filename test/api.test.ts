@@ -214,3 +214,19 @@ describe("backend selection", () => {
     await expect(createEngine({ rubric, backend: "scalar", wasm: { scalar: new Uint8Array([0, 1, 2]) } })).rejects.toThrow();
   });
 });
+
+describe("a batch whose buffers pass 2 GiB of wasm memory", () => {
+  it("scores the groups at the end exactly as on their own", async () => {
+    const k = 16, rows = MAX_CELLS / k; // input(rows) lays out ~2.2 GiB: offsets past 2^31
+    const big = await createEngine({ rubric: Array.from({ length: k }, (_, c) => ({ id: `c${c}` })) });
+    const view = big.input(rows);
+    for (let i = 0; i < view.length; i++) view[i] = ((i * 2654435761) % 1009) / 1009;
+    const out = big.score(view, new Array(rows / 16).fill(16));
+    const small = await createEngine({ rubric: Array.from({ length: k }, (_, c) => ({ id: `c${c}` })) });
+    const tail = Array.from(view.subarray(view.length - 32 * k));
+    const alone = small.score(tail, [16, 16]);
+    expect(out.rewards.subarray(rows - 32)).toEqual(alone.rewards);
+    expect(out.advantages.subarray(rows - 32)).toEqual(alone.advantages);
+    expect(out.weights.subarray(out.weights.length - 2 * k)).toEqual(alone.weights);
+  }, 60_000);
+});
