@@ -217,17 +217,11 @@ export function lineChart(o: LineChartOptions): string {
   const cols = o.legendColumns ?? legendCols(o.series.map((x) => x.name), pw);
   const lg = legend(items, m.l, m.t + plotH + m.b, pw, cols);
   const H = m.t + plotH + m.b + lg.height + 6;
-  return (
-    `<svg class="chart" data-chart="${esc(o.id)}" data-marks="${marks}" role="img" aria-labelledby="${esc(o.id)}-t" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" xmlns="http://www.w3.org/2000/svg" ${FONT}>` +
-    `<title id="${esc(o.id)}-t">${esc(o.title)}</title>` +
-    `<rect width="${W}" height="${H}" fill="#fff"/>` +
-    `<text x="${m.l}" y="20" font-size="14" font-weight="600" fill="#111">${esc(o.title)}</text>` +
+  return chartSvg(o.id, o.title, marks, W, H, m.l,
     body +
     `<text x="${m.l + pw / 2}" y="${m.t + plotH + 34}" font-size="12" text-anchor="middle" fill="#222">${esc(o.xLabel)}</text>` +
     `<text transform="translate(16 ${m.t + plotH / 2}) rotate(-90)" font-size="12" text-anchor="middle" fill="#222">${esc(o.yLabel)}</text>` +
-    lg.svg +
-    `</svg>`
-  );
+    lg.svg);
 }
 
 export interface BarChartOptions {
@@ -290,14 +284,20 @@ export function barChart(o: BarChartOptions): string {
   }
   const lg = legend(o.series.map((s, j) => ({ name: s.name, st: style(s.styleIndex ?? j), kind: "bar" as const })), 12, m.t + plotH + m.b, W - 24, legendCols(o.series.map((x) => x.name), W - 24));
   const H = m.t + plotH + m.b + lg.height + 6;
-  return (
-    `<svg class="chart" data-chart="${esc(o.id)}" data-marks="${marks}" role="img" aria-labelledby="${esc(o.id)}-t" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" xmlns="http://www.w3.org/2000/svg" ${FONT}>` +
-    `<title id="${esc(o.id)}-t">${esc(o.title)}</title>` +
-    `<rect width="${W}" height="${H}" fill="#fff"/>` +
-    `<text x="12" y="20" font-size="14" font-weight="600" fill="#111">${esc(o.title)}</text>` +
+  return chartSvg(o.id, o.title, marks, W, H, 12,
     body +
     `<text x="${m.l + pw / 2}" y="${m.t + plotH + 32}" font-size="12" text-anchor="middle" fill="#222">${esc(o.xLabel)}</text>` +
-    lg.svg +
+    lg.svg);
+}
+
+/** The frame every chart shares: an accessible svg with a title, a white background and a heading. */
+function chartSvg(id: string, title: string, marks: number, W: number, H: number, titleX: number, inner: string): string {
+  return (
+    `<svg class="chart" data-chart="${esc(id)}" data-marks="${marks}" role="img" aria-labelledby="${esc(id)}-t" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" xmlns="http://www.w3.org/2000/svg" ${FONT}>` +
+    `<title id="${esc(id)}-t">${esc(title)}</title>` +
+    `<rect width="${W}" height="${H}" fill="#fff"/>` +
+    `<text x="${titleX}" y="20" font-size="14" font-weight="600" fill="#111">${esc(title)}</text>` +
+    inner +
     `</svg>`
   );
 }
