@@ -62,15 +62,22 @@ export function normalizeRow(src: usize, dst: usize, lo: usize, inv: usize, w: u
   if (ASC_FEATURE_SIMD) {
     let acc = f32x4.splat(0);
     let big = f32x4.splat(0);
-    let keep = v128.load(TAIL_KEEP);
-    for (let c = 0; c < chunks; c++) {
+    let full = tail ? chunks - 1 : chunks;
+    for (let c = 0; c < full; c++) {
       let o = <usize>c << 4;
-      let last = tail && c == chunks - 1;
       let x = v128.load(src + o);
-      if (last) x = v128.and(x, keep);
       big = f32x4.pmax(big, f32x4.abs(x));
       let u = clamp01v(f32x4.mul(f32x4.sub(x, v128.load(lo + o)), v128.load(inv + o)));
-      if (last) u = v128.and(u, keep);
+      v128.store(dst + o, u);
+      acc = f32x4.add(acc, f32x4.mul(v128.load(w + o), u));
+    }
+    if (tail) {
+      // The last chunk: lanes past K read past the row (the next row, or padding) and are masked.
+      let keep = v128.load(TAIL_KEEP);
+      let o = <usize>full << 4;
+      let x = v128.and(v128.load(src + o), keep);
+      big = f32x4.pmax(big, f32x4.abs(x));
+      let u = v128.and(clamp01v(f32x4.mul(f32x4.sub(x, v128.load(lo + o)), v128.load(inv + o))), keep);
       v128.store(dst + o, u);
       acc = f32x4.add(acc, f32x4.mul(v128.load(w + o), u));
     }
