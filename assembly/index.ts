@@ -1,11 +1,12 @@
 // Focal Reward kernels. The host lays out memory (see src/wasm.ts): a fixed region for the rubric,
 // the stream state and per-criterion scratch, then per-call buffers. Nothing here allocates.
-// Per-row work runs in 4-lane chunks (rows.ts); per-group bookkeeping below is plain scalar code
-// shared by both builds, so the simd and scalar builds give the same bits.
+// Per-row work runs in 4-lane chunks (rows.ts); per-group bookkeeping below is scalar code shared
+// by both builds, or lane-wise vector code that adds the same values in the same order (see
+// foldStats), so the simd and scalar builds give the same bits.
 
 import {
-  K, KP, setShape, sawInfinity, resetInfinity, rowHasAbsent, normalizeRow, weightedMean, weightedMeanDense, laneSum,
-  groupSums, fill, loadPadded, storeUnpadded, saturationOf, focalCoefficients, divideWhere, mixWith,
+  K, KP, setShape, sawInfinity, resetInfinity, rowHasAbsent, normalizeRow, normalizeGroup, groupAnyValid, groupHasAbsent,
+  weightedMean, weightedMeanDense, laneSum, groupSums, fill, loadPadded, storeUnpadded, saturationOf, focalCoefficients, divideWhere, mixWith,
   sumWhere, tilt,
 } from "./rows";
 import { FIRST_AGGREGATOR, POW3R, aggregateGroup, aggregateOne, beginCall, fGrpoScale, pow3rRewards } from "./aggregators";
@@ -217,20 +218,10 @@ export function score(
     if (instW != 0) { loadPadded(instW + <usize>g * rowBytes, GB, 0); b = GB; }
     let bSum = laneSum(b);
     // Pass 1: normalize into U, direct reward per row.
-    let top: f32 = -Infinity;
-    let anyValid = false;
-    let dense = true;
-    for (let i = 0; i < m; i++) {
-      let r = start + i;
-      let d = normalizeRow(scores + <usize>r * rowBytes, U + <usize>i * uBytes, LO, INV, b, bSum);
-      if (valid != 0 && load<u8>(valid + <usize>r) == 0) d = NaN;
-      store<f32>(outD + (<usize>r << 2), d);
-      if (d == d) {
-        anyValid = true;
-        if (d > top) top = d;
-        if (rowHasAbsent) dense = false;
-      }
-    }
+    let top = normalizeGroup(scores + <usize>start * rowBytes, U, m, valid != 0 ? valid + <usize>start : 0,
+      outD + (<usize>start << 2), LO, INV, b, bSum);
+    let anyValid = groupAnyValid;
+    let dense = !groupHasAbsent;
     // Tilted saturation (steps 2-3) and per-criterion statistics over the valid rows.
     tilt(outD + (<usize>start << 2), P, m, top, tau);
     groupSums(U, outD + (<usize>start << 2), P, m, dense, tau, ACC, MASS, GSUM, GSQ, GCNT, GMIN, GMAX);
@@ -288,9 +279,41 @@ export function score(
   return 0;
 }
 
+// The per-criterion bookkeeping below takes two criteria a turn in f64x2 lanes on the simd build
+// (four in f32x4 for accumulatePresent), then the rest one by one: each lane adds the same values
+// in the same order as the scalar loop, and a lane that the loop skips keeps its value (bitselect).
+
+/** acc[0..1] += x where mask (f64x2 lanes). */
+// @ts-ignore: decorator
+@inline function addWhere2(acc: usize, x: v128, mask: v128): void {
+  let a = v128.load(acc);
+  v128.store(acc, v128.bitselect(f64x2.add(a, x), a, mask));
+}
+
+/** Two f32 lanes at `at`, as f64x2. */
+// @ts-ignore: decorator
+@inline function wide2(at: usize): v128 {
+  return f64x2.promote_low_f32x4(v128.load64_zero(at));
+}
+
 function foldStats(anyValid: bool): void {
   if (!anyValid) return;
-  for (let k = 0; k < K; k++) {
+  let k = 0;
+  if (ASC_FEATURE_SIMD) {
+    let one = f64x2.splat(1);
+    for (; k + 2 <= K; k += 2) {
+      let o = <usize>k << 2;
+      let w = <usize>k << 3;
+      let c = wide2(GCNT + o);
+      let has = f64x2.ne(c, f64x2.splat(0));
+      addWhere2(MSUM + w, wide2(GSUM + o), has);
+      addWhere2(MSQ + w, wide2(GSQ + o), has);
+      addWhere2(MCNT + w, c, has);
+      addWhere2(MPRES + w, one, has);
+      addWhere2(MCONST + w, one, v128.and(has, f64x2.eq(wide2(GMIN + o), wide2(GMAX + o))));
+    }
+  }
+  for (; k < K; k++) {
     let o = <usize>k << 2;
     let w = <usize>k << 3;
     let c = load<f32>(GCNT + o);
@@ -304,7 +327,18 @@ function foldStats(anyValid: bool): void {
 }
 
 function accumulateWeights(): void {
-  for (let k = 0; k < K; k++) {
+  let k = 0;
+  if (ASC_FEATURE_SIMD) {
+    for (; k + 2 <= K; k += 2) {
+      let o = <usize>k << 2;
+      let w = <usize>k << 3;
+      let s = wide2(SAT + o);
+      let has = f64x2.eq(s, s);
+      addWhere2(MWEIGHT + w, wide2(FW + o), has);
+      addWhere2(MSAT + w, s, has);
+    }
+  }
+  for (; k < K; k++) {
     let o = <usize>k << 2;
     let s = load<f32>(SAT + o);
     if (s != s) continue;
@@ -315,7 +349,20 @@ function accumulateWeights(): void {
 }
 
 function accumulatePresent(): void {
-  for (let k = 0; k < K; k++) {
+  let k = 0;
+  if (ASC_FEATURE_SIMD) {
+    let one = f32x4.splat(1);
+    for (; k + 4 <= K; k += 4) {
+      let o = <usize>k << 2;
+      let s = v128.load(SAT + o);
+      let has = f32x4.eq(s, s);
+      let sum = v128.load(SATSUM + o);
+      let cnt = v128.load(SATN + o);
+      v128.store(SATSUM + o, v128.bitselect(f32x4.add(sum, s), sum, has));
+      v128.store(SATN + o, v128.bitselect(f32x4.add(cnt, one), cnt, has));
+    }
+  }
+  for (; k < K; k++) {
     let o = <usize>k << 2;
     let s = load<f32>(SAT + o);
     if (s != s) continue;

@@ -49,13 +49,20 @@ export let rowHasAbsent: bool = false;
   return f32x4.pmax(f32x4.pmin(x, f32x4.splat(1)), f32x4.splat(0));
 }
 
+/** clamp((x - lo) * inv, 0, 1) on one chunk. */
+// @ts-ignore: decorator
+@inline function unitv(x: v128, lo: usize, inv: usize): v128 {
+  return clamp01v(f32x4.mul(f32x4.sub(x, v128.load(lo)), v128.load(inv)));
+}
+
 /**
  * Normalizes one row of K raw scores at `src` into `dst` (KP lanes; NaN = absent; lanes past K
  * are 0, which weigh 0 everywhere): u = clamp((x - lo) * inv, 0, 1), where a penalty has
  * lo = hi and inv < 0. Returns sum(w u) / sum(w) over the present lanes (NaN when that sum of
  * weights is 0); `den` = laneSum(w). Rows with an absent criterion take the masked sums.
  */
-export function normalizeRow(src: usize, dst: usize, lo: usize, inv: usize, w: usize, den: f32): f32 {
+// @ts-ignore: decorator
+@inline export function normalizeRow(src: usize, dst: usize, lo: usize, inv: usize, w: usize, den: f32): f32 {
   let chunks = KP >> 2;
   let tail = (K & 3) != 0;
   let num: f32;
@@ -63,11 +70,23 @@ export function normalizeRow(src: usize, dst: usize, lo: usize, inv: usize, w: u
     let acc = f32x4.splat(0);
     let big = f32x4.splat(0);
     let full = tail ? chunks - 1 : chunks;
-    for (let c = 0; c < full; c++) {
+    let c = 0;
+    for (; c + 2 <= full; c += 2) { // two chunks a turn; acc still adds them in chunk order
+      let o = <usize>c << 4;
+      let x = v128.load(src + o);
+      let y = v128.load(src + o, 16);
+      big = f32x4.pmax(f32x4.pmax(big, f32x4.abs(x)), f32x4.abs(y)); // big is never NaN: a NaN x is skipped
+      let u = unitv(x, lo + o, inv + o);
+      let v = unitv(y, lo + o + 16, inv + o + 16);
+      v128.store(dst + o, u);
+      v128.store(dst + o, v, 16);
+      acc = f32x4.add(f32x4.add(acc, f32x4.mul(v128.load(w + o), u)), f32x4.mul(v128.load(w + o, 16), v));
+    }
+    if (c < full) {
       let o = <usize>c << 4;
       let x = v128.load(src + o);
       big = f32x4.pmax(big, f32x4.abs(x));
-      let u = clamp01v(f32x4.mul(f32x4.sub(x, v128.load(lo + o)), v128.load(inv + o)));
+      let u = unitv(x, lo + o, inv + o);
       v128.store(dst + o, u);
       acc = f32x4.add(acc, f32x4.mul(v128.load(w + o), u));
     }
@@ -77,7 +96,7 @@ export function normalizeRow(src: usize, dst: usize, lo: usize, inv: usize, w: u
       let o = <usize>full << 4;
       let x = v128.and(v128.load(src + o), keep);
       big = f32x4.pmax(big, f32x4.abs(x));
-      let u = v128.and(clamp01v(f32x4.mul(f32x4.sub(x, v128.load(lo + o)), v128.load(inv + o))), keep);
+      let u = v128.and(unitv(x, lo + o, inv + o), keep);
       v128.store(dst + o, u);
       acc = f32x4.add(acc, f32x4.mul(v128.load(w + o), u));
     }
@@ -107,6 +126,36 @@ export function normalizeRow(src: usize, dst: usize, lo: usize, inv: usize, w: u
   rowHasAbsent = num != num;
   if (rowHasAbsent) return weightedMean(dst, w);
   return den > 0 ? num / den : NaN;
+}
+
+/** Set by normalizeGroup: some row of the group is valid; some valid row has an absent criterion. */
+export let groupAnyValid: bool = false;
+export let groupHasAbsent: bool = false;
+
+/**
+ * normalizeRow over the m rows of a group (K scores apart at `src`, KP lanes apart at `U`), their
+ * direct rewards into d, NaN where `valid` (0 = no mask) marks the row invalid. Returns the best
+ * direct reward among the valid rows, -Infinity when there is none.
+ */
+export function normalizeGroup(src: usize, U: usize, m: i32, valid: usize, d: usize, lo: usize, inv: usize, w: usize, den: f32): f32 {
+  let rowBytes = <usize>K << 2;
+  let uBytes = <usize>KP << 2;
+  let top: f32 = -Infinity;
+  let any = false;
+  let absent = false;
+  for (let i = 0; i < m; i++) {
+    let di = normalizeRow(src + <usize>i * rowBytes, U + <usize>i * uBytes, lo, inv, w, den);
+    if (valid != 0 && load<u8>(valid + <usize>i) == 0) di = NaN;
+    store<f32>(d + (<usize>i << 2), di);
+    if (di == di) {
+      any = true;
+      if (di > top) top = di;
+      if (rowHasAbsent) absent = true;
+    }
+  }
+  groupAnyValid = any;
+  groupHasAbsent = absent;
+  return top;
 }
 
 /** sum(w u) / sum(w) over the present lanes of a normalized row; NaN if sum(w) = 0. */
@@ -303,7 +352,12 @@ export function loadPadded(src: usize, dst: usize, pad: f32): void {
 
 /** Stores the first K lanes of `src` at `dst` (unpadded). */
 export function storeUnpadded(src: usize, dst: usize): void {
-  for (let o: usize = 0, end = <usize>K << 2; o < end; o += 4) store<f32>(dst + o, load<f32>(src + o));
+  let o: usize = 0;
+  let end = <usize>K << 2;
+  if (ASC_FEATURE_SIMD) {
+    for (; o + 16 <= end; o += 16) v128.store(dst + o, v128.load(src + o));
+  }
+  for (; o < end; o += 4) store<f32>(dst + o, load<f32>(src + o));
 }
 
 /** s = clamp(acc / mass, 0, 1) where mass > 0, NaN (no estimate) elsewhere. */
