@@ -438,6 +438,57 @@ function gdpoGroup(start: i32, m: i32, U: usize, b: usize, outD: usize, outA: us
   }
 }
 
+/** Set by groupTotals: the number of valid rows; whether their rewards are all equal. */
+let totalCount = 0;
+let totalFlat = false;
+
+/** Sum (f64, in row order) of the rewards of a group's valid rows. */
+function groupTotals(start: i32, m: i32, outR: usize, outD: usize): f64 {
+  let sum: f64 = 0;
+  let cnt = 0;
+  let lo: f32 = Infinity, hi: f32 = -Infinity;
+  let i = start;
+  let end = start + m;
+  if (ASC_FEATURE_SIMD) {
+    // Four rows a turn. An invalid row adds +0, which leaves the sum as is (it is never -0);
+    // min and max lane-wise, skipping what the scalar selects skip (pmin/pmax: NaN too). Only
+    // lo == hi is used, so which zero a min or max of +0 and -0 gives does not matter.
+    let lov = f32x4.splat(Infinity), hiv = f32x4.splat(-Infinity);
+    for (; i + 4 <= end; i += 4) {
+      let o = <usize>i << 2;
+      let d = v128.load(outD + o);
+      let valid = f32x4.eq(d, d);
+      let r = v128.load(outR + o);
+      cnt += popcnt<i32>(i32x4.bitmask(valid));
+      lov = f32x4.pmin(lov, v128.bitselect(r, lov, valid));
+      hiv = f32x4.pmax(hiv, v128.bitselect(r, hiv, valid));
+      r = v128.and(valid, r);
+      let r01 = f64x2.promote_low_f32x4(r);
+      let r23 = f64x2.promote_low_f32x4(v128.shuffle<f32>(r, r, 2, 3, 0, 1));
+      sum += f64x2.extract_lane(r01, 0);
+      sum += f64x2.extract_lane(r01, 1);
+      sum += f64x2.extract_lane(r23, 0);
+      sum += f64x2.extract_lane(r23, 1);
+    }
+    lov = f32x4.pmin(lov, v128.shuffle<f32>(lov, lov, 2, 3, 0, 1));
+    hiv = f32x4.pmax(hiv, v128.shuffle<f32>(hiv, hiv, 2, 3, 0, 1));
+    lo = f32x4.extract_lane(f32x4.pmin(lov, v128.shuffle<f32>(lov, lov, 1, 0, 3, 2)), 0);
+    hi = f32x4.extract_lane(f32x4.pmax(hiv, v128.shuffle<f32>(hiv, hiv, 1, 0, 3, 2)), 0);
+  }
+  for (; i < end; i++) {
+    let o = <usize>i << 2;
+    let d = load<f32>(outD + o);
+    if (d != d) continue;
+    let r = load<f32>(outR + o);
+    sum += r; cnt++;
+    lo = r < lo ? r : lo;
+    hi = hi < r ? r : hi;
+  }
+  totalCount = cnt;
+  totalFlat = lo == hi;
+  return sum;
+}
+
 /** Invalid rows take their group's mean reward (or the batch's); then advantages per group. */
 function finishRewards(n: i32, groups: i32, sizes: usize, outR: usize, outD: usize, outA: usize): void {
   let batchSum: f64 = 0;
@@ -447,22 +498,12 @@ function finishRewards(n: i32, groups: i32, sizes: usize, outR: usize, outD: usi
   let start = 0;
   for (let g = 0; g < groups; g++) {
     let m = load<i32>(sizes + (<usize>g << 2));
-    let sum: f64 = 0;
-    let cnt = 0;
-    let lo: f32 = Infinity, hi: f32 = -Infinity;
-    for (let i = start; i < start + m; i++) {
-      let o = <usize>i << 2;
-      let d = load<f32>(outD + o);
-      if (d != d) continue;
-      let r = load<f32>(outR + o);
-      sum += r; cnt++;
-      lo = r < lo ? r : lo;
-      hi = hi < r ? r : hi;
-    }
+    let sum = groupTotals(start, m, outR, outD);
+    let cnt = totalCount;
     batchSum += sum; batchCount += cnt;
     if (cnt == 0) emptyGroups++;
     else {
-      if (lo == hi) zeroStd++;
+      if (totalFlat) zeroStd++;
       let mean = <f32>(sum / cnt);
       for (let i = start; cnt < m && i < start + m; i++) {
         let o = <usize>i << 2;
@@ -493,8 +534,9 @@ function finishRewards(n: i32, groups: i32, sizes: usize, outR: usize, outD: usi
 }
 
 function groupAdvantages(start: i32, m: i32, cnt: i32, mean: f64, outR: usize, outD: usize, outA: usize): void {
+  let mode = cnt >= 2 ? advantage : ADV_NONE; // fewer than two valid rows: advantage 0
   let std: f64 = 0;
-  if (advantage == ADV_GRPO && cnt >= 2) {
+  if (mode == ADV_GRPO) {
     let ss: f64 = 0;
     for (let i = start; i < start + m; i++) {
       let o = <usize>i << 2;
@@ -506,15 +548,31 @@ function groupAdvantages(start: i32, m: i32, cnt: i32, mean: f64, outR: usize, o
   let scale = 1 / (std + advEps);
   let others = 1 / <f64>(cnt - 1);
   let total = mean * cnt;
-  for (let i = start; i < start + m; i++) {
+  let i = start;
+  let end = start + m;
+  if (ASC_FEATURE_SIMD) {
+    // Two rows a turn in f64x2 lanes: the same f64 operations per row, 0 for an invalid row.
+    let mv = f64x2.splat(mean), sv = f64x2.splat(scale), tv = f64x2.splat(total), ov = f64x2.splat(others);
+    for (; i + 2 <= end; i += 2) {
+      let o = <usize>i << 2;
+      let d = wide2(outD + o);
+      let r = wide2(outR + o);
+      let a = f64x2.splat(0);
+      if (mode == ADV_GRPO) a = f64x2.mul(f64x2.sub(r, mv), sv);
+      else if (mode == ADV_DR_GRPO) a = f64x2.sub(r, mv);
+      else if (mode == ADV_RLOO) a = f64x2.sub(r, f64x2.mul(f64x2.sub(tv, r), ov));
+      v128.store64_lane(outA + o, f32x4.demote_f64x2_zero(v128.and(f64x2.eq(d, d), a)), 0);
+    }
+  }
+  for (; i < end; i++) {
     let o = <usize>i << 2;
     let d = load<f32>(outD + o);
     let a: f64 = 0;
-    if (d == d && cnt >= 2 && advantage != ADV_NONE) {
+    if (d == d && mode != ADV_NONE) {
       let r = <f64>load<f32>(outR + o);
-      if (advantage == ADV_GRPO) a = (r - mean) * scale;
-      else if (advantage == ADV_DR_GRPO) a = r - mean;
-      else if (advantage == ADV_RLOO) a = r - (total - r) * others;
+      if (mode == ADV_GRPO) a = (r - mean) * scale;
+      else if (mode == ADV_DR_GRPO) a = r - mean;
+      else if (mode == ADV_RLOO) a = r - (total - r) * others;
     }
     store<f32>(outA + o, <f32>a);
   }
