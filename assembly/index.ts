@@ -6,7 +6,7 @@
 
 import {
   K, KP, setShape, sawInfinity, resetInfinity, rowHasAbsent, normalizeRow, normalizeGroup, groupAnyValid, groupHasAbsent,
-  weightedMean, weightedMeanDense, laneSum, groupSums, fill, loadPadded, storeUnpadded, saturationOf, focalCoefficients, divideWhere, mixWith,
+  weightedMean, weightedMeanDense, rowMean, laneSum, groupSums, fill, loadPadded, storeUnpadded, saturationOf, focalCoefficients, divideWhere, mixWith,
   sumWhere, tilt,
 } from "./rows";
 import { FIRST_AGGREGATOR, POW3R, aggregateGroup, aggregateOne, beginCall, fGrpoScale, pow3rRewards } from "./aggregators";
@@ -196,10 +196,12 @@ function focalWeights(sat: usize, b: usize, out: usize): usize {
 /**
  * Scores a batch. Returns 0, or 1 when a score is infinite (nothing was changed then).
  * d: direct rewards (NaN marks an invalid row); outW/outS: G x K (group scope) or K (stream).
+ * U: uRows normalized rows of KP lanes, at least the widest group's; with n of them, the stream
+ * scope keeps every row there for its second pass instead of normalizing it again.
  */
 export function score(
   n: i32, groups: i32, scores: usize, valid: usize, sizes: usize, instW: usize,
-  outR: usize, outD: usize, outA: usize, outW: usize, outS: usize, U: usize, P: usize,
+  outR: usize, outD: usize, outA: usize, outW: usize, outS: usize, U: usize, P: usize, uRows: i32,
 ): i32 {
   resetInfinity();
   let rowBytes = <usize>K << 2;
@@ -208,6 +210,8 @@ export function score(
   store<f64>(SUMMARY, 0);
   store<f64>(SUMMARY, 0, 8);
   let stream = scope != GROUP && method == FOCAL;
+  let keep = stream && uRows >= n;
+  let U0 = U;
   if (stream) { fill(SATSUM, 0); fill(SATN, 0); }
   if (method == POW3R) beginCall();
 
@@ -217,7 +221,8 @@ export function score(
     let b = BASE;
     if (instW != 0) { loadPadded(instW + <usize>g * rowBytes, GB, 0); b = GB; }
     let bSum = laneSum(b);
-    // Pass 1: normalize into U, direct reward per row.
+    // Pass 1: normalize into U, direct reward per row (at the rows' own places when kept).
+    if (keep) U = U0 + <usize>start * uBytes;
     let top = normalizeGroup(scores + <usize>start * rowBytes, U, m, valid != 0 ? valid + <usize>start : 0,
       outD + (<usize>start << 2), LO, INV, b, bSum);
     let anyValid = groupAnyValid;
@@ -268,7 +273,9 @@ export function score(
       let o = <usize>r << 2;
       let d = load<f32>(outD + o);
       if (d != d) continue;
-      let f = normalizeRow(scores + <usize>r * rowBytes, ROWU, LO, INV, FSTREAMR, fSum);
+      let f = keep
+        ? rowMean(U0 + <usize>r * uBytes, FSTREAMR, fSum) // the same sums as normalizeRow's
+        : normalizeRow(scores + <usize>r * rowBytes, ROWU, LO, INV, FSTREAMR, fSum);
       store<f32>(outR + o, f == f ? f : d);
     }
     storeUnpadded(FSTREAM, outW);

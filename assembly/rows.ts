@@ -122,6 +122,12 @@ export let rowHasAbsent: bool = false;
     }
     num = (n0 + n2) + (n1 + n3);
   }
+  return rowReward(num, dst, w, den);
+}
+
+/** normalizeRow's result from num = laneSum(w u) of the normalized row at `dst`. */
+// @ts-ignore: decorator
+@inline function rowReward(num: f32, dst: usize, w: usize, den: f32): f32 {
   // w u is NaN exactly where a criterion is absent (u is clamped, w finite).
   rowHasAbsent = num != num;
   if (rowHasAbsent) return weightedMean(dst, w);
@@ -191,11 +197,9 @@ export function weightedMean(u: usize, w: usize): f32 {
   }
 }
 
-/**
- * weightedMean for a row with every lane present, given den = laneSum(w): the same sums
- * without the masks, so the same bits.
- */
-export function weightedMeanDense(u: usize, w: usize, den: f32): f32 {
+/** laneSum(w u) of a normalized row: normalizeRow's sum, in the same order. */
+// @ts-ignore: decorator
+@inline function laneDot(u: usize, w: usize): f32 {
   let chunks = KP >> 2;
   if (ASC_FEATURE_SIMD) {
     let num = f32x4.splat(0);
@@ -203,7 +207,7 @@ export function weightedMeanDense(u: usize, w: usize, den: f32): f32 {
       let o = <usize>c << 4;
       num = f32x4.add(num, f32x4.mul(v128.load(w + o), v128.load(u + o)));
     }
-    return den > 0 ? hsum(num) / den : NaN;
+    return hsum(num);
   } else {
     let n0: f32 = 0, n1: f32 = 0, n2: f32 = 0, n3: f32 = 0;
     for (let c = 0; c < chunks; c++) {
@@ -213,8 +217,25 @@ export function weightedMeanDense(u: usize, w: usize, den: f32): f32 {
       n2 += load<f32>(w + o, 8) * load<f32>(u + o, 8);
       n3 += load<f32>(w + o, 12) * load<f32>(u + o, 12);
     }
-    return den > 0 ? ((n0 + n2) + (n1 + n3)) / den : NaN;
+    return (n0 + n2) + (n1 + n3);
   }
+}
+
+/**
+ * weightedMean for a row with every lane present, given den = laneSum(w): the same sums
+ * without the masks, so the same bits.
+ */
+export function weightedMeanDense(u: usize, w: usize, den: f32): f32 {
+  let num = laneDot(u, w);
+  return den > 0 ? num / den : NaN;
+}
+
+/**
+ * normalizeRow's result for a row already normalized at `u` (den = laneSum(w)): the same sums,
+ * the masked ones when the row has an absent criterion. Sets rowHasAbsent.
+ */
+export function rowMean(u: usize, w: usize, den: f32): f32 {
+  return rowReward(laneDot(u, w), u, w, den);
 }
 
 /** Sum of all KP lanes in the lane tree order (the masked sums' order when all are present). */

@@ -17,7 +17,7 @@ interface Kernel {
   sbarPtr(): number; seenPtr(): number; streamWeightsPtr(): number; rowPtr(): number;
   metricsPtr(): number; summaryPtr(): number;
   score(n: number, groups: number, scores: number, valid: number, sizes: number, instW: number,
-        outR: number, outD: number, outA: number, outW: number, outS: number, u: number, p: number): number;
+        outR: number, outD: number, outA: number, outW: number, outS: number, u: number, p: number, uRows: number): number;
   streamWeights(): void;
   scoreOne(): number;
   aggregatorSize(k: number): number;
@@ -34,6 +34,8 @@ const ADVANTAGES = { none: 0, grpo: 1, "dr-grpo": 2, rloo: 3 } as const;
 const PAGE = 65536;
 /** wasm32 memory limit. */
 const MAX_MEMORY = 2 ** 32;
+/** Most bytes of normalized rows the stream scope keeps for its second pass (see score). */
+const KEEP_ROWS = 2 ** 28;
 /** Gap between buffers: keeps large power-of-two buffers off the same 4 KiB alias. */
 const GAP = 192;
 
@@ -48,7 +50,8 @@ interface Plan {
   u: number; p: number; end: number;
 }
 
-function plan(start: number, k: number, rows: number, groups: number, widest: number, weights: boolean): Plan {
+/** `uRows`: rows of normalized scratch, a group's (widest) or, in the stream scope, the batch's. */
+function plan(start: number, k: number, rows: number, groups: number, widest: number, weights: boolean, uRows = widest): Plan {
   const kp = (k + 3) & ~3;
   let at = align(start);
   const take = (bytes: number) => {
@@ -66,7 +69,7 @@ function plan(start: number, k: number, rows: number, groups: number, widest: nu
   p.advantages = take(rows * 4);
   p.outW = take(groups * k * 4);
   p.outS = take(groups * k * 4);
-  p.u = take(widest * kp * 4);
+  p.u = take(uRows * kp * 4);
   p.p = take(widest * 4);
   p.end = at;
   return p as Plan;
@@ -155,7 +158,10 @@ export class WasmBackend implements Backend {
     for (let g = 0; g < groups; g++) widest = Math.max(widest, sizes[g]);
     const inPlace = batch.scores.buffer === this.kernel.memory.buffer;
     // In place, the input sits where input() put it; keep that plan's scores offset.
-    const p = plan(this.callBase, k, n, groups, widest, weights !== undefined);
+    // The stream scope keeps every normalized row for its second pass (after the stream update),
+    // up to KEEP_ROWS bytes of them; larger batches normalize the rows again instead.
+    const uRows = !this.perGroup && n * ((k + 3) & ~3) * 4 <= KEEP_ROWS ? n : widest;
+    const p = plan(this.callBase, k, n, groups, widest, weights !== undefined, uRows);
     if (inPlace && batch.scores.byteOffset !== p.scores) throw new Error("score: a view from input() must be passed whole");
     this.reserve(p.end);
     if (!inPlace) this.f32.set(batch.scores, p.scores >>> 2);
@@ -164,7 +170,7 @@ export class WasmBackend implements Backend {
     this.i32.set(sizes, p.sizes >>> 2);
     if (weights) this.f32.set(weights, p.instW >>> 2);
     const status = this.kernel.score(n, groups, p.scores, valid ? p.valid : 0, p.sizes, p.instW,
-      p.rewards, p.direct, p.advantages, p.outW, p.outS, p.u, p.p);
+      p.rewards, p.direct, p.advantages, p.outW, p.outS, p.u, p.p, uRows);
     if (status !== 0) throw infiniteScoreError(this.f32.subarray(p.scores >>> 2, (p.scores >>> 2) + n * k), k);
     // One buffer for all outputs: they outlive the call, and few allocations keep small calls fast.
     const wLen = this.perGroup ? groups * k : k;
