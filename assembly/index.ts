@@ -6,7 +6,7 @@
 
 import {
   K, KP, setShape, sawInfinity, resetInfinity, rowHasAbsent, normalizeRow, normalizeGroup, groupAnyValid, groupHasAbsent,
-  weightedMean, weightedMeanDense, rowMean, laneSum, groupSums, fill, loadPadded, storeUnpadded, saturationOf, focalCoefficients, divideWhere, mixWith,
+  weightedMean, weightedMeanDense, weightedMeanDense4, rowMean, laneSum, groupSums, fill, loadPadded, storeUnpadded, saturationOf, focalCoefficients, divideWhere, mixWith,
   sumWhere, tilt,
 } from "./rows";
 import { FIRST_AGGREGATOR, POW3R, aggregateGroup, aggregateOne, beginCall, fGrpoScale, pow3rRewards } from "./aggregators";
@@ -238,7 +238,16 @@ export function score(
       if (method == FOCAL) {
         let w = focalWeights(SAT, b, FW);
         let den = laneSum(w);
-        for (let i = 0; i < m; i++) {
+        let i = 0;
+        if (ASC_FEATURE_SIMD && dense) {
+          // Four rows a turn. An invalid row gets a value here too, which finishRewards replaces.
+          for (; i + 4 <= m; i += 4) {
+            let o = <usize>(start + i) << 2;
+            let r = weightedMeanDense4(U + <usize>i * uBytes, w, den);
+            v128.store(outR + o, v128.bitselect(r, v128.load(outD + o), f32x4.eq(r, r)));
+          }
+        }
+        for (; i < m; i++) {
           let o = <usize>(start + i) << 2;
           let d = load<f32>(outD + o);
           if (d != d) continue;

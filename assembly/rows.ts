@@ -237,6 +237,28 @@ export function weightedMeanDense(u: usize, w: usize, den: f32): f32 {
 }
 
 /**
+ * weightedMeanDense of the four normalized rows at `u` (KP lanes apart), one row a lane: each row
+ * sums its chunks in order, then the lane tree (l0 + l2) + (l1 + l3) of hsum. SIMD build only.
+ */
+// @ts-ignore: decorator
+@inline export function weightedMeanDense4(u: usize, w: usize, den: f32): v128 {
+  let uBytes = <usize>KP << 2;
+  let a = f32x4.splat(0), b = f32x4.splat(0), c = f32x4.splat(0), d = f32x4.splat(0);
+  for (let o: usize = 0; o < uBytes; o += 16) {
+    let wv = v128.load(w + o);
+    let at = u + o;
+    a = f32x4.add(a, f32x4.mul(wv, v128.load(at)));
+    b = f32x4.add(b, f32x4.mul(wv, v128.load(at + uBytes)));
+    c = f32x4.add(c, f32x4.mul(wv, v128.load(at + 2 * uBytes)));
+    d = f32x4.add(d, f32x4.mul(wv, v128.load(at + 3 * uBytes)));
+  }
+  let ab = f32x4.add(v128.shuffle<f32>(a, b, 0, 1, 4, 5), v128.shuffle<f32>(a, b, 2, 3, 6, 7)); // a0 + a2, a1 + a3, b0 + b2, ..
+  let cd = f32x4.add(v128.shuffle<f32>(c, d, 0, 1, 4, 5), v128.shuffle<f32>(c, d, 2, 3, 6, 7));
+  let num = f32x4.add(v128.shuffle<f32>(ab, cd, 0, 2, 4, 6), v128.shuffle<f32>(ab, cd, 1, 3, 5, 7));
+  return den > 0 ? f32x4.div(num, f32x4.splat(den)) : f32x4.splat(NaN);
+}
+
+/**
  * normalizeRow's result for a row already normalized at `u` (den = laneSum(w)): the same sums,
  * the masked ones when the row has an absent criterion. Sets rowHasAbsent.
  */
