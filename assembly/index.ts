@@ -278,14 +278,23 @@ export function score(
   if (stream) {
     updateStream();
     let fSum = laneSum(FSTREAMR);
-    for (let r = 0; r < n; r++) {
-      let o = <usize>r << 2;
-      let d = load<f32>(outD + o);
-      if (d != d) continue;
-      let f = keep
-        ? rowMean(U0 + <usize>r * uBytes, FSTREAMR, fSum) // the same sums as normalizeRow's
-        : normalizeRow(scores + <usize>r * rowBytes, ROWU, LO, INV, FSTREAMR, fSum);
-      store<f32>(outR + o, f == f ? f : d);
+    for (let r = 0; r < n; r += 4) {
+      let rows = min(4, n - r);
+      if (ASC_FEATURE_SIMD && keep && rows == 4) {
+        // Four rows a turn; an invalid row's value is replaced by finishRewards. When a row needs
+        // rowMean's masked sums (a NaN lane), the four go row by row below.
+        let f = weightedMeanDense4(U0 + <usize>r * uBytes, FSTREAMR, fSum);
+        if (i32x4.bitmask(f32x4.eq(f, f)) == 15) { v128.store(outR + (<usize>r << 2), f); continue; }
+      }
+      for (let i = r; i < r + rows; i++) {
+        let o = <usize>i << 2;
+        let d = load<f32>(outD + o);
+        if (d != d) continue;
+        let f = keep
+          ? rowMean(U0 + <usize>i * uBytes, FSTREAMR, fSum) // the same sums as normalizeRow's
+          : normalizeRow(scores + <usize>i * rowBytes, ROWU, LO, INV, FSTREAMR, fSum);
+        store<f32>(outR + o, f == f ? f : d);
+      }
     }
     storeUnpadded(FSTREAM, outW);
     streamSaturation(outS);
