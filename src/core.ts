@@ -4,7 +4,7 @@ import { ReferenceBackend } from "./reference.js";
 import { compileRubric, type CompiledRubric } from "./rubric.js";
 import { decodeSnapshot, encodeSnapshot } from "./snapshot.js";
 import type {
-  AdvantageMode, BackendName, Engine, EngineOptions, Method, Scope, ScoreOptions, ScoreResult, WasmSource,
+  AdvantageMode, BackendName, Engine, EngineOptions, Method, NamedScore, Scope, ScoreOptions, ScoreResult, WasmSource,
 } from "./types.js";
 import { finite, oneOf } from "./validate.js";
 import { AGGREGATORS, aggregatorOptions } from "./aggregators.js";
@@ -188,11 +188,22 @@ class FocalEngine implements Engine {
     return { n, scores: flat, sizes, valid, weights };
   }
 
-  scoreOne(row: ArrayLike<number> | Readonly<Record<string, number | null | undefined>>): number {
+  scoreOne(row: ArrayLike<number> | Readonly<Record<string, number | null | undefined>> | readonly NamedScore[]): number {
     const k = this.criteria.length;
     const values = this.row;
     if (row instanceof Float32Array && row.length === k) {
       values.set(row);
+    } else if (Array.isArray(row) && row.length > 0 && row[0] !== null && typeof row[0] === "object") {
+      // The JS eval libraries' shape: [{ name, score }], a criterion at most once.
+      values.fill(NaN);
+      const seen = new Set<number>();
+      (row as readonly NamedScore[]).forEach((item, j) => {
+        const i = item === null || typeof item !== "object" ? undefined : this.rubric.index.get(item.name);
+        if (i === undefined) throw new RangeError(`scoreOne: item ${j}: unknown criterion '${String((item as NamedScore | null)?.name)}'`);
+        if (seen.has(i)) throw new RangeError(`scoreOne: criterion '${item.name}' is given twice`);
+        seen.add(i);
+        values[i] = cell(item.score, i, "scoreOne");
+      });
     } else if (row !== null && typeof row === "object" && typeof (row as ArrayLike<number>).length === "number") {
       const r = row as ArrayLike<number>;
       if (r.length !== k) throw new RangeError(`scoreOne: expected ${k} scores, got ${r.length}`);
@@ -205,7 +216,7 @@ class FocalEngine implements Engine {
         values[i] = cell(x, i, "scoreOne");
       }
     } else {
-      throw new TypeError("scoreOne: expected an array of scores or a { criterion: score } record");
+      throw new TypeError("scoreOne: expected an array of scores, [{ name, score }] or a { criterion: score } record");
     }
     for (let i = 0; i < k; i++) {
       if (values[i] === Infinity || values[i] === -Infinity) throw new RangeError(`scoreOne: criterion '${this.criteria[i]}' is ${values[i]}; scores must be finite or NaN`);

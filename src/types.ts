@@ -12,6 +12,13 @@ export interface Criterion {
   required?: boolean;
 }
 
+/** A score as JS eval libraries (autoevals, evalite) report it; `name` is the criterion id. */
+export interface NamedScore {
+  name: string;
+  score: number | null;
+  metadata?: unknown;
+}
+
 export interface Rubric {
   criteria: readonly Criterion[];
 }
@@ -108,8 +115,12 @@ export interface Engine {
   readonly scope: Scope;
   /** Score a batch: `scores` is n x K row-major, NaN = not judged; groups are contiguous. */
   score(scores: Float32Array | ArrayLike<number>, groupSizes: ArrayLike<number>, options?: ScoreOptions): ScoreResult;
-  /** Reward of one rollout with the current weights (stream) or as a group of one. No state change. */
-  scoreOne(row: ArrayLike<number> | Readonly<Record<string, number | null | undefined>>): number;
+  /**
+   * Reward of one rollout with the current weights (stream) or as a group of one; no state change.
+   * The row: K scores in rubric order, a `{ criterion: score }` record, or `[{ name, score }]`.
+   * A missing criterion or a null/NaN score is absent. NaN when the row has no weighted criterion.
+   */
+  scoreOne(row: ArrayLike<number> | Readonly<Record<string, number | null | undefined>> | readonly NamedScore[]): number;
   /** A zero-copy view of n x K floats inside the engine; fill it and pass it to score(). */
   input(rows: number): Float32Array;
   /** Versioned, checksummed stream state. */

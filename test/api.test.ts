@@ -96,6 +96,24 @@ describe.each(BACKENDS)("rejected calls leave the %s engine untouched", (backend
   it("scoreOne with an infinite score", () => expectUntouched(backend, (e) => e.scoreOne([1, Infinity, 0]), /'tone' is Infinity/));
 });
 
+describe.each(BACKENDS)("scoreOne input shapes (%s)", (backend) => {
+  it("takes K scores, a { criterion: score } record, or [{ name, score }] alike", async () => {
+    const e = await streamEngine(backend);
+    e.score(batch, [2, 2]);
+    const byOrder = e.scoreOne([0.8, 6, NaN]);
+    expect(e.scoreOne({ accuracy: 0.8, tone: 6, harm: null })).toBe(byOrder);
+    expect(e.scoreOne([{ name: "tone", score: 6 }, { name: "accuracy", score: 0.8, metadata: { why: "ok" } }])).toBe(byOrder);
+    expect(e.scoreOne(Float32Array.of(0.8, 6, NaN))).toBe(byOrder);
+    expect(e.scoreOne([{ name: "harm", score: null }])).toBeNaN(); // nothing judged: no reward
+  });
+  it("refuses unknown, repeated or non-numeric named scores", async () => {
+    const e = await streamEngine(backend);
+    expect(() => e.scoreOne([{ name: "style", score: 1 }])).toThrow(/item 0: unknown criterion 'style'/);
+    expect(() => e.scoreOne([{ name: "tone", score: 1 }, { name: "tone", score: 2 }])).toThrow(/'tone' is given twice/);
+    expect(() => e.scoreOne([{ name: "tone", score: "high" as never }])).toThrow(/is string, expected a number or null/);
+  });
+});
+
 describe("instance weights", () => {
   it.each([[-1, /must be a finite number >= 0/], [NaN, /must be a finite number >= 0/], [Infinity, /must be a finite number >= 0/]])(
     "rejects %s with the group and criterion named",
