@@ -63,33 +63,28 @@ async function score(values: Record<string, string | boolean | undefined>): Prom
     }
     const k = ids.length;
     const perGroup = engine.scope === "group";
-    // Group scope: the criteria in use in the group (saturation known); stream: all of them.
-    const weightsOf = (g: number) => {
+    // Weights as JSON once per group (group scope: the criteria in use there) or once per step.
+    const weightsJson = (perGroup ? step.groups : [undefined]).map((_, g) => {
       const w: Record<string, number> = {};
       for (let c = 0; c < k; c++) {
         const at = perGroup ? g * k + c : c;
-        if (perGroup && Number.isNaN(out.saturation[at])) continue;
-        w[ids[c]] = out.weights[at];
+        if (!perGroup || !Number.isNaN(out.saturation[at])) w[ids[c]] = out.weights[at];
       }
-      return w;
-    };
-    const groupOfRow = new Int32Array(step.scores.length / k);
+      return JSON.stringify(w);
+    });
+    const groupOfRow = new Int32Array(step.order.length);
     for (let g = 0, i = 0; g < step.groupSizes.length; g++) for (let j = 0; j < step.groupSizes[g]; j++) groupOfRow[i++] = g;
-    const cache = new Map<number, Record<string, number>>();
     let text = "";
     for (let j = 0; j < step.order.length; j++) {
       const i = step.order[j];
       const g = groupOfRow[i];
-      let w = cache.get(perGroup ? g : 0);
-      if (!w) cache.set(perGroup ? g : 0, (w = weightsOf(g)));
       const record: Record<string, unknown> = {};
       if (step.step !== undefined) record.step = step.step;
       record.group = step.groups[g];
       record.reward = out.rewards[i];
       record.direct = Number.isNaN(out.direct[i]) ? null : out.direct[i];
       record.advantage = out.advantages[i];
-      record.weights = w;
-      text += `${JSON.stringify(record)}\n`;
+      text += `${JSON.stringify(record).slice(0, -1)},"weights":${weightsJson[perGroup ? g : 0]}}\n`;
     }
     await writeOut(text);
     if (values.metrics !== undefined) metrics.push(JSON.stringify({ step: step.step ?? null, ...out.metrics }));
