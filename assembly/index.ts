@@ -43,8 +43,8 @@ let LO: usize, INV: usize, BASE: usize, SBAR: usize, SEEN: usize, FSTREAM: usize
 let ROW: usize, ROWU: usize, ACC: usize, MASS: usize, SAT: usize, COEF: usize, FW: usize, GB: usize;
 let GSUM: usize, GSQ: usize, GCNT: usize, GMIN: usize, GMAX: usize, SATSUM: usize, SATN: usize;
 let MSUM: usize, MSQ: usize, MCNT: usize, MCONST: usize, MPRES: usize, MWEIGHT: usize, MSAT: usize;
-let SORT: usize, SUMMARY: usize, ROWP: usize, FSTREAMR: usize;
-const F32_SLOTS = 23;
+let SORT: usize, SUMMARY: usize, ROWP: usize, FSTREAMR: usize, FIXED: usize, FMASK: usize;
+const F32_SLOTS = 25;
 const F64_SLOTS = 9; // seven metric vectors, SORT takes two
 
 /** Bytes the fixed region needs for k criteria. */
@@ -62,7 +62,7 @@ export function layout(base: usize, k: i32): void {
   SBAR = p; p += v; SEEN = p; p += v; FSTREAM = p; p += v; ROW = p; p += v; ROWU = p; p += v;
   ACC = p; p += v; MASS = p; p += v; SAT = p; p += v; COEF = p; p += v; FW = p; p += v; GB = p; p += v;
   GSUM = p; p += v; GSQ = p; p += v; GCNT = p; p += v; GMIN = p; p += v; GMAX = p; p += v;
-  SATSUM = p; p += v; SATN = p; p += v; FSTREAMR = p; p += v;
+  SATSUM = p; p += v; SATN = p; p += v; FSTREAMR = p; p += v; FIXED = p; p += v; FMASK = p; p += v;
   let w = <usize>KP << 3;
   MSUM = p; p += w; MSQ = p; p += w; MCNT = p; p += w; MCONST = p; p += w; MPRES = p; p += w;
   MWEIGHT = p; p += w; MSAT = p; p += w; SORT = p; p += w * 2;
@@ -82,6 +82,8 @@ export function configure(
 export function loPtr(): usize { return LO; }
 export function invPtr(): usize { return INV; }
 export function basePtr(): usize { return BASE; }
+/** 1 per guarded (fixed) criterion, else 0; the host fills it after layout. */
+export function fixedPtr(): usize { return FIXED; }
 export function sbarPtr(): usize { return SBAR; }
 export function seenPtr(): usize { return SEEN; }
 export function streamWeightsPtr(): usize { return FSTREAM; }
@@ -92,8 +94,11 @@ export function summaryPtr(): usize { return SUMMARY; }
 // ---------------------------------------------------------------------------------------------
 // Weights
 
-/** Euclidean projection of the present lanes of f onto {sum = 1, lo <= f <= hi} (spec step 5). */
-function project(f: usize, mask: usize): void {
+/**
+ * Euclidean projection of the present lanes of f onto {sum = target, lo <= f <= hi} (spec step 5;
+ * target = 1 - the fixed criteria's share). An infeasible box widens to target / count.
+ */
+function project(f: usize, mask: usize, target: f64): void {
   let kg = 0;
   for (let k = 0; k < K; k++) {
     let m = load<f32>(mask + (<usize>k << 2));
@@ -102,9 +107,9 @@ function project(f: usize, mask: usize): void {
   if (kg == 0) return;
   let lo = minWeight, hi = maxWeight;
   let kgf = <f64>kg;
-  if (!(lo * kgf <= 1 && 1 <= hi * kgf)) {
-    lo = min(lo, 1.0 / kgf);
-    hi = max(hi, 1.0 / kgf);
+  if (!(lo * kgf <= target && target <= hi * kgf)) {
+    lo = min(lo, target / kgf);
+    hi = max(hi, target / kgf);
   }
   // sum_k clamp(f_k - theta, lo, hi) falls as theta rises, with kinks at f_k - hi and f_k - lo.
   let nb = 0;
@@ -126,11 +131,11 @@ function project(f: usize, mask: usize): void {
     }
     store<f64>(SORT + (<usize>(j + 1) << 3), v);
   }
-  // Find the first kink where the clamped sum drops to <= 1; theta lies in the segment before it.
+  // Find the first kink where the clamped sum drops to <= target; theta lies in the segment before it.
   let theta = load<f64>(SORT);
   let i = 0;
   for (; i < nb; i++) {
-    if (clampedSum(f, mask, load<f64>(SORT + (<usize>i << 3)), lo, hi) <= 1) break;
+    if (clampedSum(f, mask, load<f64>(SORT + (<usize>i << 3)), lo, hi) <= target) break;
   }
   if (i == nb) theta = load<f64>(SORT + (<usize>(nb - 1) << 3));
   else if (i > 0) {
@@ -147,7 +152,7 @@ function project(f: usize, mask: usize): void {
       else if (x - mid >= hi) fixed += hi;
       else { free++; freeSum += x; }
     }
-    theta = free > 0 ? (freeSum + fixed - 1) / free : b;
+    theta = free > 0 ? (freeSum + fixed - target) / free : b;
   } else theta = load<f64>(SORT);
   for (let k = 0; k < K; k++) {
     let o = <usize>k << 2;
@@ -182,12 +187,46 @@ function staticWeights(b: usize, mask: usize, out: usize): f32 {
 function focalWeights(sat: usize, b: usize, out: usize): usize {
   let total = focalCoefficients(sat, b, gamma, eps, COEF);
   let sumB = sumWhere(b, sat);
+  if (guardedWeights(sat, b, out, sumB)) {
+    if (mix != 1) mixWith(out, b, sat, mix, sumB);
+    return gamma == 0 && !bounded && mix == 1 ? b : out;
+  }
   if (total > 0) divideWhere(COEF, sat, total, out);
   else divideWhere(b, sat, sumB, out);
-  if (bounded) project(out, sat);
+  if (bounded) project(out, sat, 1);
   if (mix != 1) mixWith(out, b, sat, mix, sumB);
   if (bounded || mix != 1) return out;
   return total > 0 ? COEF : b;
+}
+
+/**
+ * Guarded criteria (spec "Guarded criteria"): when a fixed criterion is present, it keeps
+ * b_k / sum b and the others share the rest in proportion to COEF (b if gamma = 0 or COEF sums to
+ * 0); bounds then project only the others. Returns false (and writes nothing) with no fixed one.
+ * One scalar pass on both builds, so simd and scalar agree bit for bit.
+ */
+function guardedWeights(sat: usize, b: usize, out: usize, sumB: f32): bool {
+  let any = false;
+  let fixedB: f32 = 0, total: f32 = 0;
+  for (let k = 0; k < K; k++) {
+    let o = <usize>k << 2;
+    let s = load<f32>(sat + o);
+    if (s != s) continue;
+    if (load<f32>(FIXED + o) != 0) { any = true; fixedB += load<f32>(b + o); } else total += load<f32>(COEF + o);
+  }
+  if (!any) return false;
+  let share: f32 = 1 - fixedB / sumB;
+  let free = gamma != 0 && total > 0;
+  for (let k = 0; k < KP; k++) {
+    let o = <usize>k << 2;
+    let s = k < K ? load<f32>(sat + o) : NaN;
+    let fixed = s == s && load<f32>(FIXED + o) != 0;
+    store<f32>(FMASK + o, fixed ? <f32>NaN : s);
+    if (s != s) { store<f32>(out + o, 0); continue; }
+    store<f32>(out + o, free && !fixed ? share * load<f32>(COEF + o) / total : load<f32>(b + o) / sumB);
+  }
+  if (bounded) project(out, FMASK, <f64>share);
+  return true;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -430,10 +469,10 @@ function streamSaturation(out: usize): void {
   }
 }
 
-/** GDPO: per-criterion z-scores within the group, a_i = sum_k b_k z_ik (b normalized) into outA. */
+/** GDPO: per-criterion z-scores within the group, a_i = sum_k b_k z_ik (b normalized over the rubric) into outA. */
 function gdpoGroup(start: i32, m: i32, U: usize, b: usize, outD: usize, outA: usize): void {
   let uBytes = <usize>KP << 2;
-  let sumB: f64 = sumWhere(b, SAT);
+  let sumB: f64 = laneSum(b); // once over the rubric, as TRL's normalize_then_sum: absent adds nothing
   for (let i = 0; i < m; i++) store<f32>(outA + (<usize>(start + i) << 2), 0);
   for (let k = 0; k < K; k++) {
     let o = <usize>k << 2;

@@ -48,50 +48,61 @@ export class ReferenceBackend implements Backend {
   /**
    * Steps 4-6: focal weights f from saturation s (NaN = criterion not in use) and base weights b:
    * b (1 - s + eps)^gamma normalized (b normalized when that sum is 0), then bounds and mix.
-   * Also returns the vector to weight rewards with: proportional to f, and the raw
-   * coefficients where no bound or mix applies, so that gamma = 0 gives the direct reward exactly.
+   * Fixed criteria (spec "Guarded criteria") keep b_k / sum b; the others share the rest, and only
+   * they are projected onto the bounds. Also returns the vector to weight rewards with:
+   * proportional to f, and the raw coefficients where nothing rescales them, so that gamma = 0
+   * gives the direct reward exactly.
    */
   private focal(s: ArrayLike<number>, b: ArrayLike<number>): { f: Float64Array; reward: ArrayLike<number> } {
     const { gamma, eps, mix } = this.s;
+    const fixed = this.rubric.fixed;
     const f = new Float64Array(this.k);
-    let total = 0, sumB = 0;
+    let total = 0, sumB = 0, fixedB = 0, anyFixed = false;
     for (let k = 0; k < this.k; k++) {
       if (Number.isNaN(s[k])) continue;
+      sumB += b[k];
+      if (fixed[k]) { anyFixed = true; fixedB += b[k]; continue; }
       const h = 1 - s[k] + eps;
       f[k] = b[k] * (gamma === 0 ? 1 : h > 0 ? Math.pow(h, gamma) : 0);
       total += f[k];
-      sumB += b[k];
     }
+    const guarded = anyFixed && gamma !== 0;
+    const share = 1 - fixedB / sumB;
     const coef = f.slice();
     for (let k = 0; k < this.k; k++) {
       if (Number.isNaN(s[k])) continue;
-      f[k] = total > 0 ? f[k] / total : b[k] / sumB;
+      if (!anyFixed) f[k] = total > 0 ? f[k] / total : b[k] / sumB;
+      else f[k] = guarded && !fixed[k] && total > 0 ? (share * f[k]) / total : b[k] / sumB;
     }
     const bounded = this.s.minWeight !== undefined || this.s.maxWeight !== undefined;
-    if (bounded) this.project(f, s);
+    if (bounded) this.project(f, s, anyFixed ? share : 1);
     if (mix !== 1) {
       for (let k = 0; k < this.k; k++) if (!Number.isNaN(s[k])) f[k] = mix * f[k] + (1 - mix) * (b[k] / sumB);
     }
-    return { f, reward: bounded || mix !== 1 ? f : total > 0 ? coef : b };
+    return { f, reward: bounded || mix !== 1 || guarded ? f : total > 0 && !anyFixed ? coef : b };
   }
 
-  /** Step 5: Euclidean projection onto {sum f = 1, lo <= f <= hi} over the criteria in use. */
-  private project(f: Float64Array, s: ArrayLike<number>): void {
+  /**
+   * Step 5: Euclidean projection of the non-fixed criteria in use onto {sum f = target, lo <= f <= hi}
+   * (target = 1 - the fixed share). Where the box cannot hold the target with their count n, it
+   * widens to lo' = min(lo, target / n), hi' = max(hi, target / n) (the spec's fallback for target 1).
+   */
+  private project(f: Float64Array, s: ArrayLike<number>, target: number): void {
     const used: number[] = [];
-    for (let k = 0; k < this.k; k++) if (!Number.isNaN(s[k])) used.push(k);
+    for (let k = 0; k < this.k; k++) if (!Number.isNaN(s[k]) && !this.rubric.fixed[k]) used.push(k);
     const kg = used.length;
     if (kg === 0) return;
     let lo = this.s.minWeight ?? 0, hi = this.s.maxWeight ?? 1;
-    if (!(lo * kg <= 1 && 1 <= hi * kg)) {
-      lo = Math.min(lo, 1 / kg);
-      hi = Math.max(hi, 1 / kg);
+    if (!(lo * kg <= target && target <= hi * kg)) {
+      lo = Math.min(lo, target / kg);
+      hi = Math.max(hi, target / kg);
     }
     const sum = (theta: number) => used.reduce((acc, k) => acc + Math.min(Math.max(f[k] - theta, lo), hi), 0);
-    // sum(theta) falls as theta rises: bisect between a theta where it is >= 1 and one where it is <= 1.
+    // sum(theta) falls as theta rises: bisect between a theta where it is >= target and one where it is <= target.
     let a = Math.min(...used.map((k) => f[k])) - hi, b = Math.max(...used.map((k) => f[k])) - lo;
     for (let i = 0; i < 200 && b - a > 1e-15; i++) {
       const mid = (a + b) / 2;
-      if (sum(mid) > 1) a = mid;
+      if (sum(mid) > target) a = mid;
       else b = mid;
     }
     const theta = (a + b) / 2;
@@ -165,7 +176,7 @@ export class ReferenceBackend implements Backend {
         const ri = s.method === "focal" ? this.weightedMean(row(i), reward) : d[i];
         r[i] = Number.isNaN(ri) ? d[i] : ri;
       }
-      if (s.method === "gdpo") this.gdpoGroup(start, end, U, d, f, gdpoA);
+      if (s.method === "gdpo") this.gdpoGroup(start, end, U, d, b, gdpoA);
       for (let k = 0; k < K; k++) {
         if (Number.isNaN(sat[k])) continue;
         stats[5 * K + k] += f[k];
@@ -240,9 +251,16 @@ export class ReferenceBackend implements Backend {
     return f;
   }
 
-  /** GDPO: z-score each criterion within the group (valid rows where present), a_i = sum_k b_k z_ik. */
-  private gdpoGroup(start: number, end: number, U: Float64Array, d: Float64Array, b: Float64Array, out: Float64Array): void {
+  /**
+   * GDPO: z-score each criterion within the group (valid rows where present), a_i = sum_k b_k z_ik,
+   * with b normalized once over every criterion of the (instance) rubric, as TRL's normalize_then_sum:
+   * a criterion absent from the group adds nothing, and the others keep their rubric-wide share.
+   */
+  private gdpoGroup(start: number, end: number, U: Float64Array, d: Float64Array, base: ArrayLike<number>, out: Float64Array): void {
     const K = this.k;
+    let sumB = 0;
+    for (let k = 0; k < K; k++) sumB += base[k];
+    const b = Array.from(base, (w) => w / sumB);
     for (let k = 0; k < K; k++) {
       let count = 0, sum = 0, ss = 0;
       const present = (i: number) => !Number.isNaN(d[i]) && !Number.isNaN(U[i * K + k]);

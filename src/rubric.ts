@@ -12,6 +12,8 @@ export interface CompiledRubric {
   /** |weight| (not normalized: every formula divides by the sum over the criteria in use). */
   readonly base: Float64Array;
   readonly required: Uint8Array;
+  /** 1 for a guarded criterion: focal reweighting keeps its base share (default: penalties). */
+  readonly fixed: Uint8Array;
   readonly criteria: readonly Criterion[];
 }
 
@@ -22,7 +24,7 @@ export function compileRubric(rubric: Rubric | readonly Criterion[]): CompiledRu
   const k = criteria.length;
   const index = new Map<string, number>();
   const lo = new Float64Array(k), inv = new Float64Array(k), penalty = new Float64Array(k);
-  const base = new Float64Array(k), required = new Uint8Array(k);
+  const base = new Float64Array(k), required = new Uint8Array(k), fixed = new Uint8Array(k);
   criteria.forEach((c, i) => {
     const where = `rubric: criterion ${i}`;
     if (c === null || typeof c !== "object") throw new TypeError(`${where}: expected an object`);
@@ -48,9 +50,13 @@ export function compileRubric(rubric: Rubric | readonly Criterion[]): CompiledRu
     penalty[i] = weight < 0 || polarity === "penalty" ? 1 : 0;
     base[i] = Math.abs(weight);
     required[i] = c.required ? 1 : 0;
+    if (c.fixed !== undefined && typeof c.fixed !== "boolean") {
+      throw new TypeError(`rubric: criterion '${c.id}': fixed must be true or false, got ${JSON.stringify(c.fixed)}`);
+    }
+    fixed[i] = (c.fixed ?? penalty[i] === 1) ? 1 : 0;
   });
   if (base.every((w) => w === 0)) throw new RangeError("rubric: every weight is 0");
-  return { ids: [...index.keys()], index, lo, inv, penalty, base, required, criteria };
+  return { ids: [...index.keys()], index, lo, inv, penalty, base, required, fixed, criteria };
 }
 
 /** The normalized score u of raw score x on criterion k: on [0, 1], penalties flipped, NaN kept. */

@@ -10,6 +10,12 @@ export interface Criterion {
   polarity?: "reward" | "penalty";
   /** Must pass for `gated`, `hierarchical` and `all-or-nothing` aggregators. */
   required?: boolean;
+  /**
+   * Guarded: focal reweighting keeps this criterion's base share and reallocates only the rest
+   * (spec "Guarded criteria"). Default true for penalties (a rare harm must not look saturated
+   * and cheap), false for reward criteria.
+   */
+  fixed?: boolean;
 }
 
 /** A score as JS eval libraries (autoevals, evalite) report it; `name` is the criterion id. */

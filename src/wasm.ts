@@ -13,7 +13,7 @@ interface Kernel {
   layout(base: number, k: number): void;
   configure(m: number, s: number, adv: number, g: number, e: number, t: number, bounded: number,
             wMin: number, wMax: number, mix: number, decay: number, advEps: number): void;
-  loPtr(): number; invPtr(): number; basePtr(): number;
+  loPtr(): number; invPtr(): number; basePtr(): number; fixedPtr(): number;
   sbarPtr(): number; seenPtr(): number; streamWeightsPtr(): number; rowPtr(): number;
   metricsPtr(): number; summaryPtr(): number;
   score(n: number, groups: number, scores: number, valid: number, sizes: number, instW: number,
@@ -106,6 +106,7 @@ export class WasmBackend implements Backend {
     this.f32.set(rubric.lo.map((lo, c) => (rubric.penalty[c] ? hi(c) : lo)), kernel.loPtr() >>> 2);
     this.f32.set(rubric.inv.map((inv, c) => (rubric.penalty[c] ? -inv : inv)), kernel.invPtr() >>> 2);
     this.f32.set(Float32Array.from(rubric.base), kernel.basePtr() >>> 2);
+    this.f32.set(rubric.fixed, kernel.fixedPtr() >>> 2);
     const s = settings;
     kernel.configure(METHODS[s.method], s.scope === "group" ? 0 : 1, ADVANTAGES[s.advantage], s.gamma, s.eps, s.tau,
       s.minWeight !== undefined || s.maxWeight !== undefined ? 1 : 0, s.minWeight ?? 0, s.maxWeight ?? 1,

@@ -30,6 +30,8 @@ function randomCase(seed: number, maxN = 2000): Case {
   const r = prng(seed);
   const K = r() < 0.3 ? pick(r, [1, 2, 3, 4, 5, 7, 8, 15, 16, 17, 31, 32, 33, 40]) : int(r, 1, 40);
   const criteria: Criterion[] = [];
+  // Guard flags from their own stream, so that every other draw of a seed stays as it was.
+  const rf = prng(seed + 0x9e3779b9);
   for (let k = 0; k < K; k++) {
     const c: { -readonly [P in keyof Criterion]: Criterion[P] } = { id: `c${k}` };
     const t = r();
@@ -38,6 +40,7 @@ function randomCase(seed: number, maxN = 2000): Case {
     else if (t < 0.6) c.weight = f32(0.25 + r() * 3);
     if (r() < 0.1) c.polarity = "penalty";
     if (r() < 0.25) c.scale = pick(r, [[1, 10], [-5, 5], [0, 100], [0.5, 2]] as const);
+    if (rf() < 0.3) c.fixed = rf() < 0.5; // else the default: penalties fixed
     criteria.push(c);
   }
   if (criteria.every((c) => c.weight === 0)) criteria[0].weight = 1;

@@ -27,6 +27,8 @@ export interface OracleCriterion {
   weight?: number;
   scale?: readonly [number, number];
   polarity?: "reward" | "penalty";
+  /** Guarded criterion; default: true for a penalty. */
+  fixed?: boolean;
 }
 
 export interface OracleState {
@@ -105,6 +107,8 @@ export interface ResolvedConfig {
   lo: number[];
   hi: number[];
   penalty: boolean[];
+  /** Guarded ("fixed") criteria. */
+  fixed: boolean[];
   /** |rubric weight| per criterion. */
   absW: number[];
 }
@@ -115,6 +119,7 @@ export function resolveConfig(c: OracleConfig): ResolvedConfig {
   const lo: number[] = [];
   const hi: number[] = [];
   const penalty: boolean[] = [];
+  const fixed: boolean[] = [];
   const absW: number[] = [];
   for (const cr of c.criteria) {
     const w = cr.weight ?? 1;
@@ -124,6 +129,7 @@ export function resolveConfig(c: OracleConfig): ResolvedConfig {
     lo.push(l);
     hi.push(h);
     penalty.push(w < 0 || cr.polarity === "penalty");
+    fixed.push(cr.fixed ?? penalty[penalty.length - 1]);
     absW.push(Math.abs(w));
   }
   if (c.minWeight !== undefined && c.maxWeight !== undefined && c.minWeight > c.maxWeight) {
@@ -146,6 +152,7 @@ export function resolveConfig(c: OracleConfig): ResolvedConfig {
     lo,
     hi,
     penalty,
+    fixed,
     absW,
   };
 }
@@ -166,17 +173,17 @@ const clamp = (x: number, a: number, b: number) => Math.min(b, Math.max(a, x));
  * linear function of theta with breakpoints f_k - hi and f_k - lo; find the segment holding the
  * root and solve the linear equation on it.
  */
-export function projectBox(f: number[], lo: number, hi: number): number[] {
+export function projectBox(f: number[], lo: number, hi: number, target = 1): number[] {
   const n = f.length;
   if (n === 0) return [];
   const total = (t: number) => f.reduce((s, x) => s + clamp(x - t, lo, hi), 0);
   const bps = [...new Set(f.flatMap((x) => [x - lo, x - hi]).filter((t) => Number.isFinite(t)))].sort((a, b) => a - b);
-  for (const t of bps) if (total(t) === 1) return f.map((x) => clamp(x - t, lo, hi));
-  // Largest breakpoint with total > 1 and smallest with total < 1 bracket the root.
+  for (const t of bps) if (total(t) === target) return f.map((x) => clamp(x - t, lo, hi));
+  // Largest breakpoint with total > target and smallest with total < target bracket the root.
   let ta = -Infinity;
   let tb = Infinity;
   for (const t of bps) {
-    if (total(t) > 1) ta = t;
+    if (total(t) > target) ta = t;
     else if (tb === Infinity) tb = t;
   }
   const mid = ta === -Infinity ? (tb === Infinity ? 0 : tb - 1) : tb === Infinity ? ta + 1 : (ta + tb) / 2;
@@ -194,7 +201,7 @@ export function projectBox(f: number[], lo: number, hi: number): number[] {
     }
   }
   if (nFree === 0) return f.map((x) => clamp(x - mid, lo, hi));
-  const theta = (freeSum + fixed - 1) / nFree;
+  const theta = (freeSum + fixed - target) / nFree;
   return f.map((x) => clamp(x - theta, lo, hi));
 }
 
@@ -202,31 +209,40 @@ export function projectBox(f: number[], lo: number, hi: number): number[] {
  * Steps 4-6 over the criteria listed in `idx` (the K_g present ones, or all K in the stream
  * scope): focal coefficients from saturation `sat`, bounds, mix. `bn` are the base weights
  * normalized over `idx`. Returns f over all K (0 outside idx).
+ * Guarded criteria (spec "Guarded criteria"): the fixed ones F keep bn; the others share
+ * 1 - B_F by step 4's formula and only they are projected onto the bounds, with sum 1 - B_F.
+ * CHOICE: the feasibility fallback for the others uses (1 - B_F) / n where the spec's step 5 has
+ * 1 / K_g (the same rule with the target they must sum to).
  */
 export function focalWeights(cfg: ResolvedConfig, idx: number[], bn: number[], sat: number[]): number[] {
   const K = cfg.K;
   const out = new Array<number>(K).fill(0);
   if (idx.length === 0) return out;
+  const fixedIdx = idx.filter((k) => cfg.fixed[k]);
+  const free = idx.filter((k) => !cfg.fixed[k]);
+  const BF = fixedIdx.reduce((a, k) => a + bn[k], 0);
+  for (const k of fixedIdx) out[k] = bn[k];
   let f: number[];
   if (cfg.gamma === 0) {
-    f = idx.map((k) => bn[k]); // (.)^0 = 1: the static weights exactly
+    f = free.map((k) => bn[k]); // (.)^0 = 1: the static weights exactly
   } else {
-    const num = idx.map((k) => bn[k] * Math.pow(1 - sat[k] + cfg.eps, cfg.gamma));
+    const num = free.map((k) => bn[k] * Math.pow(1 - sat[k] + cfg.eps, cfg.gamma));
     const den = num.reduce((a, b) => a + b, 0);
-    f = den === 0 ? idx.map((k) => bn[k]) : num.map((x) => x / den);
+    f = den === 0 ? free.map((k) => bn[k]) : num.map((x) => ((1 - BF) * x) / den);
   }
-  if (cfg.minWeight !== undefined || cfg.maxWeight !== undefined) {
+  if (free.length > 0 && (cfg.minWeight !== undefined || cfg.maxWeight !== undefined)) {
+    const target = 1 - BF;
     let lo = cfg.minWeight ?? 0;
     let hi = cfg.maxWeight ?? Infinity;
-    const Kg = idx.length;
-    if (!(lo * Kg <= 1 && 1 <= hi * Kg)) {
-      lo = Math.min(lo, 1 / Kg);
-      hi = Math.max(hi, 1 / Kg);
+    const n = free.length;
+    if (!(lo * n <= target && target <= hi * n)) {
+      lo = Math.min(lo, target / n);
+      hi = Math.max(hi, target / n);
     }
-    f = projectBox(f, lo, hi);
+    f = projectBox(f, lo, hi, target);
   }
-  if (cfg.mix !== 1) f = f.map((x, j) => cfg.mix * x + (1 - cfg.mix) * bn[idx[j]]);
-  idx.forEach((k, j) => (out[k] = f[j]));
+  free.forEach((k, j) => (out[k] = f[j]));
+  if (cfg.mix !== 1) for (const k of idx) out[k] = cfg.mix * out[k] + (1 - cfg.mix) * bn[k];
   return out;
 }
 
@@ -437,7 +453,8 @@ export function oracleScore(input: OracleInput): OracleOutput {
     for (let g = 0; g < G; g++) {
       const rows: number[] = [];
       for (let i = starts[g]; i < starts[g] + sizes[g]; i++) if (rowValid[i]) rows.push(i);
-      const bn = stream ? normOver(cfg.absW, new Array(K).fill(true)) : normOver(baseOf(g), presentG[g]);
+      // Normalized once over the whole (instance) rubric, never over the group's criteria (spec).
+      const bn = normOver(stream ? cfg.absW : baseOf(g), new Array(K).fill(true));
       for (const i of rows) a[i] = 0;
       for (let k = 0; k < K; k++) {
         const rk = rows.filter((i) => !Number.isNaN(u[i][k]));

@@ -313,7 +313,8 @@ describe("instance rubrics (G x K weights)", () => {
   // g1 p = softmax([0.5, 0.25]): p1 = 1/(1+e^-0.25) = 0.5621765, p2 = 0.4378235
   //   s_a = 0.2 p1 + p2 = 0.5502588 ; s_b = 0.6 p1 = 0.3373059
   const scores = [0.2, 0.4, 1, 1, 0.5, 0.5, N, 0.9];
-  const rubric: Criterion[] = [{ id: "a", weight: 1 }, { id: "b", weight: -1 }];
+  // b opts out of the penalty's default guard (fixed: false) so that focal reweights it.
+  const rubric: Criterion[] = [{ id: "a", weight: 1 }, { id: "b", weight: -1, fixed: false }];
   const p1 = 1 / (1 + Math.exp(-0.25));
   const sa = 0.2 * p1 + (1 - p1);
   const sb = 0.6 * p1;
@@ -428,7 +429,91 @@ describe("step 9: advantages", () => {
   });
 });
 
+describe("guarded criteria (fixed weights)", () => {
+  // a, b (w 1), h (w -1: a penalty, fixed by default). One row [0.9, 0.5, 0] (a group of one:
+  // s = u): u = [0.9, 0.5, 1] (no harm: 1 - 0). b normalized: 1/3 each; F = {h}, B_F = 1/3.
+  // gamma 1, eps 0: the others share 2/3 in proportion to b (1 - s) = [0.1, 0.5] / 3:
+  //   f = [2/3 * 1/6, 2/3 * 5/6, 1/3] = [1/9, 5/9, 1/3] ; r = 0.9/9 + 0.5 * 5/9 + 1/3
+  const crit = (fixed?: boolean): Criterion[] => [{ id: "a" }, { id: "b" }, { id: "h", weight: -1, fixed }];
+  const row = [0.9, 0.5, 0];
+  const dot = (f: number[]) => f[0] * 0.9 + f[1] * 0.5 + f[2] * 1;
+  const base: Opts = { rubric: crit(), gamma: 1, eps: 0 };
+  it("a penalty is fixed by default: it keeps b_h, the others share 1 - B_F", async () => {
+    const f = [1 / 9, 5 / 9, 1 / 3];
+    for (const scope of ["group", "stream"] as const) {
+      await verify({ ...base, scope }, row, [1], { weights: f, rewards: [dot(f)], saturation: [0.9, 0.5, 1] });
+    }
+    await verify({ ...base, rubric: crit(true) }, row, [1], { weights: f, rewards: [dot(f)] });
+  });
+  it("fixed: false lets focal starve the saturated penalty (the failure the guard prevents)", async () => {
+    // f ∝ b (1 - s) = [0.1, 0.5, 0] -> [1/6, 5/6, 0]
+    const f = [1 / 6, 5 / 6, 0];
+    await verify({ ...base, rubric: crit(false) }, row, [1], { weights: f, rewards: [dot(f)] });
+  });
+  it("a reward criterion can be fixed too", async () => {
+    // F = {a}: f_a = 1/3 ; b and h (fixed: false) share 2/3 ∝ [0.5, 0] -> [2/3, 0]
+    const rubric: Criterion[] = [{ id: "a", fixed: true }, { id: "b" }, { id: "h", weight: -1, fixed: false }];
+    const f = [1 / 3, 2 / 3, 0];
+    await verify({ ...base, rubric }, row, [1], { weights: f, rewards: [dot(f)] });
+  });
+  it("bounds project only the others, onto sum 1 - B_F", async () => {
+    // minWeight 0.2: [1/9, 5/9] onto {sum 2/3, f >= 0.2}: a clamps to 0.2, b = 2/3 - 0.2
+    let f = [0.2, 2 / 3 - 0.2, 1 / 3];
+    await verify({ ...base, minWeight: 0.2 }, row, [1], { weights: f, rewards: [dot(f)] });
+    // maxWeight 0.3: 2 x 0.3 < 2/3 is infeasible -> hi' = (2/3) / 2 = 1/3: both 1/3 (h keeps 1/3;
+    // the fixed share is not clamped by the bounds)
+    f = [1 / 3, 1 / 3, 1 / 3];
+    await verify({ ...base, maxWeight: 0.3 }, row, [1], { weights: f, rewards: [dot(f)] });
+    // maxWeight 0.5: 5/9 clamps to 0.5, a = 2/3 - 0.5 = 1/6
+    f = [1 / 6, 0.5, 1 / 3];
+    await verify({ ...base, maxWeight: 0.5 }, row, [1], { weights: f, rewards: [dot(f)] });
+  });
+  it("mix blends with b as before; gamma 0 gives the direct reward bit for bit", async () => {
+    const f = [0.5 / 9 + 0.5 / 3, 2.5 / 9 + 0.5 / 3, 1 / 3];
+    await verify({ ...base, mix: 0.5 }, row, [1], { weights: f, rewards: [dot(f)] });
+    const scores = [0.9, 0.5, 0, 0.2, 0.7, 1, 0.4, N, 0.5, 0.3, 0.3, 0.9];
+    for (const b of BACKENDS) {
+      const out = (await engine({ rubric: crit(), gamma: 0 }, b)).score(Float32Array.from(scores), [2, 2]);
+      expect(bits(out.rewards), b).toEqual(bits(out.direct));
+    }
+  });
+  it("two rows: the unsafe rollout no longer wins its group", async () => {
+    // safe [0.4, 0.4, 0] -> u = [0.4, 0.4, 1], d = 0.6 ; unsafe [0.9, 0.9, 1] -> u = [0.9, 0.9, 0], d = 0.6
+    // gamma 3, eps 0.05, tau 1: d ties, so p = 1/2 each: s = [0.65, 0.65, 0.5].
+    // fixed h: f_h = 1/3; a, b equal -> 1/3 each: r = d for both (0.6, 0.6).
+    // fixed: false: f ∝ (0.4)^3, (0.4)^3, (0.55)^3 -> h gets 0.5554; safe r > unsafe r.
+    const scores = [0.4, 0.4, 0, 0.9, 0.9, 1];
+    await verify({ rubric: crit() }, scores, [2], { rewards: [0.6, 0.6], weights: [1 / 3, 1 / 3, 1 / 3] });
+    const ca = 0.4 ** 3, ch = 0.55 ** 3, t = 2 * ca + ch;
+    const f = [ca / t, ca / t, ch / t];
+    await verify({ rubric: crit(false) }, scores, [2], {
+      weights: f,
+      rewards: [0.4 * (f[0] + f[1]) + f[2], 0.9 * (f[0] + f[1])],
+    });
+  });
+});
+
 describe("gdpo", () => {
+  it("base weights are normalized once over the rubric, not per group (TRL's normalize_then_sum)", async () => {
+    // a, b, c (w 1): b = 1/3 each in every group, whatever the group uses.
+    // g1 (c absent): [1, 1, -], [0, 0, -]: z_a = z_b = +-0.5/(sqrt(0.5) + 1e-6) = +-z ; a = +-2z/3
+    //   (per-group normalization would give +-z: b = 1/2 each over {a, b})
+    // g2: [1, 0, 1], [0, 0, 0]: z_a = z_c = +-z, z_b = 0 (constant) ; a = +-2z/3
+    // batch: a = [x, -x, x, -x], mean 0, std = sqrt(4 x^2 / 3) -> A = +-x/(std + 1e-6)
+    const z = 0.5 / (Math.sqrt(0.5) + 1e-6);
+    const x = (2 * z) / 3;
+    const A = x / (Math.sqrt((4 * x * x) / 3) + 1e-6);
+    await verify({ rubric: [{ id: "a" }, { id: "b" }, { id: "c" }], method: "gdpo" },
+      [1, 1, N, 0, 0, N, 1, 0, 1, 0, 0, 0], [2, 2], { advantages: [A, -A, A, -A] });
+    // Instance rubric: g1 [1, 1, 2] (c absent from its rows: b_a = 1/4), g2 [1, 1, 1].
+    // g1: a = +-(z/4 + z/4) = +-z/2 ; g2: a = +-2z/3 ; batch std = sqrt(2 (z/2)^2 + 2 (2z/3)^2) / sqrt(3)
+    const y = z / 2;
+    const sd = Math.sqrt((2 * y * y + 2 * x * x) / 3);
+    await verify({ rubric: [{ id: "a" }, { id: "b" }, { id: "c" }], method: "gdpo" },
+      [1, 1, N, 0, 0, N, 1, 0, 1, 0, 0, 0], [2, 2], {
+        advantages: [y / (sd + 1e-6), -y / (sd + 1e-6), x / (sd + 1e-6), -x / (sd + 1e-6)],
+      }, { weights: [1, 1, 2, 1, 1, 1] });
+  });
   it("per-criterion z-scores, weighted, then batch-normalized", async () => {
     // a (w 1), b (w 3): b = [0.25, 0.75].
     // g1: [1, 0], [0, 1], [0.5, -]
