@@ -19,6 +19,8 @@ export function trap(message: usize, file: usize, line: u32, column: u32): void 
 const FOCAL = 0;
 const WEIGHTED_MEAN = 1;
 const GDPO = 2;
+/** After the aggregators' codes (assembly/aggregators.ts), but not one of them. */
+const SA_MRPO = 15;
 const GROUP = 0;
 const ADV_NONE = 0;
 const ADV_GRPO = 1;
@@ -37,14 +39,18 @@ let maxWeight: f64 = 1;
 let mix: f32 = 1;
 let decay: f32 = 0.9;
 let advEps: f64 = 1e-6;
+/** constant "drop" (group scope, focal): leave a group's constant criteria out of steps 4-7. */
+let dropConstant = false;
+/** The spread at or below which a criterion is constant in its group (spec). */
+const CONSTANT_SPREAD: f32 = 1e-6;
 
 // Fixed region: f32 vectors of KP lanes, then f64 vectors of KP lanes.
 let LO: usize, INV: usize, BASE: usize, SBAR: usize, SEEN: usize, FSTREAM: usize;
 let ROW: usize, ROWU: usize, ACC: usize, MASS: usize, SAT: usize, COEF: usize, FW: usize, GB: usize;
 let GSUM: usize, GSQ: usize, GCNT: usize, GMIN: usize, GMAX: usize, SATSUM: usize, SATN: usize;
 let MSUM: usize, MSQ: usize, MCNT: usize, MCONST: usize, MPRES: usize, MWEIGHT: usize, MSAT: usize;
-let SORT: usize, SUMMARY: usize, ROWP: usize, FSTREAMR: usize, FIXED: usize, FMASK: usize;
-const F32_SLOTS = 25;
+let SORT: usize, SUMMARY: usize, ROWP: usize, FSTREAMR: usize, FIXED: usize, FMASK: usize, SAF: usize, KEPT: usize;
+const F32_SLOTS = 27;
 const F64_SLOTS = 9; // seven metric vectors, SORT takes two
 
 /** Bytes the fixed region needs for k criteria. */
@@ -62,7 +68,7 @@ export function layout(base: usize, k: i32): void {
   SBAR = p; p += v; SEEN = p; p += v; FSTREAM = p; p += v; ROW = p; p += v; ROWU = p; p += v;
   ACC = p; p += v; MASS = p; p += v; SAT = p; p += v; COEF = p; p += v; FW = p; p += v; GB = p; p += v;
   GSUM = p; p += v; GSQ = p; p += v; GCNT = p; p += v; GMIN = p; p += v; GMAX = p; p += v;
-  SATSUM = p; p += v; SATN = p; p += v; FSTREAMR = p; p += v; FIXED = p; p += v; FMASK = p; p += v;
+  SATSUM = p; p += v; SATN = p; p += v; FSTREAMR = p; p += v; FIXED = p; p += v; FMASK = p; p += v; SAF = p; p += v; KEPT = p; p += v;
   let w = <usize>KP << 3;
   MSUM = p; p += w; MSQ = p; p += w; MCNT = p; p += w; MCONST = p; p += w; MPRES = p; p += w;
   MWEIGHT = p; p += w; MSAT = p; p += w; SORT = p; p += w * 2;
@@ -78,6 +84,9 @@ export function configure(
   method = m; scope = s; advantage = adv; gamma = g; eps = e; tau = t;
   bounded = hasBounds; minWeight = wMin; maxWeight = wMax; mix = mx; decay = dc; advEps = ae;
 }
+
+/** The constant-criteria mode: 1 = "drop", 0 = "keep" (default). */
+export function configureConstant(drop: i32): void { dropConstant = drop != 0; }
 
 export function loPtr(): usize { return LO; }
 export function invPtr(): usize { return INV; }
@@ -200,6 +209,28 @@ function focalWeights(sat: usize, b: usize, out: usize): usize {
 }
 
 /**
+ * constant "drop": focal weights over the criteria of the group that vary (GMIN / GMAX / GCNT over
+ * its valid rows), fixed ones always kept; where none varies, f = b. Returns the reward vector:
+ * FW itself where focalWeights would hand back b, which still weighs the dropped criteria.
+ */
+function focalKept(b: usize): usize {
+  let varies = false;
+  for (let k = 0; k < KP; k++) {
+    let o = <usize>k << 2;
+    let s = k < K ? load<f32>(SAT + o) : <f32>NaN;
+    let constant = load<f32>(GCNT + o) < 2 || load<f32>(GMAX + o) - load<f32>(GMIN + o) <= CONSTANT_SPREAD;
+    if (s == s && !constant) varies = true;
+    store<f32>(KEPT + o, s == s && (!constant || load<f32>(FIXED + o) != 0) ? s : <f32>NaN);
+  }
+  if (!varies) {
+    staticWeights(b, SAT, FW);
+    return b;
+  }
+  let w = focalWeights(KEPT, b, FW);
+  return w == b ? FW : w;
+}
+
+/**
  * Guarded criteria (spec "Guarded criteria"): when a fixed criterion is present, it keeps
  * b_k / sum b and the others share the rest in proportion to COEF (b if gamma = 0 or COEF sums to
  * 0); bounds then project only the others. Returns false (and writes nothing) with no fixed one.
@@ -275,7 +306,7 @@ export function score(
       accumulatePresent();
     } else if (anyValid) {
       if (method == FOCAL) {
-        let w = focalWeights(SAT, b, FW);
+        let w = dropConstant ? focalKept(b) : focalWeights(SAT, b, FW);
         let den = laneSum(w);
         let i = 0;
         if (ASC_FEATURE_SIMD && dense) {
@@ -294,7 +325,7 @@ export function score(
           let r = dense ? weightedMeanDense(u, w, den) : weightedMean(u, w);
           store<f32>(outR + o, r == r ? r : d);
         }
-      } else if (method >= FIRST_AGGREGATOR) {
+      } else if (aggregated()) {
         aggregateGroup(method, start, m, U, b, SAT, outD, outR, FW);
       } else {
         staticWeights(b, SAT, FW);
@@ -312,6 +343,7 @@ export function score(
     start += m;
   }
   if (sawInfinity) return 1;
+  if (method == SA_MRPO) saMrpo(groups, scores, valid, sizes, instW, outD, outA, U0);
   if (method == POW3R) pow3rRewards(groups, sizes, scores, instW, BASE, GB, outD, outR, outW, outS, SAT, FW, decay);
 
   if (stream) {
@@ -469,8 +501,38 @@ function streamSaturation(out: usize): void {
   }
 }
 
-/** GDPO: per-criterion z-scores within the group, a_i = sum_k b_k z_ik (b normalized over the rubric) into outA. */
-function gdpoGroup(start: i32, m: i32, U: usize, b: usize, outD: usize, outA: usize): void {
+@inline function aggregated(): bool { return method >= FIRST_AGGREGATOR && method != SA_MRPO; }
+
+/**
+ * SA-MRPO (spec "Baselines"): s_k = mean u over the batch's valid rows where k is present (the
+ * MSUM / MCNT statistics of the first pass), then each group's GDPO z-scores weighted by
+ * b_k (1 - s_k)^gamma. The rows are normalized again, group by group, into U: the first pass had
+ * no s yet. gamma = 0 makes every factor exactly 1: gdpo bit for bit.
+ */
+function saMrpo(groups: i32, scores: usize, valid: usize, sizes: usize, instW: usize, outD: usize, outA: usize, U: usize): void {
+  for (let k = 0; k < KP; k++) {
+    let w = <usize>k << 3;
+    let c = k < K ? load<f64>(MCNT + w) : 0;
+    store<f32>(SAF + (<usize>k << 2), c > 0 ? <f32>Math.pow(1 - load<f64>(MSUM + w) / c, <f64>gamma) : 1);
+  }
+  let rowBytes = <usize>K << 2;
+  let start = 0;
+  for (let g = 0; g < groups; g++) {
+    let m = load<i32>(sizes + (<usize>g << 2));
+    let b = BASE;
+    if (instW != 0) { loadPadded(instW + <usize>g * rowBytes, GB, 0); b = GB; }
+    normalizeGroup(scores + <usize>start * rowBytes, U, m, valid != 0 ? valid + <usize>start : 0,
+      outD + (<usize>start << 2), LO, INV, b, laneSum(b));
+    if (groupAnyValid) gdpoGroup(start, m, U, b, outD, outA, SAF);
+    start += m;
+  }
+}
+
+/**
+ * GDPO: per-criterion z-scores within the group, a_i = sum_k b_k z_ik (b normalized over the
+ * rubric; times factor[k] when `factor` is not 0, for sa-mrpo) into outA.
+ */
+function gdpoGroup(start: i32, m: i32, U: usize, b: usize, outD: usize, outA: usize, factor: usize = 0): void {
   let uBytes = <usize>KP << 2;
   let sumB: f64 = laneSum(b); // once over the rubric, as TRL's normalize_then_sum: absent adds nothing
   for (let i = 0; i < m; i++) store<f32>(outA + (<usize>(start + i) << 2), 0);
@@ -493,6 +555,7 @@ function gdpoGroup(start: i32, m: i32, U: usize, b: usize, outD: usize, outA: us
     }
     let std = Math.sqrt(ss / (cnt - 1));
     let wk = <f64>load<f32>(b + o) / sumB;
+    if (factor != 0) wk *= <f64>load<f32>(factor + o);
     for (let i = 0; i < m; i++) {
       let ao = outA + (<usize>(start + i) << 2);
       let d = load<f32>(outD + (<usize>(start + i) << 2));
@@ -575,7 +638,7 @@ function finishRewards(n: i32, groups: i32, sizes: usize, outR: usize, outD: usi
         if (d != d) store<f32>(outR + o, mean);
       }
     }
-    if (method != GDPO) groupAdvantages(start, m, cnt, sum / <f64>max(cnt, 1), outR, outD, outA);
+    if (method != GDPO && method != SA_MRPO) groupAdvantages(start, m, cnt, sum / <f64>max(cnt, 1), outR, outD, outA);
     start += m;
   }
   store<f64>(SUMMARY, <f64>zeroStd);
@@ -594,7 +657,7 @@ function finishRewards(n: i32, groups: i32, sizes: usize, outR: usize, outD: usi
       start += m;
     }
   }
-  if (method == GDPO) gdpoBatch(n, outD, outA);
+  if (method == GDPO || method == SA_MRPO) gdpoBatch(n, outD, outA);
 }
 
 function groupAdvantages(start: i32, m: i32, cnt: i32, mean: f64, outR: usize, outD: usize, outA: usize): void {
@@ -675,7 +738,7 @@ function gdpoBatch(n: i32, outD: usize, outA: usize): void {
 export function scoreOne(): f32 {
   let d = normalizeRow(ROW, ROWU, LO, INV, BASE, laneSum(BASE)); // the host rejects infinities
   if (d != d) return NaN;
-  if (method >= FIRST_AGGREGATOR) return aggregateOne(method, ROWU, BASE, d);
+  if (aggregated()) return aggregateOne(method, ROWU, BASE, d);
   if (method != FOCAL) return d;
   let w = FSTREAMR;
   if (scope == GROUP) {
@@ -683,7 +746,7 @@ export function scoreOne(): f32 {
     store<f32>(ROWP, d, 4);
     groupSums(ROWU, ROWP + 4, ROWP, 1, !rowHasAbsent, tau, ACC, MASS, GSUM, GSQ, GCNT, GMIN, GMAX);
     saturationOf(ACC, MASS, SAT);
-    w = focalWeights(SAT, BASE, FW);
+    w = dropConstant ? focalKept(BASE) : focalWeights(SAT, BASE, FW); // a row alone: all constant
   }
   let r = weightedMean(ROWU, w);
   return r == r ? r : d;

@@ -1,4 +1,4 @@
-import type { BackendName, Method, Scope, AdvantageMode } from "./types.js";
+import type { BackendName, ConstantMode, Method, Scope, AdvantageMode } from "./types.js";
 import type { CompiledRubric } from "./rubric.js";
 import type { AggregatorSettings } from "./aggregators.js";
 
@@ -16,6 +16,7 @@ export interface Settings {
   mix: number;
   decay: number;
   advEps: number;
+  constant: ConstantMode;
   /** Options of the issue-3 aggregators and F-GRPO (src/aggregators.ts); undefined = defaults. */
   aggregator?: AggregatorSettings;
 }

@@ -4,7 +4,7 @@ import { ReferenceBackend } from "./reference.js";
 import { compileRubric, type CompiledRubric } from "./rubric.js";
 import { decodeSnapshot, encodeSnapshot } from "./snapshot.js";
 import type {
-  AdvantageMode, BackendName, Engine, EngineOptions, Method, NamedScore, Scope, ScoreOptions, ScoreResult, WasmSource,
+  ConstantMode, AdvantageMode, BackendName, Engine, EngineOptions, Method, NamedScore, Scope, ScoreOptions, ScoreResult, WasmSource,
 } from "./types.js";
 import { finite, oneOf } from "./validate.js";
 import { AGGREGATORS, aggregatorOptions } from "./aggregators.js";
@@ -18,7 +18,7 @@ export { compileRubric, type CompiledRubric } from "./rubric.js";
 export type KernelLoader = (kind: "simd" | "scalar") => Promise<WebAssembly.Module>;
 
 /** Every method the engine knows. */
-export const METHODS: readonly Method[] = ["focal", "weighted-mean", "gdpo", ...AGGREGATORS];
+export const METHODS: readonly Method[] = ["focal", "weighted-mean", "gdpo", "sa-mrpo", ...AGGREGATORS];
 
 /** The largest batch one call takes (rows x criteria): its buffers must fit wasm32's 4 GiB. */
 export const MAX_CELLS = 1 << 27;
@@ -59,7 +59,7 @@ function settingsOf(o: EngineOptions): Settings {
   const s: Settings = {
     method, scope,
     advantage: oneOf<AdvantageMode>("advantage", o.advantage, ["grpo", "dr-grpo", "rloo", "none"], "grpo"),
-    gamma: finite("gamma", o.gamma, 3),
+    gamma: finite("gamma", o.gamma, method === "sa-mrpo" ? 0.5 : 3),
     eps: finite("eps", o.eps, 0.05),
     tau: finite("tau", o.tau, 1),
     minWeight: o.minWeight === undefined ? undefined : finite("minWeight", o.minWeight, 0),
@@ -67,6 +67,7 @@ function settingsOf(o: EngineOptions): Settings {
     mix: finite("mix", o.mix, 1),
     decay: finite("decay", o.decay, 0.9),
     advEps: finite("advEps", o.advEps, 1e-6),
+    constant: oneOf<ConstantMode>("constant", o.constant, ["keep", "drop"], "keep"),
     aggregator: aggregatorOptions(o),
   };
   if (s.gamma < 0) throw new RangeError(`gamma must be >= 0, got ${s.gamma}`);
@@ -77,6 +78,9 @@ function settingsOf(o: EngineOptions): Settings {
   if ((s.minWeight ?? 0) > (s.maxWeight ?? 1)) throw new RangeError(`minWeight (${s.minWeight}) must not exceed maxWeight (${s.maxWeight})`);
   if (s.mix < 0 || s.mix > 1) throw new RangeError(`mix must be in [0, 1], got ${s.mix}`);
   if (s.decay < 0 || s.decay >= 1) throw new RangeError(`decay must be in [0, 1), got ${s.decay}`);
+  if (s.constant === "drop" && (scope !== "group" || method !== "focal")) {
+    throw new RangeError(`constant "drop" applies to method "focal" in the group scope, not ${scope === "group" ? `method "${method}"` : `scope "${scope}"`}`);
+  }
   if (s.advEps < 0) throw new RangeError(`advEps must be >= 0, got ${s.advEps}`);
   return s;
 }

@@ -8,6 +8,9 @@ import { isAggregator, ReferenceAggregators } from "./aggregators.js";
  * The `js` backend: the spec written out plainly in float64, one step per block. It is the
  * readable reference for the wasm kernels (which agree with it to ~1e-6) and runs where wasm cannot.
  */
+/** constant "drop": a criterion whose values in a group spread no more than this is constant (spec). */
+export const CONSTANT_SPREAD = 1e-6;
+
 export class ReferenceBackend implements Backend {
   readonly name = "js" as const;
   private readonly k: number;
@@ -83,6 +86,16 @@ export class ReferenceBackend implements Backend {
   }
 
   /**
+   * constant "drop": focal weights over the kept criteria; where none varies, f = b (normalized).
+   * Weights rewards with f itself where focal() would hand back b, which still covers the dropped.
+   */
+  private focalDropping(kept: ArrayLike<number>, b: ArrayLike<number>, anyVaries: boolean): { f: Float64Array; reward: ArrayLike<number> } {
+    if (!anyVaries) return { f: this.staticWeights(kept, b), reward: b };
+    const { f, reward } = this.focal(kept, b);
+    return { f, reward: reward === b ? f : reward };
+  }
+
+  /**
    * Step 5: Euclidean projection of the non-fixed criteria in use onto {sum f = target, lo <= f <= hi}
    * (target = 1 - the fixed share). Where the box cannot hold the target with their count n, it
    * widens to lo' = min(lo, target / n), hi' = max(hi, target / n) (the spec's fallback for target 1).
@@ -120,6 +133,7 @@ export class ReferenceBackend implements Backend {
     const { n, scores, sizes, valid, weights } = batch;
     const K = this.k, G = sizes.length, s = this.s;
     const stream = s.scope === "stream";
+    const gdpoLike = s.method === "gdpo" || s.method === "sa-mrpo";
     // Step 1: normalized scores u (NaN = absent) and the direct reward; invalid rows keep d = NaN.
     const U = new Float64Array(n * K);
     const d = new Float64Array(n).fill(NaN);
@@ -147,6 +161,9 @@ export class ReferenceBackend implements Backend {
       let anyValid = false;
       for (let i = start; i < end; i++) if (!Number.isNaN(d[i])) anyValid = true;
       const sat = new Float64Array(K).fill(NaN);
+      // constant "drop": the criteria that stay in steps 4-7 (NaN = left out like an absent one).
+      const kept = new Float64Array(K).fill(NaN);
+      let anyVaries = false;
       for (let k = 0; k < K; k++) {
         let top = -Infinity;
         for (let i = start; i < end; i++) if (!Number.isNaN(U[i * K + k]) && d[i] > top) top = d[i];
@@ -160,6 +177,9 @@ export class ReferenceBackend implements Backend {
         }
         if (count === 0) continue;
         sat[k] = Math.min(Math.max(num / mass, 0), 1);
+        const constant = count < 2 || hi - lo <= CONSTANT_SPREAD;
+        if (!constant) anyVaries = true;
+        if (!constant || this.rubric.fixed[k]) kept[k] = sat[k];
         stats[0 * K + k] += sum; stats[1 * K + k] += sq; stats[2 * K + k] += count;
         stats[3 * K + k] += lo === hi ? 1 : 0; stats[4 * K + k] += 1;
         if (stream) { satSum[k] += sat[k]; satCount[k]++; }
@@ -170,7 +190,8 @@ export class ReferenceBackend implements Backend {
       // Steps 4-7 (a row whose present criteria all weigh 0 keeps its direct reward).
       const aggregated = isAggregator(s.method);
       const { f, reward } = aggregated ? { f: this.agg.group(g, start, end, U, d, sat, b, r), reward: b }
-        : s.method === "focal" ? this.focal(sat, b) : { f: this.staticWeights(sat, b), reward: b };
+        : s.method !== "focal" ? { f: this.staticWeights(sat, b), reward: b }
+        : s.constant === "drop" ? this.focalDropping(anyVaries ? kept : sat, b, anyVaries) : this.focal(sat, b);
       for (let i = start; i < end; i++) {
         if (Number.isNaN(d[i]) || aggregated) continue;
         const ri = s.method === "focal" ? this.weightedMean(row(i), reward) : d[i];
@@ -185,6 +206,12 @@ export class ReferenceBackend implements Backend {
       weightsOut.set(f, g * K);
     }
 
+    if (s.method === "sa-mrpo") {
+      // SA-MRPO: batch saturation s_k = mean u over the valid rows where k is present, then the
+      // GDPO z-scores weighted by b_k (1 - s_k)^gamma (gamma = 0: exactly gdpo's weights).
+      const factor = Array.from({ length: K }, (_, k) => (stats[2 * K + k] > 0 ? Math.pow(1 - stats[k] / stats[2 * K + k], s.gamma) : 1));
+      for (let g = 0, start = 0; g < G; start += sizes[g++]) this.gdpoGroup(start, start + sizes[g], U, d, baseOf(g), gdpoA, factor);
+    }
     if (s.method === "pow3r") ({ sbar: this.sbar, seen: this.seen } = this.agg.pow3rFinish(U, d, r, this.sbar, this.seen, weightsOut, stats));
     if (stream) {
       // Streaming saturation: EMA of the mean group saturation; a first estimate is taken as is.
@@ -229,7 +256,7 @@ export class ReferenceBackend implements Backend {
       if (lo === hi) zeroStd++;
       const mean = sum / count;
       for (let i = start; i < end; i++) if (Number.isNaN(d[i])) rewards[i] = mean;
-      if (s.method !== "gdpo") this.groupAdvantages(start, end, count, mean, rewards, d, advantages);
+      if (!gdpoLike) this.groupAdvantages(start, end, count, mean, rewards, d, advantages);
     }
     if (empty.length > 0) {
       const mean = batchCount > 0 ? batchSum / batchCount : 0;
@@ -237,7 +264,7 @@ export class ReferenceBackend implements Backend {
         if (empty.includes(g)) rewards.fill(mean, start, start + sizes[g]);
       }
     }
-    if (s.method === "gdpo") this.gdpoBatch(Float32Array.from(gdpoA), d, advantages);
+    if (gdpoLike) this.gdpoBatch(Float32Array.from(gdpoA), d, advantages);
     this.agg.fGrpo(sizes, d, advantages);
     return { rewards, direct: Float32Array.from(d), advantages, weights: weightsOut, saturation: satOut, stats, zeroStdGroups: zeroStd, activeGroups: active };
   }
@@ -256,11 +283,12 @@ export class ReferenceBackend implements Backend {
    * with b normalized once over every criterion of the (instance) rubric, as TRL's normalize_then_sum:
    * a criterion absent from the group adds nothing, and the others keep their rubric-wide share.
    */
-  private gdpoGroup(start: number, end: number, U: Float64Array, d: Float64Array, base: ArrayLike<number>, out: Float64Array): void {
+  private gdpoGroup(start: number, end: number, U: Float64Array, d: Float64Array, base: ArrayLike<number>, out: Float64Array,
+    factor?: readonly number[]): void {
     const K = this.k;
     let sumB = 0;
     for (let k = 0; k < K; k++) sumB += base[k];
-    const b = Array.from(base, (w) => w / sumB);
+    const b = Array.from(base, (w, k) => (w / sumB) * (factor ? factor[k] : 1));
     for (let k = 0; k < K; k++) {
       let count = 0, sum = 0, ss = 0;
       const present = (i: number) => !Number.isNaN(d[i]) && !Number.isNaN(U[i * K + k]);
@@ -303,7 +331,8 @@ export class ReferenceBackend implements Backend {
     const u = Float64Array.from(row, (x, k) => this.normalize(x, k));
     const d = this.weightedMean(u, this.rubric.base);
     if (!Number.isNaN(d) && isAggregator(this.s.method)) return this.agg.one(u, d, this.sbar, this.seen);
-    if (Number.isNaN(d) || this.s.method !== "focal") return d;
+    // constant "drop": a group of one has only constant criteria, so f = b.
+    if (Number.isNaN(d) || this.s.method !== "focal" || this.s.constant === "drop") return d;
     const w = this.s.scope === "stream" ? this.streamReward : this.focal(u, this.rubric.base).reward;
     const r = this.weightedMean(u, w);
     return Number.isNaN(r) ? d : r;

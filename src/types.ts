@@ -30,7 +30,7 @@ export interface Rubric {
 }
 
 export type Method =
-  | "focal" | "weighted-mean" | "gdpo"
+  | "focal" | "weighted-mean" | "gdpo" | "sa-mrpo"
   // issue 3 (formulas: src/aggregators.ts, assembly/aggregators.ts, docs/aggregators.md)
   | "weighted-sum" | "min" | "power-mean" | "soft-min" | "cvar" | "points-ratio" | "all-or-nothing"
   | "gated" | "hierarchical" | "pow3r" | "dvao" | "mo-grpo";
@@ -49,7 +49,7 @@ export type WasmSource =
   | Promise<Response>;
 
 export interface FocalOptions {
-  /** Focal exponent; 0 gives back the static weights exactly. Default 3. */
+  /** Focal exponent; 0 gives back the static weights exactly. Default 3 (0.5 for sa-mrpo). */
   gamma?: number;
   /** Headroom floor added to 1 - s. Default 0.05. */
   eps?: number;
@@ -65,7 +65,15 @@ export interface FocalOptions {
   decay?: number;
   /** Added to the std in `grpo` and `gdpo` advantages. Default 1e-6. */
   advEps?: number;
+  /**
+   * "drop" (group scope, focal): a criterion constant within a group (max - min <= 1e-6 over its
+   * valid rows, or fewer than two of them) is left out of that group's focal weights, as if
+   * absent; fixed criteria never are. Default "keep" (the method as published).
+   */
+  constant?: ConstantMode;
 }
+
+export type ConstantMode = "keep" | "drop";
 
 /** Options of the other aggregators (see docs/aggregators.md). */
 export interface AggregatorOptions {

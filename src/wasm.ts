@@ -24,11 +24,12 @@ interface Kernel {
   aggregatorLayout(base: number, lo: number, inv: number, sbar: number, seen: number, mweight: number): void;
   configureAggregators(p: number, t: number, alpha: number, passAt: number, fGamma: number, floor: number, clip: number, advEps: number): void;
   penaltyPtr(): number; requiredPtr(): number;
+  configureConstant(drop: number): void;
 }
 
 const METHODS = {
   focal: 0, "weighted-mean": 1, gdpo: 2, "weighted-sum": 3, min: 4, "power-mean": 5, "soft-min": 6, cvar: 7,
-  "points-ratio": 8, "all-or-nothing": 9, gated: 10, hierarchical: 11, pow3r: 12, dvao: 13, "mo-grpo": 14,
+  "points-ratio": 8, "all-or-nothing": 9, gated: 10, hierarchical: 11, pow3r: 12, dvao: 13, "mo-grpo": 14, "sa-mrpo": 15,
 } as const;
 const ADVANTAGES = { none: 0, grpo: 1, "dr-grpo": 2, rloo: 3 } as const;
 const PAGE = 65536;
@@ -111,6 +112,7 @@ export class WasmBackend implements Backend {
     kernel.configure(METHODS[s.method], s.scope === "group" ? 0 : 1, ADVANTAGES[s.advantage], s.gamma, s.eps, s.tau,
       s.minWeight !== undefined || s.maxWeight !== undefined ? 1 : 0, s.minWeight ?? 0, s.maxWeight ?? 1,
       s.mix, s.decay, s.advEps);
+    kernel.configureConstant(s.constant === "drop" ? 1 : 0);
     const a = aggregatorSettings(s);
     this.f32.set(rubric.penalty, kernel.penaltyPtr() >>> 2);
     this.f32.set(requiredMask(rubric), kernel.requiredPtr() >>> 2);

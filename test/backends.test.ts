@@ -45,7 +45,7 @@ function randomCase(seed: number, maxN = 2000): Case {
   }
   if (criteria.every((c) => c.weight === 0)) criteria[0].weight = 1;
   const methodT = r();
-  const method: Method = methodT < 0.7 ? "focal" : methodT < 0.85 ? "weighted-mean" : "gdpo";
+  const method: Method = methodT < 0.7 ? "focal" : methodT < 0.85 ? "weighted-mean" : methodT < 0.93 ? "gdpo" : "sa-mrpo";
   const scope: Scope = method === "focal" && r() < 0.4 ? "stream" : "group";
   const advantage: AdvantageMode = pick(r, ["grpo", "dr-grpo", "rloo", "none"] as const);
   const opts: Case["opts"] = { rubric: criteria, method, scope, advantage };
@@ -57,6 +57,7 @@ function randomCase(seed: number, maxN = 2000): Case {
   if (r() < 0.3) opts.mix = f32(r());
   if (r() < 0.5) opts.decay = f32(0.5 + r() * 0.49);
   if (r() < 0.2) opts.advEps = 1e-3;
+  if (method === "focal" && scope === "group" && rf() < 0.4) opts.constant = "drop";
   // grid: scores on a dyadic grid (many ties); else continuous
   const grid = r() < 0.5;
   const pNaN = pick(r, [0, 0, 0.1, 0.3]);

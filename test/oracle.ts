@@ -13,10 +13,10 @@
  * Further reading choices (marked "CHOICE" below) where the spec is silent.
  */
 
-export type OracleMethod = "focal" | "weighted-mean" | "gdpo";
+export type OracleMethod = "focal" | "weighted-mean" | "gdpo" | "sa-mrpo";
 
 function oracleMethod(m: string): OracleMethod {
-  if (m !== "focal" && m !== "weighted-mean" && m !== "gdpo") throw new Error(`oracle: method ${m} is not in the spec`);
+  if (m !== "focal" && m !== "weighted-mean" && m !== "gdpo" && m !== "sa-mrpo") throw new Error(`oracle: method ${m} is not in the spec`);
   return m;
 }
 export type OracleScope = "group" | "stream";
@@ -52,6 +52,8 @@ export interface OracleConfig {
   decay?: number;
   advantage?: OracleAdvantage;
   advEps?: number;
+  /** Spec "Constant criteria"; "drop" only in the group scope with focal. */
+  constant?: "keep" | "drop";
 }
 
 export interface OracleInput extends OracleConfig {
@@ -140,7 +142,7 @@ export function resolveConfig(c: OracleConfig): ResolvedConfig {
     K,
     method: oracleMethod(c.method ?? "focal"),
     scope: c.scope ?? "group",
-    gamma: c.gamma ?? 3,
+    gamma: c.gamma ?? (c.method === "sa-mrpo" ? 0.5 : 3),
     eps: c.eps ?? 0.05,
     tau: c.tau ?? 1,
     minWeight: c.minWeight,
@@ -392,10 +394,23 @@ export function oracleScore(input: OracleInput): OracleOutput {
     weightsOut = [];
     satOut = [];
     for (let g = 0; g < G; g++) {
-      const pres = presentG[g];
+      let pres = presentG[g];
+      if (input.constant === "drop" && cfg.method === "focal") {
+        // A criterion whose values over the group's valid rows spread <= 1e-6 (or that has fewer
+        // than two of them) is left out, unless fixed; if every present one is constant, f = b.
+        const constant = pres.map((p, k) => {
+          const xs: number[] = [];
+          for (let i = starts[g]; i < starts[g] + sizes[g]; i++) if (rowValid[i] && !Number.isNaN(u[i][k])) xs.push(u[i][k]);
+          return !p || xs.length < 2 || Math.max(...xs) - Math.min(...xs) <= 1e-6;
+        });
+        if (pres.some((p, k) => p && !constant[k])) pres = pres.map((p, k) => p && (!constant[k] || cfg.fixed[k]));
+        else pres = pres.map(() => false); // f = b below, over every present criterion
+      }
+      const allConstant = pres.every((p) => !p) && presentG[g].some((p) => p);
+      if (allConstant) pres = presentG[g];
       const bn = normOver(baseOf(g), pres);
       const idx = [...Array(K).keys()].filter((k) => pres[k]);
-      const f = cfg.method === "focal" ? focalWeights(cfg, idx, bn, satG[g]) : bn;
+      const f = cfg.method === "focal" && !allConstant ? focalWeights(cfg, idx, bn, satG[g]) : bn;
       weightsOut.push(...f);
       satOut.push(...satG[g]);
       for (let i = starts[g]; i < starts[g] + sizes[g]; i++) {
@@ -431,7 +446,7 @@ export function oracleScore(input: OracleInput): OracleOutput {
     const sum = rs.reduce((a, b) => a + b, 0);
     for (const i of rows) {
       groupStd[i] = sd;
-      if (cfg.method === "gdpo") continue;
+      if (cfg.method === "gdpo" || cfg.method === "sa-mrpo") continue;
       switch (cfg.advantage) {
         case "grpo":
           advantages[i] = (rewards[i] - mu) / (sd + cfg.advEps);
@@ -447,7 +462,16 @@ export function oracleScore(input: OracleInput): OracleOutput {
       }
     }
   }
-  if (cfg.method === "gdpo") {
+  if (cfg.method === "gdpo" || cfg.method === "sa-mrpo") {
+    // sa-mrpo: batch saturation over the valid rows where k is present; w_k = b_k (1 - s_k)^gamma.
+    const factor = new Array<number>(K).fill(1);
+    if (cfg.method === "sa-mrpo") {
+      for (let k = 0; k < K; k++) {
+        const xs: number[] = [];
+        for (let i = 0; i < n; i++) if (rowValid[i] && !Number.isNaN(u[i][k])) xs.push(u[i][k]);
+        if (xs.length > 0) factor[k] = Math.pow(1 - mean(xs), cfg.gamma);
+      }
+    }
     // CHOICE: gdpo defines its own advantage; the advantage option does not change it.
     const a: number[] = new Array(n).fill(NaN);
     for (let g = 0; g < G; g++) {
@@ -463,7 +487,7 @@ export function oracleScore(input: OracleInput): OracleOutput {
         const mu = mean(xs);
         const sd = stdUnbiased(xs);
         for (const i of rk) {
-          a[i] += bn[k] * ((u[i][k] - mu) / (sd + cfg.advEps));
+          a[i] += bn[k] * factor[k] * ((u[i][k] - mu) / (sd + cfg.advEps));
           gdpoMinCritStd[i] = Number.isNaN(gdpoMinCritStd[i]) ? sd + cfg.advEps : Math.min(gdpoMinCritStd[i], sd + cfg.advEps);
         }
       }

@@ -493,6 +493,79 @@ describe("guarded criteria (fixed weights)", () => {
   });
 });
 
+describe("constant criteria (option constant)", () => {
+  // a, b, c (w 1), gamma 1, eps 0. Group: [1, 0, 0.2], [0.5, 0, 0.2]: b and c are constant.
+  // d = [0.4, 0.7/3]; p1 = 1/(1 + e^-(0.4 - 0.7/3)); s = [p1 + 0.5 (1 - p1), 0, 0.2]
+  const rubric: Criterion[] = [{ id: "a" }, { id: "b" }, { id: "c" }];
+  const scores = [1, 0, 0.2, 0.5, 0, 0.2];
+  const p1 = 1 / (1 + Math.exp(-(0.4 - 0.7 / 3)));
+  const sat = [p1 + 0.5 * (1 - p1), 0, 0.2];
+  it("drop: only a varies, so it takes all the weight; saturation is still reported", async () => {
+    await verify({ rubric, gamma: 1, eps: 0, constant: "drop", advantage: "dr-grpo" }, scores, [2], {
+      weights: [1, 0, 0], rewards: [1, 0.5], saturation: sat, advantages: [0.25, -0.25],
+    });
+  });
+  it("keep (default): the constant b (s = 0) takes most of the weight", async () => {
+    // f ∝ [1 - s_a, 1, 0.8]
+    const t = 1 - sat[0] + 1 + 0.8;
+    const f = [(1 - sat[0]) / t, 1 / t, 0.8 / t];
+    await verify({ rubric, gamma: 1, eps: 0 }, scores, [2], {
+      weights: f, rewards: [f[0] + 0.2 * f[2], 0.5 * f[0] + 0.2 * f[2]],
+    });
+  });
+  it("a fixed criterion is never dropped: b over the kept {a, c} = 1/2 each", async () => {
+    const r: Criterion[] = [{ id: "a" }, { id: "b" }, { id: "c", fixed: true }];
+    await verify({ rubric: r, gamma: 1, eps: 0, constant: "drop" }, scores, [2], {
+      weights: [0.5, 0, 0.5], rewards: [0.5 + 0.1, 0.25 + 0.1],
+    });
+  });
+  it("every criterion constant (or a group of one): f = b, the direct reward", async () => {
+    await verify({ rubric, gamma: 1, eps: 0, constant: "drop" }, [1, 0, 0.2, 1, 0, 0.2, 0.9, 0.5, N], [2, 1], {
+      weights: [1 / 3, 1 / 3, 1 / 3, 0.5, 0.5, 0], rewards: [0.4, 0.4, 0.7],
+    });
+  });
+  it("is refused outside the group scope and outside focal, with the reason", async () => {
+    for (const b of BACKENDS) {
+      for (const o of [{ scope: "stream" as const }, { method: "gdpo" as const }]) {
+        await expect(engine({ rubric, constant: "drop", ...o }, b)).rejects.toThrow(/constant "drop" applies to method "focal" in the group scope/);
+      }
+      await expect(engine({ rubric, constant: "dorp" as "drop" }, b)).rejects.toThrow(/constant/);
+    }
+  });
+});
+
+describe("sa-mrpo", () => {
+  // a, b (w 1): b = 1/2 each. g1: [1, 0], [0, 0] ; g2: [1, 1], [0, 0].
+  // Batch saturation: s_a = (1 + 0 + 1 + 0)/4 = 0.5, s_b = (0 + 0 + 1 + 0)/4 = 0.25.
+  // Default gamma 0.5: w = [0.5 sqrt(0.5), 0.5 sqrt(0.75)].
+  // z = 0.5/(sqrt(0.5) + 1e-6) for a 1/0 pair; b is constant in g1 (z = 0).
+  // g1: a = +-w_a z ; g2: a = +-(w_a + w_b) z ; batch std = sqrt((2 x1^2 + 2 x2^2)/3)
+  const scores = [1, 0, 0, 0, 1, 1, 0, 0];
+  const rubric: Criterion[] = [{ id: "a" }, { id: "b" }];
+  it("batch saturation, weights b (1 - s)^gamma on the GDPO z-scores, default gamma 0.5", async () => {
+    const z = 0.5 / (Math.sqrt(0.5) + 1e-6);
+    const x1 = 0.5 * Math.sqrt(0.5) * z;
+    const x2 = (0.5 * Math.sqrt(0.5) + 0.5 * Math.sqrt(0.75)) * z;
+    const sd = Math.sqrt((2 * x1 * x1 + 2 * x2 * x2) / 3) + 1e-6;
+    await verify({ rubric, method: "sa-mrpo" }, scores, [2, 2], {
+      advantages: [x1 / sd, -x1 / sd, x2 / sd, -x2 / sd],
+      rewards: [0.5, 0, 1, 0],
+    });
+  });
+  it("gamma 0 equals gdpo bit for bit (instance rubrics, NaN and invalid rows too)", async () => {
+    const sc = [1, 0.2, 0.5, 0, 1, 0.5, 0.5, 0.5, N, 0.3, 0.9, 0.1, 0.8, N, 0.4, N, N, N];
+    const r3: Criterion[] = [{ id: "a" }, { id: "b", weight: 2 }, { id: "c", weight: -1 }];
+    for (const so of [{ valid: [1, 1, 1, 1, 0, 1] }, { weights: [1, 2, 1, 0.5, 0, 3] }]) {
+      for (const b of BACKENDS) {
+        const g = (await engine({ rubric: r3, method: "gdpo" }, b)).score(Float32Array.from(sc), [3, 3], so);
+        const m = (await engine({ rubric: r3, method: "sa-mrpo", gamma: 0 }, b)).score(Float32Array.from(sc), [3, 3], so);
+        expect(bits(m.advantages), b).toEqual(bits(g.advantages));
+        expect(bits(m.rewards), b).toEqual(bits(g.rewards));
+      }
+    }
+  });
+});
+
 describe("gdpo", () => {
   it("base weights are normalized once over the rubric, not per group (TRL's normalize_then_sum)", async () => {
     // a, b, c (w 1): b = 1/3 each in every group, whatever the group uses.

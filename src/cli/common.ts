@@ -15,6 +15,7 @@ export const ENGINE_FLAGS = {
   mix: { type: "string" },
   decay: { type: "string" },
   advantage: { type: "string" },
+  constant: { type: "string" },
   backend: { type: "string" },
   power: { type: "string" },
   temperature: { type: "string" },
@@ -24,17 +25,20 @@ export const ENGINE_FLAGS = {
 } as const;
 
 export const ENGINE_HELP = `engine options:
-  --rubric FILE        JSON {"criteria": [{"id", "weight", "scale": [lo, hi], "polarity"}]}
+  --rubric FILE        JSON {"criteria": [{"id", "weight", "scale": [lo, hi], "polarity", "fixed"}]}
+                       (penalties are fixed by default: focal keeps their share; "fixed": false opts out)
                        (without it every criterion seen has weight 1 and scale [0, 1])
-  --method M           focal (default) | weighted-mean | gdpo | weighted-sum | min | power-mean
+  --method M           focal (default) | weighted-mean | gdpo | sa-mrpo | weighted-sum | min | power-mean
                        | soft-min | cvar | points-ratio | all-or-nothing | gated | hierarchical
                        | pow3r | dvao | mo-grpo   (formulas: docs/aggregators.md)
   --scope S            group (default) | stream
-  --gamma G            focal exponent (default 3)     --eps E     headroom floor (default 0.05)
+  --gamma G            focal exponent (default 3; sa-mrpo 0.5)  --eps E  headroom floor (default 0.05)
   --tau T              tilt temperature (default 1)   --mix M     focal share (default 1)
   --min-weight W       lower bound of a weight        --max-weight W   upper bound
   --decay D            stream EMA decay (default 0.9)
   --advantage A        grpo (default) | dr-grpo | rloo | none
+  --constant C         keep (default) | drop: leave criteria constant in their group out of focal
+                       weights (group scope, focal only)
   --backend B          auto (default) | simd | scalar | js
   --power P            power-mean exponent (default 0; -Infinity = min)
   --temperature T      soft-min temperature (default 0.1)
@@ -91,6 +95,7 @@ export function engineOptions(v: Values, criteria: readonly Criterion[]): Engine
     method: v.method as EngineOptions["method"],
     scope: v.scope as EngineOptions["scope"],
     advantage: v.advantage as EngineOptions["advantage"],
+    constant: v.constant as EngineOptions["constant"],
     backend: v.backend as EngineOptions["backend"],
     gamma: number("--gamma", v.gamma),
     eps: number("--eps", v.eps),
