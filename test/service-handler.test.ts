@@ -644,3 +644,37 @@ describe("FileStore", () => {
     await s.close();
   });
 });
+
+describe("/get_reward as OpenRLHF calls it", () => {
+  it('{"query": []} (a shard with no sample) answers 200 with empty lists', async () => {
+    const res = await call(make(), "POST", "/get_reward", { query: [], prompts: [], labels: [] });
+    expect(res.status).toBe(200);
+    expect(res.json).toEqual({ rewards: [], scores: [], extra_logs: {} });
+    expect((await call(make(), "POST", "/get_reward", { query: [] })).status).toBe(200);
+  });
+
+  it("extra_logs holds finite numbers only, with focal/<id>/weight per criterion", async () => {
+    const res = await call(make(), "POST", "/get_reward?run=x", { query: ["p a"], prompts: ["p"], labels: ['{"accuracy": 1}'] });
+    expect(res.status).toBe(200);
+    const logs = res.json.extra_logs as Record<string, unknown>;
+    expect(Object.keys(logs).length).toBeGreaterThan(5);
+    for (const [k, v] of Object.entries(logs)) expect(typeof v === "number" && Number.isFinite(v), k).toBe(true);
+    for (const id of IDS) expect(typeof logs[`focal/${id}/weight`]).toBe("number");
+  });
+
+  it("all rollouts failed judging: 502 problem+json with the first error; partial failure: 200, logged once per run and criterion", async () => {
+    const lines: string[] = [];
+    const h = make({ log: (l) => lines.push(l) });
+    const all = await call(h, "POST", "/get_reward?run=r1", { query: ["p a", "p b"], prompts: ["p", "p"], labels: ["4", "4"] });
+    expect(all.status).toBe(502);
+    expect(all.headers.get("content-type")).toBe("application/problem+json");
+    expect(all.json.detail).toBe('the judge failed on all 2 rollouts; first error: the label must be a JSON object {criterion: score}; got "4"');
+    const part = await call(h, "POST", "/get_reward?run=r1", { query: ["p a", "p b"], prompts: ["p", "p"], labels: ['{"accuracy": 1}', '{"wit": 1}'] });
+    expect(part.status).toBe(200);
+    expect(part.json.extra_logs.judge_failures).toBe(1);
+    expect(lines).toEqual([
+      'focal-reward: judge failure: run=r1 criterion=* reason=error: the label must be a JSON object {criterion: score}; got "4"',
+      "focal-reward: judge failure: run=r1 criterion=wit reason=invalid: judge scored unknown criterion 'wit'",
+    ]);
+  });
+});

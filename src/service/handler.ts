@@ -50,6 +50,8 @@ export interface HandlerOptions extends Omit<EngineOptions, "rubric"> {
   defaultRun?: string;
   /** Runs whose engines stay in memory (others are reloaded from the store). Default 1024. */
   maxCachedRuns?: number;
+  /** Where judge failures are logged (rate-limited). Default: console.error (stderr). */
+  log?: (line: string) => void;
 }
 
 export type FetchHandler = ((request: Request) => Promise<Response>) & {
@@ -228,6 +230,7 @@ export function createHandler(options: HandlerOptions): FetchHandler {
     maxBatch = 256,
     defaultRun = "default",
     maxCachedRuns = 1024,
+    log: _log,
     ...engineRest
   } = options;
   const store: StateStore = storeOption ?? new MemoryStore();
@@ -254,6 +257,22 @@ export function createHandler(options: HandlerOptions): FetchHandler {
       : judgeOption === "rules"
         ? rulesJudge(rules ?? rulesFromRubric(serviceCriteria))
         : labelsJudge();
+
+  // Judge failures on stderr, at most one line per run and criterion every 10 s (with how many were not shown).
+  const logged = new Map<string, { at: number; hidden: number }>();
+  const logFailure = (run: string, criterion: string, reason: string) => {
+    const key = `${run}\u0000${criterion}`;
+    const now = Date.now();
+    const last = logged.get(key);
+    if (last && now - last.at < 10_000) {
+      last.hidden++;
+      return;
+    }
+    const more = last?.hidden ? ` (${last.hidden} more since the last line)` : "";
+    logged.set(key, { at: now, hidden: 0 });
+    if (logged.size > 4096) logged.delete(logged.keys().next().value!);
+    (options.log ?? ((l: string) => console.error(l)))(`focal-reward: judge failure: run=${run} criterion=${criterion} reason=${reason}${more}`);
+  };
 
   let template: Engine;
   let ctx: ParseContext;
@@ -541,12 +560,15 @@ export function createHandler(options: HandlerOptions): FetchHandler {
   async function handleReward(request: Request, url: URL): Promise<Reply> {
     const bytes = await readBody(request, maxBodyBytes);
     const req = parseRewardBody(parseJson(bytes), url.searchParams.get("run"), defaultRun);
+    // OpenRLHF with several reward URLs shards one sample: the other servers get {"query": []}.
+    if (req.query.length === 0) return { status: 200, body: JSON.stringify({ rewards: [], scores: [], extra_logs: {} }) };
     if (judgeOption === "labels" && req.labels === undefined) throw bad("labels", "required by the labels judge (one JSON object of scores per query)");
     const n = req.query.length;
     const K = ctx.criteria.length;
     const scores = new Float32Array(n * K).fill(NaN);
     const valid = new Uint8Array(n).fill(1);
     let failures = 0;
+    let firstError: string | undefined;
     let next = 0;
     const worker = async () => {
       for (let i = next++; i < n; i = next++) {
@@ -566,7 +588,12 @@ export function createHandler(options: HandlerOptions): FetchHandler {
           scores.set(row, i * K);
           ok = true;
         } catch (e) {
-          metrics.judgeFailure(e instanceof JudgeTimeout ? "timeout" : e instanceof TypeError ? "invalid" : "error");
+          const reason = e instanceof JudgeTimeout ? "timeout" : e instanceof TypeError ? "invalid" : "error";
+          metrics.judgeFailure(reason);
+          const message = e instanceof Error ? e.message : String(e);
+          firstError ??= message;
+          const criterion = /criterion '([^']*)'|gave '([^']*)'/.exec(message);
+          logFailure(req.run, criterion?.[1] ?? criterion?.[2] ?? "*", `${reason}: ${message}`);
         }
         if (!ok) {
           valid[i] = 0;
@@ -575,13 +602,17 @@ export function createHandler(options: HandlerOptions): FetchHandler {
       }
     };
     await Promise.all(Array.from({ length: Math.min(judgeConcurrency, n) }, worker));
+    // Every rollout failed: no reward to give. 502 so the trainer's client retries and its user sees why.
+    if (failures === n) return { status: 502, body: problemBody(502, `the judge failed on all ${n} rollouts; first error: ${firstError}`, "labels") };
     const batch: Batch = { run: req.run, step: undefined, scores, groupSizes: req.groupSizes, valid, weights: undefined, groupIds: undefined };
     const criteria = ctx.criteria;
     const render: Render = (r, seq) => {
-      const extra: Record<string, number | null> = { ...cleanMetrics(r.metrics), judge_failures: failures };
+      // OpenRLHF turns every value into torch.tensor([value]): finite numbers only, no null.
+      const extra: Record<string, number> = { judge_failures: failures };
+      for (const key in r.metrics) if (Number.isFinite(r.metrics[key]!)) extra[key] = r.metrics[key]!;
       for (let k = 0; k < criteria.length; k++) {
         const w = r.weights[k];
-        if (stream && w !== undefined) extra[`weights/${criteria[k]}`] = Number.isFinite(w) ? w : null;
+        if (stream && w !== undefined && Number.isFinite(w)) extra[`focal/${criteria[k]}/weight`] = w;
       }
       if (seq !== undefined) extra.seq = seq;
       const direct = arr(r.direct).map((v) => v ?? 0);

@@ -24,8 +24,16 @@ export type Judge = (query: string, prompt: string, label: unknown, context: Jud
  */
 export function labelsJudge(): Judge {
   return (_query, _prompt, label) => {
-    const v: unknown = typeof label === "string" ? JSON.parse(label) : label;
-    if (v === null || typeof v !== "object" || Array.isArray(v)) throw new Error("label is not a JSON object of scores");
+    const expected = `the label must be a JSON object {criterion: score}; got ${JSON.stringify(label) ?? String(label)}`;
+    let v: unknown = label;
+    if (typeof label === "string") {
+      try {
+        v = JSON.parse(label);
+      } catch {
+        throw new Error(expected);
+      }
+    }
+    if (v === null || typeof v !== "object" || Array.isArray(v)) throw new Error(expected);
     return v as JudgeScores;
   };
 }

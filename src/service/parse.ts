@@ -172,7 +172,7 @@ export function parseRewardBody(body: unknown, runParam: string | null, defaultR
   if (!isObject(body)) throw bad("body", "a JSON object");
   const run = parseRun(body.run ?? runParam ?? undefined, "run", defaultRun);
   const query = body.query;
-  if (!Array.isArray(query) || query.length === 0) throw bad("query", "a non-empty array of strings");
+  if (!Array.isArray(query)) throw bad("query", "an array of strings");
   query.forEach((q, i) => {
     if (typeof q !== "string") throw bad(`query[${i}]`, "a string");
   });
