@@ -296,7 +296,7 @@ describe("backends agree on random batches", () => {
   it("simd == scalar bitwise; js and oracle within tolerance (60 seeded cases)", async () => {
     for (let s = 1; s <= 60; s++) await runCase(randomCase(1000 + s), worst);
     if (process.env.FOCAL_TEST_VERBOSE) console.log(worst);
-  });
+  }, 60_000); // 60 cases: ~5 s on a loaded 2-core machine, past vitest's 5 s default
 
   it("every K in 1..40 (small batches, NaN holes, penalties)", async () => {
     for (let K = 1; K <= 40; K++) {
