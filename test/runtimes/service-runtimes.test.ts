@@ -14,12 +14,12 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createEngine } from "../dist/index.js";
-import { createHandler } from "../dist/service/index.js";
+import { createEngine } from "../../dist/index.js";
+import { createHandler } from "../../dist/service/index.js";
 // @ts-expect-error plain JS helper of the runtime harness (test/runtimes, shared)
-import { moduleGraph } from "./runtimes/drivers/graph.js";
+import { moduleGraph } from "./drivers/graph.js";
 
-const root = resolve(fileURLToPath(new URL("..", import.meta.url)));
+const root = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 const dist = join(root, "dist");
 
 const OPTIONS = {

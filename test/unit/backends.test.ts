@@ -1,14 +1,14 @@
 /**
- * Property tests: the three backends and the independent oracle (test/oracle.ts) on random batches.
+ * Property tests: the three backends and the independent oracle (test/support/oracle.ts) on random batches.
  *  - simd and scalar are built from one source with the same summation order: BIT-identical.
  *  - js and the float64 oracle agree with simd within a tolerance (see `TOL` and `advTol`).
  * A small seeded PRNG makes every case reproducible: a failure message names its seed.
  */
 import { describe, expect, it } from "vitest";
-import { createEngine } from "../dist/index.js";
-import type { AdvantageMode, BackendName, Criterion, Engine, EngineOptions, Method, Scope, ScoreOptions, ScoreResult } from "../src/types.js";
-import { normalize, oracleScore, oracleScoreOne, resolveConfig, type OracleOutput, type OracleState } from "./oracle.js";
-import { int, pick, prng, randomScores, randomSizes } from "./prng.js";
+import { createEngine } from "../../dist/index.js";
+import type { AdvantageMode, BackendName, Criterion, Engine, EngineOptions, Method, Scope, ScoreOptions, ScoreResult } from "../../src/types.js";
+import { normalize, oracleScore, oracleScoreOne, resolveConfig, type OracleOutput, type OracleState } from "../support/oracle.js";
+import { int, pick, prng, randomScores, randomSizes } from "../support/prng.js";
 
 
 const f32 = Math.fround;

@@ -7,13 +7,13 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { createEngine } from "../dist/index.js";
-import { FileStore } from "../dist/service/file-store.js";
-import { KeyWindow, MemoryStore, createHandler, decodeRunRecord, type FetchHandler, type StateStore } from "../dist/service/index.js";
-import { keyEntry } from "../dist/service/window.js";
-import type { HandlerOptions } from "../dist/service/handler.js";
-import type { Engine, EngineOptions } from "../src/types.js";
-import { prng } from "./prng.js";
+import { createEngine } from "../../dist/index.js";
+import { FileStore } from "../../dist/service/file-store.js";
+import { KeyWindow, MemoryStore, createHandler, decodeRunRecord, type FetchHandler, type StateStore } from "../../dist/service/index.js";
+import { keyEntry } from "../../dist/service/window.js";
+import type { HandlerOptions } from "../../dist/service/handler.js";
+import type { Engine, EngineOptions } from "../../src/types.js";
+import { prng } from "../support/prng.js";
 
 const RUBRIC = [
   { id: "accuracy", weight: 2 },

@@ -1,6 +1,6 @@
 /**
  * The CLI contract of `focal-reward score` (issue 2, section 5), checked line by line against the
- * independent oracle (test/oracle.ts) to 1e-5 on random JSONL inputs: steps, groups interleaved
+ * independent oracle (test/support/oracle.ts) to 1e-5 on random JSONL inputs: steps, groups interleaved
  * within a step, null and missing scores, valid:false rows, a rubric file, the stream scope with a
  * --state file carried across two runs, --input, --metrics, and bad input.
  */
@@ -10,11 +10,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
-import type { Criterion } from "../src/types.js";
-import { oracleScore, type OracleConfig, type OracleState } from "./oracle.js";
-import { prng } from "./prng.js";
+import type { Criterion } from "../../src/types.js";
+import { oracleScore, type OracleConfig, type OracleState } from "../support/oracle.js";
+import { prng } from "../support/prng.js";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const CLI = join(ROOT, "dist", "cli", "main.js");
 const TOL = 1e-5;
 const dir = mkdtempSync(join(tmpdir(), "focal-cli-"));

@@ -1,12 +1,12 @@
 /**
  * The issue-3 aggregators on random batches: simd == scalar BIT for bit on every output, and the
  * float64 `js` backend within a tolerance of simd (1e-6 on rewards, weights, saturation, direct;
- * advantages with the error propagation of test/backends.test.ts). Seeded: a failure names its seed.
+ * advantages with the error propagation of test/unit/backends.test.ts). Seeded: a failure names its seed.
  */
 import { describe, expect, it } from "vitest";
-import { createEngine } from "../dist/index.js";
-import type { AdvantageMode, Criterion, Engine, EngineOptions, Method, ScoreOptions, ScoreResult } from "../src/types.js";
-import { int, pick, prng, randomScores, randomSizes } from "./prng.js";
+import { createEngine } from "../../dist/index.js";
+import type { AdvantageMode, Criterion, Engine, EngineOptions, Method, ScoreOptions, ScoreResult } from "../../src/types.js";
+import { int, pick, prng, randomScores, randomSizes } from "../support/prng.js";
 
 const f32 = Math.fround;
 
@@ -69,7 +69,7 @@ const u32 = (a: Float32Array) => new Uint32Array(a.buffer, a.byteOffset, a.lengt
 /**
  * Tolerance on a reward: TOL (relative for weighted-sum: an unnormalized sum), and for
  * mo-grpo (a sum of z-scores) TOL (2 + 1.5 |z|max) / (min sigma + advEps) over its group, as for
- * gdpo in test/backends.test.ts; |z| <= sqrt(m - 1) <= 4 with groups of <= 16 rows.
+ * gdpo in test/unit/backends.test.ts; |z| <= sqrt(m - 1) <= 4 with groups of <= 16 rows.
  */
 function rewardTol(c: Case, call: Call, js: ScoreResult): number[] {
   const method = c.opts.method;

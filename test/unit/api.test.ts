@@ -1,6 +1,6 @@
 // Bad input gets a clear error and changes nothing: rubric, options, batches, scoreOne, snapshots.
 import { describe, expect, it, vi } from "vitest";
-import { createEngine, MAX_CELLS, type Engine, type EngineOptions } from "../dist/index.js";
+import { createEngine, MAX_CELLS, type Engine, type EngineOptions } from "../../dist/index.js";
 
 const BACKENDS = ["simd", "scalar", "js"] as const;
 const rubric = [
@@ -227,7 +227,7 @@ describe("backend selection", () => {
   });
   it("takes the caller's own wasm bytes, and reports a bad module clearly", async () => {
     const { readFile } = await import("node:fs/promises");
-    const bytes = await readFile(new URL("../dist/focal-scalar.wasm", import.meta.url));
+    const bytes = await readFile(new URL("../../dist/focal-scalar.wasm", import.meta.url));
     expect((await createEngine({ rubric, backend: "scalar", wasm: { scalar: bytes } })).backend).toBe("scalar");
     await expect(createEngine({ rubric, backend: "scalar", wasm: { scalar: new Uint8Array([0, 1, 2]) } })).rejects.toThrow();
   });

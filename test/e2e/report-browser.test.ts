@@ -9,16 +9,16 @@ import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { chromium, type Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readSteps } from "../dist/cli/steps.js";
-import { runDemo } from "../dist/demo/run.js";
-import { DEFAULT_SIM } from "../dist/demo/sim.js";
-import { demoReport } from "../dist/report/demo-report.js";
-import { parseMethods, replay } from "../dist/report/replay.js";
-import { replayReport } from "../dist/report/replay-report.js";
+import { readSteps } from "../../dist/cli/steps.js";
+import { runDemo } from "../../dist/demo/run.js";
+import { DEFAULT_SIM } from "../../dist/demo/sim.js";
+import { demoReport } from "../../dist/report/demo-report.js";
+import { parseMethods, replay } from "../../dist/report/replay.js";
+import { replayReport } from "../../dist/report/replay-report.js";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const ART = join(ROOT, "test", "artifacts");
-const DATA = join(ROOT, "..", "shared", "data", "writingbench");
+const DATA = join(ROOT, "test", "fixtures", "writingbench");
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium"; // Debian's package
 const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"];
 

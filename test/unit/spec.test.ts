@@ -2,12 +2,12 @@
  * Hand-computed cases for every step of the spec (docs: the Focal Reward spec). Each case works
  * its expected numbers out in comments and writes them as explicit arithmetic (fractions, exp),
  * never by calling an implementation. Each case is checked against every backend AND against the
- * independent oracle (test/oracle.ts), so the oracle itself is checked by hand here.
+ * independent oracle (test/support/oracle.ts), so the oracle itself is checked by hand here.
  */
 import { describe, expect, it } from "vitest";
-import { createEngine } from "../dist/index.js";
-import type { BackendName, Criterion, Engine, EngineOptions, ScoreOptions, ScoreResult } from "../src/types.js";
-import { oracleScore, oracleScoreOne, type OracleState } from "./oracle.js";
+import { createEngine } from "../../dist/index.js";
+import type { BackendName, Criterion, Engine, EngineOptions, ScoreOptions, ScoreResult } from "../../src/types.js";
+import { oracleScore, oracleScoreOne, type OracleState } from "../support/oracle.js";
 
 const BACKENDS: BackendName[] = ["simd", "scalar", "js"];
 const TOL = 1e-6;

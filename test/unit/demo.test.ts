@@ -1,23 +1,14 @@
 /**
  * The demo's simulation (src/demo): deterministic per seed on every backend, identical on simd and
- * scalar, gamma = 0 equal to the static run, the printed table, and the CLI end to end.
+ * scalar, gamma = 0 equal to the static run, and the printed table (the CLI end to end: test/e2e/demo-cli.test.ts).
  */
-import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { afterAll, describe, expect, it } from "vitest";
-import { createEngine } from "../dist/index.js";
-import { DEMO_METHODS, firstDifference, formatTable, runDemo } from "../dist/demo/run.js";
-import { DEFAULT_SIM, simRubric, simulate, type RunRecord } from "../dist/demo/sim.js";
-import { Rng } from "../dist/demo/rng.js";
+import { describe, expect, it } from "vitest";
+import { createEngine } from "../../dist/index.js";
+import { DEMO_METHODS, firstDifference, formatTable, runDemo } from "../../dist/demo/run.js";
+import { DEFAULT_SIM, simRubric, simulate, type RunRecord } from "../../dist/demo/sim.js";
+import { Rng } from "../../dist/demo/rng.js";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const CLI = join(ROOT, "dist", "cli", "main.js");
 const SHORT = { ...DEFAULT_SIM, steps: 40 };
-const dir = mkdtempSync(join(tmpdir(), "focal-demo-"));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function sameRun(a: RunRecord, b: RunRecord): void {
   for (const key of ["quality", "judged", "weights", "saturation", "theta"] as const) {
@@ -141,40 +132,5 @@ describe("demo summary", () => {
         expect(s.worst[i]).toBeLessThanOrEqual(s.mean[i]!);
       }
     }
-  });
-
-  it("runs end to end from the CLI and writes the report", () => {
-    const report = join(dir, "report.html");
-    const t0 = performance.now();
-    const r = spawnSync(process.execPath, [CLI, "demo", "--seeds", "2", "--steps", "30", "--report", report], { encoding: "utf8" });
-    expect(r.status, r.stderr).toBe(0);
-    expect(performance.now() - t0).toBeLessThan(15000);
-    expect(r.stdout).toContain("weighted mean (static)");
-    expect(r.stdout).toContain("gamma = 0 reproduces");
-    expect(r.stderr).toContain("report written to");
-    expect(existsSync(report)).toBe(true);
-    const html = readFileSync(report, "utf8");
-    expect(html).toContain("<svg");
-    expect(html).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org\/2000\/svg)/);
-  });
-
-  it("prints the same table on every run and on simd and scalar", () => {
-    const out = (backend: string): string => {
-      const r = spawnSync(process.execPath, [CLI, "demo", "--seeds", "2", "--steps", "30", "--backend", backend, "--report", join(dir, `r-${backend}.html`)], { encoding: "utf8" });
-      expect(r.status, r.stderr).toBe(0);
-      expect(r.stdout).toContain(`backend ${backend}`);
-      return r.stdout.replace(`backend ${backend}`, "backend X");
-    };
-    const simd = out("simd");
-    expect(out("simd")).toBe(simd);
-    expect(out("scalar")).toBe(simd);
-  });
-
-  it("rejects bad options", () => {
-    const r = spawnSync(process.execPath, [CLI, "demo", "--seeds", "0"], { encoding: "utf8" });
-    expect(r.status).not.toBe(0);
-    expect(r.stderr).toContain("--seeds");
-    const u = spawnSync(process.execPath, [CLI, "demo", "--bogus"], { encoding: "utf8" });
-    expect(u.status).toBe(2);
   });
 });

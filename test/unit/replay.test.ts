@@ -1,38 +1,18 @@
 /**
- * `focal-reward replay` on the real judge scores of ../shared/data/writingbench (read its README),
- * the CSV reader, multi-step logs and the CLI. The data set must be there: a missing file fails the
+ * `focal-reward replay` on real judge scores (test/fixtures/writingbench, provenance in its README),
+ * the CSV reader and multi-step logs (the CLI: test/e2e/replay-cli.test.ts). The data set must be there: a missing file fails the
  * tests (nothing is skipped).
  */
-import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { afterAll, describe, expect, it } from "vitest";
-import { createEngine } from "../dist/index.js";
-import { readSteps } from "../dist/cli/steps.js";
-import { Downsampler, kendallTauB, parseMethods, replay, type ReplayResult } from "../dist/report/replay.js";
-import { replayReport } from "../dist/report/replay-report.js";
-import { parseCsvRecord, readCsvSteps } from "../dist/cli/steps-csv.js";
-import type { Step } from "../dist/cli/steps.js";
-import type { Criterion } from "../src/types.js";
-
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const CLI = join(ROOT, "dist", "cli", "main.js");
-const DATA = join(ROOT, "..", "shared", "data", "writingbench");
-const SCORES = join(DATA, "scores.jsonl");
-const RUBRIC = join(DATA, "rubric.json");
-const dir = mkdtempSync(join(tmpdir(), "focal-replay-"));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-interface Line { group: string; scores: Record<string, number | null>; source: string }
-const load = (): { lines: Line[]; rubric: { criteria: Criterion[] } } => {
-  if (!existsSync(SCORES) || !existsSync(RUBRIC)) throw new Error(`real data missing: expected ${SCORES} and ${RUBRIC}`);
-  return {
-    lines: readFileSync(SCORES, "utf8").split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l) as Line),
-    rubric: JSON.parse(readFileSync(RUBRIC, "utf8")),
-  };
-};
+import { existsSync, readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { createEngine } from "../../dist/index.js";
+import { readSteps } from "../../dist/cli/steps.js";
+import { Downsampler, kendallTauB, parseMethods, replay, type ReplayResult } from "../../dist/report/replay.js";
+import { replayReport } from "../../dist/report/replay-report.js";
+import { parseCsvRecord, readCsvSteps } from "../../dist/cli/steps-csv.js";
+import type { Step } from "../../dist/cli/steps.js";
+import type { Criterion } from "../../src/types.js";
+import { WB_RUBRIC as RUBRIC, WB_SCORES as SCORES, loadWritingbench as load, toCsv, type WbLine as Line } from "../support/writingbench.js";
 
 async function* arrayLines(text: string): AsyncGenerator<string> {
   yield* text.split("\n");
@@ -42,13 +22,6 @@ const METHODS = parseMethods("focal,weighted-mean,gdpo");
 
 async function replayJsonl(text: string, rubric: { criteria: Criterion[] }, methods = METHODS, extra = {}): Promise<ReplayResult> {
   return replay(readSteps(arrayLines(text), rubric.criteria.map((c) => c.id)), { rubric, methods, engine: { advantage: "grpo", ...extra } });
-}
-
-function toCsv(lines: Line[], criteria: string[]): string {
-  const q = (s: string): string => `"${s.replace(/"/g, '""')}"`;
-  const out = [["group", ...criteria].map(q).join(",")];
-  for (const l of lines) out.push([q(l.group), ...criteria.map((c) => (l.scores[c] === undefined || l.scores[c] === null ? "" : String(l.scores[c])))].join(","));
-  return `${out.join("\r\n")}\r\n`;
 }
 
 describe("replay on writingbench (real judge scores)", () => {
@@ -277,56 +250,5 @@ describe("helpers", () => {
   it("parseMethods rejects unknown and duplicate methods", () => {
     expect(() => parseMethods("focal,nope")).toThrow(/unknown method 'nope'/);
     expect(() => parseMethods("gdpo,gdpo")).toThrow(/twice/);
-  });
-});
-
-describe("replay CLI", () => {
-  const run = (args: string[], input?: string) => spawnSync(process.execPath, [CLI, "replay", ...args], { encoding: "utf8", input });
-
-  it("replays the real JSONL with its rubric and writes the report", () => {
-    const report = join(dir, "wb.html");
-    const r = run([SCORES, "--rubric", RUBRIC, "--methods", "focal,weighted-mean,gdpo", "--report", report]);
-    expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/^34 rows \(34 valid\), 1 steps, 5 groups, 25 criteria/);
-    expect(r.stdout).toContain("focal vs weighted-mean: tau");
-    expect(r.stderr).not.toContain("\x1b["); // no progress bar when stderr is not a terminal
-    const html = readFileSync(report, "utf8");
-    expect(html).toContain('data-chart="weights-by-criterion"');
-  });
-
-  it("reads CSV (by extension) and stdin JSONL (with --rubric)", () => {
-    const { lines, rubric } = load();
-    const csv = join(dir, "wb.csv");
-    writeFileSync(csv, toCsv(lines, rubric.criteria.map((c) => c.id)));
-    const a = run([csv, "--rubric", RUBRIC, "--report", join(dir, "a.html")]);
-    expect(a.status, a.stderr).toBe(0);
-    const b = run(["-", "--rubric", RUBRIC, "--report", join(dir, "b.html")], readFileSync(SCORES, "utf8"));
-    expect(b.status, b.stderr).toBe(0);
-    expect(a.stdout).toBe(b.stdout);
-  });
-
-  it("warns when scores fall outside the scale (no rubric)", () => {
-    const r = run([SCORES, "--report", join(dir, "c.html")]);
-    expect(r.status).toBe(0);
-    expect(r.stderr).toMatch(/170 scores lie outside/);
-  });
-
-  it("fails clearly on bad input", () => {
-    const missing = run([join(dir, "nope.jsonl")]);
-    expect(missing.status).not.toBe(0);
-    const stdin = run(["-"], "{}\n");
-    expect(stdin.status).not.toBe(0);
-    expect(stdin.stderr).toContain("needs --rubric");
-    const badJson = join(dir, "bad.jsonl");
-    writeFileSync(badJson, '{"group":"g","scores":{"a":1}}\n{"group":\n');
-    const bj = run([badJson, "--report", join(dir, "d.html")]);
-    expect(bj.status).not.toBe(0);
-    expect(bj.stderr).toContain("line 2");
-    const badCsv = join(dir, "bad.csv");
-    writeFileSync(badCsv, "group,a\ng,0.5\ng,x\n");
-    const bc = run([badCsv, "--report", join(dir, "e.html")]);
-    expect(bc.status).not.toBe(0);
-    expect(bc.stderr).toContain("line 3");
-    expect(run([SCORES, "--methods", "focal,bogus"]).stderr).toContain("unknown method");
   });
 });

@@ -1,5 +1,5 @@
 /**
- * `focal-reward compare` on the real WritingBench judge scores (../shared/data/writingbench: a
+ * `focal-reward compare` on the real WritingBench judge scores (test/fixtures/writingbench: a
  * missing data set fails, it is never skipped), checked against values computed here from the
  * data file alone; the three formats; errors; memory bounded whatever the input size.
  */
@@ -10,9 +10,9 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const CLI = join(ROOT, "dist", "cli", "main.js");
-const DATA = join(ROOT, "..", "shared", "data", "writingbench");
+const DATA = join(ROOT, "test", "fixtures", "writingbench");
 const RUBRIC = join(DATA, "rubric.json");
 const LOG = readFileSync(join(DATA, "scores.jsonl"), "utf8");
 const dir = mkdtempSync(join(tmpdir(), "focal-compare-"));

@@ -1,5 +1,5 @@
 /** Seeded random test data: the same sequence on every run. */
-import type { Criterion } from "../src/types.js";
+import type { Criterion } from "../../src/types.js";
 
 export type Rng = () => number;
 

@@ -10,8 +10,8 @@
  * Normalized weights w = (0.25, 0.5, 0.25).
  */
 import { describe, expect, it } from "vitest";
-import { createEngine } from "../dist/index.js";
-import type { BackendName, Criterion, EngineOptions } from "../src/types.js";
+import { createEngine } from "../../dist/index.js";
+import type { BackendName, Criterion, EngineOptions } from "../../src/types.js";
 
 const RUBRIC: Criterion[] = [{ id: "a", required: true }, { id: "b", weight: 2 }, { id: "c", polarity: "penalty" }];
 const SCORES = [0.8, 0.5, 0.2, 0.4, 1.0, 0.6, 1.0, 0.0, 0.0];

@@ -6,9 +6,9 @@
  *   group 2: (1, 0.2), (1, 0.8)       d = 0.6, 0.9      (x constant here)
  */
 import { describe, expect, it } from "vitest";
-import { createEngine } from "../dist/index.js";
-import { Diagnostics, prepare } from "../dist/diagnostics.js";
-import type { Criterion } from "../src/types.js";
+import { createEngine } from "../../dist/index.js";
+import { Diagnostics, prepare } from "../../dist/diagnostics.js";
+import type { Criterion } from "../../src/types.js";
 
 const RUBRIC: Criterion[] = [{ id: "x", required: true }, { id: "y" }];
 const SCORES = [1, 0, 0, 1, 1, 1, 1, 0.2, 1, 0.8];
