@@ -1,6 +1,6 @@
 /** Group assembly (src/service/assembler.ts) on its own: fake clock and timers, no HTTP. */
 import { describe, expect, it } from "vitest";
-import { AssemblerBusy, GroupAssembler, WAIT_BUCKETS } from "../src/service/assembler.js";
+import { AssemblerBusy, GroupAssembler, WAIT_BUCKETS } from "../../src/service/assembler.js";
 
 function fakeTimers() {
   let t = 0;
