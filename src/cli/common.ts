@@ -1,5 +1,6 @@
 import { readFile, rename, writeFile } from "node:fs/promises";
 import { METHODS } from "../core.js";
+import { negatedPenaltyRules } from "../service/judges.js";
 import type { Criterion, EngineOptions } from "../types.js";
 
 /** Engine flags shared by the commands, for node:util parseArgs. */
@@ -121,6 +122,7 @@ export async function readRubric(path: string): Promise<Criterion[]> {
   }
   const criteria = Array.isArray(json) ? json : (json as { criteria?: unknown })?.criteria;
   if (!Array.isArray(criteria)) throw new Error(`--rubric ${path}: expected {"criteria": [...]}`);
+  for (const w of negatedPenaltyRules(criteria)) process.stderr.write(`focal-reward: --rubric ${path}: warning: ${w}\n`);
   return criteria as Criterion[];
 }
 

@@ -8,6 +8,7 @@ import type { Engine, EngineOptions } from "../types.js";
 import { ENGINE_FLAGS, engineOptions } from "./common.js";
 import { FileStore } from "../service/file-store.js";
 import { createHandler, type HandlerOptions } from "../service/handler.js";
+import { negatedPenaltyRules } from "../service/judges.js";
 import { serveNode } from "../service/node.js";
 import type { StateStore } from "../service/store.js";
 
@@ -32,7 +33,7 @@ const USAGE = `usage: focal-reward serve --rubric FILE [options]
                        within the run's last N keyed updates
 `;
 
-const ENGINE_KEYS = ["method", "scope", "advantage", "gamma", "eps", "tau", "minWeight", "maxWeight", "mix", "decay", "advEps", "backend"] as const;
+const ENGINE_KEYS = ["method", "scope", "advantage", "gamma", "eps", "tau", "minWeight", "maxWeight", "mix", "decay", "advEps", "constant", "backend"] as const;
 
 function num(v: string | undefined, name: string): number | undefined {
   if (v === undefined) return undefined;
@@ -90,6 +91,9 @@ export async function serve(
   const { rubric: _ignored, ...flags } = engineOptions(values, []);
   for (const [k, v] of Object.entries(flags)) if (v !== undefined) options[k] = v;
   const judge = values.judge ?? "labels";
+  if (Array.isArray(rubric.criteria)) {
+    for (const w of negatedPenaltyRules(rubric.criteria)) process.stderr.write(`focal-reward serve: warning: ${w}\n`);
+  }
   if (judge !== "labels" && judge !== "rules") throw new Error(`--judge: labels or rules, not ${judge}`);
   const maxBodyBytes = num(values["max-body"], "max-body") ?? 8 * 1024 * 1024;
   const port = num(values.port, "port") ?? 8787;

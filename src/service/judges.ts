@@ -143,6 +143,30 @@ export function rulesFromRubric(criteria: readonly { id: string; rule?: Rule | r
   return set;
 }
 
+/**
+ * Warnings for penalty criteria whose only rules are negations (notContains, or a length rule
+ * with only maxLength): a rule says whether the criterion's statement holds, and a penalty's
+ * statement is the bad thing, so `{"weight": -1, "rule": {"notContains": ["idiot"]}}` penalizes
+ * the clean answers. Almost always the mistake of writing the good thing; `contains` is meant.
+ */
+export function negatedPenaltyRules(criteria: readonly unknown[]): string[] {
+  const out: string[] = [];
+  for (const c of criteria) {
+    if (c === null || typeof c !== "object") continue;
+    const { id, weight, polarity, rule } = c as { id?: unknown; weight?: unknown; polarity?: unknown; rule?: unknown };
+    const penalty = (typeof weight === "number" && weight < 0) || polarity === "penalty";
+    if (!penalty || rule === undefined) continue;
+    const rules = (Array.isArray(rule) ? rule : [rule]) as Record<string, unknown>[];
+    const negation = (r: Record<string, unknown>) =>
+      r !== null && typeof r === "object" && ("notContains" in r || ("maxLength" in r && !("minLength" in r)));
+    if (rules.length > 0 && rules.every(negation)) {
+      out.push(`criterion '${String(id)}' is a penalty whose rule is a negation (${rules.map((r) => ("notContains" in r ? "notContains" : "maxLength")).join(", ")}): ` +
+        "the rule passing (a clean answer) is what gets penalized; for a penalty the rule should match the bad thing (e.g. contains)");
+    }
+  }
+  return out;
+}
+
 export class JudgeTimeout extends Error {}
 
 /** Run `judge` with a deadline; rejects with JudgeTimeout (and aborts the context's signal). */
