@@ -88,7 +88,10 @@ function renderScoresTable() {
   head.appendChild(th("Rollout"));
   for (const c of state.criteria) {
     const scale = c.scale ? `${c.scale[0]}–${c.scale[1]}` : "0–1";
-    const penalty = (c.weight ?? 1) < 0 || c.polarity === "penalty" ? ", penalty" : "";
+    const isPenalty = (c.weight ?? 1) < 0 || c.polarity === "penalty";
+    // Penalties are fixed by default: focal keeps their share (a rare harm must not look cheap).
+    const fixed = c.fixed ?? isPenalty;
+    const penalty = (isPenalty ? ", penalty" : "") + (fixed ? ", fixed" : "");
     const cell = th(c.id);
     const note = document.createElement("small");
     note.textContent = `${scale}${penalty}`;

@@ -83,6 +83,7 @@ export function methodOptions(spec: string): Partial<EngineOptions> {
     const key = p.slice(0, eq), value = p.slice(eq + 1);
     if (key === "scope") o.scope = value as EngineOptions["scope"];
     else if (key === "advantage") o.advantage = value as EngineOptions["advantage"];
+    else if (key === "constant") o.constant = value as EngineOptions["constant"];
     else if (key in SPEC_NUMBERS) (o as Record<string, unknown>)[SPEC_NUMBERS[key]] = number(`--methods ${spec}`, value, key === "power");
     else throw new Error(`--methods ${spec}: unknown option '${key}'`);
   }
