@@ -1,0 +1,110 @@
+/**
+ * A StateStore on Redis, so several service replicas share one state (the run record, its
+ * idempotency window and the stored responses all go through this store).
+ *
+ * Each key is one hash `<prefix><key>` with fields `v` (version) and `d` (value). A write is one
+ * Lua script, run atomically by Redis: it compares the version and writes in one round trip, so of
+ * two replicas writing version N of a run only one succeeds and the other reloads and retries (the
+ * service's group commit already does that on a compare-and-set miss).
+ *
+ * Durability is Redis's own: run it with `appendonly yes` and `appendfsync always` for
+ * acknowledged writes to survive a Redis crash. While Redis is unreachable, commands fail at once
+ * (no offline queue), so requests answer 503 instead of piling up; the client reconnects by itself.
+ *
+ * `redis` (the official client) is an optional peer dependency, loaded only when this store opens.
+ */
+import type { StateStore, Versioned } from "./store.js";
+
+export interface RedisStoreOptions {
+  /** Prepended to every key, so several services can share one Redis. Default "focal:". */
+  prefix?: string;
+  /** Expire a key this many seconds after its last write (runs left idle are dropped). 0 = never. Default 0. */
+  ttlSeconds?: number;
+  /** Fail a command that got no reply within this many ms (the outcome of a write is then unknown). Default 5000. */
+  commandTimeoutMs?: number;
+}
+
+/** Compare-and-set: ARGV = value, expected version ('' = unconditional), ttl in seconds. */
+const CAS = `
+local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= v then return false end
+redis.call('HSET', KEYS[1], 'v', v + 1, 'd', ARGV[1])
+if tonumber(ARGV[3]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
+return v + 1`;
+
+/** The few client calls this store makes (typed here so the client stays an optional import). */
+interface Client {
+  connect(): Promise<unknown>;
+  close(): Promise<unknown>;
+  on(event: "error", listener: (e: Error) => void): unknown;
+  hmGet(key: string, fields: string[]): Promise<(Uint8Array | null)[]>;
+  eval(script: string, options: { keys: string[]; arguments: (string | Uint8Array)[] }): Promise<unknown>;
+  del(key: string): Promise<unknown>;
+}
+
+export class RedisStore implements StateStore {
+  readonly #client: Client;
+  readonly #prefix: string;
+  readonly #ttl: string;
+  #lastError = "";
+
+  private constructor(client: Client, prefix: string, ttlSeconds: number) {
+    this.#client = client;
+    this.#prefix = prefix;
+    this.#ttl = String(ttlSeconds);
+    client.on("error", (e) => {
+      // The client reconnects by itself; say so once per distinct failure, not per retry.
+      if (e.message !== this.#lastError) console.error(`state store (redis): ${e.message}`);
+      this.#lastError = e.message;
+    });
+  }
+
+  /** Connect to `url` (redis://[user:pass@]host:port[/db]). Fails if Redis cannot be reached now. */
+  static async open(url: string, options: RedisStoreOptions = {}): Promise<RedisStore> {
+    const ttl = options.ttlSeconds ?? 0;
+    if (!Number.isInteger(ttl) || ttl < 0) throw new RangeError(`run ttl must be an integer number of seconds >= 0; got ${ttl}`);
+    let redis: typeof import("redis");
+    try {
+      redis = await import("redis");
+    } catch {
+      throw new Error("the Redis state store needs the 'redis' package: npm install redis@6");
+    }
+    const client = redis
+      .createClient({
+        url,
+        disableOfflineQueue: true,
+        socket: {
+          connectTimeout: 5000,
+          socketTimeout: options.commandTimeoutMs ?? 5000,
+          reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2000),
+        },
+      })
+      .withTypeMapping({ [redis.RESP_TYPES.BLOB_STRING]: Buffer });
+    const store = new RedisStore(client as unknown as Client, options.prefix ?? "focal:", ttl);
+    await client.connect();
+    store.#lastError = "";
+    return store;
+  }
+
+  async get(key: string): Promise<Versioned | undefined> {
+    const [v, d] = await this.#client.hmGet(this.#prefix + key, ["v", "d"]);
+    if (!v || !d) return undefined;
+    return { version: Number(Buffer.from(v).toString()), value: new Uint8Array(d) };
+  }
+
+  async put(key: string, value: Uint8Array, expected?: number): Promise<number | undefined> {
+    const reply = await this.#client.eval(CAS, {
+      keys: [this.#prefix + key],
+      arguments: [Buffer.from(value.buffer, value.byteOffset, value.byteLength), expected === undefined ? "" : String(expected), this.#ttl],
+    });
+    return reply === null ? undefined : Number(reply);
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.#client.del(this.#prefix + key);
+  }
+
+  async close(): Promise<void> {
+    await this.#client.close().catch(() => {});
+  }
+}
