@@ -22,6 +22,10 @@ const USAGE = `usage: focal-reward serve --rubric FILE [options]
   --host ADDR          default 127.0.0.1
   --state-dir DIR      keep run states in DIR (atomic files); default: in memory
   --no-fsync           with --state-dir: skip fsync (survives kill -9, not a power cut)
+  --store URL          keep run states in Redis (redis://HOST:PORT[/DB]), shared by every
+                       replica given the same URL and prefix; needs the 'redis' package
+  --store-prefix P     with --store: key prefix (default "focal:")
+  --run-ttl SECONDS    with --store: drop a run's keys after this long without a write (default 0: never)
   --scope S            stream (default here: per-run state) or group
   --method M, --advantage A, --gamma G, --eps E, --tau T, --mix M, --min-weight W,
   --max-weight W, --decay D, --backend B: engine options, as for \`focal-reward score\`
@@ -42,6 +46,32 @@ function num(v: string | undefined, name: string): number | undefined {
   return n;
 }
 
+interface StoreFlags {
+  "state-dir"?: string;
+  "no-fsync"?: boolean;
+  store?: string;
+  "store-prefix"?: string;
+  "run-ttl"?: string;
+}
+
+/** The state store the flags name: a directory, Redis, or none (memory). */
+async function openStore(values: StoreFlags): Promise<StateStore | undefined> {
+  if (values.store !== undefined) {
+    if (values["state-dir"] !== undefined) throw new Error("--store and --state-dir: give one of them");
+    if (!/^rediss?:\/\//.test(values.store)) throw new Error(`--store: expected redis://HOST:PORT[/DB]; got ${redactUrl(values.store)}`);
+    const { RedisStore } = await import("../service/redis-store.js");
+    return RedisStore.open(values.store, { prefix: values["store-prefix"], ttlSeconds: num(values["run-ttl"], "run-ttl") });
+  }
+  if (values["store-prefix"] !== undefined || values["run-ttl"] !== undefined) throw new Error("--store-prefix and --run-ttl need --store");
+  if (values["state-dir"]) return FileStore.open(values["state-dir"], { durable: !values["no-fsync"] });
+  return undefined;
+}
+
+/** A store URL for logs and errors: without its password. */
+function redactUrl(url: string): string {
+  return url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@");
+}
+
 /** The command, with the engine factory given (the CLI passes the package's createEngine). */
 export async function serve(
   argv: string[],
@@ -58,6 +88,9 @@ export async function serve(
         host: { type: "string" },
         "state-dir": { type: "string" },
         "no-fsync": { type: "boolean" },
+        store: { type: "string" },
+        "store-prefix": { type: "string" },
+        "run-ttl": { type: "string" },
         judge: { type: "string" },
         "judge-timeout": { type: "string" },
         "max-body": { type: "string" },
@@ -98,8 +131,7 @@ export async function serve(
   const maxBodyBytes = num(values["max-body"], "max-body") ?? 8 * 1024 * 1024;
   const port = num(values.port, "port") ?? 8787;
 
-  let store: StateStore | undefined;
-  if (values["state-dir"]) store = await FileStore.open(values["state-dir"], { durable: !values["no-fsync"] });
+  const store = await openStore(values);
   const handler = createHandler({
     ...(options as Omit<HandlerOptions, "rubric" | "createEngine">),
     rubric: rubric as HandlerOptions["rubric"],
@@ -117,7 +149,7 @@ export async function serve(
     throw e;
   }
   const srv = await serveNode(handler, { port, host: values.host ?? "127.0.0.1", maxBodyBytes });
-  log(`focal-reward serve: listening on ${srv.url} (state: ${values["state-dir"] ? `dir ${values["state-dir"]}` : "memory"})`);
+  log(`focal-reward serve: listening on ${srv.url} (state: ${values.store ? `redis ${redactUrl(values.store)}` : values["state-dir"] ? `dir ${values["state-dir"]}` : "memory"})`);
 
   return new Promise<number>((resolve) => {
     let stopping = false;

@@ -16,7 +16,7 @@ import { type Judge, JudgeTimeout, type Rule, type RuleSet, labelsJudge, rulesFr
 import { Metrics, type RunGauge } from "./metrics.js";
 import { type Batch, type ParseContext, parseRewardBody, parseRun, parseScoreBody } from "./parse.js";
 import { HttpError, bad, problem, problemBody } from "./problem.js";
-import { MemoryStore, type StateStore } from "./store.js";
+import { MemoryStore, type StateStore, StoreUnavailableError } from "./store.js";
 import { type KeyEntry, KeyWindow, decodeRunRecord, hex, keyEntry } from "./window.js";
 
 export { decodeRunRecord } from "./window.js";
@@ -435,7 +435,8 @@ export function createHandler(options: HandlerOptions): FetchHandler {
         } catch (e) {
           // Nothing of this batch is acknowledged: reload the engine from the store, fail what was applied.
           slot.loaded = false;
-          const err = new HttpError(503, `state store write failed: ${e instanceof Error ? e.message : String(e)}`, undefined, { "retry-after": "1" });
+          const err = e instanceof StoreUnavailableError && e.unknownOutcome ? e
+            : new HttpError(503, `state store write failed: ${e instanceof Error ? e.message : String(e)}`, undefined, { "retry-after": "1" });
           for (let i = 0; i < items.length; i++) {
             const r = replies[i]!;
             if (r instanceof Promise) r.then(items[i]!.resolve, items[i]!.reject);
@@ -742,6 +743,7 @@ export function createHandler(options: HandlerOptions): FetchHandler {
       }
     } catch (e) {
       if (e instanceof HttpError) response = problem(e.status, e.message, e.field, e.headers, e.reason);
+      else if (e instanceof StoreUnavailableError) response = storeProblem(e);
       else response = problem(500, e instanceof Error ? e.message : String(e));
     } finally {
       inflight--;
@@ -760,4 +762,10 @@ export function createHandler(options: HandlerOptions): FetchHandler {
   }
 
   return Object.assign(handler, { ready, close });
+}
+
+/** The store is down (503, nothing applied) or a write's reply was lost (500: the outcome is unknown). */
+function storeProblem(e: StoreUnavailableError): Response {
+  if (!e.unknownOutcome) return problem(503, `state store unavailable: ${e.message}`, undefined, { "retry-after": "1" });
+  return problem(500, `state store write outcome unknown (${e.message}): retry with the same Idempotency-Key to learn whether it was applied`);
 }

@@ -6,7 +6,7 @@
 export { createHandler } from "./handler.js";
 export { KeyWindow, decodeRunRecord } from "./window.js";
 export type { FetchHandler, HandlerOptions, ServiceCriterion } from "./handler.js";
-export { MemoryStore } from "./store.js";
+export { MemoryStore, StoreUnavailableError } from "./store.js";
 export type { StateStore, Versioned } from "./store.js";
 export { JudgeTimeout, labelsJudge, negatedPenaltyRules, rulesFromRubric, rulesJudge, runJudge } from "./judges.js";
 export type { Judge, JudgeContext, JudgeScores, Rule, RuleSet, RuleTarget } from "./judges.js";

@@ -13,7 +13,7 @@
  *
  * `redis` (the official client) is an optional peer dependency, loaded only when this store opens.
  */
-import type { StateStore, Versioned } from "./store.js";
+import { type StateStore, StoreUnavailableError, type Versioned } from "./store.js";
 
 export interface RedisStoreOptions {
   /** Prepended to every key, so several services can share one Redis. Default "focal:". */
@@ -40,6 +40,17 @@ interface Client {
   hmGet(key: string, fields: string[]): Promise<(Uint8Array | null)[]>;
   eval(script: string, options: { keys: string[]; arguments: (string | Uint8Array)[] }): Promise<unknown>;
   del(key: string): Promise<unknown>;
+}
+
+/** Errors of commands that never left this process: nothing was written. */
+const NOT_SENT = new Set(["ClientClosedError", "ClientOfflineError", "ConnectionTimeoutError"]);
+
+/** A client failure as the service's store error; Redis's own error replies (bugs) pass through. */
+function unavailable(e: unknown, write: boolean): never {
+  const name = e instanceof Error ? e.constructor.name : "";
+  if (name === "ErrorReply" || name === "SimpleError") throw e;
+  const message = `redis: ${e instanceof Error ? e.message : String(e)}`;
+  throw new StoreUnavailableError(message, write && !NOT_SENT.has(name), { cause: e });
 }
 
 export class RedisStore implements StateStore {
@@ -87,21 +98,23 @@ export class RedisStore implements StateStore {
   }
 
   async get(key: string): Promise<Versioned | undefined> {
-    const [v, d] = await this.#client.hmGet(this.#prefix + key, ["v", "d"]);
+    const [v, d] = await this.#client.hmGet(this.#prefix + key, ["v", "d"]).catch((e: unknown) => unavailable(e, false));
     if (!v || !d) return undefined;
     return { version: Number(Buffer.from(v).toString()), value: new Uint8Array(d) };
   }
 
   async put(key: string, value: Uint8Array, expected?: number): Promise<number | undefined> {
-    const reply = await this.#client.eval(CAS, {
-      keys: [this.#prefix + key],
-      arguments: [Buffer.from(value.buffer, value.byteOffset, value.byteLength), expected === undefined ? "" : String(expected), this.#ttl],
-    });
+    const reply = await this.#client
+      .eval(CAS, {
+        keys: [this.#prefix + key],
+        arguments: [Buffer.from(value.buffer, value.byteOffset, value.byteLength), expected === undefined ? "" : String(expected), this.#ttl],
+      })
+      .catch((e: unknown) => unavailable(e, true));
     return reply === null ? undefined : Number(reply);
   }
 
   async delete(key: string): Promise<void> {
-    await this.#client.del(this.#prefix + key);
+    await this.#client.del(this.#prefix + key).catch((e: unknown) => unavailable(e, true));
   }
 
   async close(): Promise<void> {

@@ -12,6 +12,20 @@ export interface Versioned {
   version: number;
 }
 
+/**
+ * The store could not be reached or did not answer. `unknownOutcome`: a write was sent but its
+ * reply was lost, so it may have been applied (a retry under the same Idempotency-Key tells);
+ * otherwise nothing was written. Services answer 503 + Retry-After (or 500 "outcome unknown").
+ */
+export class StoreUnavailableError extends Error {
+  readonly unknownOutcome: boolean;
+  constructor(message: string, unknownOutcome = false, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "StoreUnavailableError";
+    this.unknownOutcome = unknownOutcome;
+  }
+}
+
 export interface StateStore {
   /** The current value of `key`, or undefined when there is none. */
   get(key: string): Promise<Versioned | undefined>;
