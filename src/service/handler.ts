@@ -15,7 +15,7 @@ import type { Criterion, Engine, EngineOptions, Rubric, ScoreResult } from "../t
 import { type Judge, JudgeTimeout, type Rule, type RuleSet, labelsJudge, rulesFromRubric, rulesJudge, runJudge } from "./judges.js";
 import { Metrics, type RunGauge } from "./metrics.js";
 import { type Batch, type ParseContext, parseRewardBody, parseRun, parseScoreBody } from "./parse.js";
-import { HttpError, bad, problem, problemBody } from "./problem.js";
+import { HttpError, PROBLEM_TYPES, bad, problem, problemBody } from "./problem.js";
 import { MemoryStore, type StateStore, StoreUnavailableError } from "./store.js";
 import { type KeyEntry, KeyWindow, decodeRunRecord, hex, keyEntry } from "./window.js";
 
@@ -435,7 +435,7 @@ export function createHandler(options: HandlerOptions): FetchHandler {
         } catch (e) {
           // Nothing of this batch is acknowledged: reload the engine from the store, fail what was applied.
           slot.loaded = false;
-          const err = e instanceof StoreUnavailableError && e.unknownOutcome ? e
+          const err = e instanceof StoreUnavailableError ? e
             : new HttpError(503, `state store write failed: ${e instanceof Error ? e.message : String(e)}`, undefined, { "retry-after": "1" });
           for (let i = 0; i < items.length; i++) {
             const r = replies[i]!;
@@ -766,6 +766,6 @@ export function createHandler(options: HandlerOptions): FetchHandler {
 
 /** The store is down (503, nothing applied) or a write's reply was lost (500: the outcome is unknown). */
 function storeProblem(e: StoreUnavailableError): Response {
-  if (!e.unknownOutcome) return problem(503, `state store unavailable: ${e.message}`, undefined, { "retry-after": "1" });
-  return problem(500, `state store write outcome unknown (${e.message}): retry with the same Idempotency-Key to learn whether it was applied`);
+  if (!e.unknownOutcome) return problem(503, `state store unavailable: ${e.message}`, undefined, { "retry-after": "1" }, undefined, PROBLEM_TYPES.storeUnavailable);
+  return problem(500, `state store write outcome unknown (${e.message}): retry with the same Idempotency-Key to learn whether it was applied`, undefined, {}, undefined, PROBLEM_TYPES.outcomeUnknown);
 }

@@ -10,4 +10,4 @@ export { MemoryStore, StoreUnavailableError } from "./store.js";
 export type { StateStore, Versioned } from "./store.js";
 export { JudgeTimeout, labelsJudge, negatedPenaltyRules, rulesFromRubric, rulesJudge, runJudge } from "./judges.js";
 export type { Judge, JudgeContext, JudgeScores, Rule, RuleSet, RuleTarget } from "./judges.js";
-export { HttpError, problem } from "./problem.js";
+export { HttpError, PROBLEM_TYPES, problem } from "./problem.js";

@@ -35,10 +35,18 @@ const TITLES: Record<number, string> = {
   503: "Service Unavailable",
 };
 
+/** Problem types a client acts on differently from the status alone (RFC 9457 `type`). */
+export const PROBLEM_TYPES = {
+  /** Nothing was applied; retry after `Retry-After`. */
+  storeUnavailable: "urn:focal-reward:problem:store-unavailable",
+  /** The write may have landed; retry with the same Idempotency-Key to get the stored answer. */
+  outcomeUnknown: "urn:focal-reward:problem:outcome-unknown",
+} as const;
+
 /** The JSON text of a problem. `field` is also given as `invalid-params` (the RFC's example extension). */
-export function problemBody(status: number, detail: string, field?: string, reason = detail): string {
+export function problemBody(status: number, detail: string, field?: string, reason = detail, type = "about:blank"): string {
   const body: Record<string, unknown> = {
-    type: "about:blank",
+    type,
     title: TITLES[status] ?? "Error",
     status,
     detail,
@@ -51,8 +59,8 @@ export function problemBody(status: number, detail: string, field?: string, reas
 }
 
 /** A problem+json response. */
-export function problem(status: number, detail: string, field?: string, headers: Record<string, string> = {}, reason?: string): Response {
-  return new Response(problemBody(status, detail, field, reason), {
+export function problem(status: number, detail: string, field?: string, headers: Record<string, string> = {}, reason?: string, type?: string): Response {
+  return new Response(problemBody(status, detail, field, reason, type), {
     status,
     headers: { "content-type": "application/problem+json", ...headers },
   });

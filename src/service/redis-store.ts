@@ -37,6 +37,7 @@ interface Client {
   connect(): Promise<unknown>;
   close(): Promise<unknown>;
   on(event: "error", listener: (e: Error) => void): unknown;
+  on(event: "ready", listener: () => void): unknown;
   hmGet(key: string, fields: string[]): Promise<(Uint8Array | null)[]>;
   eval(script: string, options: { keys: string[]; arguments: (string | Uint8Array)[] }): Promise<unknown>;
   del(key: string): Promise<unknown>;
@@ -57,16 +58,20 @@ export class RedisStore implements StateStore {
   readonly #client: Client;
   readonly #prefix: string;
   readonly #ttl: string;
-  #lastError = "";
+  #down = false;
 
   private constructor(client: Client, prefix: string, ttlSeconds: number) {
     this.#client = client;
     this.#prefix = prefix;
     this.#ttl = String(ttlSeconds);
+    // The client reconnects by itself: say so once per outage, not once per reconnect attempt.
     client.on("error", (e) => {
-      // The client reconnects by itself; say so once per distinct failure, not per retry.
-      if (e.message !== this.#lastError) console.error(`state store (redis): ${e.message}`);
-      this.#lastError = e.message;
+      if (!this.#down) console.error(`state store (redis): ${e.message}; reconnecting`);
+      this.#down = true;
+    });
+    client.on("ready", () => {
+      if (this.#down) console.error("state store (redis): reconnected");
+      this.#down = false;
     });
   }
 
@@ -93,7 +98,6 @@ export class RedisStore implements StateStore {
       .withTypeMapping({ [redis.RESP_TYPES.BLOB_STRING]: Buffer });
     const store = new RedisStore(client as unknown as Client, options.prefix ?? "focal:", ttl);
     await client.connect();
-    store.#lastError = "";
     return store;
   }
 

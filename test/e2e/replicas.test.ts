@@ -11,12 +11,12 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { createEngine } from "../dist/index.js";
-import { RedisStore } from "../dist/service/redis-store.js";
-import { decodeRunRecord } from "../dist/service/index.js";
+import { createEngine } from "../../dist/index.js";
+import { RedisStore } from "../../dist/service/redis-store.js";
+import { decodeRunRecord } from "../../dist/service/index.js";
 // @ts-expect-error plain JS helpers shared with the benchmark
-import { RUBRIC, bodyOf, float32Of, startServer, writeRubric } from "../bench/serve.bench.js";
-import { type RedisServer, startRedis } from "./support/redis-server.js";
+import { RUBRIC, bodyOf, float32Of, startServer, writeRubric } from "../support/serve-load.js";
+import { type RedisServer, startRedis } from "../support/redis-server.js";
 
 type Server = { url: string; stop(signal?: string): Promise<unknown> };
 const REQUESTS = 2000;

@@ -3,12 +3,12 @@
  * TTLs, Redis going away and coming back, and two service handlers sharing one run through it.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createEngine } from "../dist/index.js";
-import { RedisStore } from "../dist/service/redis-store.js";
-import { createHandler, decodeRunRecord, type FetchHandler } from "../dist/service/index.js";
-import type { HandlerOptions } from "../dist/service/handler.js";
-import { prng } from "./prng.js";
-import { type RedisServer, startRedis } from "./support/redis-server.js";
+import { createEngine } from "../../dist/index.js";
+import { RedisStore } from "../../dist/service/redis-store.js";
+import { createHandler, decodeRunRecord, type FetchHandler } from "../../dist/service/index.js";
+import type { HandlerOptions } from "../../dist/service/handler.js";
+import { prng } from "../support/prng.js";
+import { type RedisServer, startRedis } from "../support/redis-server.js";
 
 let redis: RedisServer;
 const opened: RedisStore[] = [];
@@ -120,5 +120,27 @@ describe("service handlers sharing one Redis", () => {
     for (const i of order) e.score(Float32Array.from(bodies[i]!.scores), bodies[i]!.groupSizes);
     const rec = await stores[0]!.get("run/shared");
     expect(decodeRunRecord(rec!.value).snapshot).toEqual(e.snapshot());
+  });
+
+  it("Redis down: a request answers 503 store-unavailable with Retry-After and applies nothing; the service recovers by itself", async () => {
+    const h = createHandler({ rubric: RUBRIC, createEngine, scope: "stream", store: await open("outage:") } as HandlerOptions);
+    const [a, b] = [columnar(900, "outage"), columnar(901, "outage")];
+    expect((await post(h, a, "outage/0")).json.seq).toBe(1);
+    await redis.kill();
+    const res = await h(new Request("http://service.test/v1/score", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(b) }));
+    expect(res.status).toBe(503);
+    expect(res.headers.get("retry-after")).toBe("1");
+    expect(((await res.json()) as { type: string }).type).toBe("urn:focal-reward:problem:store-unavailable");
+    await redis.start();
+    let back = { status: 0, json: { seq: 0 } };
+    for (let i = 0; i < 100 && back.status !== 200; i++) {
+      back = await post(h, b, "outage/1");
+      if (back.status !== 200) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(back).toMatchObject({ status: 200, json: { seq: 2 } }); // the refused call left no trace
+    const e = await createEngine({ rubric: RUBRIC, scope: "stream" });
+    for (const x of [a, b]) e.score(Float32Array.from(x.scores), x.groupSizes);
+    const stored = await (await open("outage:")).get("run/outage");
+    expect(decodeRunRecord(stored!.value).snapshot).toEqual(e.snapshot());
   });
 });
