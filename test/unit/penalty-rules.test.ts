@@ -1,6 +1,6 @@
 /** The warning for a penalty whose only rule is a negation (docs/service.md's quick start once had one). */
 import { describe, expect, it } from "vitest";
-import { negatedPenaltyRules } from "../dist/service/index.js";
+import { negatedPenaltyRules } from "../../dist/service/index.js";
 
 describe("negatedPenaltyRules", () => {
   it("warns for a penalty with notContains or maxLength alone, names the criterion", () => {
@@ -27,8 +27,8 @@ describe("negatedPenaltyRules", () => {
 describe("the browser page's default example", () => {
   it("no longer rewards the unsafe rollout: below the group mean on every backend", async () => {
     const { readFileSync } = await import("node:fs");
-    const { createEngine } = await import("../dist/index.js");
-    const src = readFileSync(new URL("../examples/browser/app.js", import.meta.url), "utf8");
+    const { createEngine } = await import("../../dist/index.js");
+    const src = readFileSync(new URL("../../examples/browser/app.js", import.meta.url), "utf8");
     const literal = (name: string) => new Function(`return ${src.match(new RegExp(`const ${name} = ([\\s\\S]*?\\n[}\\]]);`))![1]}`)();
     const rubric = literal("DEFAULT_RUBRIC") as { criteria: { id: string }[] };
     const rows = literal("DEFAULT_ROWS") as Record<string, number | null>[];
