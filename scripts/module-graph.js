@@ -1,4 +1,4 @@
-/** The relative-import graph of an ESM file tree (tsc output): which files a worker bundle needs. */
+/** The relative-import graph of an ESM file tree (tsc output): which files a workerd bundle needs (the runtime tests and examples/workers). */
 import { readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 

@@ -7,124 +7,26 @@
  * problem+json rejections, 404/405 and the snapshot.
  * Servers listen on 127.0.0.1 only; needs `npm run build` first.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEngine } from "../../dist/index.js";
 import { createHandler } from "../../dist/service/index.js";
-// @ts-expect-error plain JS helper of the runtime harness (test/runtimes, shared)
-import { moduleGraph } from "./drivers/graph.js";
+// @ts-expect-error plain JS helper shared with the Workers example (scripts/)
+import { moduleGraph } from "../../scripts/module-graph.js";
+import { freePort, killSpawned, spawnUntil, waitHttp } from "../support/processes.js";
+import { type Answer, OPTIONS, STEPS, play, viaUrl } from "../support/service-conformance.js";
 
 const root = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 const dist = join(root, "dist");
 
-const OPTIONS = {
-  rubric: { criteria: [{ id: "accuracy", weight: 2 }, { id: "format", rule: { json: true } }, { id: "toxicity", weight: -1 }] },
-  scope: "stream",
-  judge: "rules",
-};
-
-/** The requests every runtime answers, in order. */
-const STEPS: { method: string; path: string; body?: unknown; headers?: Record<string, string> }[] = [
-  { method: "GET", path: "/healthz" },
-  { method: "POST", path: "/v1/score", body: { run: "rt", step: 1, groups: [{ id: "a", rows: [{ accuracy: 1, format: 0, toxicity: 0 }, { accuracy: 0.2, format: 1 }] }, { id: "b", rows: [{ accuracy: 0.5 }, { accuracy: 0.7, toxicity: 1 }] }] } },
-  { method: "POST", path: "/v1/score", body: { run: "rt", step: 2, criteria: ["format", "accuracy"], scores: [1, 0.3, 0, 0.9, 1, 1, null, 0.1], groupSizes: [2, 2] }, headers: { "idempotency-key": "s2" } },
-  { method: "POST", path: "/v1/score", body: { run: "rt", step: 2, criteria: ["format", "accuracy"], scores: [1, 0.3, 0, 0.9, 1, 1, null, 0.1], groupSizes: [2, 2] }, headers: { "idempotency-key": "s2" } },
-  { method: "POST", path: "/get_reward?run=rt", body: { query: ['Q {"x": 1}', "Q nope", "R {}", "R ["], prompts: ["Q", "Q", "R", "R"] } },
-  { method: "POST", path: "/v1/score", body: '{"run":"rt","groups":[{"id":"g","rows":[{"accuracy":1e999}]}]}' },
-  { method: "POST", path: "/v1/score", body: { run: "rt", criteria: ["wit"], scores: [1], groupSizes: [1] } },
-  { method: "GET", path: "/v1/score" },
-  { method: "GET", path: "/nowhere" },
-  { method: "GET", path: "/v1/runs/rt/state", headers: { accept: "application/json" } },
-];
-
-interface Answer {
-  status: number;
-  replayed: string | null;
-  type: string | null;
-  body: string;
-}
-
-async function play(send: (req: Request) => Promise<Response>): Promise<Answer[]> {
-  const out: Answer[] = [];
-  for (const s of STEPS) {
-    const init: RequestInit = { method: s.method, headers: { "content-type": "application/json", ...s.headers } };
-    if (s.body !== undefined) init.body = typeof s.body === "string" ? s.body : JSON.stringify(s.body);
-    const res = await send(new Request(`http://127.0.0.1${s.path}`, init));
-    out.push({ status: res.status, replayed: res.headers.get("idempotent-replayed"), type: res.headers.get("content-type"), body: await res.text() });
-  }
-  return out;
-}
-
-function viaUrl(base: string) {
-  return async (req: Request) => {
-    const u = new URL(req.url);
-    return fetch(`${base}${u.pathname}${u.search}`, { method: req.method, headers: req.headers, body: req.body ? await req.arrayBuffer() : undefined });
-  };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((ok, fail) => {
-    const s = createServer();
-    s.once("error", fail);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => ok(port));
-    });
-  });
-}
-
-const children: ChildProcess[] = [];
 const dirs: string[] = [];
 afterAll(() => {
-  for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
+  killSpawned();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
-
-/** Spawns `cmd` and resolves once its output passes `ready` (or at once, without `ready`). */
-function spawnUntil(cmd: string, args: string[], ready: ((out: string) => boolean) | undefined, what: string): Promise<{ child: ChildProcess; out: () => string }> {
-  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
-  children.push(child);
-  let out = "";
-  return new Promise((ok, fail) => {
-    const timer = setTimeout(() => fail(new Error(`${what} did not start:\n${out}`)), 20_000);
-    const on = (d: Buffer) => {
-      out += d;
-      if (ready?.(out)) {
-        clearTimeout(timer);
-        ok({ child, out: () => out });
-      }
-    };
-    child.stdout!.on("data", on);
-    child.stderr!.on("data", on);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      fail(new Error(`${what} exited ${code}:\n${out}`));
-    });
-    child.once("error", fail);
-    if (!ready) {
-      clearTimeout(timer);
-      ok({ child, out: () => out });
-    }
-  });
-}
-
-async function waitHttp(url: string): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    try {
-      await (await fetch(url)).arrayBuffer();
-      return;
-    } catch (e) {
-      if (Date.now() > deadline) throw e;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-}
 
 let expected: Answer[];
 beforeAll(async () => {

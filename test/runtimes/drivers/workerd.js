@@ -13,7 +13,7 @@ import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { driverArgs, root } from "./args.js";
 import { CONDITIONS, resolveExport } from "./exports.js";
-import { moduleGraph } from "./graph.js";
+import { moduleGraph } from "../../../scripts/module-graph.js";
 
 const args = driverArgs();
 const workerdBin = resolve(root, "node_modules/.bin/workerd");
