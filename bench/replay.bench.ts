@@ -95,7 +95,7 @@ function vmHwmKiB(pid: number): number {
 
 async function replayOnce(format: "jsonl" | "csv"): Promise<Measure> {
   const t0 = performance.now();
-  const child = spawn(process.execPath, [CLI, "replay", "-", "--format", format, "--rubric", rubricFile, "--methods", METHODS, "--report", join(tmp, `report-${format}.html`)], {
+  const child = spawn(process.execPath, [CLI, "replay", "-", "--input-format", format, "--rubric", rubricFile, "--methods", METHODS, "--report", join(tmp, `report-${format}.html`)], {
     stdio: ["pipe", "pipe", "pipe"],
   });
   let stdout = "", stderr = "", peak = 0, bytes = 0;

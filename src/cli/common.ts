@@ -1,61 +1,63 @@
-import { readFile, rename, writeFile } from "node:fs/promises";
+/** Flags and readers the commands share: engine options, the input log, the rubric file. */
+import { readFile } from "node:fs/promises";
 import { METHODS } from "../core.js";
 import { negatedPenaltyRules } from "../service/judges.js";
 import type { Criterion, EngineOptions } from "../types.js";
+import { UsageError, type Flag, type FlagGroup, type Values } from "./flags.js";
 
-/** Engine flags shared by the commands, for node:util parseArgs. */
-export const ENGINE_FLAGS = {
-  rubric: { type: "string" },
-  method: { type: "string" },
-  scope: { type: "string" },
-  gamma: { type: "string" },
-  eps: { type: "string" },
-  tau: { type: "string" },
-  "min-weight": { type: "string" },
-  "max-weight": { type: "string" },
-  mix: { type: "string" },
-  decay: { type: "string" },
-  advantage: { type: "string" },
-  constant: { type: "string" },
-  backend: { type: "string" },
-  power: { type: "string" },
-  temperature: { type: "string" },
-  alpha: { type: "string" },
-  threshold: { type: "string" },
-  fgrpo: { type: "string" },
-} as const;
+const METHOD_LIST = "focal (default) | weighted-mean | gdpo | sa-mrpo | weighted-sum | min | power-mean\n| soft-min | cvar | points-ratio | all-or-nothing | gated | hierarchical\n| pow3r | dvao | mo-grpo   (formulas: docs/aggregators.md)";
 
-export const ENGINE_HELP = `engine options:
-  --rubric FILE        JSON {"criteria": [{"id", "weight", "scale": [lo, hi], "polarity", "fixed"}]}
-                       (penalties are fixed by default: focal keeps their share; "fixed": false opts out)
-                       (without it every criterion seen has weight 1 and scale [0, 1])
-  --method M           focal (default) | weighted-mean | gdpo | sa-mrpo | weighted-sum | min | power-mean
-                       | soft-min | cvar | points-ratio | all-or-nothing | gated | hierarchical
-                       | pow3r | dvao | mo-grpo   (formulas: docs/aggregators.md)
-  --scope S            group (default) | stream
-  --gamma G            focal exponent (default 3; sa-mrpo 0.5)  --eps E  headroom floor (default 0.05)
-  --tau T              tilt temperature (default 1)   --mix M     focal share (default 1)
-  --min-weight W       lower bound of a weight        --max-weight W   upper bound
-  --decay D            stream EMA decay (default 0.9)
-  --advantage A        grpo (default) | dr-grpo | rloo | none
-  --constant C         keep (default) | drop: leave criteria constant in their group out of focal
-                       weights (group scope, focal only)
-  --backend B          auto (default) | simd | scalar | js
-  --power P            power-mean exponent (default 0; -Infinity = min)
-  --temperature T      soft-min temperature (default 0.1)
-  --alpha A            cvar tail share (default 0.25)
-  --threshold X        pass threshold for gated, hierarchical, all-or-nothing, F-GRPO (default 0.5)
-  --fgrpo G            F-GRPO: advantages times (1 - group success rate)^G, with any method`;
+/** The engine's options as flags; `method` is left out by commands that take --methods. */
+export const ENGINE_FLAGS: readonly Flag[] = [
+  { name: "rubric", arg: "FILE", help: 'JSON {"criteria": [{"id", "weight", "scale": [lo, hi], "polarity", "fixed"}]}\n(penalties are fixed by default: focal keeps their share; "fixed": false opts out)\n(without it every criterion seen has weight 1 and scale [0, 1])' },
+  { name: "method", arg: "M", help: METHOD_LIST, choices: METHODS },
+  { name: "scope", arg: "S", help: "group (default) | stream", choices: ["group", "stream"] },
+  { name: "gamma", arg: "G", help: "focal exponent (default 3; sa-mrpo 0.5)" },
+  { name: "eps", arg: "E", help: "headroom floor (default 0.05)" },
+  { name: "tau", arg: "T", help: "tilt temperature (default 1)" },
+  { name: "mix", arg: "M", help: "focal share (default 1)" },
+  { name: "min-weight", arg: "W", help: "lower bound of a weight" },
+  { name: "max-weight", arg: "W", help: "upper bound of a weight" },
+  { name: "decay", arg: "D", help: "stream EMA decay (default 0.9)" },
+  { name: "advantage", arg: "A", help: "grpo (default) | dr-grpo | rloo | none", choices: ["grpo", "dr-grpo", "rloo", "none"] },
+  { name: "constant", arg: "C", help: "keep (default) | drop: leave criteria constant in their group out of focal\nweights (group scope, focal only)", choices: ["keep", "drop"] },
+  { name: "backend", arg: "B", help: "auto (default) | simd | scalar | js", choices: ["auto", "simd", "scalar", "js"] },
+  { name: "power", arg: "P", help: "power-mean exponent (default 0; -Infinity = min)" },
+  { name: "temperature", arg: "T", help: "soft-min temperature (default 0.1)" },
+  { name: "alpha", arg: "A", help: "cvar tail share (default 0.25)" },
+  { name: "threshold", arg: "X", help: "pass threshold for gated, hierarchical, all-or-nothing, F-GRPO (default 0.5)" },
+  { name: "fgrpo", arg: "G", help: "F-GRPO: advantages times (1 - group success rate)^G, with any method" },
+];
 
-type Values = Partial<Record<keyof typeof ENGINE_FLAGS, string>>;
+export const ENGINE_GROUP: FlagGroup = { title: "engine options", flags: ENGINE_FLAGS };
+/** For compare and replay: the methods come from --methods. */
+export const SHARED_ENGINE_GROUP: FlagGroup = { title: "engine options (shared by the methods)", flags: ENGINE_FLAGS.filter((f) => f.name !== "method") };
+
+export const INPUT_FORMATS = ["jsonl", "csv"] as const;
+export type InputFormat = (typeof INPUT_FORMATS)[number];
+
+/** The input convention of every command that reads a log. */
+export const INPUT_FLAGS: readonly Flag[] = [
+  { name: "input", arg: "FILE", help: "the reward log: a file, or - for stdin (the default)" },
+  { name: "input-format", arg: "F", help: "jsonl | csv (default: by the file's extension, .csv = CSV; stdin: jsonl)", choices: INPUT_FORMATS },
+];
+
+export const METHODS_FLAG: Flag = {
+  name: "methods", arg: "LIST",
+  help: "comma-separated (default focal,weighted-mean,gdpo). A method may carry its own\noptions after colons: power-mean:power=-1, focal:gamma=5:minWeight=0.05,\nfocal:scope=stream, min:fGrpo=1; focal-stream = focal:scope=stream",
+};
+
+export const LOG_FORMAT = `input line (JSONL): {"step"?: any, "group": any, "scores": {"<criterion>": number | null}, "valid"?: bool}
+CSV: a header with a 'group' column (and optionally 'step', 'valid'), one column per criterion.
+Consecutive rows with the same step form one training step; rows of a group are gathered by group.`;
 
 /** A number from the command line; `infinite` also takes inf, -inf, Infinity, -Infinity. */
-function number(where: string, text: string | undefined, infinite = false): number | undefined {
+export function number(where: string, text: string | undefined, infinite = false): number | undefined {
   if (text === undefined) return undefined;
   const t = text.trim();
   const x = infinite && /^[-+]?inf$/i.test(t) ? (t.startsWith("-") ? -Infinity : Infinity) : Number(t);
   if (t === "" || Number.isNaN(x) || (!infinite && !Number.isFinite(x))) {
-    throw new Error(`${where}: expected a number, got '${text}'`);
+    throw new UsageError(`${where}: expected a number, got '${text}'`);
   }
   return x;
 }
@@ -74,67 +76,77 @@ const SPEC_NUMBERS: Record<string, keyof EngineOptions> = {
 export function methodOptions(spec: string): Partial<EngineOptions> {
   const [name, ...params] = spec.split(":");
   if (name !== "focal-stream" && !(METHODS as readonly string[]).includes(name)) {
-    throw new Error(`--methods: unknown method '${name}' (known: ${METHODS.join(", ")}, focal-stream)`);
+    throw new UsageError(`--methods: unknown method '${name}' (known: ${METHODS.join(", ")}, focal-stream)`);
   }
   const o: Partial<EngineOptions> = name === "focal-stream" ? { method: "focal", scope: "stream" } : { method: name as EngineOptions["method"] };
   for (const p of params) {
     const eq = p.indexOf("=");
-    if (eq < 1) throw new Error(`--methods ${spec}: expected key=value, got '${p}'`);
+    if (eq < 1) throw new UsageError(`--methods ${spec}: expected key=value, got '${p}'`);
     const key = p.slice(0, eq), value = p.slice(eq + 1);
     if (key === "scope") o.scope = value as EngineOptions["scope"];
     else if (key === "advantage") o.advantage = value as EngineOptions["advantage"];
     else if (key === "constant") o.constant = value as EngineOptions["constant"];
     else if (key in SPEC_NUMBERS) (o as Record<string, unknown>)[SPEC_NUMBERS[key]] = number(`--methods ${spec}`, value, key === "power");
-    else throw new Error(`--methods ${spec}: unknown option '${key}'`);
+    else throw new UsageError(`--methods ${spec}: unknown option '${key}'`);
   }
   return o;
 }
 
-/** Engine options from flags; the rubric comes from --rubric or from `criteria` (weight 1). */
-export function engineOptions(v: Values, criteria: readonly Criterion[]): EngineOptions {
-  return {
-    rubric: { criteria },
-    method: v.method as EngineOptions["method"],
-    scope: v.scope as EngineOptions["scope"],
-    advantage: v.advantage as EngineOptions["advantage"],
-    constant: v.constant as EngineOptions["constant"],
-    backend: v.backend as EngineOptions["backend"],
-    gamma: number("--gamma", v.gamma),
-    eps: number("--eps", v.eps),
-    tau: number("--tau", v.tau),
-    minWeight: number("--min-weight", v["min-weight"]),
-    maxWeight: number("--max-weight", v["max-weight"]),
-    mix: number("--mix", v.mix),
-    decay: number("--decay", v.decay),
-    power: number("--power", v.power, true),
-    temperature: number("--temperature", v.temperature),
-    alpha: number("--alpha", v.alpha),
-    threshold: number("--threshold", v.threshold),
-    fGrpo: number("--fgrpo", v.fgrpo),
+/** Engine options given as flags (undefined where a flag is absent). */
+export function engineFlags(v: Values): Partial<EngineOptions> {
+  const s = (name: string) => v[name] as string | undefined;
+  const o: Partial<EngineOptions> = {
+    method: s("method") as EngineOptions["method"],
+    scope: s("scope") as EngineOptions["scope"],
+    advantage: s("advantage") as EngineOptions["advantage"],
+    constant: s("constant") as EngineOptions["constant"],
+    backend: s("backend") as EngineOptions["backend"],
+    gamma: number("--gamma", s("gamma")),
+    eps: number("--eps", s("eps")),
+    tau: number("--tau", s("tau")),
+    minWeight: number("--min-weight", s("min-weight")),
+    maxWeight: number("--max-weight", s("max-weight")),
+    mix: number("--mix", s("mix")),
+    decay: number("--decay", s("decay")),
+    power: number("--power", s("power"), true),
+    temperature: number("--temperature", s("temperature")),
+    alpha: number("--alpha", s("alpha")),
+    threshold: number("--threshold", s("threshold")),
+    fGrpo: number("--fgrpo", s("fgrpo")),
   };
+  for (const k of Object.keys(o) as (keyof EngineOptions)[]) if (o[k] === undefined) delete o[k];
+  return o;
 }
 
-export async function readRubric(path: string): Promise<Criterion[]> {
+/** Engine options a rubric file may set next to its criteria (flags override them). */
+export const RUBRIC_FILE_OPTIONS = ["method", "scope", "advantage", "gamma", "eps", "tau", "minWeight", "maxWeight", "mix", "decay", "advEps", "constant", "backend"] as const;
+
+export interface RubricFile {
+  criteria: Criterion[];
+  /** The engine options the file sets. */
+  options: Partial<EngineOptions>;
+}
+
+/**
+ * The one reader of rubric files, for every command: `{"criteria": [...], <engine options>}` or a
+ * bare array of criteria. Warns (stderr) about penalty rules that only negate.
+ */
+export async function readRubricFile(path: string, command: string): Promise<RubricFile> {
   let json: unknown;
   try {
-    json = JSON.parse(await readFile(path, "utf8"));
+    json = JSON.parse(stripBom(await readFile(path, "utf8")));
   } catch (e) {
     throw new Error(`--rubric ${path}: ${(e as Error).message}`);
   }
-  const criteria = Array.isArray(json) ? json : (json as { criteria?: unknown })?.criteria;
-  if (!Array.isArray(criteria)) throw new Error(`--rubric ${path}: expected {"criteria": [...]}`);
-  for (const w of negatedPenaltyRules(criteria)) process.stderr.write(`focal-reward: --rubric ${path}: warning: ${w}\n`);
-  return criteria as Criterion[];
+  const file = Array.isArray(json) ? undefined : (json as Record<string, unknown> | null);
+  const criteria = Array.isArray(json) ? json : file?.criteria;
+  if (!Array.isArray(criteria)) throw new Error(`--rubric ${path}: expected {"criteria": [...]} or an array of criteria`);
+  const options: Record<string, unknown> = {};
+  if (file) for (const k of RUBRIC_FILE_OPTIONS) if (file[k] !== undefined) options[k] = file[k];
+  for (const w of negatedPenaltyRules(criteria)) process.stderr.write(`focal-reward ${command}: --rubric ${path}: warning: ${w}\n`);
+  return { criteria: criteria as Criterion[], options: options as Partial<EngineOptions> };
 }
 
-/** Writes a file so that readers see the old or the new content, never a torn one. */
-export async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, data);
-  await rename(tmp, path);
-}
-
-/** Writes to stdout, waiting when the pipe is full. */
-export function writeOut(text: string): Promise<void> | void {
-  if (!process.stdout.write(text)) return new Promise((resolve) => process.stdout.once("drain", () => resolve()));
+export function stripBom(text: string): string {
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
 }

@@ -1,95 +1,162 @@
+/** `focal-reward score`: one output line per input row, in input order. */
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { parseArgs } from "node:util";
 import { createEngine } from "../index.js";
-import { ENGINE_FLAGS, ENGINE_HELP, engineOptions, readRubric, writeAtomic, writeOut } from "./common.js";
+import type { Engine, ScoreResult } from "../types.js";
+import { ENGINE_GROUP, INPUT_FLAGS, LOG_FORMAT, engineFlags, readRubricFile } from "./common.js";
+import { EXIT, UsageError, type CommandSpec, type Values } from "./flags.js";
+import { AtomicFile, checkWritable, csvCell, progress, writeAtomic, writeOut } from "./io.js";
 import { openLog } from "./log.js";
-import { InputError } from "./steps.js";
+import { InputError, type Step } from "./steps.js";
 
-export const summary = "score a JSONL reward log: one output line per input line";
+export const command: CommandSpec = {
+  name: "score",
+  summary: "score a reward log: one output line per input row, in input order",
+  usage: ["[--input FILE|-] [--rubric FILE] [options] < scores.jsonl > rewards.jsonl"],
+  about: `${LOG_FORMAT}
+output line (JSONL): {"step"?, "group", "reward", "direct", "advantage", "weights": {"<criterion>": w}}
+CSV output: columns step, group, reward, direct, advantage, weight/<criterion>...`,
+  groups: [
+    {
+      title: "input and output",
+      flags: [
+        ...INPUT_FLAGS,
+        { name: "output", arg: "FILE", help: "write there (atomically, when the whole log scored) instead of stdout" },
+        { name: "output-format", arg: "F", help: "jsonl (default) | csv", choices: ["jsonl", "csv"] },
+        { name: "state", arg: "FILE", help: "stream scope: load the state before, save it after (atomically)" },
+        { name: "metrics", arg: "FILE", help: "write the engine's metrics as JSONL, one line per step (streamed)" },
+      ],
+    },
+    ENGINE_GROUP,
+  ],
+};
 
-const HELP = `usage: focal-reward score [--input FILE] [options] < scores.jsonl > rewards.jsonl
-
-input line:  {"step"?: any, "group": any, "scores": {"<criterion>": number | null}, "valid"?: bool}
-output line: {"group", "reward", "direct", "advantage", "weights": {"<criterion>": f}}
-Consecutive lines with the same step form one call; rows of a group are gathered by group.
-
-  --input FILE         read FILE instead of stdin
-  --state FILE         stream scope: load the state before, save it after (atomically)
-  --metrics FILE       write per-step metrics as JSONL
-${ENGINE_HELP}`;
-
-export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { ...ENGINE_FLAGS, input: { type: "string" }, state: { type: "string" }, metrics: { type: "string" }, help: { type: "boolean", short: "h" } },
-    strict: true,
-  });
-  if (values.help) {
-    process.stdout.write(`${HELP}\n`);
-    return 0;
+export async function run(values: Values): Promise<number> {
+  const s = (name: string) => values[name] as string | undefined;
+  const file = s("rubric") !== undefined ? await readRubricFile(s("rubric")!, "score") : undefined;
+  const statePath = s("state"), metricsPath = s("metrics"), outputPath = s("output");
+  const options = { ...file?.options, ...engineFlags(values) };
+  if (statePath !== undefined && (options.scope ?? "group") !== "stream") throw new UsageError("--state needs --scope stream");
+  // Every file the command will write is checked before the first row is scored.
+  for (const [flag, path] of [["--state", statePath], ["--metrics", metricsPath], ["--output", outputPath]] as const) {
+    if (path !== undefined) await checkWritable(flag, path);
   }
+  // Without a rubric the columns are every criterion in the log: the stream scope's weights
+  // depend on the whole set, so stdin is held in memory to find them first.
+  const log = await openLog(s("input"), { format: s("input-format") as "jsonl" | "csv" | undefined, rubric: file?.criteria, holdStdin: true });
+  const engine = await createEngine({ ...options, rubric: { criteria: log.criteria } });
+  if (statePath !== undefined && existsSync(statePath)) {
+    try {
+      engine.restore(new Uint8Array(await readFile(statePath)));
+    } catch (e) {
+      throw new Error(`--state ${statePath}: ${(e as Error).message}`);
+    }
+  }
+  const csv = s("output-format") === "csv";
+  const out = outputPath !== undefined ? new AtomicFile(outputPath) : undefined;
+  const metrics = metricsPath !== undefined ? new AtomicFile(metricsPath) : undefined;
+  let metricsError: Error | undefined;
+  const bar = progress("score", log);
+  let rows = 0;
   try {
-    return await score(values);
+    const write = (text: string) => (out ? out.write(text) : writeOut(text));
+    if (csv) await write(`${["step", "group", "reward", "direct", "advantage", ...engine.criteria.map((id) => `weight/${id}`)].map(csvCell).join(",")}\n`);
+    for await (const step of log.steps) {
+      let result: ScoreResult;
+      try {
+        result = engine.score(step.scores, step.groupSizes, { valid: step.valid });
+      } catch (e) {
+        throw new InputError(step.lines[0]!, `step ${JSON.stringify(step.step) ?? "(none)"}: ${(e as Error).message}`);
+      }
+      await write(csv ? csvRows(engine, step, result) : jsonRows(engine, step, result));
+      if (metrics && !metricsError) {
+        // A metrics file that cannot be written loses the metrics, not the scoring or the state.
+        await metrics.write(`${JSON.stringify({ step: step.step ?? null, ...result.metrics })}\n`).catch((e: Error) => {
+          metricsError = e;
+          return metrics.abort();
+        });
+      }
+      rows += step.order.length;
+      bar.tick(rows);
+    }
+    bar.done();
+    await out?.commit();
   } catch (e) {
+    bar.done();
+    await Promise.all([out?.abort(), metrics?.abort()]);
     if (e instanceof InputError) {
       process.stderr.write(`focal-reward score: ${e.message}\n`);
-      return 1;
+      return EXIT.failure;
     }
     throw e;
   }
+  if (metrics && !metricsError) await metrics.commit().catch((e: Error) => (metricsError = e));
+  if (statePath !== undefined) await writeAtomic(statePath, engine.snapshot());
+  if (metricsError) {
+    process.stderr.write(`focal-reward score: --metrics ${metricsPath}: ${metricsError.message} (the rewards were written${statePath ? " and the state saved" : ""}; no metrics file)\n`);
+    return EXIT.failure;
+  }
+  return EXIT.ok;
 }
 
-async function score(values: Record<string, string | boolean | undefined>): Promise<number> {
-  const rubric = values.rubric !== undefined ? await readRubric(values.rubric as string) : undefined;
-  // Without a rubric the columns are every criterion in the log: the stream scope's weights
-  // depend on the whole set, so stdin is held in memory to find them first.
-  const log = await openLog(values.input as string | undefined, { rubric, holdStdin: true });
-  const criteria = log.criteria;
-  const engine = await createEngine(engineOptions(values, criteria));
-  const statePath = values.state as string | undefined;
-  if (statePath !== undefined) {
-    if (engine.scope !== "stream") throw new Error("--state needs --scope stream");
-    if (existsSync(statePath)) engine.restore(new Uint8Array(await readFile(statePath)));
-  }
-  const metrics: string[] = [];
-  const ids = engine.criteria;
-  for await (const step of log.steps) {
-    let out;
-    try {
-      out = engine.score(step.scores, step.groupSizes, { valid: step.valid });
-    } catch (e) {
-      throw new InputError(step.lines[0], `step ${JSON.stringify(step.step) ?? "(none)"}: ${(e as Error).message}`);
+/** Weights as JSON once per group (group scope: the criteria judged there) or once per step. */
+function weightsJson(engine: Engine, step: Step, r: ScoreResult): string[] {
+  const ids = engine.criteria, k = ids.length;
+  const perGroup = engine.scope === "group";
+  return (perGroup ? step.groups : [undefined]).map((_, g) => {
+    const w: Record<string, number> = {};
+    for (let c = 0; c < k; c++) {
+      const at = perGroup ? g * k + c : c;
+      if (!perGroup || !Number.isNaN(r.saturation[at]!)) w[ids[c]!] = r.weights[at]!;
     }
-    const k = ids.length;
-    const perGroup = engine.scope === "group";
-    // Weights as JSON once per group (group scope: the criteria in use there) or once per step.
-    const weightsJson = (perGroup ? step.groups : [undefined]).map((_, g) => {
-      const w: Record<string, number> = {};
-      for (let c = 0; c < k; c++) {
-        const at = perGroup ? g * k + c : c;
-        if (!perGroup || !Number.isNaN(out.saturation[at])) w[ids[c]] = out.weights[at];
-      }
-      return JSON.stringify(w);
-    });
-    const groupOfRow = new Int32Array(step.order.length);
-    for (let g = 0, i = 0; g < step.groupSizes.length; g++) for (let j = 0; j < step.groupSizes[g]; j++) groupOfRow[i++] = g;
-    let text = "";
-    for (let j = 0; j < step.order.length; j++) {
-      const i = step.order[j];
-      const g = groupOfRow[i];
-      const record: Record<string, unknown> = {};
-      if (step.step !== undefined) record.step = step.step;
-      record.group = step.groups[g];
-      record.reward = out.rewards[i];
-      record.direct = Number.isNaN(out.direct[i]) ? null : out.direct[i];
-      record.advantage = out.advantages[i];
-      text += `${JSON.stringify(record).slice(0, -1)},"weights":${weightsJson[perGroup ? g : 0]}}\n`;
-    }
-    await writeOut(text);
-    if (values.metrics !== undefined) metrics.push(JSON.stringify({ step: step.step ?? null, ...out.metrics }));
+    return JSON.stringify(w);
+  });
+}
+
+function groupOfRows(step: Step): Int32Array {
+  const groupOfRow = new Int32Array(step.order.length);
+  for (let g = 0, i = 0; g < step.groupSizes.length; g++) for (let j = 0; j < step.groupSizes[g]!; j++) groupOfRow[i++] = g;
+  return groupOfRow;
+}
+
+function jsonRows(engine: Engine, step: Step, r: ScoreResult): string {
+  const weights = weightsJson(engine, step, r);
+  const groupOfRow = groupOfRows(step);
+  const perGroup = engine.scope === "group";
+  const stepJson = step.step === undefined ? "" : `"step":${JSON.stringify(step.step)},`;
+  const groupJson = step.groups.map((g) => JSON.stringify(g) ?? "null");
+  let text = "";
+  for (let j = 0; j < step.order.length; j++) {
+    const i = step.order[j]!;
+    const g = groupOfRow[i]!;
+    const d = r.direct[i]!;
+    text += `{${stepJson}"group":${groupJson[g]},"reward":${num(r.rewards[i]!)},"direct":${Number.isNaN(d) ? "null" : num(d)},"advantage":${num(r.advantages[i]!)},"weights":${weights[perGroup ? g : 0]}}\n`;
   }
-  if (values.metrics !== undefined) await writeAtomic(values.metrics as string, metrics.map((l) => `${l}\n`).join(""));
-  if (statePath !== undefined) await writeAtomic(statePath, engine.snapshot());
-  return 0;
+  return text;
+}
+
+function csvRows(engine: Engine, step: Step, r: ScoreResult): string {
+  const k = engine.criteria.length;
+  const perGroup = engine.scope === "group";
+  const groupOfRow = groupOfRows(step);
+  const stepCell = step.step === undefined ? "" : csvCell(typeof step.step === "string" ? step.step : JSON.stringify(step.step));
+  const groupCells = step.groups.map((g) => csvCell(typeof g === "string" ? g : (JSON.stringify(g) ?? "")));
+  let text = "";
+  for (let j = 0; j < step.order.length; j++) {
+    const i = step.order[j]!;
+    const g = groupOfRow[i]!;
+    const d = r.direct[i]!;
+    let line = `${stepCell},${groupCells[g]},${num(r.rewards[i]!)},${Number.isNaN(d) ? "" : num(d)},${num(r.advantages[i]!)}`;
+    for (let c = 0; c < k; c++) {
+      const at = perGroup ? g * k + c : c;
+      line += perGroup && Number.isNaN(r.saturation[at]!) ? "," : `,${num(r.weights[at]!)}`;
+    }
+    text += `${line}\n`;
+  }
+  return text;
+}
+
+/** A float32 output as JSON (NaN and infinities cannot occur in outputs; null guards them). */
+function num(x: number): string {
+  return Number.isFinite(x) ? String(x) : "null";
 }

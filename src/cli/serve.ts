@@ -2,47 +2,46 @@
  * `focal-reward serve --rubric R [--port 8787] [--state-dir DIR]`: the judging service on Node.
  * See docs/service.md for the endpoints.
  */
-import { readFile } from "node:fs/promises";
-import { parseArgs } from "node:util";
 import type { Engine, EngineOptions } from "../types.js";
-import { ENGINE_FLAGS, engineOptions } from "./common.js";
+import { ENGINE_GROUP, engineFlags, readRubricFile } from "./common.js";
+import { EXIT, UsageError, type CommandSpec, type Values } from "./flags.js";
 import { FileStore } from "../service/file-store.js";
 import { createHandler, type HandlerOptions } from "../service/handler.js";
-import { negatedPenaltyRules } from "../service/judges.js";
 import { serveNode } from "../service/node.js";
 import type { StateStore } from "../service/store.js";
 
-export const summary = "serve rewards over HTTP (/v1/score, /get_reward, per-run stream state)";
+export const command: CommandSpec = {
+  name: "serve",
+  summary: "serve rewards over HTTP (/v1/score, /get_reward, per-run stream state)",
+  usage: ["--rubric FILE [options]"],
+  about: `The rubric file {"criteria": [...]} (or [...]) may also set method, scope, advantage, gamma, eps,
+tau, minWeight, maxWeight, mix, decay, advEps; flags override it. Here the default scope is stream
+(per-run state). Endpoints: docs/service.md.`,
+  groups: [
+    {
+      title: "server",
+      flags: [
+        { name: "port", arg: "N", help: "default 8787 (0 = any free port)" },
+        { name: "host", arg: "ADDR", help: "default 127.0.0.1" },
+        { name: "state-dir", arg: "DIR", help: "keep run states in DIR (atomic files); default: in memory" },
+        { name: "no-fsync", help: "with --state-dir: skip fsync (survives kill -9, not a power cut)" },
+        { name: "store", arg: "URL", help: "keep run states in Redis (redis://HOST:PORT[/DB]), shared by every\nreplica given the same URL and prefix; needs the 'redis' package" },
+        { name: "store-prefix", arg: "P", help: 'with --store: key prefix (default "focal:")' },
+        { name: "run-ttl", arg: "SECONDS", help: "with --store: drop a run's keys after this long without a write (default 0: never)" },
+        { name: "judge", arg: "J", help: "labels (default) or rules (the rubric's \"rule\" fields), for /get_reward", choices: ["labels", "rules"] },
+        { name: "judge-timeout", arg: "MS", help: "default 30000" },
+        { name: "max-body", arg: "BYTES", help: "default 8388608" },
+        { name: "idempotency-window", arg: "N", help: "Idempotency-Keys remembered per run (default 1024): a retry must come\nwithin the run's last N keyed updates" },
+      ],
+    },
+    ENGINE_GROUP,
+  ],
+};
 
-const USAGE = `usage: focal-reward serve --rubric FILE [options]
-
-  --rubric FILE        rubric JSON: {"criteria": [...]} or [...]; may also set method, scope,
-                       advantage, gamma, eps, tau, minWeight, maxWeight, mix, decay, advEps
-  --port N             default 8787 (0 = any free port)
-  --host ADDR          default 127.0.0.1
-  --state-dir DIR      keep run states in DIR (atomic files); default: in memory
-  --no-fsync           with --state-dir: skip fsync (survives kill -9, not a power cut)
-  --store URL          keep run states in Redis (redis://HOST:PORT[/DB]), shared by every
-                       replica given the same URL and prefix; needs the 'redis' package
-  --store-prefix P     with --store: key prefix (default "focal:")
-  --run-ttl SECONDS    with --store: drop a run's keys after this long without a write (default 0: never)
-  --scope S            stream (default here: per-run state) or group
-  --method M, --advantage A, --gamma G, --eps E, --tau T, --mix M, --min-weight W,
-  --max-weight W, --decay D, --backend B: engine options, as for \`focal-reward score\`
-  --judge J            labels (default) or rules (the rubric's "rule" fields), for /get_reward
-  --judge-timeout MS   default 30000
-  --max-body BYTES     default 8388608
-  --idempotency-window N
-                       Idempotency-Keys remembered per run (default 1024): a retry must come
-                       within the run's last N keyed updates
-`;
-
-const ENGINE_KEYS = ["method", "scope", "advantage", "gamma", "eps", "tau", "minWeight", "maxWeight", "mix", "decay", "advEps", "constant", "backend"] as const;
-
-function num(v: string | undefined, name: string): number | undefined {
+function num(v: string | boolean | undefined, name: string): number | undefined {
   if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new Error(`--${name}: not a number: ${v}`);
+  const n = Number(v as string);
+  if (!Number.isFinite(n)) throw new UsageError(`--${name}: not a number: ${v}`);
   return n;
 }
 
@@ -74,60 +73,16 @@ function redactUrl(url: string): string {
 
 /** The command, with the engine factory given (the CLI passes the package's createEngine). */
 export async function serve(
-  argv: string[],
+  values: Values & StoreFlags,
   createEngine: (options: EngineOptions) => Engine | Promise<Engine>,
   log: (line: string) => void = (l) => process.stdout.write(l + "\n"),
 ): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        ...ENGINE_FLAGS,
-        port: { type: "string" },
-        host: { type: "string" },
-        "state-dir": { type: "string" },
-        "no-fsync": { type: "boolean" },
-        store: { type: "string" },
-        "store-prefix": { type: "string" },
-        "run-ttl": { type: "string" },
-        judge: { type: "string" },
-        "judge-timeout": { type: "string" },
-        "max-body": { type: "string" },
-        "idempotency-window": { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-      strict: true,
-    }));
-  } catch (e) {
-    process.stderr.write(`focal-reward serve: ${e instanceof Error ? e.message : String(e)}\n\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  if (!values.rubric) {
-    process.stderr.write(`focal-reward serve: --rubric is required\n\n${USAGE}`);
-    return 2;
-  }
-  let file: Record<string, unknown> | unknown[];
-  try {
-    file = JSON.parse(await readFile(values.rubric, "utf8")) as Record<string, unknown> | unknown[];
-  } catch (e) {
-    throw new Error(`--rubric ${values.rubric}: ${e instanceof Error ? e.message : String(e)}`);
-  }
+  if (!values.rubric) throw new UsageError("--rubric is required");
+  const file = await readRubricFile(values.rubric as string, "serve");
   // Engine options: serve's default scope is stream; the rubric file's options; then the flags.
-  const options: Record<string, unknown> = { scope: "stream" };
-  if (!Array.isArray(file)) for (const k of ENGINE_KEYS) if (file[k] !== undefined) options[k] = file[k];
-  const rubric = { criteria: Array.isArray(file) ? file : file?.criteria };
-  const { rubric: _ignored, ...flags } = engineOptions(values, []);
-  for (const [k, v] of Object.entries(flags)) if (v !== undefined) options[k] = v;
-  const judge = values.judge ?? "labels";
-  if (Array.isArray(rubric.criteria)) {
-    for (const w of negatedPenaltyRules(rubric.criteria)) process.stderr.write(`focal-reward serve: warning: ${w}\n`);
-  }
-  if (judge !== "labels" && judge !== "rules") throw new Error(`--judge: labels or rules, not ${judge}`);
+  const options: Record<string, unknown> = { scope: "stream", ...file.options, ...engineFlags(values) };
+  const rubric = { criteria: file.criteria };
+  const judge = (values.judge as string | undefined) ?? "labels";
   const maxBodyBytes = num(values["max-body"], "max-body") ?? 8 * 1024 * 1024;
   const port = num(values.port, "port") ?? 8787;
 
@@ -137,7 +92,7 @@ export async function serve(
     rubric: rubric as HandlerOptions["rubric"],
     createEngine,
     store,
-    judge,
+    judge: judge as HandlerOptions["judge"],
     judgeTimeoutMs: num(values["judge-timeout"], "judge-timeout"),
     maxBodyBytes,
     idempotencyWindow: num(values["idempotency-window"], "idempotency-window"),
@@ -148,7 +103,7 @@ export async function serve(
     await store?.close?.();
     throw e;
   }
-  const srv = await serveNode(handler, { port, host: values.host ?? "127.0.0.1", maxBodyBytes });
+  const srv = await serveNode(handler, { port, host: (values.host as string | undefined) ?? "127.0.0.1", maxBodyBytes });
   log(`focal-reward serve: listening on ${srv.url} (state: ${values.store ? `redis ${redactUrl(values.store)}` : values["state-dir"] ? `dir ${values["state-dir"]}` : "memory"})`);
 
   return new Promise<number>((resolve) => {
@@ -163,11 +118,11 @@ export async function serve(
       srv.close().then(
         () => {
           log("focal-reward serve: state flushed, bye");
-          resolve(0);
+          resolve(EXIT.ok);
         },
         (e: unknown) => {
           process.stderr.write(`focal-reward serve: shutdown failed: ${String(e)}\n`);
-          resolve(1);
+          resolve(EXIT.failure);
         },
       );
     };
@@ -176,7 +131,7 @@ export async function serve(
   });
 }
 
-export async function run(argv: string[]): Promise<number> {
+export async function run(values: Values): Promise<number> {
   const { createEngine } = await import("../index.js");
-  return serve(argv, createEngine);
+  return serve(values, createEngine);
 }

@@ -67,7 +67,7 @@ export interface CsvOptions {
 
 /** Criteria of a CSV header (every column except step, group, valid). */
 export function csvHeaderCriteria(header: string): string[] {
-  const cols = parseCsvRecord(header.replace(/^\uFEFF/, ""));
+  const cols = parseCsvRecord(header.replace(/^\uFEFF/, "").replace(/\r$/, ""));
   if (!cols) throw new Error("line 1: unterminated quoted field in the header");
   return cols.map((c) => c.trim()).filter((c) => c !== "step" && c !== "group" && c !== "valid");
 }

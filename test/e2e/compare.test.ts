@@ -34,7 +34,7 @@ const u = rows.map((r) => Object.values(r.scores).map((s) => (s - 1) / 9));
 const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
 
 describe("compare on writingbench", () => {
-  const res = run(["--rubric", RUBRIC, "--methods", ALL, "--format", "json"]);
+  const res = run(["--rubric", RUBRIC, "--methods", ALL, "--output-format", "json"]);
   const json = JSON.parse(res.stdout) as Json;
   const col = (method: string) => json.methods.indexOf(method);
   const val = (name: string, method: string) => json.diagnostics[name]?.[col(method)] as number;
@@ -81,7 +81,7 @@ describe("compare on writingbench", () => {
   });
 
   it("table, json and csv carry the same numbers", () => {
-    const csv = run(["--rubric", RUBRIC, "--methods", ALL, "--format", "csv"]);
+    const csv = run(["--rubric", RUBRIC, "--methods", ALL, "--output-format", "csv"]);
     expect(csv.code, csv.stderr).toBe(0);
     const lines = csv.stdout.trim().split("\n").map((l) => l.split(","));
     expect(lines[0]).toEqual(["diagnostic", ...ALL.split(",")]);
@@ -104,7 +104,7 @@ describe("compare on writingbench", () => {
   });
 
   it("method options after colons, shared flags, focal-stream", () => {
-    const r = run(["--rubric", RUBRIC, "--methods", "power-mean:power=1,power-mean:power=-inf,min,focal:gamma=0,focal-stream,cvar:alpha=1", "--format", "json", "--gamma", "5"]);
+    const r = run(["--rubric", RUBRIC, "--methods", "power-mean:power=1,power-mean:power=-inf,min,focal:gamma=0,focal-stream,cvar:alpha=1", "--output-format", "json", "--gamma", "5"]);
     expect(r.code, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout) as Json;
     const reward = j.diagnostics.reward;
@@ -113,7 +113,7 @@ describe("compare on writingbench", () => {
     expect(reward[3]).toBeCloseTo(val("reward", "weighted-mean"), 6); // gamma 0 (over --gamma 5): direct
     expect(reward[5]).toBeCloseTo(val("reward", "weighted-mean"), 6); // alpha = 1: the mean
     // F-GRPO shrinks the updates of prompts the policy mostly solves
-    const f = run(["--rubric", RUBRIC, "--methods", "focal,focal:fGrpo=1", "--format", "json"]);
+    const f = run(["--rubric", RUBRIC, "--methods", "focal,focal:fGrpo=1", "--output-format", "json"]);
     const abs = (JSON.parse(f.stdout) as Json).diagnostics["focal/mean_abs_advantage"] as number[];
     expect(abs[1]).toBeLessThan(abs[0] / 2);
   });
@@ -152,7 +152,7 @@ describe("compare streams", () => {
     // the same heap cannot hold the input as lines
     const hold = spawnSync(process.execPath, ["--max-old-space-size=8", "-e", "require('fs').readFileSync(0, 'utf8').split('\\n')"], { input, encoding: "utf8" });
     expect(hold.status).not.toBe(0);
-    const r = run(["--rubric", rub, "--methods", "weighted-mean,min", "--format", "json"], input, ["--max-old-space-size=8"]);
+    const r = run(["--rubric", rub, "--methods", "weighted-mean,min", "--output-format", "json"], input, ["--max-old-space-size=8"]);
     expect(r.code, r.stderr.slice(0, 500)).toBe(0);
     expect(r.stderr).toMatch(/2000 steps, 128000 rows, 16000 groups/);
     expect(JSON.parse(r.stdout).diagnostics.reward[0]).toBeGreaterThan(0.4);
@@ -167,13 +167,13 @@ describe("compare on CSV", () => {
     for (const r of rows) csv.push([quote(r.group), ...ids.map((id) => (id in r.scores ? String(r.scores[id]) : ""))].join(","));
     const file = join(dir, "scores.csv");
     writeFileSync(file, `${csv.join("\n")}\n`);
-    const fromJsonl = run(["--rubric", RUBRIC, "--format", "json"]);
-    const fromCsv = run(["--rubric", RUBRIC, "--input", file, "--format", "json"], "");
+    const fromJsonl = run(["--rubric", RUBRIC, "--output-format", "json"]);
+    const fromCsv = run(["--rubric", RUBRIC, "--input", file, "--output-format", "json"], "");
     expect(fromCsv.code).toBe(0);
     expect(JSON.parse(fromCsv.stdout)).toEqual(JSON.parse(fromJsonl.stdout));
     // Without a rubric the header names the criteria (weight 1, scale [0, 1]): a different scale, so
     // only the shape is compared.
-    const headerOnly = JSON.parse(run(["--input", file, "--format", "json"], "").stdout) as Json;
+    const headerOnly = JSON.parse(run(["--input", file, "--output-format", "json"], "").stdout) as Json;
     expect(Object.keys(headerOnly.diagnostics)).toContain(`rewards/${ids[0]}/mean`);
   });
 });

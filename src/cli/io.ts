@@ -1,0 +1,156 @@
+/** Output helpers the commands share: stdout with backpressure, atomic files written as a stream, progress, tables. */
+import { type FileHandle, open, rename, stat, unlink } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
+
+/** Writes to stdout, waiting when the pipe is full. */
+export function writeOut(text: string): Promise<void> | void {
+  if (!process.stdout.write(text)) return new Promise((res) => process.stdout.once("drain", () => res()));
+}
+
+/**
+ * Fails now, before any work, when `path` cannot be created: its folder is missing or is not a
+ * folder. (A command must not score a whole log and then fail to save it.)
+ */
+export async function checkWritable(flag: string, path: string): Promise<void> {
+  const dir = dirname(resolve(path));
+  let s;
+  try {
+    s = await stat(dir);
+  } catch {
+    throw new Error(`${flag} ${path}: the folder ${dir} does not exist`);
+  }
+  if (!s.isDirectory()) throw new Error(`${flag} ${path}: ${dir} is not a folder`);
+  try {
+    const t = await stat(path);
+    if (t.isDirectory()) throw new Error(`${flag} ${path}: is a folder`);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+  }
+}
+
+/**
+ * A file written as a stream into `<path>.<pid>.tmp` and renamed over `path` on commit, so that
+ * readers see the old or the new content, never a torn one; abort() removes the temporary file.
+ * Writes are buffered up to 1 MiB.
+ */
+export class AtomicFile {
+  private readonly tmp: string;
+  private handle: Promise<FileHandle>;
+  private pending: string[] = [];
+  private bytes = 0;
+  private done = false;
+
+  constructor(readonly path: string) {
+    this.tmp = `${path}.${process.pid}.tmp`;
+    this.handle = open(this.tmp, "w");
+    this.handle.catch(() => {}); // reported by the first write or commit
+  }
+
+  async write(text: string | Uint8Array): Promise<void> {
+    if (typeof text !== "string") {
+      await this.flush();
+      await (await this.handle).write(text);
+      return;
+    }
+    this.pending.push(text);
+    this.bytes += text.length;
+    if (this.bytes >= 1 << 20) await this.flush();
+  }
+
+  private async flush(): Promise<void> {
+    if (this.pending.length === 0) return;
+    const text = this.pending.join("");
+    this.pending = [];
+    this.bytes = 0;
+    await (await this.handle).write(text);
+  }
+
+  async commit(): Promise<void> {
+    try {
+      await this.flush();
+      await (await this.handle).close();
+      await rename(this.tmp, this.path);
+      this.done = true;
+    } finally {
+      if (!this.done) await this.abort();
+    }
+  }
+
+  /** Removes the temporary file (safe to call twice, or after a failed commit). */
+  async abort(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    this.pending = [];
+    try {
+      await (await this.handle).close();
+    } catch {
+      // already closed, or never opened
+    }
+    await unlink(this.tmp).catch(() => {});
+  }
+}
+
+/** Writes the whole of `data` atomically. */
+export async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  const f = new AtomicFile(path);
+  try {
+    await f.write(data);
+  } catch (e) {
+    await f.abort();
+    throw e;
+  }
+  await f.commit();
+}
+
+/**
+ * A progress line on stderr, only when stderr is a terminal: rows, rows/s and, for a file, the
+ * share read and the time left. tick() is cheap (it redraws at most every 150 ms).
+ */
+export function progress(label: string, source?: { bytesRead(): number; size: number | undefined }) {
+  const on = process.stderr.isTTY === true;
+  const t0 = performance.now();
+  let last = 0;
+  return {
+    tick(rows: number): void {
+      if (!on) return;
+      const now = performance.now();
+      if (now - last < 150) return;
+      last = now;
+      const secs = (now - t0) / 1000;
+      let line = `${label}: ${rows.toLocaleString("en-US")} rows, ${fmtRate(rows / Math.max(secs, 1e-9))} rows/s`;
+      const size = source?.size;
+      if (size !== undefined && size > 0) {
+        const f = Math.min(1, source!.bytesRead() / size);
+        const fill = Math.round(f * 24);
+        const eta = f > 0 ? (secs * (1 - f)) / f : NaN;
+        line = `[${"#".repeat(fill)}${"-".repeat(24 - fill)}] ${(100 * f).toFixed(0).padStart(3)}% ${line}, ETA ${fmtTime(eta)}`;
+      }
+      process.stderr.write(`\r\x1b[K${line}`);
+    },
+    /** Clears the line (call before writing anything else to stderr). */
+    done(): void {
+      if (on) process.stderr.write("\r\x1b[K");
+    },
+  };
+}
+
+export function fmtRate(r: number): string {
+  return r >= 1e6 ? `${(r / 1e6).toFixed(2)}M` : r >= 1e3 ? `${(r / 1e3).toFixed(1)}k` : r.toFixed(0);
+}
+
+function fmtTime(s: number): string {
+  if (!Number.isFinite(s)) return "?";
+  const m = Math.floor(s / 60);
+  return `${m}:${String(Math.round(s % 60)).padStart(2, "0")}`;
+}
+
+/** A plain-text table: the first column left-aligned, the others right-aligned, a rule under the head. */
+export function textTable(head: readonly string[], body: readonly (readonly string[])[]): string {
+  const widths = head.map((h, c) => Math.max(h.length, ...body.map((r) => (r[c] ?? "").length)));
+  const line = (r: readonly string[]) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join("  ").trimEnd();
+  return `${[line(head), widths.map((w) => "-".repeat(w)).join("  "), ...body.map(line)].join("\n")}\n`;
+}
+
+export function csvCell(s: string): string {
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
