@@ -451,11 +451,13 @@ export function createHandler(options: HandlerOptions): FetchHandler {
           slot.loaded = false;
           for (const r of replies) if (r instanceof Promise) r.catch(() => {});
           if (newKeys.length) void store.delete(respKey(slot.run, batchId)).catch(() => {});
-          if (attempt >= 8) {
+          if (attempt >= 16) {
             const err = new HttpError(503, "run state kept changing under this request (compare-and-set conflicts)", undefined, { "retry-after": "1" });
             for (const it of items) it.reject(err);
             return;
           }
+          // Replicas racing for one run would collide again at once: back off up to 2^attempt ms (at most 256), jittered.
+          await new Promise((r) => setTimeout(r, Math.random() * 2 ** Math.min(attempt + 1, 8)));
           continue;
         }
         metrics.commit(false);

@@ -14,7 +14,6 @@ import { afterAll, describe, expect, it } from "vitest";
 import { createEngine } from "../../dist/index.js";
 import { RedisStore } from "../../dist/service/redis-store.js";
 import { decodeRunRecord } from "../../dist/service/index.js";
-// @ts-expect-error plain JS helpers shared with the benchmark
 import { RUBRIC, bodyOf, float32Of, startServer, writeRubric } from "../support/serve-load.js";
 import { type RedisServer, startRedis } from "../support/redis-server.js";
 

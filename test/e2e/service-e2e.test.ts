@@ -11,7 +11,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { createEngine } from "../../dist/index.js";
-// @ts-expect-error plain JS helpers shared with bench/serve.bench.js
 import { GROUPS, GROUP_SIZE, RUBRIC, bodyOf, float32Of, replayCheck, runLoad, runTrainers, settle, startServer, stepSeq, writeRubric } from "../support/serve-load.js";
 
 const dirs: string[] = [];

@@ -12,7 +12,6 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEngine } from "../../dist/index.js";
 import { createHandler } from "../../dist/service/index.js";
-// @ts-expect-error plain JS (the example's own bundler)
 import { bundle } from "../../examples/workers/bundle.js";
 import { prng } from "../support/prng.js";
 import { freePort, killSpawned, spawnUntil, waitHttp } from "../support/processes.js";

@@ -14,7 +14,6 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEngine } from "../../dist/index.js";
 import { createHandler } from "../../dist/service/index.js";
-// @ts-expect-error plain JS helper shared with the Workers example (scripts/)
 import { moduleGraph } from "../../scripts/module-graph.js";
 import { freePort, killSpawned, spawnUntil, waitHttp } from "../support/processes.js";
 import { type Answer, OPTIONS, STEPS, play, viaUrl } from "../support/service-conformance.js";

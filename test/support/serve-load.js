@@ -21,7 +21,10 @@ export const CRITERIA = Array.from({ length: K }, (_, k) => ({
   id: `c${String(k).padStart(2, "0")}`,
   weight: k === 15 ? -1 : 1 + (k % 3),
 }));
-/** The rubric file the server is started with (engine options included). */
+/**
+ * The rubric file the server is started with (engine options included).
+ * @type {{ criteria: typeof CRITERIA; scope: "stream"; gamma: number; decay: number; advantage: "grpo" }}
+ */
 export const RUBRIC = { criteria: CRITERIA, scope: "stream", gamma: 3, decay: 0.9, advantage: "grpo" };
 
 const POOL = 256;
@@ -60,8 +63,9 @@ export function stepSeq(body) {
 /**
  * Starts `node dist/cli/main.js serve` on 127.0.0.1 (free port), waits for its "listening" line.
  * Returns {url, port, child, output(), stop(signal) -> exit code/signal}.
+ * @param {{ stateDir?: string; rubricFile: string; port?: number; args?: string[] }} options
  */
-export async function startServer({ stateDir, rubricFile, port = 0, args = [] } = {}) {
+export async function startServer({ stateDir, rubricFile, port = 0, args = [] }) {
   const argv = [join(root, "dist/cli/main.js"), "serve", "--rubric", rubricFile, "--port", String(port), "--host", "127.0.0.1", ...args];
   if (stateDir) argv.push("--state-dir", stateDir);
   const child = spawn(process.execPath, argv, { stdio: ["ignore", "pipe", "pipe"] });

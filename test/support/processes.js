@@ -1,42 +1,51 @@
 /** Child processes of the tests: free loopback ports, servers spawned until they say they are up. */
-import { type ChildProcess, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { createServer } from "node:net";
 
 /** A port free on 127.0.0.1 right now. */
-export function freePort(): Promise<number> {
+/** @returns {Promise<number>} */
+export function freePort() {
   return new Promise((ok, fail) => {
     const s = createServer();
     s.once("error", fail);
     s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
+      const { port } = /** @type {import("node:net").AddressInfo} */ (s.address());
       s.close(() => ok(port));
     });
   });
 }
 
-const children: ChildProcess[] = [];
+/** @type {import("node:child_process").ChildProcess[]} */
+const children = [];
 
 /** SIGKILL every process spawnUntil started that still runs (for afterAll). */
-export function killSpawned(): void {
+export function killSpawned() {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
 }
 
-/** Spawns `cmd` and resolves once its output passes `ready` (or at once, without `ready`). */
-export function spawnUntil(cmd: string, args: string[], ready: ((out: string) => boolean) | undefined, what: string): Promise<{ child: ChildProcess; out: () => string }> {
+/**
+ * Spawns `cmd` and resolves once its output passes `ready` (or at once, without `ready`).
+ * @param {string} cmd
+ * @param {string[]} args
+ * @param {((out: string) => boolean) | undefined} ready
+ * @param {string} what
+ * @returns {Promise<{ child: import("node:child_process").ChildProcess; out: () => string }>}
+ */
+export function spawnUntil(cmd, args, ready, what) {
   const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
   children.push(child);
   let out = "";
   return new Promise((ok, fail) => {
     const timer = setTimeout(() => fail(new Error(`${what} did not start:\n${out}`)), 20_000);
-    const on = (d: Buffer) => {
+    const on = (/** @type {Buffer} */ d) => {
       out += d;
       if (ready?.(out)) {
         clearTimeout(timer);
         ok({ child, out: () => out });
       }
     };
-    child.stdout!.on("data", on);
-    child.stderr!.on("data", on);
+    child.stdout.on("data", on);
+    child.stderr.on("data", on);
     child.once("exit", (code) => {
       clearTimeout(timer);
       fail(new Error(`${what} exited ${code}:\n${out}`));
@@ -50,7 +59,8 @@ export function spawnUntil(cmd: string, args: string[], ready: ((out: string) =>
 }
 
 /** Resolves once `url` answers at all (any status), within 20 s. */
-export async function waitHttp(url: string): Promise<void> {
+/** @param {string} url */
+export async function waitHttp(url) {
   const deadline = Date.now() + 20_000;
   for (;;) {
     try {

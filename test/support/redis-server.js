@@ -2,24 +2,24 @@
  * A real redis-server (Debian's package; .ci/run installs it) for the tests: its own port, its own
  * data folder, AOF with `appendfsync always` so an acknowledged write survives a kill -9 of Redis.
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "./processes.js";
 
-export interface RedisServer {
-  url: string;
-  port: number;
-  /** SIGKILL Redis (no shutdown save), then start it again on the same port and data. */
-  crashAndRestart(downMs?: number): Promise<void>;
-  /** SIGKILL Redis and leave it down (until start()). */
-  kill(): Promise<void>;
-  start(): Promise<void>;
-  stop(): Promise<void>;
-}
+/**
+ * @typedef {object} RedisServer
+ * @property {string} url
+ * @property {number} port
+ * @property {(downMs?: number) => Promise<void>} crashAndRestart SIGKILL Redis (no shutdown save), then start it again on the same port and data.
+ * @property {() => Promise<void>} kill SIGKILL Redis and leave it down (until start()).
+ * @property {() => Promise<void>} start
+ * @property {() => Promise<void>} stop
+ */
 
-export function redisServerPath(): string {
+/** @returns {string} */
+export function redisServerPath() {
   try {
     return execFileSync("sh", ["-c", "command -v redis-server"], { encoding: "utf8" }).trim();
   } catch {
@@ -28,11 +28,13 @@ export function redisServerPath(): string {
 }
 
 
-export async function startRedis(): Promise<RedisServer> {
+/** @returns {Promise<RedisServer>} */
+export async function startRedis() {
   const bin = redisServerPath();
   const dir = mkdtempSync(join(tmpdir(), "focal-redis-"));
   const port = await freePort();
-  let child: ChildProcess | undefined;
+  /** @type {import("node:child_process").ChildProcess | undefined} */
+  let child;
 
   const start = async () => {
     const args = ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "yes",
@@ -40,7 +42,7 @@ export async function startRedis(): Promise<RedisServer> {
     const p = spawn(bin, args, { stdio: ["ignore", "ignore", "pipe"] });
     child = p;
     let err = "";
-    p.stderr!.on("data", (d) => (err += d));
+    p.stderr.on("data", (d) => (err += d));
     // Ready when it accepts a PING (bounded: 200 tries x 25 ms).
     for (let i = 0; i < 200; i++) {
       if (p.exitCode !== null) throw new Error(`redis-server exited: ${err}`);
@@ -52,8 +54,8 @@ export async function startRedis(): Promise<RedisServer> {
   const kill = async () => {
     const p = child;
     if (!p || p.exitCode !== null) return;
-    await new Promise<void>((resolve) => {
-      p.once("exit", () => resolve());
+    await new Promise((resolve) => {
+      p.once("exit", () => resolve(undefined));
       p.kill("SIGKILL");
     });
   };
@@ -75,7 +77,8 @@ export async function startRedis(): Promise<RedisServer> {
   };
 }
 
-async function ping(port: number): Promise<boolean> {
+/** @param {number} port @returns {Promise<boolean>} */
+async function ping(port) {
   const { connect } = await import("node:net");
   return new Promise((resolve) => {
     const s = connect(port, "127.0.0.1");
