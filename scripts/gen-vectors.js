@@ -136,15 +136,17 @@ function buildVectors() {
     const s = scores(r, 14, K, { profile: [0.8, 0.2, 0.5, 0.6] });
     s[13 * K + 0] = null;
     s[13 * K + 1] = null;
-    s[13 * K + 2] = null; // row 13: only c3 (weight 0) present
+    s[13 * K + 2] = null; // row 13: only z (weight 0) present
     const valid = Array.from({ length: 14 }, (_, i) => (i === 1 || i === 6 || (i >= 8 && i < 11) ? 0 : 1));
+    // A rubric refuses a weight of 0 (spec "Validation ranges"): z gets 0 through instance weights.
+    const weights = Array.from({ length: 4 }, () => [1, 2, 1, 0]).flat();
     v.push({
       name: "focal-invalid-rows",
       options: {
-        rubric: { criteria: [{ id: "a" }, { id: "b", weight: 2 }, { id: "c" }, { id: "z", weight: 0 }] },
+        rubric: { criteria: [{ id: "a" }, { id: "b", weight: 2 }, { id: "c" }, { id: "z" }] },
         advantage: "rloo",
       },
-      calls: [{ scores: s, groupSizes: [4, 4, 3, 3], valid }],
+      calls: [{ scores: s, groupSizes: [4, 4, 3, 3], valid, weights }],
     });
   }
 

@@ -70,10 +70,10 @@ export function aggregatorOptions(o: {
   const d = AGGREGATOR_DEFAULTS;
   return {
     power: num("power", o.power, d.power, (x) => Math.abs(x) === Infinity || Math.abs(x) <= 64, "a number in [-64, 64] or +-Infinity"),
-    temperature: num("temperature", o.temperature, d.temperature, (x) => x > 0 && Number.isFinite(x), "a finite number > 0"),
+    temperature: num("temperature", o.temperature, d.temperature, (x) => x >= 1e-6 && x <= 1e6, "in [1e-6, 1e6]"),
     alpha: num("alpha", o.alpha, d.alpha, (x) => x > 0 && x <= 1, "in (0, 1]"),
     threshold: num("threshold", o.threshold, d.threshold, (x) => x >= 0 && x <= 1, "in [0, 1]"),
-    fGrpo: o.fGrpo === undefined ? undefined : num("fGrpo", o.fGrpo, 0, (x) => x >= 0 && Number.isFinite(x), "a finite number >= 0"),
+    fGrpo: o.fGrpo === undefined ? undefined : num("fGrpo", o.fGrpo, 0, (x) => x >= 0 && x <= 64, "in [0, 64]"),
   };
 }
 

@@ -1,13 +1,14 @@
 import type { Backend, Batch, Settings } from "./backend.js";
 import { buildMetrics, criterionNames, type CriterionNames } from "./metrics.js";
 import { ReferenceBackend } from "./reference.js";
-import { compileRubric, type CompiledRubric } from "./rubric.js";
+import { compileRubric, MAX_WEIGHT, type CompiledRubric } from "./rubric.js";
 import { decodeSnapshot, encodeSnapshot } from "./snapshot.js";
 import type {
   ConstantMode, AdvantageMode, BackendName, Engine, EngineOptions, Method, NamedScore, Scope, ScoreOptions, ScoreResult, WasmSource,
 } from "./types.js";
-import { finite, oneOf } from "./validate.js";
+import { checkKeys, F32_MAX, inRange, oneOf, short } from "./validate.js";
 import { AGGREGATORS, aggregatorOptions } from "./aggregators.js";
+import { ENGINE_OPTION_KEYS, SCORE_OPTION_KEYS } from "./keys.js";
 import { instantiateKernel, WasmBackend } from "./wasm.js";
 
 export type * from "./types.js";
@@ -52,44 +53,49 @@ export async function compileSource(source: WasmSource): Promise<WebAssembly.Mod
   return WebAssembly.compile(await r!.arrayBuffer());
 }
 
-function settingsOf(o: EngineOptions): Settings {
+function settingsOf(o: EngineOptions, k: number): Settings {
   const method = oneOf<Method>("method", o.method, METHODS, "focal");
   const scope = oneOf<Scope>("scope", o.scope, ["group", "stream"], "group");
   if (scope === "stream" && method !== "focal") throw new RangeError(`scope "stream" applies to method "focal", not "${method}"`);
+  // The ranges keep every number representable in float32 and every formula finite.
   const s: Settings = {
     method, scope,
     advantage: oneOf<AdvantageMode>("advantage", o.advantage, ["grpo", "dr-grpo", "rloo", "none"], "grpo"),
-    gamma: finite("gamma", o.gamma, method === "sa-mrpo" ? 0.5 : 3),
-    eps: finite("eps", o.eps, 0.05),
-    tau: finite("tau", o.tau, 1),
-    minWeight: o.minWeight === undefined ? undefined : finite("minWeight", o.minWeight, 0),
-    maxWeight: o.maxWeight === undefined ? undefined : finite("maxWeight", o.maxWeight, 1),
-    mix: finite("mix", o.mix, 1),
-    decay: finite("decay", o.decay, 0.9),
-    advEps: finite("advEps", o.advEps, 1e-6),
+    gamma: inRange("gamma", o.gamma, method === "sa-mrpo" ? 0.5 : 3, 0, 64),
+    eps: inRange("eps", o.eps, 0.05, 0, 1e3),
+    tau: inRange("tau", o.tau, 1, 1e-6, 1e6),
+    minWeight: o.minWeight === undefined ? undefined : inRange("minWeight", o.minWeight, 0, 0, 1),
+    maxWeight: o.maxWeight === undefined ? undefined : inRange("maxWeight", o.maxWeight, 1, 0, 1),
+    mix: inRange("mix", o.mix, 1, 0, 1),
+    decay: inRange("decay", o.decay, 0.9, 0, 1, "hi"),
+    advEps: inRange("advEps", o.advEps, 1e-6, 0, 1e3),
     constant: oneOf<ConstantMode>("constant", o.constant, ["keep", "drop"], "keep"),
     aggregator: aggregatorOptions(o),
   };
-  if (s.gamma < 0) throw new RangeError(`gamma must be >= 0, got ${s.gamma}`);
-  if (s.eps < 0) throw new RangeError(`eps must be >= 0, got ${s.eps}`);
-  if (!(s.tau > 0)) throw new RangeError(`tau must be > 0, got ${s.tau}`);
-  if (s.minWeight !== undefined && (s.minWeight < 0 || s.minWeight > 1)) throw new RangeError(`minWeight must be in [0, 1], got ${s.minWeight}`);
-  if (s.maxWeight !== undefined && (s.maxWeight < 0 || s.maxWeight > 1)) throw new RangeError(`maxWeight must be in [0, 1], got ${s.maxWeight}`);
   if ((s.minWeight ?? 0) > (s.maxWeight ?? 1)) throw new RangeError(`minWeight (${s.minWeight}) must not exceed maxWeight (${s.maxWeight})`);
-  if (s.mix < 0 || s.mix > 1) throw new RangeError(`mix must be in [0, 1], got ${s.mix}`);
-  if (s.decay < 0 || s.decay >= 1) throw new RangeError(`decay must be in [0, 1), got ${s.decay}`);
+  // The stream scope weighs all K criteria at once, so infeasible bounds are a mistake there
+  // (the group scope widens them per group instead, spec step 5).
+  if (scope === "stream" && !((s.minWeight ?? 0) * k <= 1 && 1 <= (s.maxWeight ?? 1) * k)) {
+    throw new RangeError(`bounds: minWeight * K <= 1 <= maxWeight * K must hold for the ${k} criteria of the rubric, got minWeight ${s.minWeight ?? 0}, maxWeight ${s.maxWeight ?? 1}`);
+  }
   if (s.constant === "drop" && (scope !== "group" || method !== "focal")) {
     throw new RangeError(`constant "drop" applies to method "focal" in the group scope, not ${scope === "group" ? `method "${method}"` : `scope "${scope}"`}`);
   }
-  if (s.advEps < 0) throw new RangeError(`advEps must be >= 0, got ${s.advEps}`);
   return s;
 }
 
 /** Creates an engine with the kernels that `load` provides (or those in `options.wasm`). */
 export async function createEngineFrom(load: KernelLoader, options: EngineOptions): Promise<Engine> {
-  if (options === null || typeof options !== "object") throw new TypeError("createEngine: expected an options object");
+  if (options === null || typeof options !== "object" || Array.isArray(options)) {
+    throw new TypeError(`createEngine: expected an options object { rubric, ... }, got ${options === null ? "null" : Array.isArray(options) ? "an array" : typeof options}`);
+  }
+  checkKeys("createEngine", options, ENGINE_OPTION_KEYS, "option");
+  if (options.wasm !== undefined) {
+    if (options.wasm === null || typeof options.wasm !== "object") throw new TypeError("createEngine: wasm must be { simd?, scalar? }");
+    checkKeys("createEngine: wasm", options.wasm, ["simd", "scalar"]);
+  }
   const rubric = compileRubric(options.rubric);
-  const settings = settingsOf(options);
+  const settings = settingsOf(options, rubric.ids.length);
   const wanted = oneOf<BackendName | "auto">("backend", options.backend, ["auto", "simd", "scalar", "js"], "auto");
   let backend: Backend;
   if (wanted === "js" || (wanted === "auto" && typeof WebAssembly !== "object")) {
@@ -166,6 +172,8 @@ class FocalEngine implements Engine {
         (detached ? " (a view from input() is detached once the engine grows its memory: call input() again)" : ""));
     }
     const flat = scores instanceof Float32Array ? scores : toFloat32(scores, k);
+    if (options === null || typeof options !== "object") throw new TypeError("score: options must be an object { valid?, weights? }");
+    checkKeys("score", options, SCORE_OPTION_KEYS, "option");
     let valid: Uint8Array | undefined;
     if (options.valid !== undefined) {
       const v = options.valid;
@@ -183,8 +191,8 @@ class FocalEngine implements Engine {
       weights = new Float32Array(w.length);
       for (let i = 0; i < w.length; i++) {
         const x = w[i];
-        if (typeof x !== "number" || !Number.isFinite(x) || x < 0) {
-          throw new RangeError(`score: weights[${i}] (group ${Math.floor(i / k)}, criterion '${this.criteria[i % k]}') must be a finite number >= 0, got ${x}`);
+        if (typeof x !== "number" || !(x >= 0 && x <= MAX_WEIGHT)) {
+          throw new RangeError(`score: weights[${i}] (group ${Math.floor(i / k)}, criterion '${this.criteria[i % k]}') must be a number in [0, ${short(MAX_WEIGHT)}], got ${x}`);
         }
         weights[i] = x;
       }
@@ -248,19 +256,20 @@ class FocalEngine implements Engine {
 /** One score: a number (NaN = absent) or null/undefined (absent). */
 function cell(x: unknown, i: number, where: string): number {
   if (x === null || x === undefined) return NaN;
-  if (typeof x !== "number") throw new TypeError(`${where}: score ${i} is ${typeof x}, expected a number or null`);
+  if (typeof x !== "number") throw new TypeError(`${where}: criterion ${i} is ${typeof x}, expected a number or null`);
+  if (Math.abs(x) > F32_MAX && Number.isFinite(x)) throw new RangeError(`${where}: criterion ${i} is ${x}, outside float32's range (|x| <= ${F32_MAX})`);
   return x;
 }
 
 function toFloat32(scores: ArrayLike<number>, k: number): Float32Array {
-  const out = new Float32Array(scores.length);
-  if (ArrayBuffer.isView(scores)) {
-    out.set(scores as unknown as ArrayLike<number>);
-    return out;
+  const kind = kindOf(scores);
+  if (kind === "BigInt64Array" || kind === "BigUint64Array") {
+    throw new TypeError(`score: scores is a ${kind} (BigInts); pass a Float32Array, a Float64Array or an array of numbers`);
   }
+  const out = new Float32Array(scores.length);
   for (let i = 0; i < scores.length; i++) {
-    const x = cell(scores[i], i, `score: row ${Math.floor(i / k)}, criterion ${i % k}`);
-    out[i] = x;
+    // cell() also refuses a finite double beyond float32 (spec: refused, never rounded into Infinity).
+    out[i] = cell(scores[i], i % k, `score: row ${Math.floor(i / k)}`);
   }
   return out;
 }

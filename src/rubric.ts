@@ -1,4 +1,6 @@
 import type { Criterion, Rubric } from "./types.js";
+import { CRITERION_KEYS } from "./keys.js";
+import { checkCriterionId, checkKeys, short } from "./validate.js";
 
 /** A validated rubric in the engine's terms: every criterion "higher is better" with weight >= 0. */
 export interface CompiledRubric {
@@ -17,7 +19,13 @@ export interface CompiledRubric {
   readonly criteria: readonly Criterion[];
 }
 
+/** The largest |weight| (and 1 / scale width): any product of them stays finite in float32. */
+export const MAX_WEIGHT = 1e30;
+
 export function compileRubric(rubric: Rubric | readonly Criterion[]): CompiledRubric {
+  if (rubric !== null && typeof rubric === "object" && !Array.isArray(rubric)) {
+    checkKeys("rubric", rubric, ["criteria"], "rubric key");
+  }
   const criteria = Array.isArray(rubric) ? (rubric as readonly Criterion[]) : (rubric as Rubric)?.criteria;
   if (!Array.isArray(criteria)) throw new TypeError("rubric: expected { criteria: [...] } or an array of criteria");
   if (criteria.length === 0) throw new RangeError("rubric: it has no criteria");
@@ -26,36 +34,45 @@ export function compileRubric(rubric: Rubric | readonly Criterion[]): CompiledRu
   const lo = new Float64Array(k), inv = new Float64Array(k), penalty = new Float64Array(k);
   const base = new Float64Array(k), required = new Uint8Array(k), fixed = new Uint8Array(k);
   criteria.forEach((c, i) => {
-    const where = `rubric: criterion ${i}`;
-    if (c === null || typeof c !== "object") throw new TypeError(`${where}: expected an object`);
-    if (typeof c.id !== "string" || c.id === "") throw new TypeError(`${where}: 'id' must be a non-empty string`);
-    if (index.has(c.id)) throw new RangeError(`rubric: duplicate criterion id '${c.id}'`);
-    index.set(c.id, i);
+    if (c === null || typeof c !== "object" || Array.isArray(c)) throw new TypeError(`rubric: criterion ${i}: expected an object`);
+    const id = checkCriterionId(c.id, `rubric: criterion ${i}`);
+    const where = `rubric: criterion '${id}'`;
+    checkKeys(where, c, CRITERION_KEYS);
+    if (index.has(id)) throw new RangeError(`rubric: duplicate criterion id '${id}'`);
+    index.set(id, i);
     const weight = c.weight ?? 1;
-    if (typeof weight !== "number" || !Number.isFinite(weight)) {
-      throw new RangeError(`rubric: criterion '${c.id}': weight must be a finite number, got ${String(c.weight)}`);
+    if (typeof weight !== "number") throw new TypeError(`${where}: weight must be a number, got ${JSON.stringify(c.weight)}`);
+    if (!(Math.abs(weight) > 0 && Math.abs(weight) <= MAX_WEIGHT)) {
+      throw new RangeError(`${where}: weight must satisfy 0 < |weight| <= ${short(MAX_WEIGHT)}, got ${weight}` +
+        (weight === 0 ? " (leave the criterion out, or give a group weight 0 in instance weights)" : ""));
     }
-    const [l, h] = c.scale ?? [0, 1];
-    if (!Array.isArray(c.scale ?? [0, 1]) || typeof l !== "number" || typeof h !== "number" ||
-        !Number.isFinite(l) || !Number.isFinite(h)) {
-      throw new RangeError(`rubric: criterion '${c.id}': scale must be [lo, hi] with finite numbers`);
+    const scale = c.scale ?? [0, 1];
+    if (!Array.isArray(scale) || scale.length !== 2 || typeof scale[0] !== "number" || typeof scale[1] !== "number") {
+      throw new TypeError(`${where}: scale must be an array [lo, hi] of two numbers, got ${JSON.stringify(c.scale)}`);
     }
-    if (!(l < h)) throw new RangeError(`rubric: criterion '${c.id}': scale needs lo < hi, got [${l}, ${h}]`);
-    const polarity = c.polarity ?? "reward";
-    if (polarity !== "reward" && polarity !== "penalty") {
-      throw new RangeError(`rubric: criterion '${c.id}': polarity must be "reward" or "penalty"`);
+    const [l, h] = scale;
+    if (!(Math.abs(l) <= MAX_WEIGHT && Math.abs(h) <= MAX_WEIGHT)) throw new RangeError(`${where}: scale ends must be finite with |x| <= ${short(MAX_WEIGHT)}, got [${l}, ${h}]`);
+    if (!(l < h)) throw new RangeError(`${where}: scale needs lo < hi, got [${l}, ${h}]`);
+    if (!(1 / (h - l) <= MAX_WEIGHT)) throw new RangeError(`${where}: scale [${l}, ${h}] is narrower than 1 / ${short(MAX_WEIGHT)}`);
+    const polarity = c.polarity;
+    if (polarity !== undefined && polarity !== "reward" && polarity !== "penalty") {
+      throw new RangeError(`${where}: polarity must be "reward" or "penalty", got ${JSON.stringify(polarity)}`);
     }
+    if (polarity === "reward" && weight < 0) {
+      throw new RangeError(`${where}: weight ${weight} with polarity "reward" contradicts itself (a negative weight marks a penalty); ` +
+        `give a positive weight, or polarity "penalty"`);
+    }
+    for (const flag of ["required", "fixed"] as const) {
+      if (c[flag] !== undefined && typeof c[flag] !== "boolean") throw new TypeError(`${where}: ${flag} must be true or false, got ${JSON.stringify(c[flag])}`);
+    }
+    if (c.description !== undefined && typeof c.description !== "string") throw new TypeError(`${where}: description must be a string`);
     lo[i] = l;
     inv[i] = 1 / (h - l);
     penalty[i] = weight < 0 || polarity === "penalty" ? 1 : 0;
     base[i] = Math.abs(weight);
     required[i] = c.required ? 1 : 0;
-    if (c.fixed !== undefined && typeof c.fixed !== "boolean") {
-      throw new TypeError(`rubric: criterion '${c.id}': fixed must be true or false, got ${JSON.stringify(c.fixed)}`);
-    }
     fixed[i] = (c.fixed ?? penalty[i] === 1) ? 1 : 0;
   });
-  if (base.every((w) => w === 0)) throw new RangeError("rubric: every weight is 0");
   return { ids: [...index.keys()], index, lo, inv, penalty, base, required, fixed, criteria };
 }
 

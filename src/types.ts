@@ -1,6 +1,9 @@
 /** Public types of focal-reward. The method itself is defined in docs (the spec): see README. */
 
-/** One rubric criterion. `weight < 0` or `polarity: "penalty"` marks a penalty (satisfied = bad). */
+/**
+ * One rubric criterion. `weight < 0` or `polarity: "penalty"` marks a penalty (satisfied = bad).
+ * Unknown keys are refused; `0 < |weight| <= 1e30`; a negative weight with `polarity: "reward"` is refused.
+ */
 export interface Criterion {
   id: string;
   /** Base weight; default 1. Negative = penalty with weight |w|. */
@@ -16,6 +19,10 @@ export interface Criterion {
    * and cheap), false for reward criteria.
    */
   fixed?: boolean;
+  /** What the criterion checks, for people and judges; the engine does not read it. */
+  description?: string;
+  /** The service's rules judge reads it (see docs/service.md); the engine does not. */
+  rule?: unknown;
 }
 
 /** A score as JS eval libraries (autoevals, evalite) report it; `name` is the criterion id. */
@@ -49,21 +56,21 @@ export type WasmSource =
   | Promise<Response>;
 
 export interface FocalOptions {
-  /** Focal exponent; 0 gives back the static weights exactly. Default 3 (0.5 for sa-mrpo). */
+  /** Focal exponent, in [0, 64]; 0 gives back the static weights exactly. Default 3 (0.5 for sa-mrpo). */
   gamma?: number;
-  /** Headroom floor added to 1 - s. Default 0.05. */
+  /** Headroom floor added to 1 - s, in [0, 1e3]. Default 0.05. */
   eps?: number;
-  /** Temperature of the reward-tilted rollout weights. Default 1. */
+  /** Temperature of the reward-tilted rollout weights, in [1e-6, 1e6]. Default 1. */
   tau?: number;
-  /** Lower bound of every focal weight (Euclidean projection). Default none. */
+  /** Lower bound of every focal weight (Euclidean projection), in [0, 1]. Default none. Stream scope: minWeight * K <= 1. */
   minWeight?: number;
-  /** Upper bound of every focal weight. Default none. */
+  /** Upper bound of every focal weight, in [0, 1]. Default none. Stream scope: maxWeight * K >= 1. */
   maxWeight?: number;
-  /** f <- mix * f + (1 - mix) * b. Default 1. */
+  /** f <- mix * f + (1 - mix) * b, mix in [0, 1]. Default 1. */
   mix?: number;
-  /** EMA decay of the stream-scope saturation. Default 0.9. */
+  /** EMA decay of the stream-scope saturation, in [0, 1). Default 0.9. */
   decay?: number;
-  /** Added to the std in `grpo` and `gdpo` advantages. Default 1e-6. */
+  /** Added to the std in `grpo` and `gdpo` advantages, in [0, 1e3]. Default 1e-6. */
   advEps?: number;
   /**
    * "drop" (group scope, focal): a criterion constant within a group (max - min <= 1e-6 over its
@@ -79,16 +86,17 @@ export type ConstantMode = "keep" | "drop";
 export interface AggregatorOptions {
   /** power-mean exponent p: 1 = weighted mean, 0 = geometric, -Infinity = min. In [-64, 64] or +-Infinity. Default 0. */
   power?: number;
-  /** soft-min temperature (> 0). Default 0.1. */
+  /** soft-min temperature, in [1e-6, 1e6]. Default 0.1. */
   temperature?: number;
   /** cvar: the worst alpha share of the weight, in (0, 1]. Default 0.25. */
   alpha?: number;
   /** Pass threshold on the [0, 1] scale for gated, hierarchical, all-or-nothing and F-GRPO's success. Default 0.5. */
   threshold?: number;
-  /** F-GRPO exponent (>= 0): advantages times (1 - group success rate)^fGrpo, with any method. Default off. */
+  /** F-GRPO exponent, in [0, 64]: advantages times (1 - group success rate)^fGrpo, with any method. Default off. */
   fGrpo?: number;
 }
 
+/** Unknown keys are refused with the nearest valid one ("gama": did you mean "gamma"?). */
 export interface EngineOptions extends FocalOptions, AggregatorOptions {
   rubric: Rubric | readonly Criterion[];
   method?: Method;

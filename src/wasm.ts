@@ -165,7 +165,7 @@ export class WasmBackend implements Backend {
     // up to KEEP_ROWS bytes of them; larger batches normalize the rows again instead.
     const uRows = !this.perGroup && n * ((k + 3) & ~3) * 4 <= KEEP_ROWS ? n : widest;
     const p = plan(this.callBase, k, n, groups, widest, weights !== undefined, uRows);
-    if (inPlace && batch.scores.byteOffset !== p.scores) throw new Error("score: a view from input() must be passed whole");
+    if (inPlace && batch.scores.byteOffset !== p.scores) throw new RangeError(`score: this Float32Array views the engine's own memory at byte ${batch.scores.byteOffset}, but input(${n}) is at byte ${p.scores}: pass the view input() returned, whole, or a copy`);
     this.reserve(p.end);
     if (!inPlace) this.f32.set(batch.scores, p.scores >>> 2);
     this.f32.fill(0, (p.scores >>> 2) + n * k, (p.scores >>> 2) + n * k + 4);

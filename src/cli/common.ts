@@ -1,6 +1,8 @@
 /** Flags and readers the commands share: engine options, the input log, the rubric file. */
 import { readFile } from "node:fs/promises";
 import { METHODS } from "../core.js";
+import { ENGINE_OPTION_KEYS } from "../keys.js";
+import { checkKeys, unknownName } from "../validate.js";
 import { negatedPenaltyRules } from "../service/judges.js";
 import type { Criterion, EngineOptions } from "../types.js";
 import { UsageError, type Flag, type FlagGroup, type Values } from "./flags.js";
@@ -69,6 +71,8 @@ const SPEC_NUMBERS: Record<string, keyof EngineOptions> = {
   alpha: "alpha", threshold: "threshold", fGrpo: "fGrpo", fgrpo: "fGrpo",
 };
 
+const SPEC_KEYS = ["scope", "advantage", "constant", ...Object.keys(SPEC_NUMBERS)];
+
 /**
  * "name[:key=value]...", e.g. "power-mean:power=-1" or "focal:scope=stream:gamma=5" (and the
  * shorthand "focal-stream"): the engine options that method sets over the shared ones.
@@ -76,7 +80,7 @@ const SPEC_NUMBERS: Record<string, keyof EngineOptions> = {
 export function methodOptions(spec: string): Partial<EngineOptions> {
   const [name, ...params] = spec.split(":");
   if (name !== "focal-stream" && !(METHODS as readonly string[]).includes(name)) {
-    throw new UsageError(`--methods: unknown method '${name}' (known: ${METHODS.join(", ")}, focal-stream)`);
+    throw new UsageError(`--methods: ${unknownName("method", name, [...METHODS, "focal-stream"], (k) => `'${k}'`)}`);
   }
   const o: Partial<EngineOptions> = name === "focal-stream" ? { method: "focal", scope: "stream" } : { method: name as EngineOptions["method"] };
   for (const p of params) {
@@ -87,7 +91,7 @@ export function methodOptions(spec: string): Partial<EngineOptions> {
     else if (key === "advantage") o.advantage = value as EngineOptions["advantage"];
     else if (key === "constant") o.constant = value as EngineOptions["constant"];
     else if (key in SPEC_NUMBERS) (o as Record<string, unknown>)[SPEC_NUMBERS[key]] = number(`--methods ${spec}`, value, key === "power");
-    else throw new UsageError(`--methods ${spec}: unknown option '${key}'`);
+    else throw new UsageError(`--methods ${spec}: ${unknownName("option", key, SPEC_KEYS, (k) => `'${k}'`)}`);
   }
   return o;
 }
@@ -118,8 +122,8 @@ export function engineFlags(v: Values): Partial<EngineOptions> {
   return o;
 }
 
-/** Engine options a rubric file may set next to its criteria (flags override them). */
-export const RUBRIC_FILE_OPTIONS = ["method", "scope", "advantage", "gamma", "eps", "tau", "minWeight", "maxWeight", "mix", "decay", "advEps", "constant", "backend"] as const;
+/** Engine options a rubric file may set next to its criteria (flags override them); any other key is refused. */
+export const RUBRIC_FILE_OPTIONS = ENGINE_OPTION_KEYS.filter((k) => k !== "rubric" && k !== "wasm");
 
 export interface RubricFile {
   criteria: Criterion[];
@@ -141,6 +145,9 @@ export async function readRubricFile(path: string, command: string): Promise<Rub
   const file = Array.isArray(json) ? undefined : (json as Record<string, unknown> | null);
   const criteria = Array.isArray(json) ? json : file?.criteria;
   if (!Array.isArray(criteria)) throw new Error(`--rubric ${path}: expected {"criteria": [...]} or an array of criteria`);
+  // Unknown keys are errors with the nearest valid one ("gama": did you mean "gamma"?); the
+  // criteria's own keys and every value are checked by the engine (src/rubric.ts, src/core.ts).
+  if (file) checkKeys(`--rubric ${path}`, file, ["criteria", ...RUBRIC_FILE_OPTIONS]);
   const options: Record<string, unknown> = {};
   if (file) for (const k of RUBRIC_FILE_OPTIONS) if (file[k] !== undefined) options[k] = file[k];
   for (const w of negatedPenaltyRules(criteria)) process.stderr.write(`focal-reward ${command}: --rubric ${path}: warning: ${w}\n`);

@@ -11,7 +11,9 @@
  * one after another in `seq` order, an acknowledged update is never lost, and a request retried
  * with the same Idempotency-Key gets the first response back without a second update.
  */
-import type { Criterion, Engine, EngineOptions, Rubric, ScoreResult } from "../types.js";
+import { ENGINE_OPTION_KEYS } from "../keys.js";
+import type { Criterion, Engine, EngineOptions, ScoreResult } from "../types.js";
+import { checkKeys } from "../validate.js";
 import { type Judge, JudgeTimeout, type Rule, type RuleSet, labelsJudge, rulesFromRubric, rulesJudge, runJudge } from "./judges.js";
 import { Metrics, type RunGauge } from "./metrics.js";
 import { type Batch, type ParseContext, parseRewardBody, parseRun, parseScoreBody } from "./parse.js";
@@ -216,7 +218,15 @@ function unbase64(s: string): Uint8Array {
   return out;
 }
 
+/** createHandler's own options; the rest are the engine's (src/keys.ts). */
+const HANDLER_KEYS = [
+  "rubric", "createEngine", "store", "judge", "rules", "judgeTimeoutMs", "judgeConcurrency", "maxBodyBytes",
+  "idempotencyWindow", "maxBatch", "defaultRun", "maxCachedRuns", "log",
+];
+
 export function createHandler(options: HandlerOptions): FetchHandler {
+  if (options === null || typeof options !== "object") throw new TypeError("createHandler: expected an options object { rubric, createEngine, ... }");
+  checkKeys("createHandler", options, [...HANDLER_KEYS, ...ENGINE_OPTION_KEYS.filter((k) => k !== "rubric")], "option");
   const {
     rubric,
     createEngine,
@@ -246,7 +256,7 @@ export function createHandler(options: HandlerOptions): FetchHandler {
   }
   if (typeof createEngine !== "function") throw new TypeError("createHandler: createEngine must be a function (the package's createEngine)");
   parseRun(defaultRun, "defaultRun", "default");
-  const serviceCriteria: readonly ServiceCriterion[] = Array.isArray(rubric) ? rubric : (rubric as Rubric | undefined)?.criteria ?? (undefined as never);
+  const serviceCriteria: readonly ServiceCriterion[] = Array.isArray(rubric) ? rubric : (rubric as { criteria?: readonly ServiceCriterion[] } | undefined)?.criteria ?? (undefined as never);
   if (!Array.isArray(serviceCriteria)) throw new TypeError("rubric: expected { criteria: [...] } or an array of criteria");
   const engineCriteria: Criterion[] = serviceCriteria.map(({ rule: _rule, ...c }) => c);
   const engineOptions: EngineOptions = { ...engineRest, rubric: { criteria: engineCriteria } };

@@ -4,6 +4,7 @@
  * not judged). The service marks a rollout invalid (the spec's step 8) when its judge throws,
  * times out, or answers a non-finite number or an unknown criterion; the batch still succeeds.
  */
+import { checkKeys } from "../validate.js";
 
 export type JudgeScores = Record<string, number | null | undefined>;
 
@@ -65,6 +66,7 @@ function compileRule(rule: Rule, where: string): { check: Check; target: RuleTar
     throw new Error(`${where}: exactly one of regex, minLength/maxLength, json, contains, notContains`);
   }
   if (isLength) {
+    checkKeys(where, r, ["target", "minLength", "maxLength", "unit"]);
     const unit = r.unit ?? "chars";
     if (unit !== "chars" && unit !== "words") throw new Error(`${where}.unit: chars or words`);
     const min = r.minLength ?? 0;
@@ -75,6 +77,8 @@ function compileRule(rule: Rule, where: string): { check: Check; target: RuleTar
     return { target, check: (t) => { const n = count(t); return n >= min && n <= max; } };
   }
   const kind = kinds[0]!;
+  // The keys each kind of rule takes: a typo (`"ignorecase"`) would otherwise silently change the check.
+  checkKeys(where, r, ["target", ...(kind === "regex" ? ["regex", "flags"] : kind === "json" ? ["json"] : [kind, "ignoreCase"])]);
   if (kind === "regex") {
     if (typeof r.regex !== "string") throw new Error(`${where}.regex: a string`);
     const flags = r.flags === undefined ? "u" : String(r.flags);

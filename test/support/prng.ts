@@ -50,3 +50,12 @@ export function randomScores(r: Rng, n: number, criteria: readonly Criterion[], 
   }
   return scores;
 }
+
+/** Instance weights with the `zeroed` criteria at 0 in every group (the rubric's |weight| elsewhere when none were drawn). */
+export function zeroWeights(w: ArrayLike<number> | undefined, criteria: readonly Criterion[], zeroed: readonly number[], groups: number): number[] | undefined {
+  if (zeroed.length === 0) return w === undefined ? undefined : Array.from(w);
+  const K = criteria.length;
+  const out = w !== undefined ? Array.from(w) : Array.from({ length: groups * K }, (_, i) => Math.abs(criteria[i % K].weight ?? 1));
+  for (let g = 0; g < groups; g++) for (const k of zeroed) out[g * K + k] = 0;
+  return out;
+}

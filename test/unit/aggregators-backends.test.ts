@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { createEngine } from "../../dist/index.js";
 import type { AdvantageMode, Criterion, Engine, EngineOptions, Method, ScoreOptions, ScoreResult } from "../../src/types.js";
-import { int, pick, prng, randomScores, randomSizes } from "../support/prng.js";
+import { int, pick, prng, randomScores, randomSizes, zeroWeights } from "../support/prng.js";
 
 const f32 = Math.fround;
 
@@ -24,18 +24,20 @@ function randomCase(seed: number, method: Method, maxN: number): Case {
   const r = prng(seed);
   const K = int(r, 1, 24);
   const criteria: Criterion[] = [];
+  // A draw of weight 0 (refused in a rubric) becomes a 0 in every group's instance weights.
+  const zeroed: number[] = [];
   for (let k = 0; k < K; k++) {
     const c: { -readonly [P in keyof Criterion]: Criterion[P] } = { id: `c${k}` };
     const t = r();
     if (t < 0.15) c.weight = -f32(0.25 + r() * 3);
-    else if (t < 0.22) c.weight = 0;
+    else if (t < 0.22) zeroed.push(k);
     else if (t < 0.6) c.weight = f32(0.25 + r() * 3);
     if (r() < 0.1) c.polarity = "penalty";
     if (r() < 0.25) c.scale = pick(r, [[1, 10], [-5, 5], [0, 100]] as const);
     if (r() < 0.25) c.required = true;
     criteria.push(c);
   }
-  if (criteria.every((c) => c.weight === 0)) criteria[0].weight = 1;
+  if (zeroed.length === K) zeroed.shift();
   const advantage: AdvantageMode = pick(r, ["grpo", "dr-grpo", "rloo", "none"] as const);
   const opts: Case["opts"] = { rubric: criteria, method, advantage };
   opts.power = pick(r, [-Infinity, -4, -1, -0.5, 0, 0.5, 1, 2, 3, Infinity]);
@@ -59,6 +61,7 @@ function randomCase(seed: number, method: Method, maxN: number): Case {
     const so: ScoreOptions = {};
     if (pInvalid > 0) so.valid = Array.from({ length: n }, () => (r() < pInvalid ? 0 : 1));
     if (instance) so.weights = Array.from({ length: sizes.length * K }, () => (r() < 0.15 ? 0 : f32(0.25 + r() * 3)));
+    so.weights = zeroWeights(so.weights, criteria, zeroed, sizes.length);
     calls.push({ scores, sizes, so });
   }
   return { seed, opts, calls };

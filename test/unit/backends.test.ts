@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { createEngine } from "../../dist/index.js";
 import type { AdvantageMode, BackendName, Criterion, Engine, EngineOptions, Method, Scope, ScoreOptions, ScoreResult } from "../../src/types.js";
 import { normalize, oracleScore, oracleScoreOne, resolveConfig, type OracleOutput, type OracleState } from "../support/oracle.js";
-import { int, pick, prng, randomScores, randomSizes } from "../support/prng.js";
+import { int, pick, prng, randomScores, randomSizes, zeroWeights } from "../support/prng.js";
 
 
 const f32 = Math.fround;
@@ -30,20 +30,22 @@ function randomCase(seed: number, maxN = 2000): Case {
   const r = prng(seed);
   const K = r() < 0.3 ? pick(r, [1, 2, 3, 4, 5, 7, 8, 15, 16, 17, 31, 32, 33, 40]) : int(r, 1, 40);
   const criteria: Criterion[] = [];
+  // A draw of weight 0 (refused in a rubric) becomes a 0 in every group's instance weights.
+  const zeroed: number[] = [];
   // Guard flags from their own stream, so that every other draw of a seed stays as it was.
   const rf = prng(seed + 0x9e3779b9);
   for (let k = 0; k < K; k++) {
     const c: { -readonly [P in keyof Criterion]: Criterion[P] } = { id: `c${k}` };
     const t = r();
     if (t < 0.15) c.weight = -f32(0.25 + r() * 3);
-    else if (t < 0.25) c.weight = 0;
+    else if (t < 0.25) zeroed.push(k);
     else if (t < 0.6) c.weight = f32(0.25 + r() * 3);
     if (r() < 0.1) c.polarity = "penalty";
     if (r() < 0.25) c.scale = pick(r, [[1, 10], [-5, 5], [0, 100], [0.5, 2]] as const);
     if (rf() < 0.3) c.fixed = rf() < 0.5; // else the default: penalties fixed
     criteria.push(c);
   }
-  if (criteria.every((c) => c.weight === 0)) criteria[0].weight = 1;
+  if (zeroed.length === K) zeroed.shift();
   const methodT = r();
   const method: Method = methodT < 0.7 ? "focal" : methodT < 0.85 ? "weighted-mean" : methodT < 0.93 ? "gdpo" : "sa-mrpo";
   const scope: Scope = method === "focal" && r() < 0.4 ? "stream" : "group";
@@ -54,6 +56,9 @@ function randomCase(seed: number, maxN = 2000): Case {
   if (r() < 0.7) opts.tau = f32(Math.exp(Math.log(0.05) + r() * Math.log(100)));
   if (r() < 0.3) opts.minWeight = f32(r() * 0.1);
   if (r() < 0.3) opts.maxWeight = f32(0.2 + r() * 0.7);
+  // The stream scope refuses bounds infeasible for its K criteria: bring them inside.
+  if (scope === "stream" && opts.minWeight !== undefined && opts.minWeight * K > 1) opts.minWeight = f32(0.9 / K);
+  if (scope === "stream" && opts.maxWeight !== undefined && opts.maxWeight * K < 1) opts.maxWeight = f32(1.1 / K);
   if (r() < 0.3) opts.mix = f32(r());
   if (r() < 0.5) opts.decay = f32(0.5 + r() * 0.49);
   if (r() < 0.2) opts.advEps = 1e-3;
@@ -75,6 +80,7 @@ function randomCase(seed: number, maxN = 2000): Case {
     if (instance) {
       so.weights = Array.from({ length: sizes.length * K }, () => (r() < 0.15 ? 0 : f32(0.25 + r() * 3)));
     }
+    if (scope === "group") so.weights = zeroWeights(so.weights, criteria, zeroed, sizes.length);
     calls.push({ scores, sizes, so });
   }
   return { seed, opts, criteria, calls, grid };

@@ -181,10 +181,10 @@ describe("steps 1-7: the focal pipeline, group scope", () => {
       weights: [1 / 12, 11 / 12],
       rewards: [1 / 12 + 11 / 24, 0.5, 11 / 48],
     });
-    // tau = 1e7: p uniform within 1e-7: s = mean = [0.5, 1.25/3 = 5/12]
+    // tau = 1e6 (the largest allowed): p uniform within 1e-6: s = mean = [0.5, 1.25/3 = 5/12]
     //   x = [0.55, 7/12 + 0.05 = 19/30] = [33/60, 38/60] -> f = [33/71, 38/71]
     //   r = [33/71 + 19/71 = 52/71, 0.5, 38/71 * 0.25]
-    await verify({ rubric: [{ id: "a" }, { id: "b" }], gamma: 1, eps: 0.05, tau: 1e7 }, scores, [3], {
+    await verify({ rubric: [{ id: "a" }, { id: "b" }], gamma: 1, eps: 0.05, tau: 1e6 }, scores, [3], {
       saturation: [0.5, 5 / 12],
       weights: [33 / 71, 38 / 71],
       rewards: [52 / 71, 0.5, 38 / 71 / 4],
@@ -260,7 +260,7 @@ describe("steps 1-7: the focal pipeline, group scope", () => {
 
 describe("step 8: invalid rows", () => {
   it("all-NaN, caller-masked and zero-weight rows; group without valid rows; group of one", async () => {
-    // a, b weight 1, z weight 0; gamma 1, eps 0, tau 1, grpo.
+    // a, b weight 1, z weight 0 (instance weights [1, 1, 0] in every group: a rubric refuses 0); gamma 1, eps 0, tau 1, grpo.
     // Group 1: r1 [0.8, 0.2, -] d=0.5 ; r2 all NaN (invalid) ; r3 [0, 0, -] masked ;
     //          r4 [0.4, 0.6, -] d=0.5 ; r5 [-, -, 0.7] only z (weight 0) -> invalid.
     //   valid r1, r4, equal d -> p uniform: s = [0.6, 0.4], z: no valid row has it -> NaN, weight 0
@@ -283,15 +283,16 @@ describe("step 8: invalid rows", () => {
       weights: [0.4, 0.6, 0, 0, 0, 0, 0.5, 0.5, 0],
     };
     const opts: Opts = {
-      rubric: [{ id: "a" }, { id: "b" }, { id: "z", weight: 0 }],
+      rubric: [{ id: "a" }, { id: "b" }, { id: "z" }],
       gamma: 1,
       eps: 0,
       tau: 1,
       advantage: "grpo",
     };
-    await verify(opts, scores, [5, 2, 2], expct, { valid: [1, 1, 0, 1, 1, 1, 0, 1, 1] });
+    const weights = [1, 1, 0, 1, 1, 0, 1, 1, 0];
+    await verify(opts, scores, [5, 2, 2], expct, { valid: [1, 1, 0, 1, 1, 1, 0, 1, 1], weights });
     await verify(opts, scores, [5, 2, 2], expct, {
-      valid: [true, true, false, true, true, true, false, true, true],
+      valid: [true, true, false, true, true, true, false, true, true], weights,
     });
   });
 
