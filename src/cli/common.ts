@@ -3,6 +3,7 @@ import { readFile } from "node:fs/promises";
 import { METHODS } from "../core.js";
 import { ENGINE_OPTION_KEYS } from "../keys.js";
 import { checkKeys, unknownName } from "../validate.js";
+import { LOG_FORMATS } from "../log/open.js";
 import { negatedPenaltyRules } from "../service/judges.js";
 import type { Criterion, EngineOptions } from "../types.js";
 import { UsageError, type Flag, type FlagGroup, type Values } from "./flags.js";
@@ -35,13 +36,11 @@ export const ENGINE_GROUP: FlagGroup = { title: "engine options", flags: ENGINE_
 /** For compare and replay: the methods come from --methods. */
 export const SHARED_ENGINE_GROUP: FlagGroup = { title: "engine options (shared by the methods)", flags: ENGINE_FLAGS.filter((f) => f.name !== "method") };
 
-export const INPUT_FORMATS = ["jsonl", "csv"] as const;
-export type InputFormat = (typeof INPUT_FORMATS)[number];
 
 /** The input convention of every command that reads a log. */
 export const INPUT_FLAGS: readonly Flag[] = [
   { name: "input", arg: "FILE", help: "the reward log: a file, or - for stdin (the default)" },
-  { name: "input-format", arg: "F", help: "jsonl | csv (default: by the file's extension, .csv = CSV; stdin: jsonl)", choices: INPUT_FORMATS },
+  { name: "input-format", arg: "F", help: "jsonl | csv (default: by the file's extension, .csv = CSV; stdin: jsonl)", choices: LOG_FORMATS },
 ];
 
 export const METHODS_FLAG: Flag = {

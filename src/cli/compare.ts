@@ -10,8 +10,8 @@ import type { Engine } from "../types.js";
 import { INPUT_FLAGS, LOG_FORMAT, METHODS_FLAG, SHARED_ENGINE_GROUP, engineFlags, methodOptions, readRubricFile } from "./common.js";
 import { EXIT, UsageError, type CommandSpec, type Values } from "./flags.js";
 import { checkWritable, csvCell, progress, textTable, writeAtomic, writeOut } from "./io.js";
-import { openLog } from "./log.js";
-import { InputError } from "./steps.js";
+import { openLog } from "../log/open.js";
+import { InputError } from "../log/step.js";
 
 export const command: CommandSpec = {
   name: "compare",

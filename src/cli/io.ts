@@ -49,7 +49,7 @@ export class AtomicFile {
   async write(text: string | Uint8Array): Promise<void> {
     if (typeof text !== "string") {
       await this.flush();
-      await (await this.handle).write(text);
+      await (await this.handle).writeFile(text);
       return;
     }
     this.pending.push(text);
@@ -62,7 +62,8 @@ export class AtomicFile {
     const text = this.pending.join("");
     this.pending = [];
     this.bytes = 0;
-    await (await this.handle).write(text);
+    // writeFile loops until every byte is written (write() may write part and report no error).
+    await (await this.handle).writeFile(text);
   }
 
   async commit(): Promise<void> {

@@ -4,7 +4,7 @@ import { replayReport } from "../report/replay-report.js";
 import { INPUT_FLAGS, LOG_FORMAT, METHODS_FLAG, SHARED_ENGINE_GROUP, engineFlags, readRubricFile } from "./common.js";
 import { EXIT, type CommandSpec, type Values } from "./flags.js";
 import { checkWritable, progress, writeAtomic } from "./io.js";
-import { openLog } from "./log.js";
+import { openLog } from "../log/open.js";
 
 export const command: CommandSpec = {
   name: "replay",

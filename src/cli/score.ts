@@ -6,8 +6,8 @@ import type { Engine, ScoreResult } from "../types.js";
 import { ENGINE_GROUP, INPUT_FLAGS, LOG_FORMAT, engineFlags, readRubricFile } from "./common.js";
 import { EXIT, UsageError, type CommandSpec, type Values } from "./flags.js";
 import { AtomicFile, checkWritable, csvCell, progress, writeAtomic, writeOut } from "./io.js";
-import { openLog } from "./log.js";
-import { InputError, type Step } from "./steps.js";
+import { openLog } from "../log/open.js";
+import { InputError, type Step } from "../log/step.js";
 
 export const command: CommandSpec = {
   name: "score",

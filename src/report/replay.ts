@@ -6,7 +6,7 @@
 import type { Criterion, EngineOptions, Rubric, ScoreResult } from "../types.js";
 import { createEngine } from "../index.js";
 import { methodOptions } from "../cli/common.js";
-import type { Step } from "../cli/steps.js";
+import type { Step } from "../log/step.js";
 
 export interface ReplayMethod {
   key: string;

@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { parseCsvRecord } from "../../dist/cli/steps-csv.js";
+import { parseCsvRecord } from "../../dist/log/csv.js";
 import { CLI, ROOT } from "../support/paths.js";
 import { WB_RUBRIC, WB_SCORES, loadWritingbench, toCsv } from "../support/writingbench.js";
 

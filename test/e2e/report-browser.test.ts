@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { chromium, type Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readSteps } from "../../dist/cli/steps.js";
+import { readSteps } from "../../dist/log/jsonl.js";
 import { runDemo } from "../../dist/demo/run.js";
 import { DEFAULT_SIM } from "../../dist/demo/sim.js";
 import { demoReport } from "../../dist/report/demo-report.js";

@@ -6,11 +6,11 @@
 import { existsSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { createEngine } from "../../dist/index.js";
-import { readSteps } from "../../dist/cli/steps.js";
+import { readSteps } from "../../dist/log/jsonl.js";
 import { Downsampler, kendallTauB, parseMethods, replay, type ReplayResult } from "../../dist/report/replay.js";
 import { replayReport } from "../../dist/report/replay-report.js";
-import { parseCsvRecord, readCsvSteps } from "../../dist/cli/steps-csv.js";
-import type { Step } from "../../dist/cli/steps.js";
+import { parseCsvRecord, readCsvSteps } from "../../dist/log/csv.js";
+import type { Step } from "../../dist/log/step.js";
 import type { Criterion } from "../../src/types.js";
 import { WB_RUBRIC as RUBRIC, WB_SCORES as SCORES, loadWritingbench as load, toCsv, type WbLine as Line } from "../support/writingbench.js";
 

@@ -1,0 +1,65 @@
+/**
+ * Decimal numbers read in place from a line (no substring): the value is the same double as
+ * Number() / JSON.parse give. Up to 15 significant digits with a power of ten of at most 22 the
+ * conversion is one exact multiply or divide (correctly rounded, so exact); otherwise the checked
+ * text goes to Number().
+ */
+
+/** Exact powers of ten as doubles (10^22 is the last one). */
+const POW10 = Array.from({ length: 23 }, (_, i) => 10 ** i);
+
+/** Where the last scan stopped (one past the number's last character). */
+export let scanEnd = 0;
+
+/**
+ * The number at s[i..], or NaN if there is none. `json`: JSON's grammar (no "+", no leading or
+ * trailing ".", no leading zeros); else any decimal ("+1", ".5", "5.", "1E3"), never hex, binary,
+ * octal, Infinity or "_".
+ */
+export function scanNumber(s: string, i: number, json: boolean): number {
+  const start = i;
+  let c = s.charCodeAt(i);
+  let neg = false;
+  if (c === 45) { neg = true; c = s.charCodeAt(++i); }
+  else if (c === 43 && !json) c = s.charCodeAt(++i);
+  let mant = 0, digits = 0, frac = 0, intDigits = 0;
+  if (json && c === 48) { c = s.charCodeAt(++i); intDigits = 1; }
+  else {
+    while (c >= 48 && c <= 57) {
+      if (mant !== 0 || c !== 48) { mant = mant * 10 + (c - 48); digits++; }
+      intDigits++;
+      c = s.charCodeAt(++i);
+    }
+    if (json && intDigits === 0) return NaN;
+  }
+  let fracDigits = 0;
+  if (c === 46) {
+    c = s.charCodeAt(++i);
+    while (c >= 48 && c <= 57) {
+      if (mant !== 0 || c !== 48) { mant = mant * 10 + (c - 48); digits++; }
+      frac++;
+      fracDigits++;
+      c = s.charCodeAt(++i);
+    }
+    if (fracDigits === 0 && (json || intDigits === 0)) return NaN;
+  }
+  if (intDigits === 0 && fracDigits === 0) return NaN;
+  let exp = 0;
+  if (c === 101 || c === 69) {
+    c = s.charCodeAt(++i);
+    let eneg = false;
+    if (c === 43 || c === 45) { eneg = c === 45; c = s.charCodeAt(++i); }
+    if (!(c >= 48 && c <= 57)) return NaN;
+    while (c >= 48 && c <= 57) {
+      if (exp < 100000) exp = exp * 10 + (c - 48);
+      c = s.charCodeAt(++i);
+    }
+    if (eneg) exp = -exp;
+  }
+  scanEnd = i;
+  const p = exp - frac;
+  let v: number;
+  if (digits <= 15 && p >= -22 && p <= 22) v = p < 0 ? mant / POW10[-p]! : mant * POW10[p]!;
+  else return Number(s.slice(start, i));
+  return neg ? -v : v;
+}

@@ -1,0 +1,88 @@
+/**
+ * Reward logs as the commands open them: a file or stdin, in any of the formats, read in batches
+ * and split into training steps. The criteria come from the rubric, the CSV header or the
+ * columnar file's schema, or (JSONL without a rubric) a first pass over the file that only
+ * collects the criterion ids (stdin is held in memory for that, when the command allows it).
+ */
+import { createReadStream, statSync } from "node:fs";
+import type { Criterion } from "../types.js";
+import { openCsv } from "./csv.js";
+import { readSteps, scanCriteria } from "./jsonl.js";
+import { lineBatches } from "./lines.js";
+import { InputError, type Step } from "./step.js";
+
+export const LOG_FORMATS = ["jsonl", "csv"] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+export interface Log {
+  criteria: Criterion[];
+  /** The steps; a step's arrays may be reused once the next step is read. */
+  steps: AsyncIterable<Step>;
+  /** For progress: bytes read so far, and the file's size (undefined for stdin). */
+  bytesRead(): number;
+  size: number | undefined;
+}
+
+export interface OpenLogOptions {
+  /** The rubric's criteria; without them every criterion of the log, weight 1, scale [0, 1]. */
+  rubric?: Criterion[];
+  /** Default: by the file's extension, else JSONL. */
+  format?: LogFormat;
+  /** JSONL on stdin without a rubric: hold it in memory to find the criteria (else refuse). */
+  holdStdin?: boolean;
+  /** CSV columns that are not in the rubric. */
+  onIgnored?: (columns: string[]) => void;
+}
+
+/** The format a file's name implies (undefined: none, read as JSONL). */
+export function formatOf(path: string): LogFormat | undefined {
+  const p = path.toLowerCase();
+  if (p.endsWith(".csv")) return "csv";
+  if (p.endsWith(".jsonl") || p.endsWith(".ndjson") || p.endsWith(".json")) return "jsonl";
+  return undefined;
+}
+
+/** `path` undefined or "-" reads stdin. Nothing but a CSV header is read before the steps are. */
+export async function openLog(path: string | undefined, o: OpenLogOptions = {}): Promise<Log> {
+  const stdin = path === undefined || path === "-";
+  const format = o.format ?? (stdin ? undefined : formatOf(path)) ?? "jsonl";
+  let stream: (NodeJS.ReadableStream & { bytesRead?: number }) | undefined;
+  let size: number | undefined;
+  if (!stdin) {
+    try {
+      const st = statSync(path);
+      if (st.isDirectory()) throw new Error(`--input ${path}: is a folder`);
+      size = st.size;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") throw new Error(`--input ${path}: no such file`);
+      throw e;
+    }
+  }
+  const open = () => (stream = stdin ? process.stdin : createReadStream(path, { highWaterMark: 1 << 20 }));
+  const bytesRead = () => stream?.bytesRead ?? 0;
+
+  if (format === "csv") {
+    const csv = await openCsv(lineBatches(open()), { criteria: o.rubric?.map((c) => c.id), onIgnored: o.onIgnored });
+    return { criteria: o.rubric ?? csv.criteria.map((id) => ({ id })), steps: csv.steps, bytesRead, size };
+  }
+
+  let criteria = o.rubric;
+  let batches: AsyncIterable<readonly string[]> | Iterable<readonly string[]> | undefined;
+  if (!criteria) {
+    if (stdin) {
+      if (!o.holdStdin) throw new Error("a JSONL log on stdin needs --rubric (the criteria must be known before the first step)");
+      const held: (readonly string[])[] = [];
+      for await (const batch of lineBatches(open())) held.push(batch);
+      batches = held;
+      criteria = (await scanCriteria(held)).map((id) => ({ id }));
+    } else {
+      criteria = (await scanCriteria(lineBatches(createReadStream(path, { highWaterMark: 1 << 20 })))).map((id) => ({ id }));
+    }
+    if (criteria.length === 0) throw new InputError(1, "empty input: no rollouts");
+  }
+  const ids = criteria.map((c) => c.id);
+  const steps = batches ? readSteps(batches, ids) : (async function* () {
+    yield* readSteps(lineBatches(open()), ids);
+  })();
+  return { criteria, steps, bytesRead, size };
+}

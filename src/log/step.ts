@@ -1,0 +1,149 @@
+/**
+ * A training step of a reward log, as every reader (JSONL, CSV, Parquet, Arrow) yields it, and the
+ * builder they share: rows are appended in input order and regrouped by group at the end of the
+ * step. When the rows of each group are already contiguous (the usual layout), the step takes the
+ * builder's buffers as they are: no copy. Otherwise they are regrouped in one copy.
+ */
+
+export interface Step {
+  /** The `step` value of the rows (undefined when they have none). */
+  step: unknown;
+  /** Group values, one per group, in order of first appearance. */
+  groups: unknown[];
+  groupSizes: number[];
+  criteria: readonly string[];
+  /** Rows gathered by group, n x K, NaN = null or missing. */
+  scores: Float32Array;
+  valid: Uint8Array;
+  /** Line number (1-based; for columnar files the row number) of each gathered row. */
+  lines: number[];
+  /** order[j] = gathered row of the step's j-th row in input order. */
+  order: Int32Array;
+}
+
+/** Bad input, with the line (or row) it is on. */
+export class InputError extends Error {
+  constructor(readonly line: number, reason: string) {
+    super(`line ${line}: ${reason}`);
+  }
+}
+
+/** float32's largest finite value: a finite double above it would become Infinity in the engine. */
+export const F32_MAX = 3.4028234663852886e38;
+
+/** The reason a finite score cannot be used (outside float32's range), or undefined. */
+export function float32Problem(id: string, x: number): string | undefined {
+  return x > F32_MAX || x < -F32_MAX ? `score '${id}' is ${x}: outside the float32 range (magnitude at most 3.4e38)` : undefined;
+}
+
+export class StepBuilder {
+  private readonly k: number;
+  private buf: Float32Array;
+  private rowGroup: Int32Array;
+  private rowValid: Uint8Array;
+  private rowLine: number[] = [];
+  private n = 0;
+  private groupIndex = new Map<string, number>();
+  private groupValues: unknown[] = [];
+  /** Rows of each group are contiguous so far (no regrouping needed). */
+  private contiguous = true;
+  private lastGroup = -1;
+  step: unknown = undefined;
+  started = false;
+
+  constructor(readonly criteria: readonly string[]) {
+    this.k = criteria.length;
+    this.buf = new Float32Array(64 * Math.max(1, this.k));
+    this.rowGroup = new Int32Array(64);
+    this.rowValid = new Uint8Array(64);
+  }
+
+  get rows(): number {
+    return this.n;
+  }
+
+  /** The row buffer: row i's K scores start at i * K (read it after `add`, which may grow it). */
+  get values(): Float32Array {
+    return this.buf;
+  }
+
+  /** The index of group `key`, or -1 if the step has no such group yet. */
+  groupOf(key: string): number {
+    return this.groupIndex.get(key) ?? -1;
+  }
+
+  /**
+   * Appends a row of group `key` (`group` is the value reported; a function is called only for a
+   * new group); returns the offset of its K scores in `values`, pre-filled with NaN.
+   */
+  add(key: string, group: unknown, valid: boolean, line: number): number {
+    if (this.n === this.rowGroup.length) this.grow(this.n * 2);
+    let g = this.groupIndex.get(key);
+    if (g === undefined) {
+      g = this.groupValues.length;
+      this.groupIndex.set(key, g);
+      this.groupValues.push(typeof group === "function" ? (group as () => unknown)() : group);
+    } else if (g !== this.lastGroup) this.contiguous = false;
+    this.lastGroup = g;
+    const i = this.n++;
+    this.rowGroup[i] = g;
+    this.rowValid[i] = valid ? 1 : 0;
+    this.rowLine[i] = line;
+    this.buf.fill(NaN, i * this.k, (i + 1) * this.k);
+    this.started = true;
+    return i * this.k;
+  }
+
+  private grow(cap: number): void {
+    const grow = <T extends Float32Array | Int32Array | Uint8Array>(a: T, size: number): T => {
+      const b = new (a.constructor as new (n: number) => T)(size);
+      b.set(a.subarray(0, Math.min(a.length, size)));
+      return b;
+    };
+    this.buf = grow(this.buf, cap * this.k);
+    this.rowGroup = grow(this.rowGroup, cap);
+    this.rowValid = grow(this.rowValid, cap);
+  }
+
+  /** The step so far, regrouped; the builder is emptied and starts on fresh buffers. */
+  flush(): Step {
+    const groups = this.groupValues.length, n = this.n, k = this.k;
+    const groupSizes = new Array<number>(groups).fill(0);
+    for (let i = 0; i < n; i++) groupSizes[this.rowGroup[i]!]!++;
+    let scores: Float32Array, valid: Uint8Array, lines: number[];
+    const order = new Int32Array(n);
+    if (this.contiguous) {
+      // The step keeps the buffers (no copy); the builder allocates new ones of the same size.
+      scores = this.buf.subarray(0, n * k);
+      valid = this.rowValid.subarray(0, n);
+      lines = this.rowLine;
+      lines.length = n;
+      for (let i = 0; i < n; i++) order[i] = i;
+      const cap = this.rowGroup.length;
+      this.buf = new Float32Array(cap * Math.max(1, k));
+      this.rowValid = new Uint8Array(cap);
+      this.rowLine = [];
+    } else {
+      const next = new Array<number>(groups);
+      for (let g = 0, at = 0; g < groups; at += groupSizes[g]!, g++) next[g] = at;
+      scores = new Float32Array(n * k);
+      valid = new Uint8Array(n);
+      lines = new Array<number>(n);
+      for (let i = 0; i < n; i++) {
+        const j = next[this.rowGroup[i]!]!++;
+        scores.set(this.buf.subarray(i * k, (i + 1) * k), j * k);
+        valid[j] = this.rowValid[i]!;
+        lines[j] = this.rowLine[i]!;
+        order[i] = j;
+      }
+    }
+    const step: Step = { step: this.step, groups: this.groupValues, groupSizes, criteria: this.criteria, scores, valid, lines, order };
+    this.n = 0;
+    this.groupIndex = new Map();
+    this.groupValues = [];
+    this.started = false;
+    this.contiguous = true;
+    this.lastGroup = -1;
+    return step;
+  }
+}

@@ -1,0 +1,162 @@
+/**
+ * The CLI under careless and hostile input (issue 11, CLI items), driven as a user would: byte
+ * order marks, CSV headers (blank lines before, duplicate and missing columns, header only), numbers
+ * that are not decimal, float32 overflow reported on its own line (score, compare, replay), --state
+ * in a missing folder refused before scoring, a failing --metrics write, long lines read in linear
+ * time.
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { afterAll, describe, expect, it } from "vitest";
+import { lineBatches } from "../../dist/log/lines.js";
+import { CLI } from "../support/paths.js";
+
+const dir = mkdtempSync(join(tmpdir(), "focal-cli-hard-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function cli(args: string[], input = "", shell?: string) {
+  const r = shell
+    ? spawnSync("bash", ["-c", `${shell}; exec "$@"`, "bash", process.execPath, CLI, ...args], { input, encoding: "utf8", cwd: dir, timeout: 60000 })
+    : spawnSync(process.execPath, [CLI, ...args], { input, encoding: "utf8", cwd: dir, timeout: 60000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const rows = (n: number, step = 0) => Array.from({ length: n }, (_, i) => JSON.stringify({ step, group: i % 2, scores: { a: (i % 5) / 4, b: (i % 3) / 2 } }));
+const JSONL = `${[...rows(6, 0), ...rows(6, 1)].join("\n")}\n`;
+
+describe("byte order marks", () => {
+  it("JSONL with a BOM scores as without (stdin and file)", () => {
+    const plain = cli(["score"], JSONL);
+    expect(plain.code, plain.stderr).toBe(0);
+    const bom = cli(["score"], `\uFEFF${JSONL}`);
+    expect(bom.code, bom.stderr).toBe(0);
+    expect(bom.stdout).toBe(plain.stdout);
+    const f = join(dir, "bom.jsonl");
+    writeFileSync(f, `\uFEFF${JSONL}`);
+    expect(cli(["score", "--input", f]).stdout).toBe(plain.stdout);
+  });
+
+  it("CSV with a BOM keeps its first column's name", () => {
+    const csv = "group,a,b\ng,0.5,1\ng,0.25,0\n";
+    const plain = cli(["score", "--input-format", "csv"], csv);
+    expect(plain.code, plain.stderr).toBe(0);
+    const bom = cli(["score", "--input-format", "csv"], `\uFEFF${csv}`);
+    expect(bom.code, bom.stderr).toBe(0);
+    expect(bom.stdout).toBe(plain.stdout);
+  });
+});
+
+describe("CSV headers and cells", () => {
+  const csv = (text: string, args: string[] = []) => cli(["score", "--input-format", "csv", ...args], text);
+
+  it("blank lines before the header are skipped; errors still name the right line", () => {
+    const ok = csv("\n\r\n  \ngroup,a\ng,0.5\ng,1\n");
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout.trim().split("\n").length).toBe(2);
+    const bad = csv("\n\ngroup,a\ng,0.5\ng,x\n");
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain("line 5: column 'a': not a number: 'x'");
+  });
+
+  it("a duplicate column, a nameless column, no group column, a header only: each says so", () => {
+    expect(csv("group,a,b,a\ng,1,1,1\n").stderr).toContain("line 1: duplicate column 'a' (columns 2 and 4 of the header)");
+    expect(csv("\ngroup,a,,b\ng,1,1,1\n").stderr).toContain("line 2: the header's column 3 has no name");
+    expect(csv("prompt,a\ng,1\n").stderr).toContain("line 1: the header has no 'group' column (columns: prompt, a)");
+    const only = csv("group,a,b\n");
+    expect(only.code).toBe(1);
+    expect(only.stderr).toContain("line 1: the CSV has a header but no rows");
+    expect(csv("\n\n").stderr).toContain("empty input: no CSV header");
+  });
+
+  it("only decimal numbers are scores: 0x10, 0b1, 0o7, Infinity, 1_0 are refused", () => {
+    for (const cell of ["0x10", "0b1", "0o7", "Infinity", "-Infinity", "1_0", "1e", "--1"]) {
+      const r = csv(`group,a\ng,0.5\ng,${cell}\n`);
+      expect(r.code, cell).toBe(1);
+      expect(r.stderr, cell).toContain(`line 3: column 'a': not a number: '${cell}'`);
+    }
+    const ok = csv("group,a,b\ng, 0.5 ,1e-1\ng,+.25,NA\n");
+    expect(ok.code, ok.stderr).toBe(0);
+  });
+});
+
+describe("float32 overflow is reported on the line that has it", () => {
+  const log = `${[...rows(4, 0), JSON.stringify({ step: 0, group: 1, scores: { a: 1e39 } }), ...rows(2, 0)].join("\n")}\n`;
+  it("score, compare and replay (JSONL), and CSV", () => {
+    for (const args of [["score"], ["compare"], ["replay", "--report", join(dir, "r.html")]]) {
+      const r = cli([...args, "--input", "-", "--rubric", writeRubric()], log);
+      expect(r.code, args[0]).toBe(1);
+      expect(r.stderr, args[0]).toContain("line 5: score 'a' is 1e+39: outside the float32 range");
+    }
+    const c = cli(["score", "--input-format", "csv"], "group,a\ng,1\ng,-4e38\n");
+    expect(c.stderr).toContain("line 3: score 'a' is -4e+38: outside the float32 range");
+    // 3.4e38 itself is a float32 number
+    expect(cli(["score", "--input-format", "csv"], "group,a\ng,1\ng,3.4e38\n").code).toBe(0);
+  });
+});
+
+function writeRubric(): string {
+  const f = join(dir, "rubric.json");
+  writeFileSync(f, JSON.stringify({ criteria: [{ id: "a" }, { id: "b" }] }));
+  return f;
+}
+
+describe("files the command writes", () => {
+  it("--state in a missing folder fails before anything is scored", () => {
+    const r = cli(["score", "--scope", "stream", "--state", join(dir, "nope", "run.state")], JSONL);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toMatch(/--state .*run\.state: the folder .*nope does not exist/);
+    for (const flag of ["--metrics", "--output"]) {
+      const m = cli(["score", flag, join(dir, "nope", "x.jsonl")], JSONL);
+      expect(m.code, flag).toBe(1);
+      expect(m.stdout, flag).toBe("");
+    }
+    expect(cli(["replay", "--rubric", writeRubric(), "--report", join(dir, "nope", "r.html")], JSONL).code).toBe(1);
+  });
+
+  it("a --metrics write that fails (file size limit) leaves no .tmp, and the state is still saved", () => {
+    const work = mkdtempSync(join(dir, "metrics-"));
+    const many = `${Array.from({ length: 200 }, (_, s) => rows(3, s).join("\n")).join("\n")}\n`;
+    const r = cli(["score", "--scope", "stream", "--state", join(work, "run.state"), "--metrics", join(work, "m.jsonl")], many, "ulimit -f 8");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("--metrics");
+    expect(r.stderr).toContain("the state saved");
+    expect(r.stdout.trim().split("\n").length).toBe(600);
+    expect(existsSync(join(work, "run.state"))).toBe(true);
+    expect(existsSync(join(work, "m.jsonl"))).toBe(false);
+    expect(readdirSync(work).filter((f) => f.endsWith(".tmp"))).toEqual([]);
+  });
+});
+
+describe("long lines", () => {
+  /** Seconds to split one line of `mib` MiB arriving in 64 KiB chunks (as from a pipe). */
+  async function splitTime(mib: number): Promise<number> {
+    const chunk = "x".repeat(1 << 16);
+    const n = mib * 16;
+    const t0 = performance.now();
+    let total = 0;
+    for await (const batch of lineBatches(Readable.from((function* () {
+      for (let i = 0; i < n; i++) yield Buffer.from(chunk);
+      yield Buffer.from("\n");
+    })()))) for (const l of batch) total += l.length;
+    expect(total).toBe(n << 16);
+    return (performance.now() - t0) / 1000;
+  }
+
+  it("a line is split in time linear in its length (8 times longer: far less than 64 times slower)", async () => {
+    // A ratio of two sizes measured in one process, not a time: quadratic splitting gives ~64x.
+    const small = Math.min(await splitTime(4), await splitTime(4));
+    const big = await splitTime(32);
+    expect(big / Math.max(small, 1e-3)).toBeLessThan(24);
+  }, 60000);
+
+  it("a 32 MiB line through score on stdin", () => {
+    const line = JSON.stringify({ group: 0, scores: { a: 0.5 }, note: "y".repeat(32 << 20) });
+    const r = cli(["score"], `${line}\n${JSON.stringify({ group: 0, scores: { a: 1 } })}\n`);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim().split("\n").length).toBe(2);
+  }, 60000);
+});
