@@ -28,12 +28,12 @@ export class InputError extends Error {
   }
 }
 
-/** float32's largest finite value: a finite double above it would become Infinity in the engine. */
-export const F32_MAX = 3.4028234663852886e38;
+/** The largest score magnitude (spec "Validation ranges": float32-safe, as the engine checks it). */
+export const SCORE_MAX = 3.4e38;
 
 /** The reason a finite score cannot be used (outside float32's range), or undefined. */
 export function float32Problem(id: string, x: number): string | undefined {
-  return x > F32_MAX || x < -F32_MAX ? `score '${id}' is ${x}: outside the float32 range (magnitude at most 3.4e38)` : undefined;
+  return x > SCORE_MAX || x < -SCORE_MAX ? `score '${id}' is ${x}: outside the float32 range (magnitude at most 3.4e38)` : undefined;
 }
 
 export class StepBuilder {
