@@ -49,6 +49,26 @@ export interface AssemblerStats {
   wait: { counts: number[]; sum: number; count: number };
 }
 
+/** The limits every assembler takes, checked once: integers, groups of at least one row. */
+export function checkLimits(o: Pick<AssemblerOptions<unknown>, "groupSize" | "waitMs" | "maxHeldRows" | "maxHeldGroups">): void {
+  for (const [name, v, min] of [
+    ["groupSize", o.groupSize, 1],
+    ["waitMs", o.waitMs, 0],
+    ["maxHeldRows", o.maxHeldRows, 1],
+    ["maxHeldGroups", o.maxHeldGroups, 1],
+  ] as const) {
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min) throw new RangeError(`group assembly: ${name} must be an integer >= ${min}, got ${String(v)}`);
+  }
+}
+
+/** Adds one row's wait (seconds) to the cumulative histogram of AssemblerStats.wait. */
+export function recordWait(wait: AssemblerStats["wait"], seconds: number): void {
+  const s = Math.max(0, seconds);
+  for (let b = 0; b < WAIT_BUCKETS.length; b++) if (s <= WAIT_BUCKETS[b]!) wait.counts[b]!++;
+  wait.sum += s;
+  wait.count++;
+}
+
 interface Held<Row, Out> {
   row: Row;
   at: number;
@@ -73,14 +93,7 @@ export class GroupAssembler<Row, Out> {
   readonly #wait = { counts: WAIT_BUCKETS.map(() => 0), sum: 0, count: 0 };
 
   constructor(options: AssemblerOptions<Row>, scoreGroup: ScoreGroup<Row, Out>) {
-    for (const [name, v, min] of [
-      ["groupSize", options.groupSize, 1],
-      ["waitMs", options.waitMs, 0],
-      ["maxHeldRows", options.maxHeldRows, 1],
-      ["maxHeldGroups", options.maxHeldGroups, 1],
-    ] as const) {
-      if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min) throw new RangeError(`group assembly: ${name} must be an integer >= ${min}, got ${String(v)}`);
-    }
+    checkLimits(options);
     this.#o = {
       groupSize: options.groupSize,
       waitMs: options.waitMs,
@@ -166,12 +179,7 @@ export class GroupAssembler<Row, Out> {
     this.#heldRows -= g.rows.length;
     this.#closed[reason]++;
     const now = this.#o.now();
-    for (const h of g.rows) {
-      const s = Math.max(0, now - h.at) / 1000;
-      for (let b = 0; b < WAIT_BUCKETS.length; b++) if (s <= WAIT_BUCKETS[b]!) this.#wait.counts[b]!++;
-      this.#wait.sum += s;
-      this.#wait.count++;
-    }
+    for (const h of g.rows) recordWait(this.#wait, (now - h.at) / 1000);
     const order = this.#o.order;
     const held = order ? [...g.rows].sort((a, b) => order(a.row, b.row)) : g.rows;
     return (async () => {

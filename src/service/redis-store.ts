@@ -54,6 +54,31 @@ function unavailable(e: unknown, write: boolean): never {
   throw new StoreUnavailableError(message, write && !NOT_SENT.has(name), { cause: e });
 }
 
+/**
+ * A client of the official `redis` package (loaded here, only when a Redis store or assembler
+ * opens), not yet connected: binary replies as Buffers, no offline queue (a command while Redis
+ * is down fails at once instead of waiting), reconnecting by itself with backoff.
+ */
+export async function createRedisClient(url: string, commandTimeoutMs: number): Promise<{ connect(): Promise<unknown> }> {
+  let redis: typeof import("redis");
+  try {
+    redis = await import("redis");
+  } catch {
+    throw new Error("Redis support needs the 'redis' package: npm install redis@6");
+  }
+  return redis
+    .createClient({
+      url,
+      disableOfflineQueue: true,
+      socket: {
+        connectTimeout: 5000,
+        socketTimeout: commandTimeoutMs,
+        reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2000),
+      },
+    })
+    .withTypeMapping({ [redis.RESP_TYPES.BLOB_STRING]: Buffer });
+}
+
 export class RedisStore implements StateStore {
   readonly #client: Client;
   readonly #prefix: string;
@@ -79,24 +104,8 @@ export class RedisStore implements StateStore {
   static async open(url: string, options: RedisStoreOptions = {}): Promise<RedisStore> {
     const ttl = options.ttlSeconds ?? 0;
     if (!Number.isInteger(ttl) || ttl < 0) throw new RangeError(`run ttl must be an integer number of seconds >= 0; got ${ttl}`);
-    let redis: typeof import("redis");
-    try {
-      redis = await import("redis");
-    } catch {
-      throw new Error("the Redis state store needs the 'redis' package: npm install redis@6");
-    }
-    const client = redis
-      .createClient({
-        url,
-        disableOfflineQueue: true,
-        socket: {
-          connectTimeout: 5000,
-          socketTimeout: options.commandTimeoutMs ?? 5000,
-          reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2000),
-        },
-      })
-      .withTypeMapping({ [redis.RESP_TYPES.BLOB_STRING]: Buffer });
-    const store = new RedisStore(client as unknown as Client, options.prefix ?? "focal:", ttl);
+    const client = await createRedisClient(url, options.commandTimeoutMs ?? 5000);
+    const store = new RedisStore(client as Client, options.prefix ?? "focal:", ttl);
     await client.connect();
     return store;
   }
