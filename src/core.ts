@@ -10,6 +10,8 @@ import { checkKeys, F32_MAX, inRange, oneOf, short } from "./validate.js";
 import { AGGREGATORS, aggregatorOptions } from "./aggregators.js";
 import { ENGINE_OPTION_KEYS, SCORE_OPTION_KEYS } from "./keys.js";
 import { instantiateKernel, WasmBackend } from "./wasm.js";
+import { checkStep, StepConflictError, StepTracker, stepSettings, type StepBackends } from "./stepped.js";
+export { StepConflictError } from "./stepped.js";
 
 export type * from "./types.js";
 export { Diagnostics, prepare, type DiagnosticsOptions, type PreparedCall } from "./diagnostics.js";
@@ -97,17 +99,27 @@ export async function createEngineFrom(load: KernelLoader, options: EngineOption
   const rubric = compileRubric(options.rubric);
   const settings = settingsOf(options, rubric.ids.length);
   const wanted = oneOf<BackendName | "auto">("backend", options.backend, ["auto", "simd", "scalar", "js"], "auto");
-  let backend: Backend;
+  let make: (s: Settings) => Promise<Backend>;
   if (wanted === "js" || (wanted === "auto" && typeof WebAssembly !== "object")) {
-    backend = new ReferenceBackend(rubric, settings);
+    make = async (s) => new ReferenceBackend(rubric, s);
   } else {
     const kind = wanted === "auto" ? (simdSupported() ? "simd" : "scalar") : wanted;
     if (kind === "simd" && !simdSupported()) throw new Error("backend \"simd\": this engine has no WebAssembly SIMD");
     const own = options.wasm?.[kind];
     const module = own !== undefined ? await compileSource(own) : await load(kind);
-    backend = new WasmBackend(kind, await instantiateKernel(module), rubric, settings);
+    make = async (s) => new WasmBackend(kind, await instantiateKernel(module), rubric, s);
   }
-  return new FocalEngine(rubric, settings, backend);
+  let steps: StepBackends | undefined;
+  if (settings.scope === "stream") {
+    // Step-keyed calls (src/stepped.ts) score on two group-scope backends of the same kind.
+    const derived = stepSettings(settings);
+    const weights = new ReferenceBackend(rubric, settings);
+    steps = {
+      saturation: await make(derived.saturation), reward: await make(derived.reward),
+      weights: (sbar, seen) => weights.streamWeightsFor(sbar, seen),
+    };
+  }
+  return new FocalEngine(rubric, settings, await make(settings), steps);
 }
 
 class FocalEngine implements Engine {
@@ -116,8 +128,11 @@ class FocalEngine implements Engine {
   private readonly names: CriterionNames[];
   /** scoreOne's row buffer, reused so the single-rollout path allocates nothing. */
   private readonly row: Float32Array;
+  /** Set once a call carries a step (or a stepped snapshot is restored): the engine is stepped. */
+  private stepped: StepTracker | undefined;
 
-  constructor(private readonly rubric: CompiledRubric, private readonly settings: Settings, private readonly impl: Backend) {
+  constructor(private readonly rubric: CompiledRubric, private readonly settings: Settings, private readonly impl: Backend,
+    private readonly steps?: StepBackends) {
     this.criteria = rubric.ids;
     this.names = criterionNames(rubric.ids);
     this.row = new Float32Array(rubric.ids.length);
@@ -135,6 +150,8 @@ class FocalEngine implements Engine {
 
   score(scores: Float32Array | ArrayLike<number>, groupSizes: ArrayLike<number>, options: ScoreOptions = {}): ScoreResult {
     const batch = this.validate(scores, groupSizes, options);
+    if (options.step !== undefined) return this.scoreStep(batch, options.step);
+    if (this.stepped !== undefined) throw new StepConflictError(`score: this stream state is step-keyed (step ${this.stepped.open} is open); every call needs a step`);
     const raw = this.impl.score(batch);
     if (this.settings.scope === "stream" || this.settings.method === "pow3r") this.updates++;
     const { rewards, direct, advantages, weights, saturation } = raw;
@@ -144,6 +161,26 @@ class FocalEngine implements Engine {
     return {
       rewards, direct, advantages, weights, saturation,
       get metrics() { return (metrics ??= buildMetrics(names, raw, perBatch)); },
+    };
+  }
+
+  /** A step-keyed call of the stream scope (spec "Step-keyed stream updates"). */
+  private scoreStep(batch: Batch, step: number): ScoreResult {
+    if (this.steps === undefined) throw new RangeError(`score: step applies to scope "stream", not "${this.settings.scope}"`);
+    if (this.stepped === undefined && this.updates > 0) {
+      throw new StepConflictError("score: this stream state was advanced by calls without a step; stepped and unstepped calls cannot share a state (reset it or start another run)");
+    }
+    const { sbar, seen } = this.impl.getState();
+    const tracker = this.stepped ?? new StepTracker(this.criteria.length, this.settings.decay, sbar, seen, undefined);
+    const { raw, lateRows } = tracker.score(batch, checkStep(step), this.steps);
+    this.stepped = tracker;
+    this.updates++;
+    const names = this.names;
+    let metrics: Record<string, number> | undefined;
+    const { rewards, direct, advantages, weights, saturation } = raw;
+    return {
+      rewards, direct, advantages, weights, saturation,
+      get metrics() { return (metrics ??= { ...buildMetrics(names, raw, true), "focal/late_rows": lateRows }); },
     };
   }
 
@@ -182,6 +219,7 @@ class FocalEngine implements Engine {
       for (let i = 0; i < n; i++) valid[i] = v[i] ? 1 : 0;
     }
     let weights: Float32Array | undefined;
+    if (options.step !== undefined) checkStep(options.step);
     if (options.weights !== undefined) {
       if (this.settings.scope !== "group") throw new RangeError("score: instance weights need scope \"group\"");
       const w = options.weights;
@@ -233,22 +271,28 @@ class FocalEngine implements Engine {
     for (let i = 0; i < k; i++) {
       if (values[i] === Infinity || values[i] === -Infinity) throw new RangeError(`scoreOne: criterion '${this.criteria[i]}' is ${values[i]}; scores must be finite or NaN`);
     }
+    if (this.stepped !== undefined) return this.stepped.scoreOne(values, this.steps!);
     return this.impl.scoreOne(values);
   }
 
   snapshot(): Uint8Array {
-    return encodeSnapshot(this.rubric, this.settings.method, { ...this.impl.getState(), updates: this.updates });
+    const t = this.stepped;
+    const state = t !== undefined ? { sbar: t.sbar, seen: t.seen, stepped: t.state } : this.impl.getState();
+    return encodeSnapshot(this.rubric, this.settings.method, { ...state, updates: this.updates });
   }
 
   restore(bytes: Uint8Array): void {
     const s = decodeSnapshot(this.rubric, this.settings.method, bytes);
+    if (s.stepped !== undefined && this.steps === undefined) throw new RangeError(`restore: a step-keyed snapshot needs scope "stream"`);
     this.impl.setState(s);
+    this.stepped = s.stepped && new StepTracker(this.criteria.length, this.settings.decay, s.sbar, s.seen, s.stepped);
     this.updates = s.updates;
   }
 
   reset(): void {
     const k = this.criteria.length;
     this.impl.setState({ sbar: new Float64Array(k), seen: new Uint8Array(k) });
+    this.stepped = undefined;
     this.updates = 0;
   }
 }

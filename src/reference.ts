@@ -129,6 +129,11 @@ export class ReferenceBackend implements Backend {
     this.streamReward = reward;
   }
 
+  /** Stream weights f for a state, leaving this backend's own alone (step-keyed calls: src/stepped.ts). */
+  streamWeightsFor(sbar: ArrayLike<number>, seen: ArrayLike<number>): Float64Array {
+    return this.focal(Array.from(sbar, (v, k) => (seen[k] ? v : 0)), this.rubric.base).f;
+  }
+
   score(batch: Batch): RawResult {
     const { n, scores, sizes, valid, weights } = batch;
     const K = this.k, G = sizes.length, s = this.s;

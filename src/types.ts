@@ -113,6 +113,13 @@ export interface ScoreOptions {
   valid?: ArrayLike<boolean | number>;
   /** Instance rubrics (group scope): G x K base weights, >= 0, row g for group g. */
   weights?: ArrayLike<number>;
+  /**
+   * Stream scope: the training step (integer >= 0) this call belongs to (spec "Step-keyed stream
+   * updates"). Every call of a step gets the weights of the state before it opened; a later step
+   * folds the open one in; a step older than the last 8 closed ones is refused. Once one call has
+   * a step, every call of the engine needs one.
+   */
+  step?: number;
 }
 
 export interface ScoreResult {

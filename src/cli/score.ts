@@ -24,6 +24,7 @@ CSV output: columns step, group, reward, direct, advantage, weight/<criterion>..
         { name: "output", arg: "FILE", help: "write there (atomically, when the whole log scored) instead of stdout" },
         { name: "output-format", arg: "F", help: "jsonl (default) | csv", choices: ["jsonl", "csv"] },
         { name: "state", arg: "FILE", help: "stream scope: load the state before, save it after (atomically)" },
+        { name: "stepped", help: "stream scope: step-keyed updates; every row needs an integer \"step\" >= 0, a\nstep's weights come from the state before it opened, and a step split over\nseveral invocations with --state resumes exactly" },
         { name: "metrics", arg: "FILE", help: "write the engine's metrics as JSONL, one line per step (streamed)" },
       ],
     },
@@ -37,6 +38,8 @@ export async function run(values: Values): Promise<number> {
   const statePath = s("state"), metricsPath = s("metrics"), outputPath = s("output");
   const options = { ...file?.options, ...engineFlags(values) };
   if (statePath !== undefined && (options.scope ?? "group") !== "stream") throw new UsageError("--state needs --scope stream");
+  const stepped = values.stepped === true;
+  if (stepped && (options.scope ?? "group") !== "stream") throw new UsageError("--stepped needs --scope stream");
   // Every file the command will write is checked before the first row is scored.
   for (const [flag, path] of [["--state", statePath], ["--metrics", metricsPath], ["--output", outputPath]] as const) {
     if (path !== undefined) await checkWritable(flag, path);
@@ -63,8 +66,11 @@ export async function run(values: Values): Promise<number> {
     if (csv) await write(`${["step", "group", "reward", "direct", "advantage", ...engine.criteria.map((id) => `weight/${id}`)].map(csvCell).join(",")}\n`);
     for await (const step of log.steps) {
       let result: ScoreResult;
+      if (stepped && !(Number.isSafeInteger(step.step) && (step.step as number) >= 0)) {
+        throw new InputError(step.lines[0]!, `--stepped: "step" must be an integer >= 0, got ${JSON.stringify(step.step) ?? "none"}`);
+      }
       try {
-        result = engine.score(step.scores, step.groupSizes, { valid: step.valid });
+        result = engine.score(step.scores, step.groupSizes, { valid: step.valid, step: stepped ? (step.step as number) : undefined });
       } catch (e) {
         throw new InputError(step.lines[0]!, `step ${JSON.stringify(step.step) ?? "(none)"}: ${(e as Error).message}`);
       }

@@ -31,6 +31,7 @@ tau, minWeight, maxWeight, mix, decay, advEps; flags override it. Here the defau
         { name: "judge", arg: "J", help: "labels (default) or rules (the rubric's \"rule\" fields), for /get_reward", choices: ["labels", "rules"] },
         { name: "judge-timeout", arg: "MS", help: "default 30000" },
         { name: "max-body", arg: "BYTES", help: "default 8388608" },
+        { name: "stepped", help: "stream scope: step-keyed updates; every request carries its training step\n(\"step\" or ?step=), all requests of a step get the same weights and the run's\nstate folds once per step (without it, each request updates the state)" },
         { name: "idempotency-window", arg: "N", help: "Idempotency-Keys remembered per run (default 1024): a retry must come\nwithin the run's last N keyed updates" },
       ],
     },
@@ -96,6 +97,7 @@ export async function serve(
     judgeTimeoutMs: num(values["judge-timeout"], "judge-timeout"),
     maxBodyBytes,
     idempotencyWindow: num(values["idempotency-window"], "idempotency-window"),
+    stepped: values.stepped === true,
   });
   try {
     await handler.ready;

@@ -52,6 +52,13 @@ export interface HandlerOptions extends Omit<EngineOptions, "rubric"> {
   defaultRun?: string;
   /** Runs whose engines stay in memory (others are reloaded from the store). Default 1024. */
   maxCachedRuns?: number;
+  /**
+   * Stream scope: step-keyed updates (spec "Step-keyed stream updates"). Every request must carry
+   * its training step (`step` in the body or `?step=`); all requests of a step get the same
+   * weights, the run's state folds once per step. Default false: a step only labels the reply and
+   * every request updates the state on its own.
+   */
+  stepped?: boolean;
   /** Where judge failures are logged (rate-limited). Default: console.error (stderr). */
   log?: (line: string) => void;
 }
@@ -241,6 +248,7 @@ export function createHandler(options: HandlerOptions): FetchHandler {
     defaultRun = "default",
     maxCachedRuns = 1024,
     log: _log,
+    stepped = false,
     ...engineRest
   } = options;
   const store: StateStore = storeOption ?? new MemoryStore();
@@ -290,6 +298,7 @@ export function createHandler(options: HandlerOptions): FetchHandler {
   const ready = (async () => {
     template = await createEngine(engineOptions);
     stream = template.scope === "stream";
+    if (stepped && !stream) throw new RangeError(`createHandler: stepped needs scope "stream", not "${template.scope}"`);
     const criteria = template.criteria;
     const byId = new Map(serviceCriteria.map((c) => [c.id, c] as const));
     ctx = {
@@ -351,14 +360,17 @@ export function createHandler(options: HandlerOptions): FetchHandler {
   }
 
   function scoreWith(engine: Engine, b: Batch): ScoreResult {
-    const opts: { valid?: Uint8Array; weights?: Float64Array } = {};
+    const opts: { valid?: Uint8Array; weights?: Float64Array; step?: number } = {};
     if (b.valid) opts.valid = b.valid;
     if (b.weights) opts.weights = b.weights;
+    if (stepped) opts.step = b.step;
     return engine.score(b.scores, b.groupSizes, opts);
   }
 
   function engineError(e: unknown): Reply {
     if (e instanceof HttpError) return { status: e.status, body: problemBody(e.status, e.message, e.field, e.reason) };
+    // By name: the engine may come from another copy of the package (a bundle, a worker).
+    if (e instanceof Error && e.name === "StepConflictError") return { status: 409, body: problemBody(409, e.message, "step") };
     return { status: 400, body: problemBody(400, `rejected by the engine: ${e instanceof Error ? e.message : String(e)}`, "body") };
   }
 
@@ -529,6 +541,7 @@ export function createHandler(options: HandlerOptions): FetchHandler {
       }
     }
     if (batch.weights) throw bad(batch.groupIds ? "groups[].weights" : "weights", "instance weights need the group scope");
+    if (stepped && batch.step === undefined) throw bad("step", "required: this server is step-keyed (stepped); send the training step in the body or as ?step=");
     const key = request.headers.get("idempotency-key");
     let keyHash: string | undefined;
     if (key !== null && idempotencyWindow > 0) {
@@ -566,13 +579,13 @@ export function createHandler(options: HandlerOptions): FetchHandler {
 
   async function handleScore(request: Request): Promise<Reply> {
     const bytes = await readBody(request, maxBodyBytes);
-    const batch = parseScoreBody(parseJson(bytes), ctx);
+    const batch = parseScoreBody(parseJson(bytes), ctx, new URL(request.url).searchParams.get("step"));
     return score(batch, renderScore(batch), request, bytes);
   }
 
   async function handleReward(request: Request, url: URL): Promise<Reply> {
     const bytes = await readBody(request, maxBodyBytes);
-    const req = parseRewardBody(parseJson(bytes), url.searchParams.get("run"), defaultRun);
+    const req = parseRewardBody(parseJson(bytes), url.searchParams.get("run"), defaultRun, url.searchParams.get("step"));
     // OpenRLHF with several reward URLs shards one sample: the other servers get {"query": []}.
     if (req.query.length === 0) return { status: 200, body: JSON.stringify({ rewards: [], scores: [], extra_logs: {} }) };
     if (judgeOption === "labels" && req.labels === undefined) throw bad("labels", "required by the labels judge (one JSON object of scores per query)");
@@ -617,7 +630,7 @@ export function createHandler(options: HandlerOptions): FetchHandler {
     await Promise.all(Array.from({ length: Math.min(judgeConcurrency, n) }, worker));
     // Every rollout failed: no reward to give. 502 so the trainer's client retries and its user sees why.
     if (failures === n) return { status: 502, body: problemBody(502, `the judge failed on all ${n} rollouts; first error: ${firstError}`, "labels") };
-    const batch: Batch = { run: req.run, step: undefined, scores, groupSizes: req.groupSizes, valid, weights: undefined, groupIds: undefined };
+    const batch: Batch = { run: req.run, step: req.step, scores, groupSizes: req.groupSizes, valid, weights: undefined, groupIds: undefined };
     const criteria = ctx.criteria;
     const render: Render = (r, seq) => {
       // OpenRLHF turns every value into torch.tensor([value]): finite numbers only, no null.
@@ -723,7 +736,7 @@ export function createHandler(options: HandlerOptions): FetchHandler {
 
   async function answer(request: Request, url: URL, route: string, run: string | undefined): Promise<{ response: Response; route: string }> {
     if (route === "/healthz") {
-      const body = { status: closing ? "closing" : "ok", scope: stream ? "stream" : "group", backend: template.backend, criteria: ctx.criteria };
+      const body = { status: closing ? "closing" : "ok", scope: stream ? "stream" : "group", stepped, backend: template.backend, criteria: ctx.criteria };
       return { route, response: new Response(JSON.stringify(body), { status: closing ? 503 : 200, headers: JSON_HEADERS }) };
     }
     if (route === "/metrics") {

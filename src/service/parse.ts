@@ -34,9 +34,13 @@ export function parseRun(v: unknown, field: string, fallback: string): string {
   return v;
 }
 
-function parseStep(v: unknown): number | undefined {
-  if (v === undefined || v === null) return undefined;
+/** A training step from the body, else from `?step=` (both given: they must agree). */
+export function parseStep(v: unknown, param: string | null = null): number | undefined {
+  const fromQuery = param === null ? undefined : /^\d+$/.test(param) ? Number(param) : NaN;
+  if (fromQuery !== undefined && !Number.isSafeInteger(fromQuery)) throw bad("step", "?step= must be a non-negative integer");
+  if (v === undefined || v === null) return fromQuery;
   if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) throw bad("step", "a non-negative integer");
+  if (fromQuery !== undefined && fromQuery !== v) throw bad("step", `the body says ${v}, ?step= says ${fromQuery}`);
   return v;
 }
 
@@ -53,10 +57,10 @@ function weight(v: unknown, field: string): number {
 }
 
 /** `POST /v1/score`, record form or columnar form. */
-export function parseScoreBody(body: unknown, ctx: ParseContext): Batch {
+export function parseScoreBody(body: unknown, ctx: ParseContext, stepParam: string | null = null): Batch {
   if (!isObject(body)) throw bad("body", "a JSON object");
   const run = parseRun(body.run, "run", ctx.defaultRun);
-  const step = parseStep(body.step);
+  const step = parseStep(body.step, stepParam);
   const K = ctx.criteria.length;
   if (body.groups !== undefined) {
     for (const f of ["criteria", "scores", "groupSizes"]) {
@@ -161,6 +165,7 @@ export function parseScoreBody(body: unknown, ctx: ParseContext): Batch {
 
 export interface RewardRequest {
   run: string;
+  step: number | undefined;
   query: string[];
   prompts: string[];
   labels: unknown[] | undefined;
@@ -168,9 +173,10 @@ export interface RewardRequest {
 }
 
 /** `POST /get_reward` (OpenRLHF): `{query, prompts, labels}`; groups = runs of equal prompts unless `groupSizes` is given. */
-export function parseRewardBody(body: unknown, runParam: string | null, defaultRun: string): RewardRequest {
+export function parseRewardBody(body: unknown, runParam: string | null, defaultRun: string, stepParam: string | null = null): RewardRequest {
   if (!isObject(body)) throw bad("body", "a JSON object");
   const run = parseRun(body.run ?? runParam ?? undefined, "run", defaultRun);
+  const step = parseStep(body.step, stepParam);
   const query = body.query;
   if (!Array.isArray(query)) throw bad("query", "an array of strings");
   query.forEach((q, i) => {
@@ -209,5 +215,5 @@ export function parseRewardBody(body: unknown, runParam: string | null, defaultR
       else groupSizes.push(1);
     }
   }
-  return { run, query: query as string[], prompts, labels, groupSizes };
+  return { run, step, query: query as string[], prompts, labels, groupSizes };
 }
