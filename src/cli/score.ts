@@ -66,11 +66,9 @@ export async function run(values: Values): Promise<number> {
     if (csv) await write(`${["step", "group", "reward", "direct", "advantage", ...engine.criteria.map((id) => `weight/${id}`)].map(csvCell).join(",")}\n`);
     for await (const step of log.steps) {
       let result: ScoreResult;
-      if (stepped && !(Number.isSafeInteger(step.step) && (step.step as number) >= 0)) {
-        throw new InputError(step.lines[0]!, `--stepped: "step" must be an integer >= 0, got ${JSON.stringify(step.step) ?? "none"}`);
-      }
+      const trainingStep = stepped ? stepNumber(step) : undefined;
       try {
-        result = engine.score(step.scores, step.groupSizes, { valid: step.valid, step: stepped ? (step.step as number) : undefined });
+        result = engine.score(step.scores, step.groupSizes, { valid: step.valid, step: trainingStep });
       } catch (e) {
         throw new InputError(step.lines[0]!, `step ${JSON.stringify(step.step) ?? "(none)"}: ${(e as Error).message}`);
       }
@@ -165,4 +163,14 @@ function csvRows(engine: Engine, step: Step, r: ScoreResult): string {
 /** A float32 output as JSON (NaN and infinities cannot occur in outputs; null guards them). */
 function num(x: number): string {
   return Number.isFinite(x) ? String(x) : "null";
+}
+
+/** --stepped: the step as an integer >= 0 (a JSON number, or a CSV field of digits). */
+function stepNumber(step: Step): number {
+  const v = step.step;
+  const n = typeof v === "string" && /^\s*\d+\s*$/.test(v) ? Number(v) : v;
+  if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0) {
+    throw new InputError(step.lines[0]!, `--stepped: "step" must be an integer >= 0, got ${JSON.stringify(v) ?? "none"}`);
+  }
+  return n;
 }
