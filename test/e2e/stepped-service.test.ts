@@ -11,7 +11,6 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { CLI } from "../support/paths.js";
 import { prng } from "../support/prng.js";
-// @ts-expect-error plain JS helpers shared with bench/serve.bench.js
 import { startServer } from "../support/serve-load.js";
 
 const RUBRIC = { criteria: [{ id: "accuracy", weight: 2 }, { id: "format" }, { id: "depth" }, { id: "toxicity", weight: -1 }] };
