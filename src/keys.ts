@@ -12,7 +12,7 @@ export const ENGINE_OPTION_KEYS = [
 ] as const;
 
 /** score()'s options. */
-export const SCORE_OPTION_KEYS = ["valid", "weights"] as const;
+export const SCORE_OPTION_KEYS = ["valid", "weights", "step"] as const;
 
 /**
  * A rubric criterion. `rule` belongs to the service's rules judge (src/service/judges.ts): the

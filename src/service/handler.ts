@@ -228,7 +228,7 @@ function unbase64(s: string): Uint8Array {
 /** createHandler's own options; the rest are the engine's (src/keys.ts). */
 const HANDLER_KEYS = [
   "rubric", "createEngine", "store", "judge", "rules", "judgeTimeoutMs", "judgeConcurrency", "maxBodyBytes",
-  "idempotencyWindow", "maxBatch", "defaultRun", "maxCachedRuns", "log",
+  "idempotencyWindow", "maxBatch", "defaultRun", "maxCachedRuns", "log", "stepped",
 ];
 
 export function createHandler(options: HandlerOptions): FetchHandler {
