@@ -1,6 +1,7 @@
 /**
  * Three `focal-reward serve` replicas on one real Redis (issue 15): 32 concurrent clients spread
- * over them, one run in the stream scope, 2,000 requests of which 10% are sent twice under their
+ * over them, one run in the stream scope with step-keyed updates (`--stepped`, 20 requests a
+ * training step, so each step's requests reach all three replicas), 2,000 requests of which 10% are sent twice under their
  * Idempotency-Key, while a replica is killed with SIGKILL and restarted every second and Redis
  * itself is killed and restarted once (AOF, appendfsync always). Every request is retried (same
  * key, next replica) until answered. Then: the seqs are exactly 1..2000, each request's retry got
@@ -20,6 +21,8 @@ import { type RedisServer, startRedis } from "../support/redis-server.js";
 type Server = { url: string; stop(signal?: string): Promise<unknown> };
 const REQUESTS = 2000;
 const CLIENTS = 32;
+const PER_STEP = 20;
+const stepOf = (i: number) => Math.floor(i / PER_STEP);
 
 let redis: RedisServer | undefined;
 const servers: Server[] = [];
@@ -48,7 +51,7 @@ describe("three replicas on one Redis", () => {
     const dir = mkdtempSync(join(tmpdir(), "focal-replicas-"));
     dirs.push(dir);
     const rubricFile = writeRubric(dir);
-    const args = ["--store", redis.url, "--store-prefix", "e2e:"];
+    const args = ["--store", redis.url, "--store-prefix", "e2e:", "--stepped"];
     const start = async () => {
       const s = (await startServer({ rubricFile, args })) as Server;
       servers.push(s);
@@ -56,7 +59,7 @@ describe("three replicas on one Redis", () => {
     };
     const live: Server[] = await Promise.all([start(), start(), start()]);
 
-    const bodies = Array.from({ length: REQUESTS }, (_, i) => bodyOf(i, "shared") as string);
+    const bodies = Array.from({ length: REQUESTS }, (_, i) => (bodyOf(i, "shared") as string).replace(`"step":${i},`, `"step":${stepOf(i)},`));
     const seqs = new Array<number>(REQUESTS);
     let retried = 0;
     let next = 0;
@@ -111,7 +114,8 @@ describe("three replicas on one Redis", () => {
     const e = await createEngine({ rubric: RUBRIC.criteria, scope: "stream", gamma: RUBRIC.gamma, decay: RUBRIC.decay, advantage: RUBRIC.advantage });
     for (const i of order) {
       const b = JSON.parse(bodies[i]!);
-      e.score(float32Of(i), b.groupSizes);
+      expect(b.step).toBe(stepOf(i));
+      e.score(float32Of(i), b.groupSizes, { step: b.step });
     }
     const store = await RedisStore.open(redis.url, { prefix: "e2e:" });
     const rec = await store.get("run/shared");
@@ -120,4 +124,41 @@ describe("three replicas on one Redis", () => {
     expect(r.seq).toBe(REQUESTS);
     expect(r.snapshot).toEqual(e.snapshot());
   }, 180_000);
+
+  it("a step split over three replicas in shuffled order: same rewards and state as one engine fed in any order", async () => {
+    redis ??= await startRedis();
+    const dir = mkdtempSync(join(tmpdir(), "focal-replicas-steps-"));
+    dirs.push(dir);
+    const rubricFile = writeRubric(dir);
+    const args = ["--store", redis.url, "--store-prefix", "steps:", "--stepped"];
+    const live = await Promise.all([0, 1, 2].map(async () => {
+      const s = (await startServer({ rubricFile, args })) as Server;
+      servers.push(s);
+      return s;
+    }));
+    const STEPS = 4;
+    const SPLIT = 6;
+    const e = await createEngine({ rubric: RUBRIC.criteria, scope: "stream", gamma: RUBRIC.gamma, decay: RUBRIC.decay, advantage: RUBRIC.advantage });
+    for (let step = 0; step < STEPS; step++) {
+      const ids = Array.from({ length: SPLIT }, (_, j) => step * SPLIT + j);
+      const shuffled = [...ids].sort((a, b) => ((a * 7919 + step) % 13) - ((b * 7919 + step) % 13));
+      const replies = await Promise.all(shuffled.map(async (i, j) => {
+        const body = (bodyOf(i, "steps") as string).replace(`"step":${i},`, `"step":${step},`);
+        const r = await post(live[j % 3]!.url, body, `steps/${i}`);
+        expect(r.status).toBe(200);
+        return [i, JSON.parse(r.text).rewards as number[]] as const;
+      }));
+      // the reference: the same calls of this step in rubric order, on one engine
+      for (const i of ids) {
+        const want = e.score(float32Of(i), JSON.parse(bodyOf(i, "steps")).groupSizes, { step });
+        const got = replies.find(([k]) => k === i)![1];
+        got.forEach((g, r) => expect(Math.abs(g - want.rewards[r]!)).toBeLessThanOrEqual(1e-6));
+      }
+    }
+    const store = await RedisStore.open(redis.url, { prefix: "steps:" });
+    const rec = await store.get("run/steps");
+    await store.close();
+    expect(decodeRunRecord(rec!.value).snapshot).toEqual(e.snapshot());
+  }, 120_000);
 });
+
