@@ -15,7 +15,8 @@ export const ENGINE_OPTION_KEYS = [
 export const SCORE_OPTION_KEYS = ["valid", "weights", "step"] as const;
 
 /**
- * A rubric criterion. `rule` belongs to the service's rules judge (src/service/judges.ts): the
- * engine accepts and ignores it, so that one rubric serves the library, the CLI and the service.
+ * A rubric criterion. `rule` belongs to the service's rules judge (src/service/judges.ts), `text`
+ * and `choices` to the llm judge (src/judge/llm): the engine accepts and ignores them, so that one
+ * rubric serves the library, the CLI and the service.
  */
-export const CRITERION_KEYS = ["id", "weight", "scale", "polarity", "required", "fixed", "description", "rule"] as const;
+export const CRITERION_KEYS = ["id", "weight", "scale", "polarity", "required", "fixed", "description", "rule", "text", "choices"] as const;

@@ -23,6 +23,13 @@ export interface Criterion {
   description?: string;
   /** The service's rules judge reads it (see docs/service.md); the engine does not. */
   rule?: unknown;
+  /** The statement an LLM judge checks for this criterion ("The answer cites a source"). */
+  text?: string;
+  /**
+   * The judge's allowed verdicts, ordered from "does not hold" to "holds fully", mapped evenly onto
+   * the scale (first = lo, last = hi). Default ["no", "yes"].
+   */
+  choices?: readonly string[];
 }
 
 /** A score as JS eval libraries (autoevals, evalite) report it; `name` is the criterion id. */

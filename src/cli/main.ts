@@ -17,6 +17,7 @@ const commands: Record<string, () => Promise<Command>> = {
   replay: () => import("./replay.js"),
   serve: () => import("./serve.js"),
   demo: () => import("./demo.js"),
+  judge: () => import("./judge.js"),
 };
 
 function version(): string {

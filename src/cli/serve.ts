@@ -5,6 +5,7 @@
 import type { Engine, EngineOptions } from "../types.js";
 import { ENGINE_GROUP, engineFlags, readRubricFile } from "./common.js";
 import { EXIT, UsageError, type CommandSpec, type Values } from "./flags.js";
+import { JUDGE_GROUP, llmOptionsFromFlags, strayJudgeFlags } from "./judge-flags.js";
 import { FileStore } from "../service/file-store.js";
 import { createHandler, type HandlerOptions } from "../service/handler.js";
 import { serveNode } from "../service/node.js";
@@ -28,13 +29,14 @@ tau, minWeight, maxWeight, mix, decay, advEps; flags override it. Here the defau
         { name: "store", arg: "URL", help: "keep run states in Redis (redis://HOST:PORT[/DB]), shared by every\nreplica given the same URL and prefix; needs the 'redis' package" },
         { name: "store-prefix", arg: "P", help: 'with --store: key prefix (default "focal:")' },
         { name: "run-ttl", arg: "SECONDS", help: "with --store: drop a run's keys after this long without a write (default 0: never)" },
-        { name: "judge", arg: "J", help: "labels (default) or rules (the rubric's \"rule\" fields), for /get_reward", choices: ["labels", "rules"] },
-        { name: "judge-timeout", arg: "MS", help: "default 30000" },
+        { name: "judge", arg: "J", help: "labels (default), rules (the rubric's \"rule\" fields) or llm (an LLM checks\neach criterion's \"text\": see the llm judge flags), for /get_reward", choices: ["labels", "rules", "llm"] },
+        { name: "judge-timeout", arg: "MS", help: "per rollout, retries included (default 30000; llm 300000)" },
         { name: "max-body", arg: "BYTES", help: "default 8388608" },
         { name: "stepped", help: "stream scope: step-keyed updates; every request carries its training step\n(\"step\" or ?step=), all requests of a step get the same weights and the run's\nstate folds once per step (without it, each request updates the state)" },
         { name: "idempotency-window", arg: "N", help: "Idempotency-Keys remembered per run (default 1024): a retry must come\nwithin the run's last N keyed updates" },
       ],
     },
+    JUDGE_GROUP,
     ENGINE_GROUP,
   ],
 };
@@ -84,6 +86,9 @@ export async function serve(
   const options: Record<string, unknown> = { scope: "stream", ...file.options, ...engineFlags(values) };
   const rubric = { criteria: file.criteria };
   const judge = (values.judge as string | undefined) ?? "labels";
+  const stray = judge === "llm" ? [] : strayJudgeFlags(values);
+  if (stray.length > 0) throw new UsageError(`${stray.join(", ")}: only with --judge llm`);
+  const llm = judge === "llm" ? await llmOptionsFromFlags(values, (l) => process.stderr.write(`${l}\n`)) : undefined;
   const maxBodyBytes = num(values["max-body"], "max-body") ?? 8 * 1024 * 1024;
   const port = num(values.port, "port") ?? 8787;
 
@@ -94,6 +99,7 @@ export async function serve(
     createEngine,
     store,
     judge: judge as HandlerOptions["judge"],
+    llm,
     judgeTimeoutMs: num(values["judge-timeout"], "judge-timeout"),
     maxBodyBytes,
     idempotencyWindow: num(values["idempotency-window"], "idempotency-window"),

@@ -15,6 +15,7 @@ import { ENGINE_OPTION_KEYS } from "../keys.js";
 import type { Criterion, Engine, EngineOptions, ScoreResult } from "../types.js";
 import { checkKeys } from "../validate.js";
 import { type Judge, JudgeTimeout, type Rule, type RuleSet, labelsJudge, rulesFromRubric, rulesJudge, runJudge } from "./judges.js";
+import { type LlmJudge, type LlmJudgeOptions, llmJudge } from "../judge/llm/index.js";
 import { Metrics, type RunGauge } from "./metrics.js";
 import { type Batch, type ParseContext, parseRewardBody, parseRun, parseScoreBody } from "./parse.js";
 import { HttpError, PROBLEM_TYPES, bad, problem, problemBody } from "./problem.js";
@@ -34,11 +35,13 @@ export interface HandlerOptions extends Omit<EngineOptions, "rubric"> {
   createEngine: (options: EngineOptions) => Engine | Promise<Engine>;
   /** Where the runs' stream states live. Default: a MemoryStore (per process / isolate). */
   store?: StateStore;
-  /** Judge of `POST /get_reward`: "labels" (default), "rules" or your own function. */
-  judge?: "labels" | "rules" | Judge;
+  /** Judge of `POST /get_reward`: "labels" (default), "rules", "llm" or your own function. */
+  judge?: "labels" | "rules" | "llm" | Judge;
   /** Rules of the `rules` judge; default: the `rule` fields of the rubric's criteria. */
   rules?: RuleSet;
-  /** A judge that has not answered by then marks its rollout invalid. Default 30000 ms. */
+  /** Settings of the `llm` judge (src/judge/llm); its criteria are the rubric's (`text`, `choices`). */
+  llm?: Omit<LlmJudgeOptions, "criteria">;
+  /** A judge that has not answered by then marks its rollout invalid. Default 30000 ms (llm: 300000). */
   judgeTimeoutMs?: number;
   /** Judge calls in flight per request. Default 32. */
   judgeConcurrency?: number;
@@ -227,7 +230,7 @@ function unbase64(s: string): Uint8Array {
 
 /** createHandler's own options; the rest are the engine's (src/keys.ts). */
 const HANDLER_KEYS = [
-  "rubric", "createEngine", "store", "judge", "rules", "judgeTimeoutMs", "judgeConcurrency", "maxBodyBytes",
+  "rubric", "createEngine", "store", "judge", "rules", "llm", "judgeTimeoutMs", "judgeConcurrency", "maxBodyBytes",
   "idempotencyWindow", "maxBatch", "defaultRun", "maxCachedRuns", "log", "stepped",
 ];
 
@@ -240,7 +243,8 @@ export function createHandler(options: HandlerOptions): FetchHandler {
     store: storeOption,
     judge: judgeOption = "labels",
     rules,
-    judgeTimeoutMs = 30_000,
+    llm: llmOptions,
+    judgeTimeoutMs = judgeOption === "llm" ? 300_000 : 30_000,
     judgeConcurrency = 32,
     maxBodyBytes = 8 * 1024 * 1024,
     idempotencyWindow = 1024,
@@ -269,12 +273,15 @@ export function createHandler(options: HandlerOptions): FetchHandler {
   const engineCriteria: Criterion[] = serviceCriteria.map(({ rule: _rule, ...c }) => c);
   const engineOptions: EngineOptions = { ...engineRest, rubric: { criteria: engineCriteria } };
   const metrics = new Metrics();
+  let llm: LlmJudge | undefined;
+  if (judgeOption === "llm") {
+    if (!llmOptions) throw new TypeError('createHandler: judge "llm" needs the llm option ({ url, model, ... })');
+    llm = llmJudge({ log: options.log, ...llmOptions, criteria: serviceCriteria });
+  }
   const judge: Judge =
     typeof judgeOption === "function"
       ? judgeOption
-      : judgeOption === "rules"
-        ? rulesJudge(rules ?? rulesFromRubric(serviceCriteria))
-        : labelsJudge();
+      : llm ?? (judgeOption === "rules" ? rulesJudge(rules ?? rulesFromRubric(serviceCriteria)) : labelsJudge());
 
   // Judge failures on stderr, at most one line per run and criterion every 10 s (with how many were not shown).
   const logged = new Map<string, { at: number; hidden: number }>();
@@ -594,6 +601,7 @@ export function createHandler(options: HandlerOptions): FetchHandler {
     const scores = new Float32Array(n * K).fill(NaN);
     const valid = new Uint8Array(n).fill(1);
     let failures = 0;
+    const failuresByStatus: Record<string, number> = {};
     let firstError: string | undefined;
     let next = 0;
     const worker = async () => {
@@ -614,8 +622,11 @@ export function createHandler(options: HandlerOptions): FetchHandler {
           scores.set(row, i * K);
           ok = true;
         } catch (e) {
-          const reason = e instanceof JudgeTimeout ? "timeout" : e instanceof TypeError ? "invalid" : "error";
+          const own = (e as { reason?: unknown; status?: unknown } | null) ?? {};
+          const reason = e instanceof JudgeTimeout ? "timeout" : own.reason === "timeout" || own.reason === "invalid" || own.reason === "error" ? own.reason : e instanceof TypeError ? "invalid" : "error";
           metrics.judgeFailure(reason);
+          const status = typeof own.status === "string" ? own.status : reason;
+          failuresByStatus[status] = (failuresByStatus[status] ?? 0) + 1;
           const message = e instanceof Error ? e.message : String(e);
           firstError ??= message;
           const criterion = /criterion '([^']*)'|gave '([^']*)'/.exec(message);
@@ -635,6 +646,7 @@ export function createHandler(options: HandlerOptions): FetchHandler {
     const render: Render = (r, seq) => {
       // OpenRLHF turns every value into torch.tensor([value]): finite numbers only, no null.
       const extra: Record<string, number> = { judge_failures: failures };
+      for (const status in failuresByStatus) extra[`judge_failures/${status}`] = failuresByStatus[status]!;
       for (const key in r.metrics) if (Number.isFinite(r.metrics[key]!)) extra[key] = r.metrics[key]!;
       for (let k = 0; k < criteria.length; k++) {
         const w = r.weights[k];
@@ -740,7 +752,7 @@ export function createHandler(options: HandlerOptions): FetchHandler {
       return { route, response: new Response(JSON.stringify(body), { status: closing ? 503 : 200, headers: JSON_HEADERS }) };
     }
     if (route === "/metrics") {
-      return { route, response: new Response(metrics.render(gauges()), { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } }) };
+      return { route, response: new Response(metrics.render(gauges()) + (llm?.metrics() ?? ""), { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } }) };
     }
     if (route === "/v1/runs/:run/state") return { route, response: await handleState(request, run!) };
     const reply = route === "/v1/score" ? await handleScore(request) : await handleReward(request, url);

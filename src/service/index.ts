@@ -13,3 +13,5 @@ export type { Judge, JudgeContext, JudgeScores, Rule, RuleSet, RuleTarget } from
 export { HttpError, PROBLEM_TYPES, problem } from "./problem.js";
 export { DurableObjectStore, createRunObject, routeToRun } from "./durable-object.js";
 export type { DurableObjectNamespaceLike, DurableObjectStateLike, SqlStorage } from "./durable-object.js";
+export { LlmJudgeError, llmJudge } from "../judge/llm/index.js";
+export type { LlmJudge, LlmJudgeOptions, LlmJudgeStats, Judgement } from "../judge/llm/index.js";
