@@ -14,7 +14,7 @@ import { checkStep, StepConflictError, StepTracker, stepSettings, type StepBacke
 export { StepConflictError } from "./stepped.js";
 
 export type * from "./types.js";
-export { Diagnostics, prepare, type DiagnosticsOptions, type PreparedCall } from "./diagnostics.js";
+export { Diagnostics, prepare, type DiagnosticsOptions, type PreparedCall } from "./analysis/diagnostics.js";
 export { compileRubric, type CompiledRubric } from "./rubric.js";
 
 /** Loads a kernel build; each runtime entry supplies one (file, module import, fetch). */

@@ -2,7 +2,7 @@
 import { readFile } from "node:fs/promises";
 import { METHODS } from "../core.js";
 import { ENGINE_OPTION_KEYS } from "../keys.js";
-import { checkKeys, unknownName } from "../validate.js";
+import { checkKeys } from "../validate.js";
 import { LOG_FORMATS } from "../log/open.js";
 import { negatedPenaltyRules } from "../service/judges.js";
 import type { Criterion, EngineOptions } from "../types.js";
@@ -61,38 +61,6 @@ export function number(where: string, text: string | undefined, infinite = false
     throw new UsageError(`${where}: expected a number, got '${text}'`);
   }
   return x;
-}
-
-/** Options a method may carry after colons, as `compare` and `replay` take them. */
-const SPEC_NUMBERS: Record<string, keyof EngineOptions> = {
-  gamma: "gamma", eps: "eps", tau: "tau", minWeight: "minWeight", "min-weight": "minWeight", maxWeight: "maxWeight",
-  "max-weight": "maxWeight", mix: "mix", decay: "decay", advEps: "advEps", power: "power", temperature: "temperature",
-  alpha: "alpha", threshold: "threshold", fGrpo: "fGrpo", fgrpo: "fGrpo",
-};
-
-const SPEC_KEYS = ["scope", "advantage", "constant", ...Object.keys(SPEC_NUMBERS)];
-
-/**
- * "name[:key=value]...", e.g. "power-mean:power=-1" or "focal:scope=stream:gamma=5" (and the
- * shorthand "focal-stream"): the engine options that method sets over the shared ones.
- */
-export function methodOptions(spec: string): Partial<EngineOptions> {
-  const [name, ...params] = spec.split(":");
-  if (name !== "focal-stream" && !(METHODS as readonly string[]).includes(name)) {
-    throw new UsageError(`--methods: ${unknownName("method", name, [...METHODS, "focal-stream"], (k) => `'${k}'`)}`);
-  }
-  const o: Partial<EngineOptions> = name === "focal-stream" ? { method: "focal", scope: "stream" } : { method: name as EngineOptions["method"] };
-  for (const p of params) {
-    const eq = p.indexOf("=");
-    if (eq < 1) throw new UsageError(`--methods ${spec}: expected key=value, got '${p}'`);
-    const key = p.slice(0, eq), value = p.slice(eq + 1);
-    if (key === "scope") o.scope = value as EngineOptions["scope"];
-    else if (key === "advantage") o.advantage = value as EngineOptions["advantage"];
-    else if (key === "constant") o.constant = value as EngineOptions["constant"];
-    else if (key in SPEC_NUMBERS) (o as Record<string, unknown>)[SPEC_NUMBERS[key]] = number(`--methods ${spec}`, value, key === "power");
-    else throw new UsageError(`--methods ${spec}: ${unknownName("option", key, SPEC_KEYS, (k) => `'${k}'`)}`);
-  }
-  return o;
 }
 
 /** Engine options given as flags (undefined where a flag is absent). */

@@ -1,14 +1,15 @@
 /**
  * `focal-reward compare`: one reward log through several methods, step by step, with the
- * diagnostics of src/diagnostics.ts accumulated per method; a table with the methods as columns
+ * diagnostics of src/analysis/diagnostics.ts accumulated per method; a table with the methods as columns
  * and the diagnostics as rows (or JSON, CSV). Memory holds one step and O(K) per method.
  */
 import { createEngine } from "../index.js";
 import { compileRubric } from "../rubric.js";
-import { Diagnostics, prepare } from "../diagnostics.js";
+import { Diagnostics, prepare } from "../analysis/diagnostics.js";
+import { parseMethods } from "../analysis/methods.js";
 import type { Engine } from "../types.js";
-import { INPUT_FLAGS, LOG_FORMAT, METHODS_FLAG, SHARED_ENGINE_GROUP, engineFlags, methodOptions, readRubricFile } from "./common.js";
-import { EXIT, UsageError, type CommandSpec, type Values } from "./flags.js";
+import { INPUT_FLAGS, LOG_FORMAT, METHODS_FLAG, SHARED_ENGINE_GROUP, engineFlags, readRubricFile } from "./common.js";
+import { EXIT, type CommandSpec, type Values } from "./flags.js";
 import { checkWritable, csvCell, progress, textTable, writeAtomic, writeOut } from "./io.js";
 import { openLog } from "../log/open.js";
 import { InputError } from "../log/step.js";
@@ -42,10 +43,9 @@ export async function run(values: Values): Promise<number> {
   const file = s("rubric") !== undefined ? await readRubricFile(s("rubric")!, "compare") : undefined;
   const { method: _method, ...fileOptions } = file?.options ?? {};
   const shared = { ...fileOptions, ...engineFlags(values) };
-  const specs = (s("methods") ?? "focal,weighted-mean,gdpo").split(",").map((x) => x.trim()).filter(Boolean);
-  if (specs.length === 0) throw new UsageError("--methods: empty list");
-  if (new Set(specs).size !== specs.length) throw new UsageError("--methods: a method is given twice");
-  const perMethod = specs.map((spec) => methodOptions(spec));
+  const methods = parseMethods(s("methods") ?? "focal,weighted-mean,gdpo");
+  const specs = methods.map((m) => m.key);
+  const perMethod = methods.map((m) => m.options);
   if (s("output") !== undefined) await checkWritable("--output", s("output")!);
   const log = await openLog(s("input"), {
     format: s("input-format") as "jsonl" | "csv" | undefined,

@@ -4,6 +4,7 @@
  * module, loaded on demand. Parsing, --help, --version and exit codes are handled here for all.
  */
 import { readFileSync } from "node:fs";
+import { MethodSpecError } from "../analysis/methods.js";
 import { EXIT, UsageError, didYouMean, helpText, parseFlags, type CommandSpec, type Values } from "./flags.js";
 
 export interface Command {
@@ -65,7 +66,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     return await cmd.run(values);
   } catch (e) {
-    if (e instanceof UsageError) return usageError(spec, e);
+    if (e instanceof UsageError || e instanceof MethodSpecError) return usageError(spec, e);
     process.stderr.write(`focal-reward ${spec.name}: ${e instanceof Error ? e.message : String(e)}\n`);
     if (process.env.FOCAL_DEBUG && e instanceof Error) process.stderr.write(`${e.stack}\n`);
     return EXIT.failure;
@@ -73,7 +74,7 @@ async function main(argv: string[]): Promise<number> {
 }
 
 function usageError(spec: CommandSpec, e: unknown): number {
-  if (!(e instanceof UsageError)) throw e;
+  if (!(e instanceof UsageError || e instanceof MethodSpecError)) throw e;
   process.stderr.write(`focal-reward ${spec.name}: ${e.message}\n(focal-reward ${spec.name} --help lists the flags)\n`);
   return EXIT.usage;
 }

@@ -1,5 +1,6 @@
 /** `focal-reward replay`: stream a reward log through several methods and write a report. */
-import { parseMethods, replay, type ReplayResult } from "../report/replay.js";
+import { parseMethods } from "../analysis/methods.js";
+import { replay, type ReplayResult } from "../analysis/replay.js";
 import { replayReport } from "../report/replay-report.js";
 import { INPUT_FLAGS, LOG_FORMAT, METHODS_FLAG, SHARED_ENGINE_GROUP, engineFlags, readRubricFile } from "./common.js";
 import { EXIT, type CommandSpec, type Values } from "./flags.js";

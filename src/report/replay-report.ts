@@ -1,11 +1,13 @@
-/** The replay report: weights and saturation per step, diagnostics per method, ranking disagreements. */
+/**
+ * The replay report: it only renders what src/analysis/replay.ts computed (summary, every diagnostic,
+ * per-criterion tables, weights and saturation per step, ranking disagreements).
+ */
 import { grid, page, table, type Cell, type Section } from "./html.js";
-import { PER_CRITERION_MAX, type MethodSummary, type ReplayResult } from "./replay.js";
+import { PER_CRITERION_MAX, type MethodSummary, type ReplayResult } from "../analysis/replay.js";
 import { barChart, esc, lineChart, type LineSeries } from "./svg.js";
 
 const fx = (v: number, d = 3): string => (Number.isFinite(v) ? v.toFixed(d) : "–");
 const MAX_BARS = 40;
-const MAX_TABLE = 80;
 
 export function replayReport(r: ReplayResult, focalKeys: readonly string[]): string {
   const K = r.criteria.length;
@@ -46,36 +48,37 @@ order, −1 the reverse. Groups where the top rollout changes are where the choi
       ]) + r.notes.map((n) => `<div class="note warn">${esc(n)}</div>`).join(""),
   });
 
-  // Diagnostics per method.
-  const metricKeys = [...new Set(r.methods.flatMap((m) => Object.keys(m.metrics)))].sort();
+  // Diagnostics per method: a short summary, then every scalar diagnostic (methods as columns).
+  const SUMMARY = ["reward", "reward_std", "frac_reward_zero_std", "focal/mean_abs_advantage"];
+  const scalar: string[] = [];
+  for (const m of r.methods) for (const k of Object.keys(m.metrics)) if (!isPerCriterion(k) && !scalar.includes(k)) scalar.push(k);
   sections.push({
     id: "methods",
     title: "Diagnostics per method",
     html:
-      `<p>Engine metrics (TRL names) averaged over the steps, plus the mean |${esc("advantage")}| and the share of groups whose advantages are all zero
-(no learning signal from that prompt).</p>` +
+      `<p>Over the whole log (every valid row, every group), one row per method: the mean reward and its std, the share of
+groups whose rewards are all equal, the mean |advantage| and the share of groups (of two or more valid rows) whose
+advantages are all zero (no learning signal from that prompt). The table after it lists every diagnostic, one row each.</p>` +
       table(
-        ["method", ...metricKeys, "mean |advantage|", "groups with zero advantage"],
-        r.methods.map((m) => [m.label, ...metricKeys.map((k) => fx(m.metrics[k] ?? NaN, 4)), fx(m.meanAbsAdvantage, 4), fx(m.fracZeroAdvantageGroups, 3)]),
-      ),
+        ["method", ...SUMMARY, "groups with zero advantage"],
+        r.methods.map((m) => [m.label, ...SUMMARY.map((k) => fx(m.metrics[k] ?? NaN, 4)), fx(m.fracZeroAdvantageGroups, 3)]),
+      ) +
+      `<h3>Every diagnostic</h3><p>${scalar.length} diagnostics (names as in <code>focal-reward compare</code>, docs/aggregators.md), methods as columns;
+the per-criterion ones are in the criteria tables below.</p>` +
+      table(["diagnostic", ...r.methods.map((m) => m.label)], scalar.map((k) => [k, ...r.methods.map((m) => fx(m.metrics[k] ?? NaN, 4))])),
   });
 
-  // Per-criterion table and bars; with many criteria, those where focal departs most from static.
+  // Per-criterion tables (every criterion, rubric order) and bars (those where focal departs most).
   const order = r.criteria.map((_, k) => k);
   const departure = (k: number): number => Math.max(0, ...focal.map((m) => Math.abs((m.weight[k] ?? NaN) - r.staticWeight[k]!) || 0));
   order.sort((a, b) => departure(b) - departure(a) || a - b);
-  const tableSel = K > MAX_TABLE ? order.slice(0, MAX_TABLE) : r.criteria.map((_, k) => k);
   const barSel = K > MAX_BARS ? order.slice(0, MAX_BARS) : r.criteria.map((_, k) => k);
-  const critRows: Cell[][] = tableSel.map((k) => [
-    r.criteria[k]!,
-    r.judged[k]!,
-    fx(r.uMean[k]!),
-    fx(r.uStd[k]!),
-    fx(r.fracConstant[k]!, 2),
-    fx(r.staticWeight[k]!),
-    ...focal.flatMap((m) => [fx(m.weight[k]!), fx(m.saturation[k]!)]),
-  ]);
-  const critHead = ["criterion", "rows judged", "mean u", "std u", "constant in group", "static weight", ...focal.flatMap((m) => [`weight: ${m.label}`, `saturation: ${m.label}`])];
+  const dataRows: Cell[][] = r.criteria.map((c, k) => [c, r.judged[k]!, fx(r.uMean[k]!), fx(r.uStd[k]!), fx(r.fracConstant[k]!, 2), fx(r.staticWeight[k]!)]);
+  const PER = ["weight", "saturation", "weight_on_constant", "unexplored", "suppressed"];
+  const methodTables = r.methods.map((m) =>
+    `<h3>${esc(m.label)}</h3>` +
+    table(["criterion", ...PER], r.criteria.map((c) => [c, ...PER.map((kind) => fx(m.metrics[`focal/${c}/${kind}`] ?? NaN))])),
+  ).join("");
   const barCats = barSel.map((k) => r.criteria[k]!);
   const weightBars = barChart({
     id: "weights-by-criterion",
@@ -102,8 +105,14 @@ order, −1 the reverse. Groups where the top rollout changes are where the choi
     id: "criteria",
     title: "Criteria: weights and saturation",
     html:
-      (K > MAX_TABLE || K > MAX_BARS ? `<p>${K} criteria: showing those where the focal weights depart most from the static ones.</p>` : "") +
-      table(critHead, critRows) +
+      `<p>Every criterion, in rubric order. First the data (the same for every method): valid rows where it was judged,
+mean and std of the normalized score u, the share of groups where u is constant and the rubric's static weight; then, per
+method, the mean weight and saturation over the groups where it was judged, the share of its weight that went to groups
+where it was constant, the share of groups where no rollout satisfied it (unexplored), and the share of rollouts that
+satisfy it without a positive advantage (suppressed).</p>` +
+      table(["criterion", "rows judged", "mean u", "std u", "constant in group", "static weight"], dataRows) +
+      methodTables +
+      (K > MAX_BARS ? `<p>The charts show the ${MAX_BARS} of ${K} criteria whose focal weight departs most from the static one.</p>` : "") +
       grid([weightBars, satBars]),
   });
 
@@ -169,6 +178,10 @@ order, −1 the reverse. Groups where the top rollout changes are where the choi
     `${r.source || "reward log"}: ${r.rows} rows, ${r.steps} steps, ${K} criteria; methods: ${r.methods.map((m) => m.label).join(", ")}.`,
     sections,
   );
+}
+
+function isPerCriterion(name: string): boolean {
+  return name.startsWith("rewards/") || (name.startsWith("focal/") && name.split("/").length > 2);
 }
 
 function label(r: ReplayResult, key: string): string {

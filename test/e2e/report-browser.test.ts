@@ -13,7 +13,8 @@ import { readSteps } from "../../dist/log/jsonl.js";
 import { runDemo } from "../../dist/demo/run.js";
 import { DEFAULT_SIM } from "../../dist/demo/sim.js";
 import { demoReport } from "../../dist/report/demo-report.js";
-import { parseMethods, replay } from "../../dist/report/replay.js";
+import { parseMethods } from "../../dist/analysis/methods.js";
+import { replay } from "../../dist/analysis/replay.js";
 import { replayReport } from "../../dist/report/replay-report.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));

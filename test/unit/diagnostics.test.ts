@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { createEngine } from "../../dist/index.js";
-import { Diagnostics, prepare } from "../../dist/diagnostics.js";
+import { Diagnostics, prepare } from "../../dist/analysis/diagnostics.js";
 import type { Criterion } from "../../src/types.js";
 
 const RUBRIC: Criterion[] = [{ id: "x", required: true }, { id: "y" }];

@@ -36,8 +36,8 @@
  *   focal/mean_abs_advantage mean |advantage| over the valid rows (the size of the update; F-GRPO
  *                            and all-or-nothing shrink it)
  */
-import { compileRubric, normalizedScore, type CompiledRubric } from "./rubric.js";
-import type { Criterion, Rubric, ScoreResult } from "./types.js";
+import { compileRubric, normalizedScore, type CompiledRubric } from "../rubric.js";
+import type { Criterion, Rubric, ScoreResult } from "../types.js";
 
 export interface DiagnosticsOptions {
   /** A criterion is satisfied at u >= threshold (the [0, 1] scale). Default 0.5. */
@@ -50,15 +50,52 @@ export interface PreparedCall {
   sizes: ArrayLike<number>;
   /** n x K normalized scores, NaN = absent. */
   u: Float64Array;
+  /** G x K: 1 where the criterion is judged in a valid row of the group (valid: the caller's mask). */
+  present: Uint8Array;
+  /** Scores outside their criterion's scale (clamped into it). */
+  clamped: number;
 }
 
 /** Normalized scores (penalties flipped) of a call, shared by the methods compared on it. */
-export function prepare(rubric: CompiledRubric, scores: ArrayLike<number>, groupSizes: ArrayLike<number>): PreparedCall {
+export function prepare(rubric: CompiledRubric, scores: ArrayLike<number>, groupSizes: ArrayLike<number>, valid?: ArrayLike<number | boolean>): PreparedCall {
   const K = rubric.ids.length;
   const n = scores.length / K;
   const u = new Float64Array(n * K);
-  for (let i = 0; i < n * K; i++) u[i] = normalizedScore(rubric, scores[i], i % K);
-  return { n, sizes: groupSizes, u };
+  const present = new Uint8Array(groupSizes.length * K);
+  let clamped = 0;
+  for (let g = 0, i = 0; g < groupSizes.length; g++) {
+    for (const end = i + groupSizes[g]!; i < end; i++) {
+      const ok = valid === undefined || !!valid[i];
+      for (let k = 0; k < K; k++) {
+        const x = scores[i * K + k]!;
+        u[i * K + k] = normalizedScore(rubric, x, k);
+        if (x !== x) continue;
+        const raw = (x - rubric.lo[k]!) * rubric.inv[k]!;
+        if (ok && (raw < 0 || raw > 1)) clamped++;
+        if (ok) present[g * K + k] = 1;
+      }
+    }
+  }
+  return { n, sizes: groupSizes, u, present, clamped };
+}
+
+/** Per criterion, in rubric order; NaN where the criterion was never judged. */
+export interface CriterionSummary {
+  /** Valid rows where the criterion was judged. */
+  judged: number[];
+  /** Mean and (unbiased) std of the normalized score u. */
+  mean: number[];
+  std: number[];
+  /** Share of the groups (where judged) in which u is constant: fewer than two values, or all equal. */
+  fracConstant: number[];
+  /** The rubric's weight, normalized over the criteria judged in a group, mean over groups. */
+  staticWeight: number[];
+  /** Mean over those groups of the method's weight, and of its saturation (where it has one). */
+  weight: number[];
+  saturation: number[];
+  unexplored: number[];
+  suppressed: number[];
+  weightOnConstant: number[];
 }
 
 const PASS_SLACK = 1e-6;
@@ -76,6 +113,7 @@ export class Diagnostics {
   private readonly unexplored: Float64Array;
   private readonly sat: Float64Array; private readonly suppressed: Float64Array;
   private readonly top: Float64Array; private readonly topN: Float64Array;
+  private readonly staticSum: Float64Array; private readonly here: Uint8Array;
   // overall
   private rows = 0; private validRows = 0;
   private rSum = 0; private rSq = 0; private dSum = 0; private absA = 0;
@@ -97,6 +135,7 @@ export class Diagnostics {
     this.cnt = v(); this.sum = v(); this.sq = v(); this.groups = v(); this.constant = v();
     this.satSum = v(); this.satN = v(); this.wSum = v(); this.wConst = v(); this.unexplored = v();
     this.sat = v(); this.suppressed = v(); this.top = v(); this.topN = v();
+    this.staticSum = v(); this.here = new Uint8Array(K);
   }
 
   /** Adds one call: its prepared inputs and the engine's result for it. */
@@ -133,6 +172,9 @@ export class Diagnostics {
         if (pass) this.topStrict += 1 / tops.length;
       }
       // per criterion
+      const here = this.here;
+      here.fill(0);
+      let baseSum = 0;
       for (let k = 0; k < K; k++) {
         let c = 0, mn = Infinity, mx = -Infinity, yes = 0, yesLow = 0;
         for (const i of valid) {
@@ -143,6 +185,8 @@ export class Diagnostics {
           if (x >= at) { yes++; if (!(a[i] > 0)) yesLow++; }
         }
         if (c === 0) continue;
+        here[k] = 1;
+        baseSum += this.rubric.base[k]!;
         this.cnt[k] += c;
         this.groups[k]++;
         const weight = perGroup ? w[g * K + k] : w[k];
@@ -156,6 +200,7 @@ export class Diagnostics {
         for (const i of tops) if (!Number.isNaN(u[i * K + k])) { tv += u[i * K + k]; tc++; }
         if (tc > 0) { this.top[k] += tv / tc; this.topN[k]++; }
       }
+      if (baseSum > 0) for (let k = 0; k < K; k++) if (here[k]) this.staticSum[k] += this.rubric.base[k]! / baseSum;
       // ranking against the direct reward
       if (valid.length < 2) continue;
       this.rankGroups++;
@@ -174,6 +219,28 @@ export class Diagnostics {
         }
       }
     }
+  }
+
+  /** The per-criterion values so far (the same numbers metrics() names). */
+  criteria(): CriterionSummary {
+    const K = this.K;
+    const ratio = (a: number, b: number) => (b > 0 ? a / b : NaN);
+    const each = (f: (k: number) => number) => Array.from({ length: K }, (_, k) => (this.groups[k] > 0 ? f(k) : NaN));
+    return {
+      judged: Array.from(this.cnt),
+      mean: each((k) => this.sum[k] / this.cnt[k]),
+      std: each((k) => {
+        const c = this.cnt[k], mu = this.sum[k] / c;
+        return c > 1 ? Math.sqrt(Math.max(0, (this.sq[k] - this.sum[k] * mu) / (c - 1))) : 0;
+      }),
+      fracConstant: each((k) => this.constant[k] / this.groups[k]),
+      staticWeight: each((k) => this.staticSum[k] / this.groups[k]),
+      weight: each((k) => this.wSum[k] / this.groups[k]),
+      saturation: each((k) => ratio(this.satSum[k], this.satN[k])),
+      unexplored: each((k) => this.unexplored[k] / this.groups[k]),
+      suppressed: each((k) => ratio(this.suppressed[k], this.sat[k])),
+      weightOnConstant: each((k) => ratio(this.wConst[k], this.wSum[k])),
+    };
   }
 
   /** The metrics so far (NaN where a quantity has no case yet, e.g. no group of two rows). */
@@ -203,18 +270,18 @@ export class Diagnostics {
     }
     Object.assign(m, balance("balance/", means), { "balance/strict_completion": ratio(this.strict, vr) });
     Object.assign(m, balance("balance/top1/", tops), { "balance/top1/strict_completion": ratio(this.topStrict, this.topGroups) });
+    const c = this.criteria();
     for (let k = 0; k < K; k++) {
       if (this.groups[k] === 0) continue;
       const id = this.rubric.ids[k];
-      const c = this.cnt[k], mu = this.sum[k] / c;
-      m[`rewards/${id}/mean`] = mu;
-      m[`rewards/${id}/std`] = c > 1 ? Math.sqrt(Math.max(0, (this.sq[k] - this.sum[k] * mu) / (c - 1))) : 0;
-      m[`focal/${id}/saturation`] = ratio(this.satSum[k], this.satN[k]);
-      m[`focal/${id}/weight`] = this.wSum[k] / this.groups[k];
-      m[`focal/${id}/frac_constant`] = this.constant[k] / this.groups[k];
-      m[`focal/${id}/weight_on_constant`] = ratio(this.wConst[k], this.wSum[k]);
-      m[`focal/${id}/unexplored`] = this.unexplored[k] / this.groups[k];
-      m[`focal/${id}/suppressed`] = ratio(this.suppressed[k], this.sat[k]);
+      m[`rewards/${id}/mean`] = c.mean[k]!;
+      m[`rewards/${id}/std`] = c.std[k]!;
+      m[`focal/${id}/saturation`] = c.saturation[k]!;
+      m[`focal/${id}/weight`] = c.weight[k]!;
+      m[`focal/${id}/frac_constant`] = c.fracConstant[k]!;
+      m[`focal/${id}/weight_on_constant`] = c.weightOnConstant[k]!;
+      m[`focal/${id}/unexplored`] = c.unexplored[k]!;
+      m[`focal/${id}/suppressed`] = c.suppressed[k]!;
     }
     return m;
   }

@@ -1,37 +1,18 @@
 /**
- * `focal-reward replay`: stream a reward log step by step through several methods and collect what the
- * report shows. Memory is bounded: per step, the step itself; overall, O(methods x K) running sums,
- * per-step series downsampled to at most `maxPoints` buckets, and a fixed number of example groups.
+ * `focal-reward replay`'s analysis: a reward log streamed step by step through several methods.
+ * Every per-criterion and per-method statistic comes from Diagnostics (one per method, the only
+ * per-criterion accumulator); on top of it, replay adds the per-step time series (downsampled)
+ * and the ranking comparisons between methods. Memory is bounded: per step, the step itself;
+ * overall, O(methods x K) sums, at most `maxPoints` buckets per series, a few example groups.
  */
-import type { Criterion, EngineOptions, Rubric, ScoreResult } from "../types.js";
 import { createEngine } from "../index.js";
-import { methodOptions } from "../cli/common.js";
-import type { Step } from "../log/step.js";
+import { InputError, type Step } from "../log/step.js";
+import { compileRubric } from "../rubric.js";
+import type { Criterion, EngineOptions, Rubric, ScoreResult } from "../types.js";
+import { Diagnostics, prepare } from "./diagnostics.js";
+import type { ReplayMethod } from "./methods.js";
 
-export interface ReplayMethod {
-  key: string;
-  label: string;
-  options: Partial<EngineOptions>;
-}
-
-const LABELS: Record<string, string> = {
-  focal: "focal (group scope)",
-  "focal-stream": "focal (stream scope)",
-  "weighted-mean": "weighted mean",
-  gdpo: "GDPO",
-};
-
-/** A comma-separated list of methods, each with its own options after colons (as for compare). */
-export function parseMethods(list: string): ReplayMethod[] {
-  const keys = list.split(",").map((s) => s.trim()).filter(Boolean);
-  if (keys.length === 0) throw new Error("--methods: empty list");
-  const out: ReplayMethod[] = [];
-  for (const k of keys) {
-    if (out.some((o) => o.key === k)) throw new Error(`--methods: '${k}' given twice`);
-    out.push({ key: k, label: LABELS[k] ?? k, options: methodOptions(k) });
-  }
-  return out;
-}
+export type { ReplayMethod } from "./methods.js";
 
 /** Per-step values averaged into at most `cap` buckets (adjacent buckets merge when full). */
 export class Downsampler {
@@ -93,7 +74,7 @@ export class Downsampler {
 export interface MethodSummary {
   key: string;
   label: string;
-  /** Mean over steps of each scalar metric the engine reported. */
+  /** Every diagnostic over the whole log (Diagnostics.metrics(): scalar and per-criterion). */
   metrics: Record<string, number>;
   /** Mean weight per criterion over the groups where it was present. */
   weight: number[];
@@ -141,7 +122,10 @@ export interface ReplayResult {
   criteria: string[];
   /** Static weight per criterion (|w| normalized over the criteria present in a group, mean over groups). */
   staticWeight: number[];
-  /** Per criterion: rows judged, mean and std of the normalized score u, share of groups where u is constant. */
+  /**
+   * Per criterion (valid rows): rows judged, mean and std of the normalized score u, share of the
+   * groups where u is constant (fewer than two values or all equal: no learning signal).
+   */
   judged: number[];
   uMean: number[];
   uStd: number[];
@@ -196,28 +180,20 @@ function ranksOf(v: readonly number[]): number[] {
 export async function replay(steps: AsyncIterable<Step>, o: ReplayOptions): Promise<ReplayResult> {
   const t0 = performance.now();
   const crit = "criteria" in o.rubric ? o.rubric.criteria : (o.rubric as readonly Criterion[]);
+  const rubric = compileRubric(crit);
   const K = crit.length;
   const ids = crit.map((c) => c.id);
-  const lo = Float64Array.from(crit, (c) => c.scale?.[0] ?? 0);
-  const hi = Float64Array.from(crit, (c) => c.scale?.[1] ?? 1);
-  const inv = Float64Array.from(crit, (c) => 1 / ((c.scale?.[1] ?? 1) - (c.scale?.[0] ?? 0)));
-  const pen = Uint8Array.from(crit, (c) => ((c.weight ?? 1) < 0 || c.polarity === "penalty" ? 1 : 0));
-  const bw = Float64Array.from(crit, (c) => Math.abs(c.weight ?? 1));
   const engines: Awaited<ReturnType<typeof createEngine>>[] = [];
-  for (const m of o.methods) engines.push(await createEngine({ rubric: o.rubric, ...o.engine, ...m.options }));
+  for (const m of o.methods) engines.push(await createEngine({ ...o.engine, ...m.options, rubric: o.rubric }));
   const M = o.methods.length;
   const rankBy: "advantage" | "reward" = o.engine?.advantage === "none" ? "reward" : "advantage";
   const cap = o.maxPoints ?? 400;
   const perCrit = K <= PER_CRITERION_MAX;
+  const threshold = o.engine?.threshold;
+  const diags = o.methods.map(() => new Diagnostics(rubric, { threshold }));
 
-  const judged = new Float64Array(K), uSum = new Float64Array(K), uSq = new Float64Array(K);
-  const constG = new Float64Array(K), presentG = new Float64Array(K), staticSum = new Float64Array(K);
-  const acc = o.methods.map((m) => ({
-    key: m.key,
-    label: m.label,
-    metricSum: new Map<string, [number, number]>(),
-    wSum: new Float64Array(K), wN: new Float64Array(K), sSum: new Float64Array(K), sN: new Float64Array(K),
-    absAdv: 0, advRows: 0, zeroGroups: 0, groupsWith2: 0,
+  const acc = o.methods.map(() => ({
+    zeroGroups: 0, groupsWith2: 0,
     perCriterion: perCrit ? new Downsampler(2 * K, cap) : null,
     summary: new Downsampler(3, cap),
   }));
@@ -227,64 +203,36 @@ export async function replay(steps: AsyncIterable<Step>, o: ReplayOptions): Prom
   let rows = 0, validRows = 0, nSteps = 0, nGroups = 0, clamped = 0;
   const notes: string[] = [];
 
-  const present = new Uint8Array(0);
-  let presentBuf = present;
   const rowVals = new Float64Array(2 * K);
+  const wStep = new Float64Array(K), wStepN = new Float64Array(K), sStep = new Float64Array(K), sStepN = new Float64Array(K);
   for await (const st of steps) {
     if (st.criteria.length !== K || st.criteria.some((c, k) => c !== ids[k])) throw new Error("step criteria do not match the rubric");
     const G = st.groupSizes.length;
     const n = st.valid.length;
-    const S = st.scores;
-    if (presentBuf.length < G * K) presentBuf = new Uint8Array(G * K);
-    presentBuf.fill(0, 0, G * K);
-    // Data diagnostics (independent of the method).
-    const valid = st.valid;
-    for (let g = 0, s0 = 0; g < G; s0 += st.groupSizes[g]!, g++) {
-      const end = s0 + st.groupSizes[g]!;
-      let bsum = 0;
-      for (let k = 0; k < K; k++) {
-        const l = lo[k]!, h = hi[k]!, iv = inv[k]!, p = pen[k]!;
-        let first = NaN, constant = true, cnt = 0, su = 0, sq = 0;
-        for (let i = s0; i < end; i++) {
-          if (valid[i] === 0) continue;
-          const raw = S[i * K + k]!;
-          if (raw !== raw) continue; // NaN
-          if (raw < l || raw > h) clamped++;
-          let u = (raw - l) * iv;
-          u = u < 0 ? 0 : u > 1 ? 1 : u;
-          if (p) u = 1 - u;
-          su += u;
-          sq += u * u;
-          if (cnt === 0) first = u;
-          else if (u !== first) constant = false;
-          cnt++;
-        }
-        if (cnt > 0) {
-          judged[k]! += cnt;
-          uSum[k]! += su;
-          uSq[k]! += sq;
-          presentBuf[g * K + k] = 1;
-          presentG[k]!++;
-          bsum += bw[k]!;
-          if (cnt >= 2 && constant) constG[k]!++;
-        }
-      }
-      if (bsum > 0) for (let k = 0; k < K; k++) if (presentBuf[g * K + k]) staticSum[k]! += bw[k]! / bsum;
-    }
+    const call = prepare(rubric, st.scores, st.groupSizes, st.valid);
+    clamped += call.clamped;
+    const present = call.present;
     for (let i = 0; i < n; i++) if (st.valid[i]) validRows++;
-    const outs: ScoreResult[] = engines.map((e) => e.score(st.scores, st.groupSizes, { valid: st.valid }));
-    // Per-method weights, saturation, metrics, advantages.
+    const outs: ScoreResult[] = engines.map((e, mi) => {
+      try {
+        return e.score(st.scores, st.groupSizes, { valid: st.valid });
+      } catch (err) {
+        throw new InputError(st.lines[0] ?? 0, `step ${JSON.stringify(st.step) ?? "(none)"}: ${o.methods[mi]!.key}: ${(err as Error).message}`);
+      }
+    });
     outs.forEach((out, mi) => {
+      diags[mi]!.add(call, out);
+      // The per-step series: weights and saturation averaged over the groups of the step.
       const a = acc[mi]!;
       const rowsW = Math.floor(out.weights.length / K);
       const groupScope = engines[mi]!.scope !== "stream" && rowsW === G;
       rowVals.fill(NaN);
-      const wStep = new Float64Array(K), wStepN = new Float64Array(K), sStep = new Float64Array(K), sStepN = new Float64Array(K);
+      wStep.fill(0); wStepN.fill(0); sStep.fill(0); sStepN.fill(0);
       let minW = 0, maxW = 0, satMean = 0, nG = 0, satN = 0;
       for (let r = 0; r < rowsW; r++) {
         let mn = Infinity, mx = -Infinity;
         for (let k = 0; k < K; k++) {
-          const on = groupScope ? presentBuf[r * K + k] === 1 : anyPresent(presentBuf, G, K, k);
+          const on = groupScope ? present[r * K + k] === 1 : anyPresent(present, G, K, k);
           if (!on) continue;
           const w = out.weights[r * K + k]!;
           const s = out.saturation[r * K + k]!;
@@ -295,66 +243,22 @@ export async function replay(steps: AsyncIterable<Step>, o: ReplayOptions): Prom
         if (mn !== Infinity) { minW += mn; maxW += mx; nG++; }
       }
       for (let k = 0; k < K; k++) {
-        if (wStepN[k]! > 0) { a.wSum[k]! += wStep[k]!; a.wN[k]! += wStepN[k]!; rowVals[k] = wStep[k]! / wStepN[k]!; }
-        if (sStepN[k]! > 0) { a.sSum[k]! += sStep[k]!; a.sN[k]! += sStepN[k]!; rowVals[K + k] = sStep[k]! / sStepN[k]!; }
+        if (wStepN[k]! > 0) rowVals[k] = wStep[k]! / wStepN[k]!;
+        if (sStepN[k]! > 0) rowVals[K + k] = sStep[k]! / sStepN[k]!;
       }
       a.perCriterion?.push(nSteps, rowVals);
       a.summary.push(nSteps, [nG ? minW / nG : NaN, nG ? maxW / nG : NaN, satN ? satMean / satN : NaN]);
-      for (const [key, v] of Object.entries(out.metrics)) {
-        if (key.startsWith("rewards/") || !Number.isFinite(v)) continue;
-        const e = a.metricSum.get(key);
-        if (e) { e[0] += v; e[1]++; } else if (a.metricSum.size < 64) a.metricSum.set(key, [v, 1]);
-      }
       for (let g = 0, s0 = 0; g < G; s0 += st.groupSizes[g]!, g++) {
         let nv = 0, allZero = true;
         for (let i = s0; i < s0 + st.groupSizes[g]!; i++) {
           if (!st.valid[i] || Number.isNaN(out.direct[i]!)) continue;
           nv++;
-          const adv = out.advantages[i]!;
-          a.absAdv += Math.abs(adv); a.advRows++;
-          if (adv !== 0) allZero = false;
+          if (out.advantages[i] !== 0) allZero = false;
         }
         if (nv >= 2) { a.groupsWith2++; if (allZero) a.zeroGroups++; }
       }
     });
-    // Rankings within groups.
-    for (let g = 0, s0 = 0; g < G; s0 += st.groupSizes[g]!, g++) {
-      const idx: number[] = [];
-      for (let i = s0; i < s0 + st.groupSizes[g]!; i++) if (st.valid[i] && !Number.isNaN(outs[0]!.direct[i]!)) idx.push(i);
-      if (idx.length < 2) continue;
-      const vals = outs.map((out) => idx.map((i) => (rankBy === "advantage" ? out.advantages[i]! : out.rewards[i]!)));
-      let worst = Infinity, worstPair: [string, string] = ["", ""];
-      let p = 0;
-      for (let a = 0; a < M; a++) {
-        for (let b = a + 1; b < M; b++, p++) {
-          const tau = kendallTauB(vals[a]!, vals[b]!);
-          if (Number.isNaN(tau)) continue;
-          const ps = pairs[p]!;
-          ps.groups++;
-          ps.meanTau += tau;
-          if (tau < 1 - 1e-12) ps.fracOrderDiffers++;
-          ps.tauHist[Math.min(19, Math.max(0, Math.floor((tau + 1) * 10)))]!++;
-          const topA = Math.max(...vals[a]!), topB = Math.max(...vals[b]!);
-          const setA = idx.filter((_, j) => vals[a]![j] === topA), setB = idx.filter((_, j) => vals[b]![j] === topB);
-          if (!setA.some((i) => setB.includes(i))) ps.fracTopDiffers++;
-          if (tau < worst) { worst = tau; worstPair = [o.methods[a]!.key, o.methods[b]!.key]; }
-        }
-      }
-      if (worst < 1 - 1e-12 && (examples.length < EXAMPLES || worst < examples[examples.length - 1]!.tau)) {
-        const lim = idx.slice(0, 32);
-        examples.push({
-          step: st.step === undefined ? "–" : String(st.step),
-          group: typeof st.groups[g] === "string" ? (st.groups[g] as string) : JSON.stringify(st.groups[g]),
-          tau: worst,
-          pair: worstPair,
-          lines: lim.map((i) => st.lines[i]!),
-          direct: lim.map((i) => outs[0]!.direct[i]!),
-          ranks: vals.map((v) => ranksOf(v.slice(0, lim.length))),
-        });
-        examples.sort((x, y) => x.tau - y.tau);
-        if (examples.length > EXAMPLES) examples.pop();
-      }
-    }
+    rankings(st, outs, o.methods, rankBy, pairs, examples);
     rows += n;
     nGroups += G;
     nSteps++;
@@ -367,26 +271,31 @@ export async function replay(steps: AsyncIterable<Step>, o: ReplayOptions): Prom
   for (const p of pairs) {
     if (p.groups > 0) { p.meanTau /= p.groups; p.fracOrderDiffers /= p.groups; p.fracTopDiffers /= p.groups; } else p.meanTau = NaN;
   }
-  const methods: MethodSummary[] = acc.map((a) => ({
-    key: a.key,
-    label: a.label,
-    metrics: Object.fromEntries([...a.metricSum].map(([k, [s, c]]) => [k, s / c])),
-    weight: Array.from(a.wSum, (s, k) => (a.wN[k]! > 0 ? s / a.wN[k]! : NaN)),
-    saturation: Array.from(a.sSum, (s, k) => (a.sN[k]! > 0 ? s / a.sN[k]! : NaN)),
-    meanAbsAdvantage: a.advRows ? a.absAdv / a.advRows : NaN,
-    fracZeroAdvantageGroups: a.groupsWith2 ? a.zeroGroups / a.groupsWith2 : NaN,
-    perCriterion: a.perCriterion,
-    summary: a.summary,
-  }));
+  const data = diags[0]!.criteria(); // the data's own statistics: the same for every method
+  const methods: MethodSummary[] = o.methods.map((m, mi) => {
+    const c = diags[mi]!.criteria();
+    const metrics = diags[mi]!.metrics();
+    return {
+      key: m.key,
+      label: m.label,
+      metrics,
+      weight: c.weight,
+      saturation: c.saturation,
+      meanAbsAdvantage: metrics["focal/mean_abs_advantage"]!,
+      fracZeroAdvantageGroups: acc[mi]!.groupsWith2 ? acc[mi]!.zeroGroups / acc[mi]!.groupsWith2 : NaN,
+      perCriterion: acc[mi]!.perCriterion,
+      summary: acc[mi]!.summary,
+    };
+  });
   return {
     source: o.source ?? "",
     rows, validRows, steps: nSteps, groups: nGroups,
     criteria: ids,
-    staticWeight: Array.from(staticSum, (s, k) => (presentG[k]! > 0 ? s / presentG[k]! : NaN)),
-    judged: Array.from(judged),
-    uMean: Array.from(uSum, (s, k) => (judged[k]! > 0 ? s / judged[k]! : NaN)),
-    uStd: Array.from(uSq, (s, k) => (judged[k]! > 1 ? Math.sqrt(Math.max(0, (s - (uSum[k]! * uSum[k]!) / judged[k]!) / (judged[k]! - 1))) : NaN)),
-    fracConstant: Array.from(constG, (c, k) => (presentG[k]! > 0 ? c / presentG[k]! : NaN)),
+    staticWeight: data.staticWeight,
+    judged: data.judged,
+    uMean: data.mean,
+    uStd: data.std,
+    fracConstant: data.fracConstant,
     methods,
     pairs,
     examples,
@@ -395,6 +304,48 @@ export async function replay(steps: AsyncIterable<Step>, o: ReplayOptions): Prom
     seconds: (performance.now() - t0) / 1000,
     notes,
   };
+}
+
+/** Within each group, how the methods' orders of the rollouts differ (pairs) and the worst cases (examples). */
+function rankings(st: Step, outs: ScoreResult[], methods: readonly ReplayMethod[], rankBy: "advantage" | "reward", pairs: PairSummary[], examples: DisagreementExample[]): void {
+  const M = methods.length;
+  for (let g = 0, s0 = 0; g < st.groupSizes.length; s0 += st.groupSizes[g]!, g++) {
+    const idx: number[] = [];
+    for (let i = s0; i < s0 + st.groupSizes[g]!; i++) if (st.valid[i] && !Number.isNaN(outs[0]!.direct[i]!)) idx.push(i);
+    if (idx.length < 2 || M < 2) continue;
+    const vals = outs.map((out) => idx.map((i) => (rankBy === "advantage" ? out.advantages[i]! : out.rewards[i]!)));
+    let worst = Infinity, worstPair: [string, string] = ["", ""];
+    let p = 0;
+    for (let a = 0; a < M; a++) {
+      for (let b = a + 1; b < M; b++, p++) {
+        const tau = kendallTauB(vals[a]!, vals[b]!);
+        if (Number.isNaN(tau)) continue;
+        const ps = pairs[p]!;
+        ps.groups++;
+        ps.meanTau += tau;
+        if (tau < 1 - 1e-12) ps.fracOrderDiffers++;
+        ps.tauHist[Math.min(19, Math.max(0, Math.floor((tau + 1) * 10)))]!++;
+        const topA = Math.max(...vals[a]!), topB = Math.max(...vals[b]!);
+        const setA = idx.filter((_, j) => vals[a]![j] === topA), setB = idx.filter((_, j) => vals[b]![j] === topB);
+        if (!setA.some((i) => setB.includes(i))) ps.fracTopDiffers++;
+        if (tau < worst) { worst = tau; worstPair = [methods[a]!.key, methods[b]!.key]; }
+      }
+    }
+    if (worst < 1 - 1e-12 && (examples.length < EXAMPLES || worst < examples[examples.length - 1]!.tau)) {
+      const lim = idx.slice(0, 32);
+      examples.push({
+        step: st.step === undefined ? "–" : String(st.step),
+        group: typeof st.groups[g] === "string" ? (st.groups[g] as string) : JSON.stringify(st.groups[g]),
+        tau: worst,
+        pair: worstPair,
+        lines: lim.map((i) => st.lines[i]!),
+        direct: lim.map((i) => outs[0]!.direct[i]!),
+        ranks: vals.map((v) => ranksOf(v.slice(0, lim.length))),
+      });
+      examples.sort((x, y) => x.tau - y.tau);
+      if (examples.length > EXAMPLES) examples.pop();
+    }
+  }
 }
 
 function anyPresent(p: Uint8Array, G: number, K: number, k: number): boolean {
