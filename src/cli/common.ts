@@ -40,7 +40,7 @@ export const SHARED_ENGINE_GROUP: FlagGroup = { title: "engine options (shared b
 /** The input convention of every command that reads a log. */
 export const INPUT_FLAGS: readonly Flag[] = [
   { name: "input", arg: "FILE", help: "the reward log: a file, or - for stdin (the default)" },
-  { name: "input-format", arg: "F", help: "jsonl | csv (default: by the file's extension, .csv = CSV; stdin: jsonl)", choices: LOG_FORMATS },
+  { name: "input-format", arg: "F", help: "jsonl | csv | parquet | arrow (default: by the file's extension: .csv,\n.parquet, .arrow/.feather/.ipc; else jsonl). Parquet and Arrow need the optional\npackages hyparquet and apache-arrow; the columns are those of the CSV form", choices: LOG_FORMATS },
 ];
 
 export const METHODS_FLAG: Flag = {

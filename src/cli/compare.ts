@@ -11,7 +11,7 @@ import type { Engine } from "../types.js";
 import { INPUT_FLAGS, LOG_FORMAT, METHODS_FLAG, SHARED_ENGINE_GROUP, engineFlags, readRubricFile } from "./common.js";
 import { EXIT, type CommandSpec, type Values } from "./flags.js";
 import { checkWritable, csvCell, progress, textTable, writeAtomic, writeOut } from "./io.js";
-import { openLog } from "../log/open.js";
+import { openLog, type LogFormat } from "../log/open.js";
 import { InputError } from "../log/step.js";
 
 export const command: CommandSpec = {
@@ -48,7 +48,7 @@ export async function run(values: Values): Promise<number> {
   const perMethod = methods.map((m) => m.options);
   if (s("output") !== undefined) await checkWritable("--output", s("output")!);
   const log = await openLog(s("input"), {
-    format: s("input-format") as "jsonl" | "csv" | undefined,
+    format: s("input-format") as LogFormat | undefined,
     rubric: file?.criteria,
     onIgnored: (cols) => process.stderr.write(`compare: ignoring columns not in the rubric: ${cols.join(", ")}\n`),
   });

@@ -5,7 +5,7 @@ import { replayReport } from "../report/replay-report.js";
 import { INPUT_FLAGS, LOG_FORMAT, METHODS_FLAG, SHARED_ENGINE_GROUP, engineFlags, readRubricFile } from "./common.js";
 import { EXIT, type CommandSpec, type Values } from "./flags.js";
 import { checkWritable, progress, writeAtomic } from "./io.js";
-import { openLog } from "../log/open.js";
+import { openLog, type LogFormat } from "../log/open.js";
 
 export const command: CommandSpec = {
   name: "replay",
@@ -38,7 +38,7 @@ export async function run(values: Values): Promise<number> {
   await checkWritable("--report", reportFile);
   const source = await openLog(input, {
     rubric: file?.criteria,
-    format: s("input-format") as "jsonl" | "csv" | undefined,
+    format: s("input-format") as LogFormat | undefined,
     onIgnored: (cols) => process.stderr.write(`replay: ignoring columns not in the rubric: ${cols.join(", ")}\n`),
   });
   const bar = progress("replay", source);

@@ -6,7 +6,7 @@ import type { Engine, ScoreResult } from "../types.js";
 import { ENGINE_GROUP, INPUT_FLAGS, LOG_FORMAT, engineFlags, readRubricFile } from "./common.js";
 import { EXIT, UsageError, type CommandSpec, type Values } from "./flags.js";
 import { AtomicFile, checkWritable, csvCell, progress, writeAtomic, writeOut } from "./io.js";
-import { openLog } from "../log/open.js";
+import { openLog, type LogFormat } from "../log/open.js";
 import { InputError, type Step } from "../log/step.js";
 
 export const command: CommandSpec = {
@@ -46,7 +46,7 @@ export async function run(values: Values): Promise<number> {
   }
   // Without a rubric the columns are every criterion in the log: the stream scope's weights
   // depend on the whole set, so stdin is held in memory to find them first.
-  const log = await openLog(s("input"), { format: s("input-format") as "jsonl" | "csv" | undefined, rubric: file?.criteria, holdStdin: true });
+  const log = await openLog(s("input"), { format: s("input-format") as LogFormat | undefined, rubric: file?.criteria, holdStdin: true });
   const engine = await createEngine({ ...options, rubric: { criteria: log.criteria } });
   if (statePath !== undefined && existsSync(statePath)) {
     try {

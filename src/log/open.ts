@@ -1,5 +1,6 @@
 /**
- * Reward logs as the commands open them: a file or stdin, in any of the formats, read in batches
+ * Reward logs as the commands open them: a file or stdin, JSONL, CSV, Parquet or Arrow IPC (the
+ * last two through optional dependencies, loaded only for such a file), read in batches
  * and split into training steps. The criteria come from the rubric, the CSV header or the
  * columnar file's schema, or (JSONL without a rubric) a first pass over the file that only
  * collects the criterion ids (stdin is held in memory for that, when the command allows it).
@@ -11,7 +12,7 @@ import { readSteps, scanCriteria } from "./jsonl.js";
 import { lineBatches } from "./lines.js";
 import { InputError, type Step } from "./step.js";
 
-export const LOG_FORMATS = ["jsonl", "csv"] as const;
+export const LOG_FORMATS = ["jsonl", "csv", "parquet", "arrow"] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
 
 export interface Log {
@@ -39,6 +40,8 @@ export function formatOf(path: string): LogFormat | undefined {
   const p = path.toLowerCase();
   if (p.endsWith(".csv")) return "csv";
   if (p.endsWith(".jsonl") || p.endsWith(".ndjson") || p.endsWith(".json")) return "jsonl";
+  if (p.endsWith(".parquet") || p.endsWith(".pq")) return "parquet";
+  if (p.endsWith(".arrow") || p.endsWith(".arrows") || p.endsWith(".feather") || p.endsWith(".ipc")) return "arrow";
   return undefined;
 }
 
@@ -60,6 +63,21 @@ export async function openLog(path: string | undefined, o: OpenLogOptions = {}):
   }
   const open = () => (stream = stdin ? process.stdin : createReadStream(path, { highWaterMark: 1 << 20 }));
   const bytesRead = () => stream?.bytesRead ?? 0;
+
+  if (format === "parquet" || format === "arrow") {
+    if (stdin && format === "parquet") throw new Error("a Parquet log must be a file (its index is at the end): give --input FILE");
+    const { arrowSource, columnCriteria, columnSteps, parquetSource } = await import("./columnar.js");
+    const where = stdin ? "stdin" : path;
+    const source = format === "parquet" ? await parquetSource(path!) : await arrowSource(stdin ? undefined : path);
+    const criteria = o.rubric ?? columnCriteria(source, where).map((id) => ({ id }));
+    if (o.rubric) {
+      if (!source.columns.includes("group")) throw new Error(`${where}: no 'group' column (columns: ${source.columns.join(", ")})`);
+      const used = new Set(o.rubric.map((c) => c.id));
+      const ignored = source.columns.filter((c) => c !== "step" && c !== "group" && c !== "valid" && !used.has(c));
+      if (ignored.length > 0) o.onIgnored?.(ignored);
+    }
+    return { criteria, steps: columnSteps(source, criteria.map((c) => c.id)), bytesRead: () => 0, size: undefined };
+  }
 
   if (format === "csv") {
     const csv = await openCsv(lineBatches(open()), { criteria: o.rubric?.map((c) => c.id), onIgnored: o.onIgnored });

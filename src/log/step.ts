@@ -23,8 +23,9 @@ export interface Step {
 
 /** Bad input, with the line (or row) it is on. */
 export class InputError extends Error {
-  constructor(readonly line: number, reason: string) {
-    super(`line ${line}: ${reason}`);
+  /** `unit`: "line" for text logs, "row" for columnar files. */
+  constructor(readonly line: number, reason: string, unit: "line" | "row" = "line") {
+    super(`${unit} ${line}: ${reason}`);
   }
 }
 
