@@ -114,6 +114,8 @@ export class Diagnostics {
   private readonly sat: Float64Array; private readonly suppressed: Float64Array;
   private readonly top: Float64Array; private readonly topN: Float64Array;
   private readonly staticSum: Float64Array; private readonly here: Uint8Array;
+  // scratch, reused by every group (no allocation per group)
+  private readonly validRows_: number[] = []; private readonly topRows: number[] = [];
   // overall
   private rows = 0; private validRows = 0;
   private rSum = 0; private rSq = 0; private dSum = 0; private absA = 0;
@@ -148,7 +150,8 @@ export class Diagnostics {
     this.rows += n;
     for (let g = 0, start = 0; g < G; start += sizes[g++]) {
       const end = start + sizes[g];
-      const valid: number[] = [];
+      const valid = this.validRows_;
+      valid.length = 0;
       for (let i = start; i < end; i++) if (!Number.isNaN(d[i])) valid.push(i);
       if (valid.length === 0) continue;
       this.activeGroups++;
@@ -164,7 +167,9 @@ export class Diagnostics {
       }
       dMean /= valid.length;
       if (lo === hi) this.zeroStd++;
-      const tops = valid.filter((i) => r[i] === best);
+      const tops = this.topRows;
+      tops.length = 0;
+      for (const i of valid) if (r[i] === best) tops.push(i);
       this.topGroups++;
       for (const i of tops) {
         let pass = true;

@@ -28,9 +28,16 @@ export async function* lineBatches(stream: NodeJS.ReadableStream): AsyncGenerato
       if (chunk.length > 0) carry.push(chunk);
       continue;
     }
-    const head = carry.length === 0 ? chunk.subarray(0, nl) : Buffer.concat([...carry, chunk.subarray(0, nl)]);
+    // Only the line that spans chunks is copied (joined with its start); the rest decodes in place.
+    let lines: string[];
+    if (carry.length === 0) lines = decode(chunk.subarray(0, nl)).split("\n");
+    else {
+      const first = chunk.indexOf(10);
+      const joined = decode(Buffer.concat([...carry, chunk.subarray(0, first)]));
+      lines = first === nl ? [joined] : [joined, ...decode(chunk.subarray(first + 1, nl)).split("\n")];
+    }
     carry = nl + 1 < chunk.length ? [chunk.subarray(nl + 1)] : [];
-    yield decode(head).split("\n");
+    yield lines;
   }
   if (carry.length > 0) yield [decode(Buffer.concat(carry))];
 }

@@ -1,0 +1,186 @@
+/**
+ * The CLI at data speed (issue 13, item 5): rows/s and peak RSS of `replay`, `compare` and `score`
+ * on one generated log (default 10,000,000 rows x 16 criteria, 1,024 rows = 64 groups of 16 a
+ * step) in each input format, side by side in one run, plus `read` (the log reader alone: open the
+ * log and walk its steps, nothing scored) to show where the time goes.
+ *
+ * The log is written once per format into a temporary folder (JSONL, CSV, Parquet through
+ * hyparquet-writer, Arrow IPC through apache-arrow), then each command runs as a fresh process,
+ * as users run it: rows/s = rows / wall time of that process (start to exit), peak RSS from
+ * /usr/bin/time. score writes JSONL to /dev/null; replay writes its report; compare prints JSON.
+ *
+ * Run from the repository root (after npm run build):
+ *   npm run bench:cli -- [--rows N] [--criteria K] [--formats jsonl,csv,parquet,arrow] [--commands read,replay,compare,score]
+ */
+import { spawnSync } from "node:child_process";
+import { createWriteStream, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { cpus, loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const arg = (name, dflt) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1] : dflt;
+};
+const ROWS = Number(arg("rows", "10000000"));
+const K = Number(arg("criteria", "16"));
+const FORMATS = arg("formats", "jsonl,csv,parquet,arrow").split(",");
+const COMMANDS = arg("commands", "read,replay,compare,score").split(",");
+const GROUP = 16, STEP = 1024;
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const CLI = join(ROOT, "dist", "cli", "main.js");
+if (!existsSync(CLI)) throw new Error("dist/cli/main.js missing: run `npm run build` first");
+const tmp = mkdtempSync(join(tmpdir(), "focal-cli-bench-"));
+process.on("exit", () => rmSync(tmp, { recursive: true, force: true }));
+const ids = Array.from({ length: K }, (_, k) => `c${String(k).padStart(2, "0")}`);
+const rubric = join(tmp, "rubric.json");
+writeFileSync(rubric, JSON.stringify({ criteria: ids.map((id) => ({ id })) }));
+
+/** Rows in blocks of one step: criterion k saturates at its own speed, with noise (LCG, deterministic). */
+function* blocks() {
+  let seed = 2463534242;
+  const rnd = () => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 4294967296;
+  for (let start = 0; start < ROWS; start += STEP) {
+    const n = Math.min(STEP, ROWS - start);
+    const step = start / STEP;
+    const scores = new Float64Array(n * K);
+    for (let i = 0; i < n * K; i++) {
+      const k = i % K;
+      scores[i] = Math.round(Math.min(1, Math.max(0, (step / (ROWS / STEP)) * (k + 1) / K + 0.3 * rnd())) * 100) / 100;
+    }
+    yield { step, n, group: Array.from({ length: n }, (_, i) => `p${Math.floor(i / GROUP)}`), scores };
+  }
+}
+
+async function writeText(file, line) {
+  const w = createWriteStream(file, { highWaterMark: 1 << 22 });
+  const put = (s) => (w.write(s) ? undefined : new Promise((r) => w.once("drain", r)));
+  if (file.endsWith(".csv")) await put(`step,group,${ids.join(",")}\n`);
+  for (const b of blocks()) {
+    let text = "";
+    for (let i = 0; i < b.n; i++) text += line(b, i);
+    await put(text);
+  }
+  await new Promise((r) => w.end(r));
+}
+
+const jsonl = (b, i) => {
+  let s = "";
+  for (let k = 0; k < K; k++) s += `${k ? "," : ""}"${ids[k]}":${b.scores[i * K + k]}`;
+  return `{"step":${b.step},"group":"${b.group[i]}","scores":{${s}}}\n`;
+};
+const csv = (b, i) => {
+  let s = `${b.step},${b.group[i]}`;
+  for (let k = 0; k < K; k++) s += `,${b.scores[i * K + k]}`;
+  return `${s}\n`;
+};
+
+async function writeParquet(file) {
+  const { ParquetWriter, fileWriter, schemaFromColumnData } = await import("hyparquet-writer");
+  let writer;
+  const rowGroup = 64 * STEP;
+  let cols = null;
+  const flush = () => {
+    const columnData = [
+      { name: "step", data: Int32Array.from(cols.step), type: "INT32" },
+      { name: "group", data: cols.group, type: "STRING" },
+      ...ids.map((id, k) => ({ name: id, data: Float64Array.from(cols.scores[k]), type: "DOUBLE" })),
+    ];
+    writer ??= new ParquetWriter({ writer: fileWriter(file), schema: schemaFromColumnData({ columnData }) });
+    writer.write({ columnData, rowGroupSize: rowGroup });
+    cols = null;
+  };
+  for (const b of blocks()) {
+    cols ??= { step: [], group: [], scores: ids.map(() => []) };
+    for (let i = 0; i < b.n; i++) {
+      cols.step.push(b.step);
+      cols.group.push(b.group[i]);
+      for (let k = 0; k < K; k++) cols.scores[k].push(b.scores[i * K + k]);
+    }
+    if (cols.step.length >= rowGroup) flush();
+  }
+  if (cols) flush();
+  writer.finish();
+}
+
+async function writeArrow(file) {
+  const { RecordBatchFileWriter, tableFromArrays } = await import("apache-arrow");
+  const w = RecordBatchFileWriter.throughNode();
+  const out = createWriteStream(file);
+  w.pipe(out);
+  let batch = null;
+  const flush = () => {
+    const t = tableFromArrays({ step: Int32Array.from(batch.step), group: batch.group, ...Object.fromEntries(ids.map((id, k) => [id, Float64Array.from(batch.scores[k])])) });
+    for (const rb of t.batches) w.write(rb);
+    batch = null;
+  };
+  for (const b of blocks()) {
+    batch ??= { step: [], group: [], scores: ids.map(() => []) };
+    for (let i = 0; i < b.n; i++) {
+      batch.step.push(b.step);
+      batch.group.push(b.group[i]);
+      for (let k = 0; k < K; k++) batch.scores[k].push(b.scores[i * K + k]);
+    }
+    if (batch.step.length >= 64 * STEP) flush();
+  }
+  if (batch) flush();
+  w.end();
+  await new Promise((r) => out.on("close", r));
+}
+
+const files = {};
+for (const f of FORMATS) {
+  const file = join(tmp, `log.${f}`);
+  const t0 = performance.now();
+  if (f === "jsonl") await writeText(file, jsonl);
+  else if (f === "csv") await writeText(file, csv);
+  else if (f === "parquet") await writeParquet(file);
+  else if (f === "arrow") await writeArrow(file);
+  else throw new Error(`unknown format ${f}`);
+  files[f] = file;
+  process.stderr.write(`wrote ${f}: ${(statSync(file).size / 2 ** 20).toFixed(0)} MiB in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+}
+
+const READ = `import { openLog } from ${JSON.stringify(join(ROOT, "dist", "log", "open.js"))};
+const log = await openLog(process.argv[1], { rubric: ${JSON.stringify(ids.map((id) => ({ id })))} });
+let rows = 0; for await (const s of log.steps) rows += s.valid.length;
+if (rows !== ${ROWS}) throw new Error("read " + rows + " rows");`;
+
+function run(command, file) {
+  const args = {
+    read: ["--input-type=module", "-e", READ, file],
+    replay: [CLI, "replay", file, "--rubric", rubric, "--report", join(tmp, "report.html")],
+    compare: [CLI, "compare", "--input", file, "--rubric", rubric, "--output-format", "json", "--output", join(tmp, "compare.json")],
+    score: [CLI, "score", "--input", file, "--rubric", rubric, "--output", "/dev/null"],
+  }[command];
+  const t0 = performance.now();
+  const r = spawnSync("/usr/bin/time", ["-f", "%M", process.execPath, ...args], { encoding: "utf8", maxBuffer: 1 << 26 });
+  const secs = (performance.now() - t0) / 1000;
+  if (r.status !== 0) throw new Error(`${command} ${file}: ${r.stderr}`);
+  const kib = Number(r.stderr.trim().split("\n").pop());
+  return { secs, rss: kib / 1024 };
+}
+
+const results = [];
+for (const command of COMMANDS) {
+  for (const f of FORMATS) {
+    const { secs, rss } = run(command, files[f]);
+    results.push({ command, format: f, rowsPerSec: ROWS / secs, secs, rss });
+    process.stderr.write(`${command} ${f}: ${(ROWS / secs / 1e6).toFixed(2)} M rows/s, ${rss.toFixed(0)} MiB\n`);
+  }
+}
+
+const fmt = (x) => (x >= 1e6 ? `${(x / 1e6).toFixed(2)}M` : x >= 1e4 ? `${(x / 1e3).toFixed(0)}k` : x.toFixed(0));
+console.log(`\nfocal-reward CLI, ${ROWS.toLocaleString("en-US")} rows x ${K} criteria, ${STEP} rows a step (groups of ${GROUP}); methods focal,weighted-mean,gdpo`);
+console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? "?"}, load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}, node ${process.version}\n`);
+console.log(`| command | ${FORMATS.join(" | ")} |`);
+console.log(`|---|${FORMATS.map(() => "---:").join("|")}|`);
+for (const command of COMMANDS) {
+  const row = FORMATS.map((f) => {
+    const r = results.find((x) => x.command === command && x.format === f);
+    const base = results.find((x) => x.command === command && x.format === "jsonl");
+    return `${fmt(r.rowsPerSec)} rows/s (${r.rss.toFixed(0)} MiB${base && f !== "jsonl" ? `, ${(r.rowsPerSec / base.rowsPerSec).toFixed(1)}x jsonl` : ""})`;
+  });
+  console.log(`| ${command} | ${row.join(" | ")} |`);
+}
