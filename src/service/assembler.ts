@@ -49,6 +49,15 @@ export interface AssemblerStats {
   wait: { counts: number[]; sum: number; count: number };
 }
 
+/** What the service needs of an assembler: GroupAssembler (one process) or RedisGroupAssembler (replicas). */
+export interface Assembler<Row, Out> {
+  readonly groupSize: number;
+  submit(run: string, items: readonly { key: string; row: Row }[]): Promise<Out[]>;
+  flush(): Promise<void>;
+  stats(): AssemblerStats;
+  close?(): Promise<void>;
+}
+
 /** The limits every assembler takes, checked once: integers, groups of at least one row. */
 export function checkLimits(o: Pick<AssemblerOptions<unknown>, "groupSize" | "waitMs" | "maxHeldRows" | "maxHeldGroups">): void {
   for (const [name, v, min] of [
@@ -83,7 +92,7 @@ interface OpenGroup<Row, Out> {
   timer: unknown;
 }
 
-export class GroupAssembler<Row, Out> {
+export class GroupAssembler<Row, Out> implements Assembler<Row, Out> {
   readonly #o: Required<Omit<AssemblerOptions<Row>, "order">> & { order: AssemblerOptions<Row>["order"] };
   readonly #score: ScoreGroup<Row, Out>;
   /** Open groups by run and key. */

@@ -9,9 +9,9 @@
  * the group's deadline; at it, a second script closes the group if it is still open (exactly one
  * caller wins, so a group is scored once even if the replica that opened it died). The replica
  * that closed the group scores it and publishes each row's answer on its submitter's channel.
- * Rows and answers must be JSON values.
+ * Answers must be JSON values; rows too, or give a `codec`.
  */
-import { AssemblerBusy, type AssemblerOptions, type AssemblerStats, type CloseReason, type ScoreGroup, WAIT_BUCKETS, checkLimits, recordWait } from "./assembler.js";
+import { type Assembler, AssemblerBusy, type AssemblerOptions, type AssemblerStats, type CloseReason, type ScoreGroup, WAIT_BUCKETS, checkLimits, recordWait } from "./assembler.js";
 import { createRedisClient } from "./redis-store.js";
 import { StoreUnavailableError } from "./store.js";
 
@@ -20,7 +20,11 @@ export interface RedisAssemblerOptions<Row> extends Pick<AssemblerOptions<Row>, 
   prefix?: string;
   /** A row whose answer has not come this long after its group's deadline fails (503). Default 60000 ms. */
   answerTimeoutMs?: number;
+  /** How rows travel through Redis as JSON (e.g. typed arrays as lists). Default: the row itself. */
+  codec?: { encode(row: Row): unknown; decode(json: unknown): Row };
 }
+
+const IDENTITY = { encode: (row: unknown) => row, decode: (json: unknown) => json };
 
 /** KEYS: group meta hash, rows list. ARGV: row JSON, groupSize, ttl ms. Returns {gen, full, born ms, rows?}. */
 const JOIN = `
@@ -84,10 +88,10 @@ interface Armed {
 }
 
 /** A row as stored in Redis: its id (replica:counter), the channel of its submitter, the row. */
-interface Wire<Row> {
+interface Wire {
   id: string;
   to: string;
-  row: Row;
+  row: unknown;
 }
 
 interface Reply<Out> {
@@ -98,7 +102,7 @@ interface Reply<Out> {
 
 const text = (b: unknown) => (typeof b === "string" ? b : Buffer.from(b as Uint8Array).toString());
 
-export class RedisGroupAssembler<Row, Out> {
+export class RedisGroupAssembler<Row, Out> implements Assembler<Row, Out> {
   readonly #o: Required<Omit<RedisAssemblerOptions<Row>, "order">> & { order: AssemblerOptions<Row>["order"] };
   readonly #score: ScoreGroup<Row, Out>;
   readonly #client: Client;
@@ -115,7 +119,7 @@ export class RedisGroupAssembler<Row, Out> {
 
   private constructor(client: Client, sub: Client, options: RedisAssemblerOptions<Row>, score: ScoreGroup<Row, Out>) {
     checkLimits(options);
-    this.#o = { prefix: "focal:", answerTimeoutMs: 60_000, ...options, order: options.order };
+    this.#o = { prefix: "focal:", answerTimeoutMs: 60_000, codec: IDENTITY as NonNullable<RedisAssemblerOptions<Row>["codec"]>, ...options, order: options.order };
     this.#client = client;
     this.#sub = sub;
     this.#score = score;
@@ -158,7 +162,7 @@ export class RedisGroupAssembler<Row, Out> {
       });
       this.#waiting.get(id)!.settled = answer.catch(() => {});
       const keys = [`${prefix}asm:${run}\u0000${key}`, `${prefix}asm:${run}\u0000${key}:rows`];
-      const wire: Wire<Row> = { id, to: this.#channel, row };
+      const wire: Wire = { id, to: this.#channel, row: this.#o.codec.encode(row) };
       void this.#client
         .eval(JOIN, { keys, arguments: [JSON.stringify(wire), String(groupSize), ttl] })
         .then((reply) => {
@@ -229,7 +233,11 @@ export class RedisGroupAssembler<Row, Out> {
   /** This replica closed the group: score it once, in canonical order, and answer every submitter. */
   async #scoreAndReply(run: string, key: string, raw: string[], reason: CloseReason): Promise<void> {
     this.#closed[reason]++;
-    const wires = raw.map((r) => JSON.parse(r) as Wire<Row>);
+    const decode = this.#o.codec.decode;
+    const wires = raw.map((r) => {
+      const w = JSON.parse(r) as Wire;
+      return { ...w, row: decode(w.row) };
+    });
     const order = this.#o.order;
     if (order) wires.sort((a, b) => order(a.row, b.row));
     const byChannel = new Map<string, Reply<Out>>();
