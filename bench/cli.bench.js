@@ -105,14 +105,15 @@ async function writeParquet(file) {
 }
 
 async function writeArrow(file) {
-  const { RecordBatchFileWriter, tableFromArrays } = await import("apache-arrow");
-  const w = RecordBatchFileWriter.throughNode();
+  const { RecordBatch, RecordBatchFileWriter, Utf8, tableFromArrays, vectorFromArray } = await import("apache-arrow");
+  const w = RecordBatchFileWriter.throughNode({ autoDestroy: false });
   const out = createWriteStream(file);
   w.pipe(out);
-  let batch = null;
+  let batch = null, schema;
   const flush = () => {
-    const t = tableFromArrays({ step: Int32Array.from(batch.step), group: batch.group, ...Object.fromEntries(ids.map((id, k) => [id, Float64Array.from(batch.scores[k])])) });
-    for (const rb of t.batches) w.write(rb);
+    const t = tableFromArrays({ step: Int32Array.from(batch.step), group: vectorFromArray(batch.group, new Utf8()), ...Object.fromEntries(ids.map((id, k) => [id, Float64Array.from(batch.scores[k])])) });
+    schema ??= t.schema; // one schema object for every batch (a new one would start a new file)
+    for (const rb of t.batches) w.write(new RecordBatch(schema, rb.data));
     batch = null;
   };
   for (const b of blocks()) {
