@@ -111,13 +111,9 @@ export async function createEngineFrom(load: KernelLoader, options: EngineOption
   }
   let steps: StepBackends | undefined;
   if (settings.scope === "stream") {
-    // Step-keyed calls (src/stepped.ts) score on two group-scope backends of the same kind.
-    const derived = stepSettings(settings);
+    // Step-keyed calls (src/stepped.ts) score on a group-scope backend of the same kind.
     const weights = new ReferenceBackend(rubric, settings);
-    steps = {
-      saturation: await make(derived.saturation), reward: await make(derived.reward),
-      weights: (sbar, seen) => weights.streamWeightsFor(sbar, seen),
-    };
+    steps = { group: await make(stepSettings(settings)), weights: (sbar, seen) => weights.streamWeightsFor(sbar, seen) };
   }
   return new FocalEngine(rubric, settings, await make(settings), steps);
 }

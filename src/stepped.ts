@@ -8,9 +8,10 @@ import type { Backend, Batch, RawResult, Settings } from "./backend.js";
  * of an earlier step (late) is scored with that step's weights and not accumulated; one older than
  * the last WINDOW closed steps is refused as stale. Nothing changes until a call has been scored.
  *
- * Built on the backends' group scope, so no kernel knows about steps: one group-scope focal pass
- * gives each group's saturation (and the direct rewards and statistics), one weighted-mean pass
- * with the step's weights as instance weights gives r_i = sum f u / sum f, the stream reward.
+ * Built on one group-scope weighted-mean backend, so no kernel knows about steps: a pass with the
+ * rubric's weights gives each group's saturation (steps 2-3 are the same for every method), the
+ * direct rewards and the statistics; a pass with the step's weights as instance weights gives
+ * r_i = sum f u / sum f, the stream reward, and the advantages.
  */
 
 /** Closed steps whose weights a late call may still use. */
@@ -37,21 +38,16 @@ export interface SteppedState {
   window: ClosedStep[];
 }
 
-/** The two group-scope backends a stepped engine scores with, and the weights of a state. */
+/** The group-scope backend a stepped engine scores with, and the weights of a state. */
 export interface StepBackends {
-  saturation: Backend;
-  reward: Backend;
+  group: Backend;
   /** Stream weights f (K) for sbar, criteria not seen counted as 0. */
   weights(sbar: Float64Array, seen: Uint8Array): Float64Array;
 }
 
-/** Settings of the two helper backends, derived from the stream engine's own. */
-export function stepSettings(s: Settings): { saturation: Settings; reward: Settings } {
-  return {
-    // Saturation does not depend on gamma, bounds or mix; advantages are not needed from it.
-    saturation: { ...s, scope: "group", advantage: "none", constant: "keep" },
-    reward: { ...s, method: "weighted-mean", scope: "group", constant: "keep", minWeight: undefined, maxWeight: undefined, mix: 1 },
-  };
+/** Settings of the group-scope backend, derived from the stream engine's own. */
+export function stepSettings(s: Settings): Settings {
+  return { ...s, method: "weighted-mean", scope: "group", constant: "keep", minWeight: undefined, maxWeight: undefined, mix: 1 };
 }
 
 /** A step the state cannot take: stale, or a stepped call on a state advanced without steps (or back). */
@@ -119,8 +115,8 @@ export class StepTracker {
     const f = backends.weights(use.sbar, use.seen);
     const instance = new Float32Array(groups * k);
     for (let g = 0; g < groups; g++) instance.set(f, g * k);
-    const sat = backends.saturation.score(batch);
-    const rew = backends.reward.score({ ...batch, weights: instance });
+    const sat = backends.group.score({ ...batch, weights: undefined });
+    const rew = backends.group.score({ ...batch, weights: instance });
 
     // Commit: close the open step if this one is later, then accumulate unless late.
     if (!use.late) {
@@ -144,7 +140,7 @@ export class StepTracker {
   /** One row with the open step's weights (no state change); NaN when no criterion of it weighs. */
   scoreOne(row: Float32Array, backends: StepBackends): number {
     const f = Float32Array.from(backends.weights(this.sbar, this.seen));
-    const out = backends.reward.score({ n: 1, scores: row, sizes: Int32Array.of(1), valid: undefined, weights: f });
+    const out = backends.group.score({ n: 1, scores: row, sizes: Int32Array.of(1), valid: undefined, weights: f });
     return Number.isNaN(out.direct[0]) ? NaN : out.rewards[0];
   }
 
