@@ -115,8 +115,11 @@ export class StepTracker {
     const f = backends.weights(use.sbar, use.seen);
     const instance = new Float32Array(groups * k);
     for (let g = 0; g < groups; g++) instance.set(f, g * k);
-    const sat = backends.group.score({ ...batch, weights: undefined });
-    const rew = backends.group.score({ ...batch, weights: instance });
+    // Two fresh results of the same backend, each batch built field by field (nothing else of the
+    // caller's call, such as its output buffers, reaches the helper).
+    const { n, scores, sizes, valid } = batch;
+    const sat = backends.group.score({ n, scores, sizes, valid, weights: undefined });
+    const rew = backends.group.score({ n, scores, sizes, valid, weights: instance });
 
     // Commit: close the open step if this one is later, then accumulate unless late.
     if (!use.late) {
