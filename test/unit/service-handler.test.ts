@@ -416,7 +416,8 @@ describe("Idempotency-Key", () => {
     const h1 = make({ store: dying });
     const b = columnar(15);
     const lost = call(h1, "POST", "/v1/score", b, { "idempotency-key": "step-9" });
-    await new Promise((r) => setTimeout(r, 50));
+    // Wait for the write (bounded by a count, not a time: a loaded machine is only slower).
+    for (let i = 0; i < 2000 && !crashed; i++) await new Promise((r) => setTimeout(r, 5));
     expect(crashed).toBe(true);
     void lost; // never answered
     const h2 = make({ store: disk }); // the restarted process
