@@ -32,6 +32,10 @@ tau, minWeight, maxWeight, mix, decay, advEps; flags override it. Here the defau
         { name: "judge", arg: "J", help: "labels (default), rules (the rubric's \"rule\" fields) or llm (an LLM checks\neach criterion's \"text\": see the llm judge flags), for /get_reward", choices: ["labels", "rules", "llm"] },
         { name: "judge-timeout", arg: "MS", help: "per rollout, retries included (default 30000; llm 300000)" },
         { name: "max-body", arg: "BYTES", help: "default 8388608" },
+        { name: "group-size", arg: "N", help: "/get_reward: hold rows of one run and group key (group_ids/group, else the\nprompt) until N arrived (e.g. OpenRLHF's n_samples_per_prompt), then score them\nas one group; without it each request is its own batch" },
+        { name: "group-wait", arg: "MS", help: "with --group-size: score a group as it is this long after its first row\n(default 5000)" },
+        { name: "max-held-rows", arg: "N", help: "with --group-size: most rows held at once; past it 503 + Retry-After (default 65536)" },
+        { name: "max-held-groups", arg: "N", help: "with --group-size: most open groups at once (default 16384)" },
         { name: "stepped", help: "stream scope: step-keyed updates; every request carries its training step\n(\"step\" or ?step=), all requests of a step get the same weights and the run's\nstate folds once per step (without it, each request updates the state)" },
         { name: "idempotency-window", arg: "N", help: "Idempotency-Keys remembered per run (default 1024): a retry must come\nwithin the run's last N keyed updates" },
       ],
@@ -104,6 +108,7 @@ export async function serve(
     maxBodyBytes,
     idempotencyWindow: num(values["idempotency-window"], "idempotency-window"),
     stepped: values.stepped === true,
+    ...groupingFlags(values),
   });
   try {
     await handler.ready;
@@ -142,4 +147,18 @@ export async function serve(
 export async function run(values: Values): Promise<number> {
   const { createEngine } = await import("../index.js");
   return serve(values, createEngine);
+}
+
+/** --group-size and its companions; the companions alone are a usage error. */
+function groupingFlags(values: Values): Pick<HandlerOptions, "groupSize" | "groupWaitMs" | "maxHeldRows" | "maxHeldGroups"> {
+  const groupSize = num(values["group-size"], "group-size");
+  const rest = { groupWaitMs: num(values["group-wait"], "group-wait"), maxHeldRows: num(values["max-held-rows"], "max-held-rows"), maxHeldGroups: num(values["max-held-groups"], "max-held-groups") };
+  if (groupSize === undefined) {
+    const stray = Object.entries({ "group-wait": rest.groupWaitMs, "max-held-rows": rest.maxHeldRows, "max-held-groups": rest.maxHeldGroups }).find(([, v]) => v !== undefined);
+    if (stray) throw new UsageError(`--${stray[0]} needs --group-size`);
+    return {};
+  }
+  const out: Pick<HandlerOptions, "groupSize" | "groupWaitMs" | "maxHeldRows" | "maxHeldGroups"> = { groupSize };
+  for (const [k, v] of Object.entries(rest)) if (v !== undefined) (out as Record<string, number>)[k] = v;
+  return out;
 }

@@ -16,6 +16,7 @@ import type { Criterion, Engine, EngineOptions, ScoreResult } from "../types.js"
 import { checkKeys } from "../validate.js";
 import { type Judge, JudgeTimeout, type Rule, type RuleSet, labelsJudge, rulesFromRubric, rulesJudge, runJudge } from "./judges.js";
 import { type LlmJudge, type LlmJudgeOptions, llmJudge } from "../judge/llm/index.js";
+import { AssembledRewards, GROUPING_DEFAULTS, type HeldRow, type RowAnswer, gatherByKey, renderAssemblyMetrics } from "./grouping.js";
 import { Metrics, type RunGauge } from "./metrics.js";
 import { type Batch, type ParseContext, parseRewardBody, parseRun, parseScoreBody } from "./parse.js";
 import { HttpError, PROBLEM_TYPES, bad, problem, problemBody } from "./problem.js";
@@ -62,6 +63,18 @@ export interface HandlerOptions extends Omit<EngineOptions, "rubric"> {
    * every request updates the state on its own.
    */
   stepped?: boolean;
+  /**
+   * Group assembly for per-sample clients (OpenRLHF, slime): rows of one run with the same group
+   * key (`group_ids`/`group`, else the prompt) are held until this many arrived or `groupWaitMs`
+   * passed, then scored as one group. Default: none (each request is its own batch).
+   */
+  groupSize?: number;
+  /** Longest hold of a group after its first row, in ms. Default 5000. */
+  groupWaitMs?: number;
+  /** Most rows held at once (past it: 503 + Retry-After). Default 65536. */
+  maxHeldRows?: number;
+  /** Most open groups at once. Default 16384. */
+  maxHeldGroups?: number;
   /** Where judge failures are logged (rate-limited). Default: console.error (stderr). */
   log?: (line: string) => void;
 }
@@ -71,6 +84,8 @@ export type FetchHandler = ((request: Request) => Promise<Response>) & {
   readonly ready: Promise<void>;
   /** Stop taking requests (503), let queued updates finish and close the store. */
   close(): Promise<void>;
+  /** Score the groups held for assembly as they are (shutdown); resolves when they are answered. */
+  flush(): Promise<void>;
 };
 
 interface Reply {
@@ -232,6 +247,7 @@ function unbase64(s: string): Uint8Array {
 const HANDLER_KEYS = [
   "rubric", "createEngine", "store", "judge", "rules", "llm", "judgeTimeoutMs", "judgeConcurrency", "maxBodyBytes",
   "idempotencyWindow", "maxBatch", "defaultRun", "maxCachedRuns", "log", "stepped",
+  "groupSize", "groupWaitMs", "maxHeldRows", "maxHeldGroups",
 ];
 
 export function createHandler(options: HandlerOptions): FetchHandler {
@@ -253,6 +269,10 @@ export function createHandler(options: HandlerOptions): FetchHandler {
     maxCachedRuns = 1024,
     log: _log,
     stepped = false,
+    groupSize,
+    groupWaitMs = GROUPING_DEFAULTS.waitMs,
+    maxHeldRows = GROUPING_DEFAULTS.maxHeldRows,
+    maxHeldGroups = GROUPING_DEFAULTS.maxHeldGroups,
     ...engineRest
   } = options;
   const store: StateStore = storeOption ?? new MemoryStore();
@@ -317,6 +337,8 @@ export function createHandler(options: HandlerOptions): FetchHandler {
   })();
   ready.catch(() => {}); // surfaced through `ready` and as 500s
 
+  const grouping = groupSize === undefined ? undefined
+    : new AssembledRewards({ groupSize, waitMs: groupWaitMs, maxHeldRows, maxHeldGroups }, (run, step, rows) => scoreAssembled(run, step, rows));
   const runs = new Map<string, RunSlot>();
   let closing = false;
   let inflight = 0;
@@ -595,7 +617,18 @@ export function createHandler(options: HandlerOptions): FetchHandler {
     const req = parseRewardBody(parseJson(bytes), url.searchParams.get("run"), defaultRun, url.searchParams.get("step"));
     // OpenRLHF with several reward URLs shards one sample: the other servers get {"query": []}.
     if (req.query.length === 0) return { status: 200, body: JSON.stringify({ rewards: [], scores: [], extra_logs: {} }) };
-    if (judgeOption === "labels" && req.labels === undefined) throw bad("labels", "required by the labels judge (one JSON object of scores per query)");
+    if (judgeOption === "labels" && req.labels === undefined) {
+      throw bad(req.slime ? "label" : "labels", `required by the labels judge (${req.slime ? "a JSON object of scores" : "one JSON object of scores per query"})`);
+    }
+    // Group assembly (--group-size) holds rows across requests; explicit groupSizes are whole groups already.
+    const assembling = grouping !== undefined && req.groupSizes === undefined;
+    if (assembling) {
+      if (request.headers.get("idempotency-key") !== null) {
+        throw bad("Idempotency-Key", "not taken with group assembly (--group-size): a row is scored with other requests' rows, so a retry cannot be answered alone");
+      }
+      if (req.keys === undefined) throw bad("prompts", "group assembly (--group-size) needs a group key per row: prompts, group_ids or group");
+      if (stepped && req.step === undefined) throw bad("step", "required: this server is step-keyed (stepped); send the training step in the body or as ?step=");
+    }
     const n = req.query.length;
     const K = ctx.criteria.length;
     const scores = new Float32Array(n * K).fill(NaN);
@@ -641,22 +674,85 @@ export function createHandler(options: HandlerOptions): FetchHandler {
     await Promise.all(Array.from({ length: Math.min(judgeConcurrency, n) }, worker));
     // Every rollout failed: no reward to give. 502 so the trainer's client retries and its user sees why.
     if (failures === n) return { status: 502, body: problemBody(502, `the judge failed on all ${n} rollouts; first error: ${firstError}`, "labels") };
-    const batch: Batch = { run: req.run, step: req.step, scores, groupSizes: req.groupSizes, valid, weights: undefined, groupIds: undefined };
-    const criteria = ctx.criteria;
+    // OpenRLHF turns every value into torch.tensor([value]): finite numbers only, no null.
+    const failureLogs: Record<string, number> = { judge_failures: failures };
+    for (const status in failuresByStatus) failureLogs[`judge_failures/${status}`] = failuresByStatus[status]!;
+    if (assembling) {
+      const keys = req.keys!;
+      const items = keys.map((key, i) => ({ key, row: { scores: scores.slice(i * K, i * K + K), valid: valid[i]!, text: req.query[i]!, step: req.step } }));
+      const answers = await grouping!.submit(req.run, items);
+      return { status: 200, body: JSON.stringify(rewardReply(req.slime, answers, failureLogs)) };
+    }
+    // One call for the request: rows gathered by key over the whole request (or as sized by the client).
+    const gathered = req.groupSizes !== undefined ? { order: Int32Array.from({ length: n }, (_, i) => i), sizes: req.groupSizes }
+      : gatherByKey(req.keys ?? req.query.map((_, i) => `\u0000${i}`));
+    const grouped = new Float32Array(n * K), groupedValid = new Uint8Array(n);
+    gathered.order.forEach((i, j) => {
+      grouped.set(scores.subarray(i * K, i * K + K), j * K);
+      groupedValid[j] = valid[i]!;
+    });
+    const batch: Batch = { run: req.run, step: req.step, scores: grouped, groupSizes: gathered.sizes, valid: groupedValid, weights: undefined, groupIds: undefined };
     const render: Render = (r, seq) => {
-      // OpenRLHF turns every value into torch.tensor([value]): finite numbers only, no null.
-      const extra: Record<string, number> = { judge_failures: failures };
-      for (const status in failuresByStatus) extra[`judge_failures/${status}`] = failuresByStatus[status]!;
-      for (const key in r.metrics) if (Number.isFinite(r.metrics[key]!)) extra[key] = r.metrics[key]!;
-      for (let k = 0; k < criteria.length; k++) {
-        const w = r.weights[k];
-        if (stream && w !== undefined && Number.isFinite(w)) extra[`focal/${criteria[k]}/weight`] = w;
-      }
-      if (seq !== undefined) extra.seq = seq;
-      const direct = arr(r.direct).map((v) => v ?? 0);
-      return { rewards: arr(r.rewards).map((v) => v ?? 0), scores: direct, extra_logs: extra };
+      const logs = rewardLogs(r, seq);
+      const answers: RowAnswer[] = new Array(n);
+      gathered.order.forEach((i, j) => {
+        answers[i] = { reward: r.rewards[j]!, direct: Number.isFinite(r.direct[j]!) ? r.direct[j]! : null, advantage: r.advantages[j]!, logs };
+      });
+      return rewardReply(req.slime, answers, failureLogs);
     };
     return score(batch, render, request, bytes);
+  }
+
+  /** `extra_logs` of a call: finite numbers only (OpenRLHF turns every value into torch.tensor([value])). */
+  function rewardLogs(r: ScoreResult, seq: number | undefined): Record<string, number> {
+    const criteria = ctx.criteria;
+    const extra: Record<string, number> = {};
+    for (const key in r.metrics) if (Number.isFinite(r.metrics[key]!)) extra[key] = r.metrics[key]!;
+    for (let k = 0; k < criteria.length; k++) {
+      const w = r.weights[k];
+      if (stream && w !== undefined && Number.isFinite(w)) extra[`focal/${criteria[k]}/weight`] = w;
+    }
+    if (seq !== undefined) extra.seq = seq;
+    return extra;
+  }
+
+  /** The reply of /get_reward: OpenRLHF's lists, or slime's one-sample object with `reward`. */
+  function rewardReply(slime: boolean, answers: readonly RowAnswer[], failureLogs: Record<string, number>): unknown {
+    const extra_logs = { ...failureLogs, ...answers[0]?.logs };
+    if (slime) {
+      const a = answers[0]!;
+      return { reward: a.reward, direct: a.direct, advantage: a.advantage, extra_logs };
+    }
+    // An invalid rollout's direct reward is reported as 0 in `scores` (lists of numbers); its reward is its group's mean.
+    return { rewards: answers.map((a) => a.reward), scores: answers.map((a) => a.direct ?? 0), extra_logs };
+  }
+
+  /** Scores one assembled group (one engine call), on the run's state or the shared engine. */
+  async function scoreAssembled(run: string, step: number | undefined, rows: readonly HeldRow[]): Promise<RowAnswer[]> {
+    const K = ctx.criteria.length, m = rows.length;
+    const scores = new Float32Array(m * K), valid = new Uint8Array(m);
+    rows.forEach((row, i) => {
+      scores.set(row.scores, i * K);
+      valid[i] = row.valid;
+    });
+    const batch: Batch = { run, step, scores, groupSizes: [m], valid, weights: undefined, groupIds: undefined };
+    // The answers travel as JSON like any reply (float32 values are exact in it).
+    const render: Render = (r, seq) => ({ rewards: arr(r.rewards), direct: arr(r.direct), advantages: arr(r.advantages), logs: rewardLogs(r, seq) });
+    let reply: Reply;
+    if (!stream) {
+      try {
+        reply = { status: 200, body: JSON.stringify(render(scoreWith(template, batch), undefined)) };
+      } catch (e) {
+        reply = engineError(e);
+      }
+    } else if (stepped && step === undefined) {
+      reply = engineError(bad("step", "required: this server is step-keyed (stepped); send the training step in the body or as ?step="));
+    } else {
+      reply = await enqueue(slotOf(run), { batch, render, keyHash: undefined, bodyHash: "" });
+    }
+    const out = JSON.parse(reply.body) as { rewards: number[]; direct: (number | null)[]; advantages: number[]; logs: Record<string, number>; detail?: string; field?: string };
+    if (reply.status !== 200) throw new HttpError(reply.status, out.detail ?? "the group could not be scored", out.field);
+    return rows.map((_, i) => ({ reward: out.rewards[i] ?? 0, direct: out.direct[i] ?? null, advantage: out.advantages[i] ?? 0, logs: { ...out.logs } }));
   }
 
   async function handleState(request: Request, run: string): Promise<Response> {
@@ -752,7 +848,8 @@ export function createHandler(options: HandlerOptions): FetchHandler {
       return { route, response: new Response(JSON.stringify(body), { status: closing ? 503 : 200, headers: JSON_HEADERS }) };
     }
     if (route === "/metrics") {
-      return { route, response: new Response(metrics.render(gauges()) + (llm?.metrics() ?? ""), { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } }) };
+      const text = metrics.render(gauges()) + (llm?.metrics() ?? "") + (grouping ? renderAssemblyMetrics(grouping.stats()) : "");
+      return { route, response: new Response(text, { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } }) };
     }
     if (route === "/v1/runs/:run/state") return { route, response: await handleState(request, run!) };
     const reply = route === "/v1/score" ? await handleScore(request) : await handleReward(request, url);
@@ -793,12 +890,15 @@ export function createHandler(options: HandlerOptions): FetchHandler {
 
   async function close(): Promise<void> {
     closing = true;
+    // Held rows are scored now, as their groups stand, so their requests can finish.
+    await grouping?.flush();
     if (inflight > 0) await new Promise<void>((r) => (idle = r));
     await Promise.allSettled([...runs.values()].map((s) => s.running));
     await store.close?.();
   }
 
-  return Object.assign(handler, { ready, close });
+  const flush = async (): Promise<void> => { await grouping?.flush(); };
+  return Object.assign(handler, { ready, close, flush });
 }
 
 /** The store is down (503, nothing applied) or a write's reply was lost (500: the outcome is unknown). */

@@ -111,6 +111,8 @@ export function serveNode(handler: FetchHandler, options: NodeServeOptions = {})
         close: () =>
           (closed ??= (async () => {
             closing = true;
+            // Requests held for their group (--group-size) are answered now, with the groups as they are.
+            void handler.flush();
             // Stop accepting connections, but (unlike http.Server#close) keep the open ones: a
             // request already sent on one is served (answered with Connection: close).
             const stopped = new Promise<void>((r) => netClose.call(server, () => r()));

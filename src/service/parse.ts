@@ -1,4 +1,5 @@
 /** Validation of request bodies: every rejection is a 400 naming the field. */
+import { unknownName } from "../validate.js";
 import { bad } from "./problem.js";
 
 export const RUN_RE = /^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}$/;
@@ -166,19 +167,54 @@ export function parseScoreBody(body: unknown, ctx: ParseContext, stepParam: stri
 export interface RewardRequest {
   run: string;
   step: number | undefined;
+  /** The judged texts: OpenRLHF's `query` (prompt + response), slime's `response`. */
   query: string[];
   prompts: string[];
   labels: unknown[] | undefined;
-  groupSizes: number[];
+  /** Group key per row: `group_ids[i]` / `group`, else the prompt; undefined: every row its own group. */
+  keys: string[] | undefined;
+  /** Explicit contiguous group sizes (`groupSizes`), instead of keys. */
+  groupSizes: number[] | undefined;
+  /** slime's one-sample body `{prompt, response, label}`: the reply is `{"reward": r, ...}`. */
+  slime: boolean;
 }
 
-/** `POST /get_reward` (OpenRLHF): `{query, prompts, labels}`; groups = runs of equal prompts unless `groupSizes` is given. */
+const REWARD_KEYS = ["run", "step", "query", "prompts", "labels", "group_ids", "group", "groupSizes", "group_sizes"];
+const SLIME_KEYS = ["run", "step", "prompt", "response", "label", "group"];
+
+/** A group id as sent: a string, or a number (as its decimal text). */
+function groupKey(v: unknown, field: string): string {
+  if (typeof v === "string") return v;
+  if (typeof v === "number" && Number.isFinite(v)) return String(v);
+  throw bad(field, "a group id (string or number)");
+}
+
+/**
+ * `POST /get_reward`: OpenRLHF's `{query, prompts, labels}` (any number of rows) or slime's
+ * `{prompt, response, label}` (one). Rows are grouped by key over the whole request (never by
+ * adjacency): `group_ids` (one per row) or `group` (all rows), else the prompt.
+ */
 export function parseRewardBody(body: unknown, runParam: string | null, defaultRun: string, stepParam: string | null = null): RewardRequest {
   if (!isObject(body)) throw bad("body", "a JSON object");
+  const slime = body.query === undefined && body.response !== undefined;
+  for (const key of Object.keys(body)) {
+    const known = slime ? SLIME_KEYS : REWARD_KEYS;
+    if (!known.includes(key)) throw bad(key, unknownName(slime ? "field of the one-sample body {prompt, response, label}" : "field", key, known));
+  }
   const run = parseRun(body.run ?? runParam ?? undefined, "run", defaultRun);
   const step = parseStep(body.step, stepParam);
+  if (slime) {
+    if (typeof body.response !== "string") throw bad("response", "a string (the text to judge)");
+    // slime's prompt is a string or a list of chat messages: the key is its JSON text then.
+    const prompt = body.prompt === undefined ? "" : typeof body.prompt === "string" ? body.prompt : JSON.stringify(body.prompt);
+    const key = body.group !== undefined ? groupKey(body.group, "group") : body.prompt !== undefined ? prompt : undefined;
+    return {
+      run, step, query: [body.response], prompts: [prompt], labels: body.label === undefined ? undefined : [body.label],
+      keys: key === undefined ? undefined : [key], groupSizes: undefined, slime,
+    };
+  }
   const query = body.query;
-  if (!Array.isArray(query)) throw bad("query", "an array of strings");
+  if (!Array.isArray(query)) throw bad("query", "an array of strings (or send slime's {prompt, response, label})");
   query.forEach((q, i) => {
     if (typeof q !== "string") throw bad(`query[${i}]`, "a string");
   });
@@ -197,10 +233,19 @@ export function parseRewardBody(body: unknown, runParam: string | null, defaultR
     if (!Array.isArray(body.labels) || body.labels.length !== n) throw bad("labels", `an array of ${n} labels (one per query)`);
     labels = body.labels;
   }
-  let groupSizes: number[] = [];
-  const gs = body.groupSizes ?? body.group_sizes;
-  if (gs !== undefined) {
-    const name = body.groupSizes !== undefined ? "groupSizes" : "group_sizes";
+  const given = ["group_ids", "group", "groupSizes", "group_sizes"].filter((f) => body[f] !== undefined);
+  if (given.length > 1) throw bad(given[1]!, `not allowed with ${given[0]}: give one way of grouping`);
+  let keys: string[] | undefined;
+  let groupSizes: number[] | undefined;
+  if (body.group_ids !== undefined) {
+    if (!Array.isArray(body.group_ids) || body.group_ids.length !== n) throw bad("group_ids", `an array of ${n} group ids (one per query)`);
+    keys = body.group_ids.map((g, i) => groupKey(g, `group_ids[${i}]`));
+  } else if (body.group !== undefined) {
+    const g = groupKey(body.group, "group");
+    keys = query.map(() => g);
+  } else if (given.length === 1) {
+    const name = given[0]!;
+    const gs = body[name];
     if (!Array.isArray(gs) || gs.length === 0) throw bad(name, "a non-empty array of positive integers");
     let total = 0;
     gs.forEach((s, g) => {
@@ -209,11 +254,6 @@ export function parseRewardBody(body: unknown, runParam: string | null, defaultR
     });
     if (total !== n) throw bad(name, `sums to ${total}, expected ${n} (one per query)`);
     groupSizes = gs as number[];
-  } else {
-    for (let i = 0; i < n; i++) {
-      if (i > 0 && prompts[i] === prompts[i - 1] && body.prompts !== undefined) groupSizes[groupSizes.length - 1]!++;
-      else groupSizes.push(1);
-    }
-  }
-  return { run, step, query: query as string[], prompts, labels, groupSizes };
+  } else if (body.prompts !== undefined) keys = prompts;
+  return { run, step, query: query as string[], prompts, labels, keys, groupSizes, slime };
 }
