@@ -36,6 +36,7 @@ tau, minWeight, maxWeight, mix, decay, advEps; flags override it. Here the defau
         { name: "group-wait", arg: "MS", help: "with --group-size: score a group as it is this long after its first row\n(default 5000)" },
         { name: "max-held-rows", arg: "N", help: "with --group-size: most rows held at once; past it 503 + Retry-After (default 65536)" },
         { name: "max-held-groups", arg: "N", help: "with --group-size: most open groups at once (default 16384)" },
+        { name: "reward-output", arg: "R", help: "what /get_reward answers as the reward: reward (default) or advantage (for a\ntrainer whose own normalization is off; needed for gdpo, sa-mrpo, --fgrpo)", choices: ["reward", "advantage"] },
         { name: "stepped", help: "stream scope: step-keyed updates; every request carries its training step\n(\"step\" or ?step=), all requests of a step get the same weights and the run's\nstate folds once per step (without it, each request updates the state)" },
         { name: "idempotency-window", arg: "N", help: "Idempotency-Keys remembered per run (default 1024): a retry must come\nwithin the run's last N keyed updates" },
       ],
@@ -108,8 +109,13 @@ export async function serve(
     maxBodyBytes,
     idempotencyWindow: num(values["idempotency-window"], "idempotency-window"),
     stepped: values.stepped === true,
+    rewardOutput: values["reward-output"] as HandlerOptions["rewardOutput"],
     ...groupingFlags(values),
   });
+  const advantageOnly = options.method === "gdpo" || options.method === "sa-mrpo" || options.fGrpo !== undefined;
+  if (advantageOnly && values["reward-output"] !== "advantage") {
+    process.stderr.write(`focal-reward serve: note: ${options.fGrpo !== undefined ? "--fgrpo" : `method ${String(options.method)}`} acts only on advantages: /get_reward refuses it unless --reward-output advantage (/v1/score returns advantages)\n`);
+  }
   try {
     await handler.ready;
   } catch (e) {

@@ -75,6 +75,12 @@ export interface HandlerOptions extends Omit<EngineOptions, "rubric"> {
   maxHeldRows?: number;
   /** Most open groups at once. Default 16384. */
   maxHeldGroups?: number;
+  /**
+   * What `/get_reward` answers in `rewards` (slime: `reward`): "reward" (default) or "advantage",
+   * for trainers run with their own normalization off. Methods whose effect lives only in the
+   * advantages (gdpo, sa-mrpo, fGrpo) are refused on /get_reward unless it is "advantage".
+   */
+  rewardOutput?: "reward" | "advantage";
   /** Where judge failures are logged (rate-limited). Default: console.error (stderr). */
   log?: (line: string) => void;
 }
@@ -247,7 +253,7 @@ function unbase64(s: string): Uint8Array {
 const HANDLER_KEYS = [
   "rubric", "createEngine", "store", "judge", "rules", "llm", "judgeTimeoutMs", "judgeConcurrency", "maxBodyBytes",
   "idempotencyWindow", "maxBatch", "defaultRun", "maxCachedRuns", "log", "stepped",
-  "groupSize", "groupWaitMs", "maxHeldRows", "maxHeldGroups",
+  "groupSize", "groupWaitMs", "maxHeldRows", "maxHeldGroups", "rewardOutput",
 ];
 
 export function createHandler(options: HandlerOptions): FetchHandler {
@@ -273,6 +279,7 @@ export function createHandler(options: HandlerOptions): FetchHandler {
     groupWaitMs = GROUPING_DEFAULTS.waitMs,
     maxHeldRows = GROUPING_DEFAULTS.maxHeldRows,
     maxHeldGroups = GROUPING_DEFAULTS.maxHeldGroups,
+    rewardOutput = "reward",
     ...engineRest
   } = options;
   const store: StateStore = storeOption ?? new MemoryStore();
@@ -298,6 +305,10 @@ export function createHandler(options: HandlerOptions): FetchHandler {
     if (!llmOptions) throw new TypeError('createHandler: judge "llm" needs the llm option ({ url, model, ... })');
     llm = llmJudge({ log: options.log, ...llmOptions, criteria: serviceCriteria });
   }
+  if (rewardOutput !== "reward" && rewardOutput !== "advantage") throw new RangeError(`createHandler: rewardOutput must be "reward" or "advantage", got ${JSON.stringify(rewardOutput)}`);
+  // A method whose effect lives only in the advantages gives /get_reward's trainer nothing to learn from.
+  const advantageOnly = engineRest.method === "gdpo" || engineRest.method === "sa-mrpo" ? `method "${engineRest.method}"`
+    : engineRest.fGrpo !== undefined ? "fGrpo" : undefined;
   const judge: Judge =
     typeof judgeOption === "function"
       ? judgeOption
@@ -617,6 +628,9 @@ export function createHandler(options: HandlerOptions): FetchHandler {
     const req = parseRewardBody(parseJson(bytes), url.searchParams.get("run"), defaultRun, url.searchParams.get("step"));
     // OpenRLHF with several reward URLs shards one sample: the other servers get {"query": []}.
     if (req.query.length === 0) return { status: 200, body: JSON.stringify({ rewards: [], scores: [], extra_logs: {} }) };
+    if (advantageOnly !== undefined && rewardOutput === "reward") {
+      throw new HttpError(400, `${advantageOnly} acts only on the advantages, which /get_reward does not return as rewards: start serve with --reward-output advantage (and switch the trainer's own advantage normalization off), or use /v1/score`, "method");
+    }
     if (judgeOption === "labels" && req.labels === undefined) {
       throw bad(req.slime ? "label" : "labels", `required by the labels judge (${req.slime ? "a JSON object of scores" : "one JSON object of scores per query"})`);
     }
@@ -718,13 +732,14 @@ export function createHandler(options: HandlerOptions): FetchHandler {
 
   /** The reply of /get_reward: OpenRLHF's lists, or slime's one-sample object with `reward`. */
   function rewardReply(slime: boolean, answers: readonly RowAnswer[], failureLogs: Record<string, number>): unknown {
+    const out = (a: RowAnswer) => (rewardOutput === "advantage" ? a.advantage : a.reward);
     const extra_logs = { ...failureLogs, ...answers[0]?.logs };
     if (slime) {
       const a = answers[0]!;
-      return { reward: a.reward, direct: a.direct, advantage: a.advantage, extra_logs };
+      return { reward: out(a), direct: a.direct, advantage: a.advantage, extra_logs };
     }
     // An invalid rollout's direct reward is reported as 0 in `scores` (lists of numbers); its reward is its group's mean.
-    return { rewards: answers.map((a) => a.reward), scores: answers.map((a) => a.direct ?? 0), extra_logs };
+    return { rewards: answers.map(out), scores: answers.map((a) => a.direct ?? 0), extra_logs };
   }
 
   /** Scores one assembled group (one engine call), on the run's state or the shared engine. */

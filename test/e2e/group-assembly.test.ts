@@ -160,6 +160,24 @@ describe("group assembly for per-sample clients (serve --group-size)", () => {
     expect(JSON.stringify(typo.json)).toMatch(/did you mean \\"labels\\"/);
   });
 
+  it("refuses methods that act only on advantages on /get_reward, unless --reward-output advantage", async () => {
+    const refusing = await serve(["--method", "gdpo"]);
+    const rows = samples(8, 1, 4);
+    const refused = await post(`${refusing.url}/get_reward`, openrlhf(rows[0]!));
+    expect(refused.status).toBe(400);
+    expect(JSON.stringify(refused.json)).toMatch(/acts only on the advantages.*--reward-output advantage/);
+    const s = await serve(["--method", "gdpo", "--reward-output", "advantage", "--group-size", "4", "--group-wait", "120000"]);
+    const input = rows.map((r) => JSON.stringify({ group: r.prompt, scores: r.scores })).join("\n") + "\n";
+    const cli = execFileSync(process.execPath, [CLI, "score", "--scope", "group", "--method", "gdpo", "--rubric", rubricFile], { input, encoding: "utf8" })
+      .trim().split("\n").map((l) => JSON.parse(l) as { advantage: number });
+    const replies = await Promise.all(rows.map((row) => post(`${s.url}/get_reward`, openrlhf(row))));
+    replies.forEach((reply, i) => {
+      expect(reply.status, JSON.stringify(reply.json)).toBe(200);
+      expect(Math.abs(reply.json.rewards[0] - cli[i]!.advantage)).toBeLessThanOrEqual(1e-5);
+    });
+    expect(cli.some((c) => Math.abs(c.advantage) > 0.1)).toBe(true);
+  });
+
   it("takes slime's one-sample body {prompt, response, label} and answers {reward}", async () => {
     const s = await serve(["--group-size", "2", "--group-wait", "120000"]);
     const rows = samples(6, 1, 2);

@@ -128,6 +128,30 @@ describe("step-keyed /v1/score (serve --stepped)", () => {
     expect(conflict.status).toBe(400);
   });
 
+  it("Idempotency-Key run/step/rank/chunk: a split step from two ranks, retried, applies each chunk once; a key reused with another body is 422", async () => {
+    const s = await startServer({ rubricFile: join(dir, "rubric.json"), args: ["--stepped"] });
+    servers.push(s);
+    const chunks = [groups(30, 2), groups(31, 1), groups(32, 2), groups(33, 1)];
+    const keyOf = (c: number) => `my-run/step-5/rank-${c >> 1}/chunk-${c & 1}`;
+    const send = (run: string, c: number, key?: string, body = chunks[c]) =>
+      fetch(`${s.url}/v1/score`, { method: "POST", headers: { "content-type": "application/json", ...(key ? { "idempotency-key": key } : {}) }, body: JSON.stringify({ run, step: 5, groups: body }) });
+    const first = await Promise.all(chunks.map((_, c) => send("keyed", c, keyOf(c))));
+    const bodies = await Promise.all(first.map((r) => r.text()));
+    first.forEach((r) => expect(r.status).toBe(200));
+    // Every chunk retried (as a rank does after a timeout): the first answers, nothing applied again.
+    const retries = await Promise.all(chunks.map((_, c) => send("keyed", c, keyOf(c))));
+    for (const [c, r] of retries.entries()) {
+      expect(r.headers.get("idempotent-replayed")).toBe("true");
+      expect(await r.text()).toBe(bodies[c]);
+    }
+    const reused = await send("keyed", 0, keyOf(0), chunks[1]);
+    expect(reused.status).toBe(422);
+    // The same chunks without keys, once each, in another order: the same state bytes.
+    for (const c of [3, 1, 0, 2]) expect((await send("plain", c)).status).toBe(200);
+    const state = async (run: string) => Buffer.from(await (await fetch(`${s.url}/v1/runs/${run}/state`)).arrayBuffer()).toString("hex");
+    expect(await state("keyed")).toBe(await state("plain"));
+  });
+
   it("refuses a stale step with 409 and leaves the state as it was", async () => {
     const s = await startServer({ rubricFile: join(dir, "rubric.json"), args: ["--stepped"] });
     servers.push(s);

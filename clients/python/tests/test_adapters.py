@@ -154,6 +154,56 @@ class GroupScope(unittest.TestCase):
                 sys.modules.pop(m, None)
 
 
+class GroupAssembly(unittest.TestCase):
+    """`serve --group-size 4`: OpenRLHF's one sample a request, sent concurrently and shuffled, is
+    scored in groups of four, exactly as the same rows sent as whole groups to a plain server."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.proc, cls.url = start_server("--scope", "group", "--group-size", "4", "--group-wait", "120000")
+        cls.plain, cls.plain_url = start_server("--scope", "group")
+
+    @classmethod
+    def tearDownClass(cls):
+        for p in (cls.proc, cls.plain):
+            p.terminate()
+            p.wait(10)
+            p.stdout.close()
+            p.stderr.close()
+
+    def test_openrlhf_one_sample_per_request_against_group_size(self):
+        rng = random.Random(11)
+        samples = [(f"prompt {p}", f"prompt {p} answer {s}", label(rng.random(), rng.random(), rng.random())) for p in range(4) for s in range(4)]
+        whole = FocalRewardClient(self.plain_url, run="whole").get_reward([q for _, q, _ in samples], [p for p, _, _ in samples], [l for _, _, l in samples])
+        expected = {q: r for (_, q, _), r in zip(samples, whole["rewards"])}
+        shuffled = samples[:]
+        rng.shuffle(shuffled)
+        c = FocalRewardClient(self.url, run="orl")
+        # One thread per request, as OpenRLHF's engine actors each wait on their own sample (a
+        # small pool could hold only partial groups and wait for their timeout).
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(max_workers=len(shuffled)) as pool:
+            outs = list(pool.map(lambda s: c.get_reward([s[1]], [s[0]], [s[2]]), shuffled))
+        for (_, q, _), out in zip(shuffled, outs):
+            self.assertEqual(len(out["rewards"]), 1)
+            self.assertAlmostEqual(out["rewards"][0], expected[q], delta=1e-6)
+            self.assertEqual(out["extra_logs"]["focal/group_rows"], 4)
+            for k, v in out["extra_logs"].items():
+                self.assertIsInstance(v, (int, float), k)
+                self.assertTrue(math.isfinite(v), k)
+
+    def test_slime_remote_rm_one_sample_per_request(self):
+        # slime's remote_rm: POST {"prompt", "response", "label"} per sample, reads the JSON reply (--reward-key reward).
+        rows = [label(1, 0, 0.5), label(0, 1, 0.5), label(0.5, 0.5, 0), label(0.2, 0.9, 1)]
+        expected = FocalRewardClient(self.plain_url).score({"Q": [json.loads(r) for r in rows]})["rewards"]
+        from concurrent.futures import ThreadPoolExecutor
+        c = FocalRewardClient(self.url)
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            outs = list(pool.map(lambda r: c.post("/get_reward", {"prompt": "Q", "response": f" answer {r}", "label": r}), rows))
+        for out, want in zip(outs, expected):
+            self.assertAlmostEqual(out["reward"], want, delta=1e-6)
+
+
 class Retries(unittest.TestCase):
     def test_retry_after_a_timeout(self):
         calls = []
