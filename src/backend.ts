@@ -28,6 +28,8 @@ export interface Batch {
   sizes: Int32Array;
   valid: Uint8Array | undefined;
   weights: Float32Array | undefined;
+  /** The caller's output buffers, checked; undefined = the engine's choice. */
+  into: OutputBuffers | undefined;
 }
 
 /** Per-criterion accumulators, K each: present-value sum, sum of squares, count,
@@ -46,6 +48,29 @@ export interface RawResult {
   activeGroups: number;
 }
 
+/** Caller-owned output arrays for `score(..., { into })`, each exactly its output's length. */
+export interface OutputBuffers {
+  rewards: Float32Array;
+  direct: Float32Array;
+  advantages: Float32Array;
+  weights: Float32Array;
+  saturation: Float32Array;
+}
+
+/**
+ * Where a backend puts a call's outputs: "fresh" arrays that outlive later calls (one allocation),
+ * "reuse" views of engine-owned buffers valid until the next call, or the caller's buffers.
+ */
+export type Outputs = "fresh" | "reuse" | OutputBuffers;
+
+export const OUTPUT_FIELDS = ["rewards", "direct", "advantages", "weights", "saturation"] as const;
+
+/** Copies a result's five arrays into `into` (sizes already checked) and returns it in their place. */
+export function deliver(raw: RawResult, into: OutputBuffers): RawResult {
+  for (const f of OUTPUT_FIELDS) into[f].set(raw[f]);
+  return { ...raw, ...into };
+}
+
 export interface StreamState {
   sbar: Float64Array;
   seen: Uint8Array;
@@ -54,7 +79,7 @@ export interface StreamState {
 export interface Backend {
   readonly name: BackendName;
   /** Scores a batch; throws (and changes nothing) when a score is infinite. */
-  score(batch: Batch): RawResult;
+  score(batch: Batch, outputs: Outputs): RawResult;
   /** One normalized-rubric row of K raw scores (NaN = absent); NaN when the row is invalid. */
   scoreOne(row: Float32Array): number;
   /** A view of n x K floats where score() reads its input without a copy, if the backend has one. */

@@ -1,4 +1,4 @@
-import type { Backend, Batch, Settings } from "./backend.js";
+import { deliver, OUTPUT_FIELDS, type Backend, type Batch, type OutputBuffers, type Outputs, type Settings } from "./backend.js";
 import { buildMetrics, criterionNames, type CriterionNames } from "./metrics.js";
 import { ReferenceBackend } from "./reference.js";
 import { compileRubric, MAX_WEIGHT, type CompiledRubric } from "./rubric.js";
@@ -86,6 +86,25 @@ function settingsOf(o: EngineOptions, k: number): Settings {
   return s;
 }
 
+/**
+ * Compiled kernels, one per loader and kind for the whole process: every engine (the service makes
+ * one per run) instantiates the same module, and only instantiation is per engine. A failed load is
+ * forgotten, so the next engine tries again.
+ */
+const compiled = new WeakMap<KernelLoader, Map<"simd" | "scalar", Promise<WebAssembly.Module>>>();
+
+function loadOnce(load: KernelLoader, kind: "simd" | "scalar"): Promise<WebAssembly.Module> {
+  let byKind = compiled.get(load);
+  if (byKind === undefined) compiled.set(load, (byKind = new Map()));
+  let module = byKind.get(kind);
+  if (module === undefined) {
+    module = load(kind);
+    byKind.set(kind, module);
+    module.catch(() => byKind.delete(kind));
+  }
+  return module;
+}
+
 /** Creates an engine with the kernels that `load` provides (or those in `options.wasm`). */
 export async function createEngineFrom(load: KernelLoader, options: EngineOptions): Promise<Engine> {
   if (options === null || typeof options !== "object" || Array.isArray(options)) {
@@ -98,6 +117,9 @@ export async function createEngineFrom(load: KernelLoader, options: EngineOption
   }
   const rubric = compileRubric(options.rubric);
   const settings = settingsOf(options, rubric.ids.length);
+  if (options.reuseOutputs !== undefined && typeof options.reuseOutputs !== "boolean") {
+    throw new TypeError(`reuseOutputs must be true or false, got ${String(options.reuseOutputs)}`);
+  }
   const wanted = oneOf<BackendName | "auto">("backend", options.backend, ["auto", "simd", "scalar", "js"], "auto");
   let make: (s: Settings) => Promise<Backend>;
   if (wanted === "js" || (wanted === "auto" && typeof WebAssembly !== "object")) {
@@ -106,7 +128,7 @@ export async function createEngineFrom(load: KernelLoader, options: EngineOption
     const kind = wanted === "auto" ? (simdSupported() ? "simd" : "scalar") : wanted;
     if (kind === "simd" && !simdSupported()) throw new Error("backend \"simd\": this engine has no WebAssembly SIMD");
     const own = options.wasm?.[kind];
-    const module = own !== undefined ? await compileSource(own) : await load(kind);
+    const module = own !== undefined ? await compileSource(own) : await loadOnce(load, kind);
     make = async (s) => new WasmBackend(kind, await instantiateKernel(module), rubric, s);
   }
   let steps: StepBackends | undefined;
@@ -115,12 +137,14 @@ export async function createEngineFrom(load: KernelLoader, options: EngineOption
     const weights = new ReferenceBackend(rubric, settings);
     steps = { group: await make(stepSettings(settings)), weights: (sbar, seen) => weights.streamWeightsFor(sbar, seen) };
   }
-  return new FocalEngine(rubric, settings, await make(settings), steps);
+  return new FocalEngine(rubric, settings, await make(settings), options.reuseOutputs === true, steps);
 }
 
 class FocalEngine implements Engine {
   readonly criteria: readonly string[];
   private updates = 0;
+  /** score() calls so far: a result whose statistics live in the engine knows when they are overwritten. */
+  private calls = 0;
   private readonly names: CriterionNames[];
   /** scoreOne's row buffer, reused so the single-rollout path allocates nothing. */
   private readonly row: Float32Array;
@@ -128,7 +152,7 @@ class FocalEngine implements Engine {
   private stepped: StepTracker | undefined;
 
   constructor(private readonly rubric: CompiledRubric, private readonly settings: Settings, private readonly impl: Backend,
-    private readonly steps?: StepBackends) {
+              private readonly reuseOutputs: boolean, private readonly steps?: StepBackends) {
     this.criteria = rubric.ids;
     this.names = criterionNames(rubric.ids);
     this.row = new Float32Array(rubric.ids.length);
@@ -148,15 +172,24 @@ class FocalEngine implements Engine {
     const batch = this.validate(scores, groupSizes, options);
     if (options.step !== undefined) return this.scoreStep(batch, options.step);
     if (this.stepped !== undefined) throw new StepConflictError(`score: this stream state is step-keyed (step ${this.stepped.open} is open); every call needs a step`);
-    const raw = this.impl.score(batch);
+    const outputs: Outputs = batch.into ?? (this.reuseOutputs ? "reuse" : "fresh");
+    const raw = this.impl.score(batch, outputs);
+    const call = ++this.calls;
     if (this.settings.scope === "stream" || this.settings.method === "pow3r") this.updates++;
     const { rewards, direct, advantages, weights, saturation } = raw;
     const names = this.names, perBatch = this.settings.scope === "stream";
     let metrics: Record<string, number> | undefined;
-    // Built on first read: a hot loop that never looks at them does not pay for them.
+    const engine = this;
+    // Built on first read: a hot loop that never looks at them does not pay for them. Except with
+    // fresh outputs, the statistics behind them are the engine's and the next call overwrites them.
     return {
       rewards, direct, advantages, weights, saturation,
-      get metrics() { return (metrics ??= buildMetrics(names, raw, perBatch)); },
+      get metrics() {
+        if (metrics === undefined && outputs !== "fresh" && engine.calls !== call) {
+          throw new Error("score: metrics of an earlier call are gone (reuseOutputs or into keeps one call's statistics): read them before the next score()");
+        }
+        return (metrics ??= buildMetrics(names, raw, perBatch));
+      },
     };
   }
 
@@ -168,7 +201,8 @@ class FocalEngine implements Engine {
     }
     const { sbar, seen } = this.impl.getState();
     const tracker = this.stepped ?? new StepTracker(this.criteria.length, this.settings.decay, sbar, seen, undefined);
-    const { raw, lateRows } = tracker.score(batch, checkStep(step), this.steps);
+    const scored = tracker.score(batch, checkStep(step), this.steps);
+    const raw = batch.into ? deliver(scored.raw, batch.into) : scored.raw, lateRows = scored.lateRows;
     this.stepped = tracker;
     this.updates++;
     const names = this.names;
@@ -231,7 +265,9 @@ class FocalEngine implements Engine {
         weights[i] = x;
       }
     }
-    return { n, scores: flat, sizes, valid, weights };
+    const wLen = this.settings.scope === "group" ? sizes.length * k : k;
+    const into = options.into === undefined ? undefined : outputBuffers(options.into, n, wLen);
+    return { n, scores: flat, sizes, valid, weights, into };
   }
 
   scoreOne(row: ArrayLike<number> | Readonly<Record<string, number | null | undefined>> | readonly NamedScore[]): number {
@@ -291,6 +327,20 @@ class FocalEngine implements Engine {
     this.stepped = undefined;
     this.updates = 0;
   }
+}
+
+/** Checks `into`: the five outputs, each a Float32Array of its exact length. */
+function outputBuffers(into: unknown, n: number, wLen: number): OutputBuffers {
+  if (into === null || typeof into !== "object") throw new TypeError("score: into must be { rewards, direct, advantages, weights, saturation } of Float32Arrays");
+  const o = into as Record<string, unknown>;
+  checkKeys("score: into", o, OUTPUT_FIELDS, "field");
+  for (const f of OUTPUT_FIELDS) {
+    const len = f === "weights" || f === "saturation" ? wLen : n;
+    const a = o[f];
+    if (!(a instanceof Float32Array)) throw new TypeError(`score: into.${f} must be a Float32Array of ${len}, got ${a === undefined ? "nothing" : kindOf(a)}`);
+    if (a.length !== len) throw new RangeError(`score: into.${f} must have length ${len} (${f === "weights" || f === "saturation" ? "groups x criteria, or criteria in the stream scope" : "one per row"}), got ${a.length}`);
+  }
+  return o as unknown as OutputBuffers;
 }
 
 /** One score: a number (NaN = absent) or null/undefined (absent). */

@@ -8,11 +8,11 @@
 export const ENGINE_OPTION_KEYS = [
   "rubric", "method", "scope", "advantage", "backend", "wasm",
   "gamma", "eps", "tau", "minWeight", "maxWeight", "mix", "decay", "advEps", "constant",
-  "power", "temperature", "alpha", "threshold", "fGrpo",
+  "power", "temperature", "alpha", "threshold", "fGrpo", "reuseOutputs",
 ] as const;
 
 /** score()'s options. */
-export const SCORE_OPTION_KEYS = ["valid", "weights", "step"] as const;
+export const SCORE_OPTION_KEYS = ["valid", "weights", "step", "into"] as const;
 
 /**
  * A rubric criterion. `rule` belongs to the service's rules judge (src/service/judges.ts), `text`

@@ -1,5 +1,5 @@
-import type { Backend, Batch, RawResult, Settings, StreamState } from "./backend.js";
-import { STAT_FIELDS } from "./backend.js";
+import type { Backend, Batch, Outputs, RawResult, Settings, StreamState } from "./backend.js";
+import { deliver, STAT_FIELDS } from "./backend.js";
 import { normalizedScore, type CompiledRubric } from "./rubric.js";
 import { infiniteScoreError } from "./validate.js";
 import { isAggregator, ReferenceAggregators } from "./aggregators.js";
@@ -134,7 +134,13 @@ export class ReferenceBackend implements Backend {
     return this.focal(Array.from(sbar, (v, k) => (seen[k] ? v : 0)), this.rubric.base).f;
   }
 
-  score(batch: Batch): RawResult {
+  /** Fresh arrays serve "reuse" too: this backend is the readable reference, not the fast path. */
+  score(batch: Batch, outputs: Outputs): RawResult {
+    const raw = this.compute(batch);
+    return typeof outputs === "object" ? deliver(raw, outputs) : raw;
+  }
+
+  private compute(batch: Batch): RawResult {
     const { n, scores, sizes, valid, weights } = batch;
     const K = this.k, G = sizes.length, s = this.s;
     const stream = s.scope === "stream";

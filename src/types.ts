@@ -111,6 +111,13 @@ export interface EngineOptions extends FocalOptions, AggregatorOptions {
   advantage?: AdvantageMode;
   /** "auto" (default) picks simd where the engine validates it, else scalar. */
   backend?: BackendName | "auto";
+  /**
+   * true: score() returns views of engine-owned buffers instead of fresh arrays, so a call
+   * allocates no output memory. They (and the result's `metrics`) stay valid until the next
+   * score() on this engine, which overwrites them (or detaches them when the engine's memory
+   * grows); copy what must outlive it. Default false: fresh arrays that outlive later calls.
+   */
+  reuseOutputs?: boolean;
   /** Wasm binaries, for runtimes where the default loader cannot find them. */
   wasm?: { simd?: WasmSource; scalar?: WasmSource };
 }
@@ -127,6 +134,12 @@ export interface ScoreOptions {
    * a step, every call of the engine needs one.
    */
   step?: number;
+  /**
+   * Caller-owned outputs, written in place and returned as the result's arrays: each a
+   * Float32Array of exactly its output's length (rows; groups x criteria, or criteria in the
+   * stream scope). The result's `metrics` must then be read before the next call.
+   */
+  into?: { rewards: Float32Array; direct: Float32Array; advantages: Float32Array; weights: Float32Array; saturation: Float32Array };
 }
 
 export interface ScoreResult {

@@ -1,5 +1,5 @@
-import type { Backend, Batch, RawResult, Settings, StreamState } from "./backend.js";
-import { STAT_FIELDS } from "./backend.js";
+import type { Backend, Batch, OutputBuffers, Outputs, RawResult, Settings, StreamState } from "./backend.js";
+import { OUTPUT_FIELDS, STAT_FIELDS } from "./backend.js";
 import type { CompiledRubric } from "./rubric.js";
 import type { BackendName } from "./types.js";
 import { infiniteScoreError } from "./validate.js";
@@ -86,6 +86,8 @@ export class WasmBackend implements Backend {
   private i32!: Int32Array;
   /** Weights and saturation come per group (else one vector for the batch: stream scope). */
   private readonly perGroup: boolean;
+  /** Statistics of the last call when the outputs are not fresh (they are read lazily, as metrics). */
+  private readonly stats: Float64Array;
 
   constructor(
     readonly name: BackendName,
@@ -95,6 +97,7 @@ export class WasmBackend implements Backend {
   ) {
     const k = (this.k = rubric.ids.length);
     this.perGroup = settings.scope === "group";
+    this.stats = new Float64Array(STAT_FIELDS.length * k);
     const fixed = align(kernel.heapBase());
     const agg = align(fixed + kernel.fixedSize(k));
     this.callBase = agg + kernel.aggregatorSize(k);
@@ -153,7 +156,7 @@ export class WasmBackend implements Backend {
     return new Float32Array(this.kernel.memory.buffer, p.scores, n * this.k);
   }
 
-  score(batch: Batch): RawResult {
+  score(batch: Batch, outputs: Outputs): RawResult {
     const { n, sizes, valid, weights } = batch;
     const k = this.k;
     const groups = sizes.length;
@@ -175,32 +178,36 @@ export class WasmBackend implements Backend {
     const status = this.kernel.score(n, groups, p.scores, valid ? p.valid : 0, p.sizes, p.instW,
       p.rewards, p.direct, p.advantages, p.outW, p.outS, p.u, p.p, uRows);
     if (status !== 0) throw infiniteScoreError(this.f32.subarray(p.scores >>> 2, (p.scores >>> 2) + n * k), k);
-    // One buffer for all outputs: they outlive the call, and few allocations keep small calls fast.
     const wLen = this.perGroup ? groups * k : k;
-    const buffer = new ArrayBuffer((3 * n + 2 * wLen) * 4);
-    let at = 0;
-    const out = (from: number, len: number) => {
-      const view = new Float32Array(buffer, at * 4, len);
-      view.set(this.f32.subarray(from >>> 2, (from >>> 2) + len));
-      at += len;
-      return view;
-    };
-    const stats = new Float64Array(STAT_FIELDS.length * k);
+    const statLen = STAT_FIELDS.length * k;
+    const from = { rewards: [p.rewards, n], direct: [p.direct, n], advantages: [p.advantages, n], weights: [p.outW, wLen], saturation: [p.outS, wLen] } as const;
+    let outs: OutputBuffers, stats: Float64Array;
+    if (outputs === "reuse") {
+      // Views of the kernel's own output regions: no copy, valid until the next call.
+      const view = (f: keyof OutputBuffers) => new Float32Array(this.kernel.memory.buffer, from[f][0], from[f][1]);
+      outs = { rewards: view("rewards"), direct: view("direct"), advantages: view("advantages"), weights: view("weights"), saturation: view("saturation") };
+      stats = this.stats;
+    } else {
+      if (outputs === "fresh") {
+        // One allocation for everything the result holds: it outlives later calls, and fresh
+        // memory (page faults, zeroing) is what a call pays most for, not the copy.
+        const buffer = new ArrayBuffer(statLen * 8 + (3 * n + 2 * wLen) * 4);
+        let at = statLen * 8;
+        const take = (len: number) => { const v = new Float32Array(buffer, at, len); at += len * 4; return v; };
+        stats = new Float64Array(buffer, 0, statLen);
+        outs = { rewards: take(n), direct: take(n), advantages: take(n), weights: take(wLen), saturation: take(wLen) };
+      } else {
+        outs = outputs;
+        stats = this.stats;
+      }
+      for (const f of OUTPUT_FIELDS) outs[f].set(this.f32.subarray(from[f][0] >>> 2, (from[f][0] >>> 2) + from[f][1]));
+    }
     const kp = (k + 3) & ~3, metrics = this.kernel.metricsPtr() >>> 3;
     for (let f = 0; f < STAT_FIELDS.length; f++) {
       for (let c = 0; c < k; c++) stats[f * k + c] = this.f64[metrics + f * kp + c];
     }
     const summary = this.kernel.summaryPtr() >>> 3;
-    return {
-      rewards: out(p.rewards, n),
-      direct: out(p.direct, n),
-      advantages: out(p.advantages, n),
-      weights: out(p.outW, wLen),
-      saturation: out(p.outS, wLen),
-      stats,
-      zeroStdGroups: this.f64[summary],
-      activeGroups: this.f64[summary + 1],
-    };
+    return { ...outs, stats, zeroStdGroups: this.f64[summary], activeGroups: this.f64[summary + 1] };
   }
 
   scoreOne(row: Float32Array): number {

@@ -56,7 +56,7 @@ export async function run(values: Values): Promise<number> {
   const engines: Engine[] = [];
   for (const [m, spec] of specs.entries()) {
     try {
-      engines.push(await createEngine({ ...shared, ...perMethod[m], rubric: { criteria } }));
+      engines.push(await createEngine({ ...shared, ...perMethod[m], rubric: { criteria }, reuseOutputs: true }));
     } catch (e) {
       throw new Error(`--methods ${spec}: ${(e as Error).message}`);
     }

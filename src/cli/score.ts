@@ -47,7 +47,7 @@ export async function run(values: Values): Promise<number> {
   // Without a rubric the columns are every criterion in the log: the stream scope's weights
   // depend on the whole set, so stdin is held in memory to find them first.
   const log = await openLog(s("input"), { format: s("input-format") as LogFormat | undefined, rubric: file?.criteria, holdStdin: true });
-  const engine = await createEngine({ ...options, rubric: { criteria: log.criteria } });
+  const engine = await createEngine({ ...options, rubric: { criteria: log.criteria }, reuseOutputs: true });
   if (statePath !== undefined && existsSync(statePath)) {
     try {
       engine.restore(new Uint8Array(await readFile(statePath)));

@@ -80,7 +80,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
   let done = 0;
   const total = methods.length * seeds.length;
   for (const m of methods) {
-    const engine = await createEngine({ rubric, advantage: "grpo", backend: o.backend ?? "auto", ...m.options });
+    const engine = await createEngine({ rubric, advantage: "grpo", backend: o.backend ?? "auto", ...m.options, reuseOutputs: true });
     backend = engine.backend;
     runs[m.key] = [];
     for (const seed of seeds) {

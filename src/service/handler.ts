@@ -386,7 +386,8 @@ export function createHandler(options: HandlerOptions): FetchHandler {
   }
 
   async function load(slot: RunSlot): Promise<void> {
-    slot.engine ??= await createEngine(engineOptions);
+    // Each result is rendered before the run scores again: reused outputs cost no allocation.
+    slot.engine ??= await createEngine({ ...engineOptions, reuseOutputs: true });
     const rec = await store.get(runKey(slot.run));
     if (!rec) {
       slot.engine.reset();
