@@ -11,20 +11,8 @@
 
 import { K, KP, laneSum, sumWhere, divideWhere, weightedMean, normalizeRow, loadPadded } from "./rows";
 import { expf, expv, logf, logv } from "./mathf";
+import { MethodCode, Setting } from "../src/abi";
 
-export const FIRST_AGGREGATOR = 3;
-const WEIGHTED_SUM = 3;
-const MIN = 4;
-const POWER_MEAN = 5;
-const SOFT_MIN = 6;
-const CVAR = 7;
-const POINTS_RATIO = 8;
-const ALL_OR_NOTHING = 9;
-const GATED = 10;
-const HIERARCHICAL = 11;
-export const POW3R = 12;
-const DVAO = 13;
-const MO_GRPO = 14;
 
 /** Scores below this count as 0 in power means (keeps logf on normal numbers). */
 const TINY: f32 = 1e-30;
@@ -40,33 +28,28 @@ let floorW: f32 = 0.02;
 let clipW: f32 = 1;
 let zEps: f64 = 1e-6;
 
-// Own region (aggregatorLayout): f32 vectors of KP lanes, then f64 vectors of KP lanes.
+// Regions of the fixed region (src/abi.ts), set by index.ts's layout().
 let PEN: usize, REQ: usize, ROWU: usize, VW: usize;
 let CSUM: usize, CCNT: usize, ZMEAN: usize, ZSCALE: usize;
-// Pointers into index.ts's fixed region, given by the host.
 let LO: usize, INV: usize, SBAR: usize, SEEN: usize, MWEIGHT: usize;
 
-export function aggregatorSize(k: i32): usize {
-  let kp = <usize>((k + 3) & ~3);
-  return kp * 4 * 4 + kp * 8 * 4 + 64;
-}
-
-/** After layout(): the host fills penaltyPtr() and requiredPtr() (1 or 0 per lane). */
-export function aggregatorLayout(base: usize, lo: usize, inv: usize, sbar: usize, seen: usize, mweight: usize): void {
-  let v = <usize>KP << 2;
-  let p = base;
-  PEN = p; p += v; REQ = p; p += v; ROWU = p; p += v; VW = p; p += v;
-  let w = <usize>KP << 3;
-  CSUM = p; p += w; CCNT = p; p += w; ZMEAN = p; p += w; ZSCALE = p; p += w;
-  memory.fill(base, 0, p - base);
+/** Takes the addresses index.ts's layout() computed from the ABI's regions. */
+export function aggregatorLayout(pen: usize, req: usize, rowu: usize, vw: usize, csum: usize, ccnt: usize, zmean: usize, zscale: usize,
+  lo: usize, inv: usize, sbar: usize, seen: usize, mweight: usize): void {
+  PEN = pen; REQ = req; ROWU = rowu; VW = vw; CSUM = csum; CCNT = ccnt; ZMEAN = zmean; ZSCALE = zscale;
   LO = lo; INV = inv; SBAR = sbar; SEEN = seen; MWEIGHT = mweight;
 }
 
-export function penaltyPtr(): usize { return PEN; }
-export function requiredPtr(): usize { return REQ; }
-
-export function configureAggregators(p: f32, t: f32, a: f32, pass: f32, fg: f64, floor: f32, clip: f32, ae: f64): void {
-  power = p; temperature = t; alpha = a; passAt = pass; fGamma = fg; floorW = floor; clipW = clip; zEps = ae;
+/** Reads the aggregator options from the settings slots at `settings` (f64 each). */
+export function configureAggregators(settings: usize): void {
+  power = <f32>load<f64>(settings + (<usize>Setting.Power << 3));
+  temperature = <f32>load<f64>(settings + (<usize>Setting.Temperature << 3));
+  alpha = <f32>load<f64>(settings + (<usize>Setting.Alpha << 3));
+  passAt = <f32>load<f64>(settings + (<usize>Setting.PassAt << 3));
+  fGamma = load<f64>(settings + (<usize>Setting.FGrpo << 3));
+  floorW = <f32>load<f64>(settings + (<usize>Setting.WeightFloor << 3));
+  clipW = <f32>load<f64>(settings + (<usize>Setting.WeightClip << 3));
+  zEps = load<f64>(settings + (<usize>Setting.AdvEps << 3));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -255,9 +238,9 @@ function passes(u: usize): bool {
  *     count only once the required ones pass (they count as 0 until then), on the same scale.
  */
 export function aggregateRow(method: i32, u: usize, b: usize, d: f32): f32 {
-  if (method == WEIGHTED_SUM) return laneTerm(F_SUM, u, b, 0);
-  if (method == MIN) return extreme(u, b, false);
-  if (method == POWER_MEAN) {
+  if (method == MethodCode.WeightedSum) return laneTerm(F_SUM, u, b, 0);
+  if (method == MethodCode.Min) return extreme(u, b, false);
+  if (method == MethodCode.PowerMean) {
     if (power == 1) return d;
     if (power == -Infinity) return extreme(u, b, false);
     if (power == Infinity) return extreme(u, b, true);
@@ -269,13 +252,13 @@ export function aggregateRow(method: i32, u: usize, b: usize, d: f32): f32 {
     let w = laneTerm(F_WEIGHT, u, b, 0);
     return power == 0 ? m * expf(s / w) : m * expf(logf(s / w) / power);
   }
-  if (method == SOFT_MIN) {
+  if (method == MethodCode.SoftMin) {
     let m = extreme(u, b, false);
     let s = laneTerm(F_SOFT, u, b, m);
     let w = laneTerm(F_WEIGHT, u, b, 0);
     return m - temperature * logf(s / w);
   }
-  if (method == CVAR) {
+  if (method == MethodCode.Cvar) {
     let aw = alpha * laneTerm(F_WEIGHT, u, b, 0);
     let best: f32 = -Infinity;
     for (let k = 0; k < K; k++) {
@@ -287,7 +270,7 @@ export function aggregateRow(method: i32, u: usize, b: usize, d: f32): f32 {
     }
     return best;
   }
-  if (method == POINTS_RATIO) {
+  if (method == MethodCode.PointsRatio) {
     let den = laneTerm(F_POINTS_DEN, u, b, 0);
     if (!(den > 0)) return NaN;
     let r = laneTerm(F_POINTS, u, b, 0) / den;
@@ -295,9 +278,9 @@ export function aggregateRow(method: i32, u: usize, b: usize, d: f32): f32 {
     return r < 0 ? <f32>0 : r;
   }
   let pass = passes(u);
-  if (method == ALL_OR_NOTHING) return pass ? <f32>1 : <f32>0;
-  if (method == GATED) return pass ? d : <f32>0;
-  if (method == HIERARCHICAL) return pass ? d : laneTerm(F_REQ, u, b, 0) / laneTerm(F_WEIGHT, u, b, 0);
+  if (method == MethodCode.AllOrNothing) return pass ? <f32>1 : <f32>0;
+  if (method == MethodCode.Gated) return pass ? d : <f32>0;
+  if (method == MethodCode.Hierarchical) return pass ? d : laneTerm(F_REQ, u, b, 0) / laneTerm(F_WEIGHT, u, b, 0);
   return NaN;
 }
 
@@ -346,7 +329,7 @@ function criterionStats(k: i32, m: i32, U: usize, d: usize, outMean: usize): f64
 export function aggregateGroup(method: i32, start: i32, m: i32, U: usize, b: usize, sat: usize, outD: usize, outR: usize, fw: usize): void {
   let uBytes = <usize>KP << 2;
   let d = outD + (<usize>start << 2);
-  if (method == POW3R) {
+  if (method == MethodCode.Pow3r) {
     for (let k = 0; k < K; k++) {
       let sd = criterionStats(k, m, U, d, 0);
       if (sd < 0) continue;
@@ -357,7 +340,7 @@ export function aggregateGroup(method: i32, start: i32, m: i32, U: usize, b: usi
     for (let k = 0; k < KP; k++) store<f32>(fw + (<usize>k << 2), 0);
     return;
   }
-  if (method == DVAO) {
+  if (method == MethodCode.Dvao) {
     for (let k = 0; k < KP; k++) {
       let sd = k < K ? criterionStats(k, m, U, d, 0) : -1;
       store<f32>(VW + (<usize>k << 2), <f32>(<f64>load<f32>(b + (<usize>k << 2)) * max(sd, 0)));
@@ -375,7 +358,7 @@ export function aggregateGroup(method: i32, start: i32, m: i32, U: usize, b: usi
   }
   let sumB = sumWhere(b, sat);
   divideWhere(b, sat, sumB, fw);
-  if (method == MO_GRPO) {
+  if (method == MethodCode.MoGrpo) {
     for (let k = 0; k < K; k++) {
       let sd = criterionStats(k, m, U, d, ZMEAN);
       let w = <usize>k << 3;
@@ -413,7 +396,7 @@ export function beginCall(): void {
 }
 
 /**
- * POW3R weights over the lanes where `mask` is present, from the contrast state cbar (SBAR; a
+ * MethodCode.Pow3r weights over the lanes where `mask` is present, from the contrast state cbar (SBAR; a
  * criterion without an estimate counts 0) into `out`:
  *   v_k = b_k cbar_k / sum_j b_j cbar_j   (v = b normalized when that sum is 0),
  *   f_k = clamp(v_k, floor, clip) / sum_j clamp(v_j, floor, clip)   for b_k > 0 (else 0),
@@ -442,7 +425,7 @@ function pow3rWeights(b: usize, mask: usize, out: usize): void {
 }
 
 /**
- * POW3R, after every group was seen (and the call accepted). Contrast of criterion k in a group:
+ * MethodCode.Pow3r, after every group was seen (and the call accepted). Contrast of criterion k in a group:
  * sigma_k, the unbiased std of u_k over its valid rows (groups with fewer than two such rows left
  * out); the call's estimate chat_k is the mean over the groups; the state is its EMA,
  * cbar_k <- chat_k on the first estimate, else decay cbar_k + (1 - decay) chat_k (kept in the
@@ -497,9 +480,9 @@ export function pow3rRewards(groups: i32, sizes: usize, scores: usize, instW: us
 
 /** scoreOne for an aggregator: a group of one (row at u, base weights b, direct reward d). */
 export function aggregateOne(method: i32, u: usize, b: usize, d: f32): f32 {
-  if (method == MO_GRPO) return 0;
-  if (method == DVAO) return d;
-  if (method == POW3R) {
+  if (method == MethodCode.MoGrpo) return 0;
+  if (method == MethodCode.Dvao) return d;
+  if (method == MethodCode.Pow3r) {
     pow3rWeights(b, u, VW);
     let r = weightedMean(u, VW);
     return r == r ? r : d;

@@ -1,5 +1,6 @@
-// Focal Reward kernels. The host lays out memory (see src/wasm.ts): a fixed region for the rubric,
-// the stream state and per-criterion scratch, then per-call buffers. Nothing here allocates.
+// Focal Reward kernels. The fixed region (rubric, stream state, settings, per-criterion scratch) is laid
+// out by src/abi.ts, shared with the host; the host places the per-call buffers after it
+// (src/wasm.ts). Nothing here allocates.
 // Per-row work runs in 4-lane chunks (rows.ts); per-group bookkeeping below is scalar code shared
 // by both builds, or lane-wise vector code that adds the same values in the same order (see
 // foldStats), so the simd and scalar builds give the same bits.
@@ -9,27 +10,16 @@ import {
   weightedMean, weightedMeanDense, weightedMeanDense4, rowMean, laneSum, groupSums, fill, loadPadded, storeUnpadded, saturationOf, focalCoefficients, divideWhere, mixWith,
   sumWhere, tilt,
 } from "./rows";
-import { FIRST_AGGREGATOR, POW3R, aggregateGroup, aggregateOne, beginCall, fGrpoScale, pow3rRewards } from "./aggregators";
-export { aggregatorSize, aggregatorLayout, configureAggregators, penaltyPtr, requiredPtr } from "./aggregators";
+import { aggregatorLayout, configureAggregators, aggregateGroup, aggregateOne, beginCall, fGrpoScale, pow3rRewards } from "./aggregators";
+import { AbiQuery, AdvantageCode, Call, Head, MethodCode, Region, ScopeCode, Setting, Stat, Summary } from "../src/abi";
 
 export function trap(message: usize, file: usize, line: u32, column: u32): void {
   unreachable();
 }
 
-const FOCAL = 0;
-const WEIGHTED_MEAN = 1;
-const GDPO = 2;
-/** After the aggregators' codes (assembly/aggregators.ts), but not one of them. */
-const SA_MRPO = 15;
-const GROUP = 0;
-const ADV_NONE = 0;
-const ADV_GRPO = 1;
-const ADV_DR_GRPO = 2;
-const ADV_RLOO = 3;
-
-let method = FOCAL;
-let scope = GROUP;
-let advantage = ADV_GRPO;
+let method = MethodCode.Focal;
+let scope = ScopeCode.Group;
+let advantage = AdvantageCode.Grpo;
 let gamma: f32 = 3;
 let eps: f32 = 0.05;
 let tau: f32 = 1;
@@ -44,61 +34,84 @@ let dropConstant = false;
 /** The spread at or below which a criterion is constant in its group (spec). */
 const CONSTANT_SPREAD: f32 = 1e-6;
 
-// Fixed region: f32 vectors of KP lanes, then f64 vectors of KP lanes.
+// The fixed region (src/abi.ts): a head of f64 slots, then vectors of KP lanes.
+let HEAD: usize;
 let LO: usize, INV: usize, BASE: usize, SBAR: usize, SEEN: usize, FSTREAM: usize;
 let ROW: usize, ROWU: usize, ACC: usize, MASS: usize, SAT: usize, COEF: usize, FW: usize, GB: usize;
 let GSUM: usize, GSQ: usize, GCNT: usize, GMIN: usize, GMAX: usize, SATSUM: usize, SATN: usize;
 let MSUM: usize, MSQ: usize, MCNT: usize, MCONST: usize, MPRES: usize, MWEIGHT: usize, MSAT: usize;
 let SORT: usize, SUMMARY: usize, ROWP: usize, FSTREAMR: usize, FIXED: usize, FMASK: usize, SAF: usize, KEPT: usize;
-const F32_SLOTS = 27;
-const F64_SLOTS = 9; // seven metric vectors, SORT takes two
+
+/** KP lanes per vector for k criteria. */
+function lanes(k: i32): usize { return <usize>((k + 3) & ~3); }
 
 /** Bytes the fixed region needs for k criteria. */
 export function fixedSize(k: i32): usize {
-  let kp = <usize>((k + 3) & ~3);
-  return kp * 4 * F32_SLOTS + kp * 8 * F64_SLOTS + 64;
+  return <usize>Head.End * 8 + <usize>Region.End * lanes(k) * 4;
 }
 
-/** Lays out the fixed region at `base` for k criteria; the host then fills LO, INV, BASE. */
+/** Byte address of a region (src/abi.ts Region) once laid out. */
+export function region(r: i32): usize {
+  return HEAD + <usize>Head.End * 8 + <usize>r * (lanes(K) << 2);
+}
+
+/** Byte address of a head slot (src/abi.ts Head + Setting, Call or Summary). */
+export function slot(i: i32): usize {
+  return HEAD + (<usize>i << 3);
+}
+
+/** Lays out and zeroes the fixed region at `base` for k criteria; the host then fills the rubric's regions. */
 export function layout(base: usize, k: i32): void {
   setShape(k);
-  let v = <usize>KP << 2;
-  let p = base;
-  LO = p; p += v; INV = p; p += v; p += v; BASE = p; p += v;
-  SBAR = p; p += v; SEEN = p; p += v; FSTREAM = p; p += v; ROW = p; p += v; ROWU = p; p += v;
-  ACC = p; p += v; MASS = p; p += v; SAT = p; p += v; COEF = p; p += v; FW = p; p += v; GB = p; p += v;
-  GSUM = p; p += v; GSQ = p; p += v; GCNT = p; p += v; GMIN = p; p += v; GMAX = p; p += v;
-  SATSUM = p; p += v; SATN = p; p += v; FSTREAMR = p; p += v; FIXED = p; p += v; FMASK = p; p += v; SAF = p; p += v; KEPT = p; p += v;
-  let w = <usize>KP << 3;
-  MSUM = p; p += w; MSQ = p; p += w; MCNT = p; p += w; MCONST = p; p += w; MPRES = p; p += w;
-  MWEIGHT = p; p += w; MSAT = p; p += w; SORT = p; p += w * 2;
-  SUMMARY = p; p += 16;
-  ROWP = p;
+  HEAD = base;
   memory.fill(base, 0, fixedSize(k));
+  LO = region(Region.Lo); INV = region(Region.Inv); BASE = region(Region.Base); FIXED = region(Region.Fixed);
+  SBAR = region(Region.Sbar); SEEN = region(Region.Seen); ROW = region(Region.Row);
+  FSTREAM = region(Region.StreamWeights); FSTREAMR = region(Region.StreamWeightsUsed); ROWU = region(Region.RowNormalized);
+  ACC = region(Region.Acc); MASS = region(Region.Mass); SAT = region(Region.Saturation); COEF = region(Region.Coefficients);
+  FW = region(Region.FocalWeights); GB = region(Region.GroupBase);
+  GSUM = region(Region.GroupSum); GSQ = region(Region.GroupSq); GCNT = region(Region.GroupCount);
+  GMIN = region(Region.GroupMin); GMAX = region(Region.GroupMax); SATSUM = region(Region.SatSum); SATN = region(Region.SatCount);
+  FMASK = region(Region.FreeMask); SAF = region(Region.SaMrpoFactor); KEPT = region(Region.Kept); ROWP = region(Region.RowPair);
+  let stat = (f: i32): usize => region(Region.Stats + 2 * f);
+  MSUM = stat(Stat.Sum); MSQ = stat(Stat.Sq); MCNT = stat(Stat.Count); MCONST = stat(Stat.Constant);
+  MPRES = stat(Stat.Present); MWEIGHT = stat(Stat.Weight); MSAT = stat(Stat.Saturation);
+  SORT = region(Region.Sort);
+  SUMMARY = slot(Head.SummaryAt);
+  aggregatorLayout(region(Region.Penalty), region(Region.Required), region(Region.AggregatorRow), region(Region.AggregatorWeights),
+    region(Region.CriterionSum), region(Region.CriterionCount), region(Region.ZMean), region(Region.ZScale),
+    LO, INV, SBAR, SEEN, MWEIGHT);
 }
 
-export function configure(
-  m: i32, s: i32, adv: i32, g: f32, e: f32, t: f32,
-  hasBounds: bool, wMin: f64, wMax: f64, mx: f32, dc: f32, ae: f64,
-): void {
-  method = m; scope = s; advantage = adv; gamma = g; eps = e; tau = t;
-  bounded = hasBounds; minWeight = wMin; maxWeight = wMax; mix = mx; decay = dc; advEps = ae;
+// @ts-ignore: decorator
+@inline function setting(s: i32): f64 { return load<f64>(slot(Head.SettingsAt + s)); }
+
+/** Reads the settings the host wrote into the head's Setting slots; then the stream weights. */
+export function configure(): void {
+  method = <i32>setting(Setting.Method); scope = <i32>setting(Setting.Scope); advantage = <i32>setting(Setting.Advantage);
+  gamma = <f32>setting(Setting.Gamma); eps = <f32>setting(Setting.Eps); tau = <f32>setting(Setting.Tau);
+  bounded = setting(Setting.Bounded) != 0; minWeight = setting(Setting.MinWeight); maxWeight = setting(Setting.MaxWeight);
+  mix = <f32>setting(Setting.Mix); decay = <f32>setting(Setting.Decay); advEps = setting(Setting.AdvEps);
+  dropConstant = setting(Setting.DropConstant) != 0;
+  configureAggregators(slot(Head.SettingsAt));
+  streamWeights();
 }
 
-/** The constant-criteria mode: 1 = "drop", 0 = "keep" (default). */
-export function configureConstant(drop: i32): void { dropConstant = drop != 0; }
-
-export function loPtr(): usize { return LO; }
-export function invPtr(): usize { return INV; }
-export function basePtr(): usize { return BASE; }
-/** 1 per guarded (fixed) criterion, else 0; the host fills it after layout. */
-export function fixedPtr(): usize { return FIXED; }
-export function sbarPtr(): usize { return SBAR; }
-export function seenPtr(): usize { return SEEN; }
-export function streamWeightsPtr(): usize { return FSTREAM; }
-export function rowPtr(): usize { return ROW; }
-export function metricsPtr(): usize { return MSUM; }
-export function summaryPtr(): usize { return SUMMARY; }
+/** The ABI as this build saw it (test/unit/abi.test.ts compares it with src/abi.ts). */
+export function abi(q: i32): i32 {
+  switch (q) {
+    case AbiQuery.Methods: return MethodCode.End;
+    case AbiQuery.Advantages: return AdvantageCode.End;
+    case AbiQuery.Scopes: return ScopeCode.End;
+    case AbiQuery.Stats: return Stat.End;
+    case AbiQuery.Settings: return Setting.End;
+    case AbiQuery.Calls: return Call.End;
+    case AbiQuery.Summaries: return Summary.End;
+    case AbiQuery.HeadEnd: return Head.End;
+    case AbiQuery.RegionEnd: return Region.End;
+    default: return -1;
+  }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Weights
@@ -263,27 +276,32 @@ function guardedWeights(sat: usize, b: usize, out: usize, sumB: f32): bool {
 // ---------------------------------------------------------------------------------------------
 // Batches
 
+// @ts-ignore: decorator
+@inline function call(c: i32): f64 { return load<f64>(slot(Head.CallAt + c)); }
+
 /**
- * Scores a batch. Returns 0, or 1 when a score is infinite (nothing was changed then).
+ * Scores the batch the host described in the head's Call slots. Returns 0, or 1 when a score is infinite (nothing was changed then).
  * d: direct rewards (NaN marks an invalid row); outW/outS: G x K (group scope) or K (stream).
  * U: uRows normalized rows of KP lanes, at least the widest group's; with n of them, the stream
  * scope keeps every row there for its second pass instead of normalizing it again.
  */
-export function score(
-  n: i32, groups: i32, scores: usize, valid: usize, sizes: usize, instW: usize,
-  outR: usize, outD: usize, outA: usize, outW: usize, outS: usize, U: usize, P: usize, uRows: i32,
-): i32 {
+export function score(): i32 {
+  let n = <i32>call(Call.Rows), groups = <i32>call(Call.Groups);
+  let scores = <usize>call(Call.Scores), valid = <usize>call(Call.Valid), sizes = <usize>call(Call.Sizes), instW = <usize>call(Call.InstanceWeights);
+  let outR = <usize>call(Call.Rewards), outD = <usize>call(Call.Direct), outA = <usize>call(Call.Advantages);
+  let outW = <usize>call(Call.Weights), outS = <usize>call(Call.Saturation);
+  let U = <usize>call(Call.Normalized), P = <usize>call(Call.Tilt), uRows = <i32>call(Call.NormalizedRows);
   resetInfinity();
   let rowBytes = <usize>K << 2;
   let uBytes = <usize>KP << 2;
-  for (let k = 0; k < KP * 7; k++) store<f64>(MSUM + (<usize>k << 3), 0);
-  store<f64>(SUMMARY, 0);
-  store<f64>(SUMMARY, 0, 8);
-  let stream = scope != GROUP && method == FOCAL;
+  for (let k = 0; k < KP * Stat.End; k++) store<f64>(MSUM + (<usize>k << 3), 0);
+  store<f64>(SUMMARY, 0, Summary.ZeroStdGroups << 3);
+  store<f64>(SUMMARY, 0, Summary.ActiveGroups << 3);
+  let stream = scope != ScopeCode.Group && method == MethodCode.Focal;
   let keep = stream && uRows >= n;
   let U0 = U;
   if (stream) { fill(SATSUM, 0); fill(SATN, 0); }
-  if (method == POW3R) beginCall();
+  if (method == MethodCode.Pow3r) beginCall();
 
   let start = 0;
   for (let g = 0; g < groups; g++) {
@@ -305,7 +323,7 @@ export function score(
     if (stream) {
       accumulatePresent();
     } else if (anyValid) {
-      if (method == FOCAL) {
+      if (method == MethodCode.Focal) {
         let w = dropConstant ? focalKept(b) : focalWeights(SAT, b, FW);
         let den = laneSum(w);
         let i = 0;
@@ -330,7 +348,7 @@ export function score(
       } else {
         staticWeights(b, SAT, FW);
         memory.copy(outR + (<usize>start << 2), outD + (<usize>start << 2), <usize>m << 2);
-        if (method == GDPO) gdpoGroup(start, m, U, b, outD, outA);
+        if (method == MethodCode.Gdpo) gdpoGroup(start, m, U, b, outD, outA);
       }
       accumulateWeights();
     } else {
@@ -343,8 +361,8 @@ export function score(
     start += m;
   }
   if (sawInfinity) return 1;
-  if (method == SA_MRPO) saMrpo(groups, scores, valid, sizes, instW, outD, outA, U0);
-  if (method == POW3R) pow3rRewards(groups, sizes, scores, instW, BASE, GB, outD, outR, outW, outS, SAT, FW, decay);
+  if (method == MethodCode.SaMrpo) saMrpo(groups, scores, valid, sizes, instW, outD, outA, U0);
+  if (method == MethodCode.Pow3r) pow3rRewards(groups, sizes, scores, instW, BASE, GB, outD, outR, outW, outS, SAT, FW, decay);
 
   if (stream) {
     updateStream();
@@ -501,11 +519,11 @@ function streamSaturation(out: usize): void {
   }
 }
 
-@inline function aggregated(): bool { return method >= FIRST_AGGREGATOR && method != SA_MRPO; }
+@inline function aggregated(): bool { return method >= MethodCode.WeightedSum && method != MethodCode.SaMrpo; }
 
 /**
  * SA-MRPO (spec "Baselines"): s_k = mean u over the batch's valid rows where k is present (the
- * MSUM / MCNT statistics of the first pass), then each group's GDPO z-scores weighted by
+ * MSUM / MCNT statistics of the first pass), then each group's MethodCode.Gdpo z-scores weighted by
  * b_k (1 - s_k)^gamma. The rows are normalized again, group by group, into U: the first pass had
  * no s yet. gamma = 0 makes every factor exactly 1: gdpo bit for bit.
  */
@@ -529,7 +547,7 @@ function saMrpo(groups: i32, scores: usize, valid: usize, sizes: usize, instW: u
 }
 
 /**
- * GDPO: per-criterion z-scores within the group, a_i = sum_k b_k z_ik (b normalized over the
+ * MethodCode.Gdpo: per-criterion z-scores within the group, a_i = sum_k b_k z_ik (b normalized over the
  * rubric; times factor[k] when `factor` is not 0, for sa-mrpo) into outA.
  */
 function gdpoGroup(start: i32, m: i32, U: usize, b: usize, outD: usize, outA: usize, factor: usize = 0): void {
@@ -638,11 +656,11 @@ function finishRewards(n: i32, groups: i32, sizes: usize, outR: usize, outD: usi
         if (d != d) store<f32>(outR + o, mean);
       }
     }
-    if (method != GDPO && method != SA_MRPO) groupAdvantages(start, m, cnt, sum / <f64>max(cnt, 1), outR, outD, outA);
+    if (method != MethodCode.Gdpo && method != MethodCode.SaMrpo) groupAdvantages(start, m, cnt, sum / <f64>max(cnt, 1), outR, outD, outA);
     start += m;
   }
-  store<f64>(SUMMARY, <f64>zeroStd);
-  store<f64>(SUMMARY, <f64>(groups - emptyGroups), 8);
+  store<f64>(SUMMARY, <f64>zeroStd, Summary.ZeroStdGroups << 3);
+  store<f64>(SUMMARY, <f64>(groups - emptyGroups), Summary.ActiveGroups << 3);
   if (emptyGroups > 0) {
     let mean = batchCount > 0 ? <f32>(batchSum / batchCount) : <f32>0;
     start = 0;
@@ -657,13 +675,13 @@ function finishRewards(n: i32, groups: i32, sizes: usize, outR: usize, outD: usi
       start += m;
     }
   }
-  if (method == GDPO || method == SA_MRPO) gdpoBatch(n, outD, outA);
+  if (method == MethodCode.Gdpo || method == MethodCode.SaMrpo) gdpoBatch(n, outD, outA);
 }
 
 function groupAdvantages(start: i32, m: i32, cnt: i32, mean: f64, outR: usize, outD: usize, outA: usize): void {
-  let mode = cnt >= 2 ? advantage : ADV_NONE; // fewer than two valid rows: advantage 0
+  let mode = cnt >= 2 ? advantage : AdvantageCode.None; // fewer than two valid rows: advantage 0
   let std: f64 = 0;
-  if (mode == ADV_GRPO) {
+  if (mode == AdvantageCode.Grpo) {
     let ss: f64 = 0;
     for (let i = start; i < start + m; i++) {
       let o = <usize>i << 2;
@@ -685,9 +703,9 @@ function groupAdvantages(start: i32, m: i32, cnt: i32, mean: f64, outR: usize, o
       let d = wide2(outD + o);
       let r = wide2(outR + o);
       let a = f64x2.splat(0);
-      if (mode == ADV_GRPO) a = f64x2.mul(f64x2.sub(r, mv), sv);
-      else if (mode == ADV_DR_GRPO) a = f64x2.sub(r, mv);
-      else if (mode == ADV_RLOO) a = f64x2.sub(r, f64x2.mul(f64x2.sub(tv, r), ov));
+      if (mode == AdvantageCode.Grpo) a = f64x2.mul(f64x2.sub(r, mv), sv);
+      else if (mode == AdvantageCode.DrGrpo) a = f64x2.sub(r, mv);
+      else if (mode == AdvantageCode.Rloo) a = f64x2.sub(r, f64x2.mul(f64x2.sub(tv, r), ov));
       v128.store64_lane(outA + o, f32x4.demote_f64x2_zero(v128.and(f64x2.eq(d, d), a)), 0);
     }
   }
@@ -695,17 +713,17 @@ function groupAdvantages(start: i32, m: i32, cnt: i32, mean: f64, outR: usize, o
     let o = <usize>i << 2;
     let d = load<f32>(outD + o);
     let a: f64 = 0;
-    if (d == d && mode != ADV_NONE) {
+    if (d == d && mode != AdvantageCode.None) {
       let r = <f64>load<f32>(outR + o);
-      if (mode == ADV_GRPO) a = (r - mean) * scale;
-      else if (mode == ADV_DR_GRPO) a = r - mean;
-      else if (mode == ADV_RLOO) a = r - (total - r) * others;
+      if (mode == AdvantageCode.Grpo) a = (r - mean) * scale;
+      else if (mode == AdvantageCode.DrGrpo) a = r - mean;
+      else if (mode == AdvantageCode.Rloo) a = r - (total - r) * others;
     }
     store<f32>(outA + o, <f32>a);
   }
 }
 
-/** GDPO's batch normalization of a_i over every valid row. */
+/** MethodCode.Gdpo's batch normalization of a_i over every valid row. */
 function gdpoBatch(n: i32, outD: usize, outA: usize): void {
   let sum: f64 = 0;
   let cnt = 0;
@@ -734,14 +752,14 @@ function gdpoBatch(n: i32, outD: usize, outA: usize): void {
 // ---------------------------------------------------------------------------------------------
 // One rollout
 
-/** Reward of the row at rowPtr(): with the stream weights, or as a group of one. NaN if invalid. */
+/** Reward of the row in Region.Row: with the stream weights, or as a group of one. NaN if invalid. */
 export function scoreOne(): f32 {
   let d = normalizeRow(ROW, ROWU, LO, INV, BASE, laneSum(BASE)); // the host rejects infinities
   if (d != d) return NaN;
   if (aggregated()) return aggregateOne(method, ROWU, BASE, d);
-  if (method != FOCAL) return d;
+  if (method != MethodCode.Focal) return d;
   let w = FSTREAMR;
-  if (scope == GROUP) {
+  if (scope == ScopeCode.Group) {
     store<f32>(ROWP, 1);
     store<f32>(ROWP, d, 4);
     groupSums(ROWU, ROWP + 4, ROWP, 1, !rowHasAbsent, tau, ACC, MASS, GSUM, GSQ, GCNT, GMIN, GMAX);

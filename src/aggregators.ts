@@ -12,14 +12,12 @@
 import type { Settings } from "./backend.js";
 import type { CompiledRubric } from "./rubric.js";
 import type { Method } from "./types.js";
+import { MethodCode, Stat } from "./abi.js";
+import { methodsBetween } from "./codes.js";
 
-/** Methods handled here (the kernel's methods 3..14, in this order). */
-export const AGGREGATORS = [
-  "weighted-sum", "min", "power-mean", "soft-min", "cvar", "points-ratio", "all-or-nothing", "gated",
-  "hierarchical", "pow3r", "dvao", "mo-grpo",
-] as const satisfies readonly Method[];
-
-export type AggregatorMethod = (typeof AGGREGATORS)[number];
+/** Methods handled here: the ABI codes from WeightedSum up to SaMrpo. */
+export type AggregatorMethod = Exclude<Method, "focal" | "weighted-mean" | "gdpo" | "sa-mrpo">;
+export const AGGREGATORS = methodsBetween(MethodCode.WeightedSum, MethodCode.SaMrpo) as readonly AggregatorMethod[];
 
 export function isAggregator(m: Method): m is AggregatorMethod {
   return (AGGREGATORS as readonly string[]).includes(m);
@@ -302,7 +300,7 @@ export class ReferenceAggregators {
         const ri = this.weightedMean(U.subarray(i * K, i * K + K), f);
         r[i] = Number.isNaN(ri) ? d[i] : ri;
       }
-      for (let k = 0; k < K; k++) if (!Number.isNaN(p.sat[k])) stats[5 * K + k] += f[k];
+      for (let k = 0; k < K; k++) if (!Number.isNaN(p.sat[k])) stats[Stat.Weight * K + k] += f[k];
       weightsOut.set(f, p.g * K);
     }
     this.pending = [];

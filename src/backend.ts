@@ -32,17 +32,13 @@ export interface Batch {
   into: OutputBuffers | undefined;
 }
 
-/** Per-criterion accumulators, K each: present-value sum, sum of squares, count,
- *  groups where constant, groups where present, weight sum and saturation sum over those groups. */
-export const STAT_FIELDS = ["sum", "sq", "count", "constant", "present", "weight", "saturation"] as const;
-
 export interface RawResult {
   rewards: Float32Array;
   direct: Float32Array;
   advantages: Float32Array;
   weights: Float32Array;
   saturation: Float32Array;
-  /** STAT_FIELDS.length x K, field-major. */
+  /** Stat.End x K, field-major (src/abi.ts Stat). */
   stats: Float64Array;
   zeroStdGroups: number;
   activeGroups: number;

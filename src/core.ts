@@ -7,11 +7,12 @@ import type {
   ConstantMode, AdvantageMode, BackendName, Engine, EngineOptions, Method, NamedScore, Scope, ScoreOptions, ScoreResult, WasmSource,
 } from "./types.js";
 import { checkKeys, F32_MAX, inRange, oneOf, short } from "./validate.js";
-import { AGGREGATORS, aggregatorOptions } from "./aggregators.js";
+import { aggregatorOptions } from "./aggregators.js";
 import { ENGINE_OPTION_KEYS, SCORE_OPTION_KEYS } from "./keys.js";
 import { instantiateKernel, WasmBackend } from "./wasm.js";
 import { checkStep, StepConflictError, StepTracker, stepSettings, type StepBackends } from "./stepped.js";
 export { StepConflictError } from "./stepped.js";
+import { METHOD_CODES } from "./codes.js";
 
 export type * from "./types.js";
 export { Diagnostics, prepare, type DiagnosticsOptions, type PreparedCall } from "./analysis/diagnostics.js";
@@ -21,7 +22,7 @@ export { compileRubric, type CompiledRubric } from "./rubric.js";
 export type KernelLoader = (kind: "simd" | "scalar") => Promise<WebAssembly.Module>;
 
 /** Every method the engine knows. */
-export const METHODS: readonly Method[] = ["focal", "weighted-mean", "gdpo", "sa-mrpo", ...AGGREGATORS];
+export const METHODS: readonly Method[] = Object.keys(METHOD_CODES) as Method[];
 
 /** The largest batch one call takes (rows x criteria): its buffers must fit wasm32's 4 GiB. */
 export const MAX_CELLS = 1 << 27;

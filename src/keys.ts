@@ -6,9 +6,9 @@
 
 /** createEngine's options. */
 export const ENGINE_OPTION_KEYS = [
-  "rubric", "method", "scope", "advantage", "backend", "wasm",
+  "rubric", "method", "scope", "advantage", "backend", "wasm", "reuseOutputs",
   "gamma", "eps", "tau", "minWeight", "maxWeight", "mix", "decay", "advEps", "constant",
-  "power", "temperature", "alpha", "threshold", "fGrpo", "reuseOutputs",
+  "power", "temperature", "alpha", "threshold", "fGrpo",
 ] as const;
 
 /** score()'s options. */

@@ -1,4 +1,5 @@
 import type { RawResult } from "./backend.js";
+import { Stat } from "./abi.js";
 
 /** Metric names of one criterion, made once per engine. */
 export interface CriterionNames {
@@ -41,8 +42,9 @@ export function buildMetrics(names: readonly CriterionNames[], raw: RawResult, p
   m["focal/frac_valid"] = n > 0 ? dCount / n : 0;
   let constant = 0, present = 0;
   for (let c = 0; c < k; c++) {
-    const s = stats[c], sq = stats[k + c], count = stats[2 * k + c], cst = stats[3 * k + c];
-    const pres = stats[4 * k + c], weight = stats[5 * k + c], sat = stats[6 * k + c];
+    const at = (f: Stat) => stats[f * k + c];
+    const s = at(Stat.Sum), sq = at(Stat.Sq), count = at(Stat.Count), cst = at(Stat.Constant);
+    const pres = at(Stat.Present), weight = at(Stat.Weight), sat = at(Stat.Saturation);
     const name = names[c];
     constant += cst;
     present += pres;

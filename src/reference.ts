@@ -1,5 +1,6 @@
 import type { Backend, Batch, Outputs, RawResult, Settings, StreamState } from "./backend.js";
-import { deliver, STAT_FIELDS } from "./backend.js";
+import { deliver } from "./backend.js";
+import { Stat } from "./abi.js";
 import { normalizedScore, type CompiledRubric } from "./rubric.js";
 import { infiniteScoreError } from "./validate.js";
 import { isAggregator, ReferenceAggregators } from "./aggregators.js";
@@ -159,7 +160,7 @@ export class ReferenceBackend implements Backend {
     }
 
     const r = new Float64Array(n).fill(NaN);
-    const stats = new Float64Array(STAT_FIELDS.length * K);
+    const stats = new Float64Array(Stat.End * K);
     const weightsOut = new Float32Array(stream ? K : G * K), satOut = new Float32Array(stream ? K : G * K);
     const gdpoA = new Float64Array(n);
     const satSum = new Float64Array(K), satCount = new Float64Array(K);
@@ -191,8 +192,8 @@ export class ReferenceBackend implements Backend {
         const constant = count < 2 || hi - lo <= CONSTANT_SPREAD;
         if (!constant) anyVaries = true;
         if (!constant || this.rubric.fixed[k]) kept[k] = sat[k];
-        stats[0 * K + k] += sum; stats[1 * K + k] += sq; stats[2 * K + k] += count;
-        stats[3 * K + k] += lo === hi ? 1 : 0; stats[4 * K + k] += 1;
+        stats[Stat.Sum * K + k] += sum; stats[Stat.Sq * K + k] += sq; stats[Stat.Count * K + k] += count;
+        stats[Stat.Constant * K + k] += lo === hi ? 1 : 0; stats[Stat.Present * K + k] += 1;
         if (stream) { satSum[k] += sat[k]; satCount[k]++; }
       }
       if (stream) continue;
@@ -211,8 +212,8 @@ export class ReferenceBackend implements Backend {
       if (s.method === "gdpo") this.gdpoGroup(start, end, U, d, b, gdpoA);
       for (let k = 0; k < K; k++) {
         if (Number.isNaN(sat[k])) continue;
-        stats[5 * K + k] += f[k];
-        stats[6 * K + k] += sat[k];
+        stats[Stat.Weight * K + k] += f[k];
+        stats[Stat.Saturation * K + k] += sat[k];
       }
       weightsOut.set(f, g * K);
     }
@@ -220,7 +221,7 @@ export class ReferenceBackend implements Backend {
     if (s.method === "sa-mrpo") {
       // SA-MRPO: batch saturation s_k = mean u over the valid rows where k is present, then the
       // GDPO z-scores weighted by b_k (1 - s_k)^gamma (gamma = 0: exactly gdpo's weights).
-      const factor = Array.from({ length: K }, (_, k) => (stats[2 * K + k] > 0 ? Math.pow(1 - stats[k] / stats[2 * K + k], s.gamma) : 1));
+      const factor = Array.from({ length: K }, (_, k) => (stats[Stat.Count * K + k] > 0 ? Math.pow(1 - stats[k] / stats[Stat.Count * K + k], s.gamma) : 1));
       for (let g = 0, start = 0; g < G; start += sizes[g++]) this.gdpoGroup(start, start + sizes[g], U, d, baseOf(g), gdpoA, factor);
     }
     if (s.method === "pow3r") ({ sbar: this.sbar, seen: this.seen } = this.agg.pow3rFinish(U, d, r, this.sbar, this.seen, weightsOut, stats));
@@ -244,8 +245,8 @@ export class ReferenceBackend implements Backend {
       for (let k = 0; k < K; k++) {
         weightsOut[k] = this.streamF[k];
         satOut[k] = seen[k] ? sbar[k] : NaN;
-        stats[5 * K + k] = this.streamF[k];
-        stats[6 * K + k] = seen[k] ? sbar[k] : 0;
+        stats[Stat.Weight * K + k] = this.streamF[k];
+        stats[Stat.Saturation * K + k] = seen[k] ? sbar[k] : 0;
       }
     }
 

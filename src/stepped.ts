@@ -1,3 +1,4 @@
+import { Stat } from "./abi.js";
 import type { Backend, Batch, RawResult, Settings } from "./backend.js";
 
 /**
@@ -130,8 +131,8 @@ export class StepTracker {
     const weights = Float32Array.from(f), saturation = new Float32Array(k);
     for (let c = 0; c < k; c++) {
       saturation[c] = use.seen[c] ? use.sbar[c] : NaN;
-      stats[5 * k + c] = weights[c];
-      stats[6 * k + c] = use.seen[c] ? use.sbar[c] : 0;
+      stats[Stat.Weight * k + c] = weights[c];
+      stats[Stat.Saturation * k + c] = use.seen[c] ? use.sbar[c] : 0;
     }
     const raw: RawResult = {
       rewards: rew.rewards, direct: sat.direct, advantages: rew.advantages, weights, saturation, stats,

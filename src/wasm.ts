@@ -1,37 +1,29 @@
 import type { Backend, Batch, OutputBuffers, Outputs, RawResult, Settings, StreamState } from "./backend.js";
-import { OUTPUT_FIELDS, STAT_FIELDS } from "./backend.js";
+import { OUTPUT_FIELDS } from "./backend.js";
 import type { CompiledRubric } from "./rubric.js";
 import type { BackendName } from "./types.js";
 import { infiniteScoreError } from "./validate.js";
 import { aggregatorSettings, PASS_SLACK, POW3R_FLOOR, requiredMask } from "./aggregators.js";
+import { AbiQuery, Call, Head, Region, ScopeCode, Setting, Stat, Summary } from "./abi.js";
+import { ADVANTAGE_CODES, METHOD_CODES } from "./codes.js";
 
-/** What assembly/index.ts exports. */
+/** What assembly/index.ts exports; every address and slot comes from the ABI (src/abi.ts). */
 interface Kernel {
   memory: WebAssembly.Memory;
   heapBase(): number;
   fixedSize(k: number): number;
   layout(base: number, k: number): void;
-  configure(m: number, s: number, adv: number, g: number, e: number, t: number, bounded: number,
-            wMin: number, wMax: number, mix: number, decay: number, advEps: number): void;
-  loPtr(): number; invPtr(): number; basePtr(): number; fixedPtr(): number;
-  sbarPtr(): number; seenPtr(): number; streamWeightsPtr(): number; rowPtr(): number;
-  metricsPtr(): number; summaryPtr(): number;
-  score(n: number, groups: number, scores: number, valid: number, sizes: number, instW: number,
-        outR: number, outD: number, outA: number, outW: number, outS: number, u: number, p: number, uRows: number): number;
+  /** Byte address of a Region vector. */
+  region(r: Region): number;
+  /** Byte address of a head slot (Head.SettingsAt + Setting, Head.CallAt + Call, Head.SummaryAt + Summary). */
+  slot(i: number): number;
+  configure(): void;
+  score(): number;
   streamWeights(): void;
   scoreOne(): number;
-  aggregatorSize(k: number): number;
-  aggregatorLayout(base: number, lo: number, inv: number, sbar: number, seen: number, mweight: number): void;
-  configureAggregators(p: number, t: number, alpha: number, passAt: number, fGamma: number, floor: number, clip: number, advEps: number): void;
-  penaltyPtr(): number; requiredPtr(): number;
-  configureConstant(drop: number): void;
+  abi(q: AbiQuery): number;
 }
 
-const METHODS = {
-  focal: 0, "weighted-mean": 1, gdpo: 2, "weighted-sum": 3, min: 4, "power-mean": 5, "soft-min": 6, cvar: 7,
-  "points-ratio": 8, "all-or-nothing": 9, gated: 10, hierarchical: 11, pow3r: 12, dvao: 13, "mo-grpo": 14, "sa-mrpo": 15,
-} as const;
-const ADVANTAGES = { none: 0, grpo: 1, "dr-grpo": 2, rloo: 3 } as const;
 const PAGE = 65536;
 /** wasm32 memory limit. */
 const MAX_MEMORY = 2 ** 32;
@@ -97,31 +89,43 @@ export class WasmBackend implements Backend {
   ) {
     const k = (this.k = rubric.ids.length);
     this.perGroup = settings.scope === "group";
-    this.stats = new Float64Array(STAT_FIELDS.length * k);
+    this.stats = new Float64Array(Stat.End * k);
     const fixed = align(kernel.heapBase());
-    const agg = align(fixed + kernel.fixedSize(k));
-    this.callBase = agg + kernel.aggregatorSize(k);
+    this.callBase = align(fixed + kernel.fixedSize(k));
     this.reserve(this.callBase);
     kernel.layout(fixed, k);
-    kernel.aggregatorLayout(agg, kernel.loPtr(), kernel.invPtr(), kernel.sbarPtr(), kernel.seenPtr(),
-      kernel.metricsPtr() + 8 * 5 * ((k + 3) & ~3));
     // A penalty's u = 1 - (x - lo) / (hi - lo) = (x - hi) * -1 / (hi - lo): one affine map for both.
     const hi = (c: number) => rubric.lo[c] + 1 / rubric.inv[c];
-    this.f32.set(rubric.lo.map((lo, c) => (rubric.penalty[c] ? hi(c) : lo)), kernel.loPtr() >>> 2);
-    this.f32.set(rubric.inv.map((inv, c) => (rubric.penalty[c] ? -inv : inv)), kernel.invPtr() >>> 2);
-    this.f32.set(Float32Array.from(rubric.base), kernel.basePtr() >>> 2);
-    this.f32.set(rubric.fixed, kernel.fixedPtr() >>> 2);
-    const s = settings;
-    kernel.configure(METHODS[s.method], s.scope === "group" ? 0 : 1, ADVANTAGES[s.advantage], s.gamma, s.eps, s.tau,
-      s.minWeight !== undefined || s.maxWeight !== undefined ? 1 : 0, s.minWeight ?? 0, s.maxWeight ?? 1,
-      s.mix, s.decay, s.advEps);
-    kernel.configureConstant(s.constant === "drop" ? 1 : 0);
-    const a = aggregatorSettings(s);
-    this.f32.set(rubric.penalty, kernel.penaltyPtr() >>> 2);
-    this.f32.set(requiredMask(rubric), kernel.requiredPtr() >>> 2);
-    kernel.configureAggregators(a.power, a.temperature, a.alpha, a.threshold - PASS_SLACK, a.fGrpo ?? -1,
-      s.minWeight ?? POW3R_FLOOR, s.maxWeight ?? 1, s.advEps);
-    kernel.streamWeights();
+    this.put(Region.Lo, rubric.lo.map((lo, c) => (rubric.penalty[c] ? hi(c) : lo)));
+    this.put(Region.Inv, rubric.inv.map((inv, c) => (rubric.penalty[c] ? -inv : inv)));
+    this.put(Region.Base, rubric.base);
+    this.put(Region.Fixed, rubric.fixed);
+    this.put(Region.Penalty, rubric.penalty);
+    this.put(Region.Required, requiredMask(rubric));
+    const s = settings, a = aggregatorSettings(s);
+    const values: Record<keyof typeof Setting, number> = {
+      Method: METHOD_CODES[s.method], Scope: s.scope === "group" ? ScopeCode.Group : ScopeCode.Stream, Advantage: ADVANTAGE_CODES[s.advantage],
+      Gamma: s.gamma, Eps: s.eps, Tau: s.tau,
+      Bounded: s.minWeight !== undefined || s.maxWeight !== undefined ? 1 : 0, MinWeight: s.minWeight ?? 0, MaxWeight: s.maxWeight ?? 1,
+      Mix: s.mix, Decay: s.decay, AdvEps: s.advEps, DropConstant: s.constant === "drop" ? 1 : 0,
+      Power: a.power, Temperature: a.temperature, Alpha: a.alpha, PassAt: a.threshold - PASS_SLACK, FGrpo: a.fGrpo ?? -1,
+      WeightFloor: s.minWeight ?? POW3R_FLOOR, WeightClip: s.maxWeight ?? 1, End: 0,
+    };
+    for (const [name, value] of Object.entries(values)) {
+      if (name !== "End") this.f64[kernel.slot(Head.SettingsAt + Setting[name as keyof typeof Setting]) >>> 3] = value;
+    }
+    kernel.configure();
+  }
+
+  /** Writes K values into a region of f32 lanes. */
+  private put(r: Region, values: ArrayLike<number>): void {
+    this.f32.set(values, this.kernel.region(r) >>> 2);
+  }
+
+  /** K values of a region of f32 lanes. */
+  private take(r: Region): Float32Array {
+    const at = this.kernel.region(r) >>> 2;
+    return this.f32.subarray(at, at + this.k);
   }
 
   /** Grows memory to hold `end` bytes and refreshes the views (growing detaches old ones). */
@@ -175,11 +179,18 @@ export class WasmBackend implements Backend {
     if (valid) this.u8.set(valid, p.valid);
     this.i32.set(sizes, p.sizes >>> 2);
     if (weights) this.f32.set(weights, p.instW >>> 2);
-    const status = this.kernel.score(n, groups, p.scores, valid ? p.valid : 0, p.sizes, p.instW,
-      p.rewards, p.direct, p.advantages, p.outW, p.outS, p.u, p.p, uRows);
+    const args: Record<keyof typeof Call, number> = {
+      Rows: n, Groups: groups, Scores: p.scores, Valid: valid ? p.valid : 0, Sizes: p.sizes, InstanceWeights: p.instW,
+      Rewards: p.rewards, Direct: p.direct, Advantages: p.advantages, Weights: p.outW, Saturation: p.outS,
+      Normalized: p.u, Tilt: p.p, NormalizedRows: uRows, End: 0,
+    };
+    for (const [name, value] of Object.entries(args)) {
+      if (name !== "End") this.f64[this.kernel.slot(Head.CallAt + Call[name as keyof typeof Call]) >>> 3] = value;
+    }
+    const status = this.kernel.score();
     if (status !== 0) throw infiniteScoreError(this.f32.subarray(p.scores >>> 2, (p.scores >>> 2) + n * k), k);
     const wLen = this.perGroup ? groups * k : k;
-    const statLen = STAT_FIELDS.length * k;
+    const statLen = Stat.End * k;
     const from = { rewards: [p.rewards, n], direct: [p.direct, n], advantages: [p.advantages, n], weights: [p.outW, wLen], saturation: [p.outS, wLen] } as const;
     let outs: OutputBuffers, stats: Float64Array;
     if (outputs === "reuse") {
@@ -202,31 +213,32 @@ export class WasmBackend implements Backend {
       }
       for (const f of OUTPUT_FIELDS) outs[f].set(this.f32.subarray(from[f][0] >>> 2, (from[f][0] >>> 2) + from[f][1]));
     }
-    const kp = (k + 3) & ~3, metrics = this.kernel.metricsPtr() >>> 3;
-    for (let f = 0; f < STAT_FIELDS.length; f++) {
-      for (let c = 0; c < k; c++) stats[f * k + c] = this.f64[metrics + f * kp + c];
+    for (let f = 0; f < Stat.End; f++) {
+      const at = this.kernel.region(Region.Stats + 2 * f) >>> 3;
+      stats.set(this.f64.subarray(at, at + k), f * k);
     }
-    const summary = this.kernel.summaryPtr() >>> 3;
-    return { ...outs, stats, zeroStdGroups: this.f64[summary], activeGroups: this.f64[summary + 1] };
+    const summary = (i: Summary) => this.f64[this.kernel.slot(Head.SummaryAt + i) >>> 3];
+    return { ...outs, stats, zeroStdGroups: summary(Summary.ZeroStdGroups), activeGroups: summary(Summary.ActiveGroups) };
   }
 
   scoreOne(row: Float32Array): number {
-    const at = this.kernel.rowPtr() >>> 2;
-    this.f32.set(row, at);
+    this.put(Region.Row, row);
     return this.kernel.scoreOne();
   }
 
   getState(): StreamState {
-    const k = this.k;
-    const sbar = Float64Array.from(this.f32.subarray(this.kernel.sbarPtr() >>> 2, (this.kernel.sbarPtr() >>> 2) + k));
-    const seen = Uint8Array.from(this.f32.subarray(this.kernel.seenPtr() >>> 2, (this.kernel.seenPtr() >>> 2) + k));
-    return { sbar, seen };
+    return { sbar: Float64Array.from(this.take(Region.Sbar)), seen: Uint8Array.from(this.take(Region.Seen)) };
   }
 
   setState(state: StreamState): void {
-    this.f32.set(state.sbar, this.kernel.sbarPtr() >>> 2);
-    this.f32.set(state.seen, this.kernel.seenPtr() >>> 2);
+    this.put(Region.Sbar, state.sbar);
+    this.put(Region.Seen, state.seen);
     this.kernel.streamWeights();
+  }
+
+  /** The built kernel's view of the ABI, for the test that compares it with src/abi.ts. */
+  abi(q: AbiQuery): number {
+    return this.kernel.abi(q);
   }
 }
 

@@ -1,0 +1,96 @@
+// The contract between the host (src/wasm.ts) and the kernels (assembly/): method, advantage and
+// scope codes, the order of the per-criterion statistics, and the layout of the kernels' fixed
+// memory region (a head of named f64 slots, then vectors of KP lanes). Written in the subset that
+// tsc and asc both compile (enums of integer constants only), so both sides
+// are built from this one file. Adding a method, a setting or a statistic is one member here,
+// before `End`; test/unit/abi.test.ts checks that the built wasm agrees.
+
+/** Method codes. The public name is the member name in kebab case (WeightedMean = "weighted-mean"). */
+export enum MethodCode {
+  Focal, WeightedMean, Gdpo,
+  // The aggregators (assembly/aggregators.ts, src/aggregators.ts): WeightedSum to MoGrpo.
+  WeightedSum, Min, PowerMean, SoftMin, Cvar, PointsRatio, AllOrNothing, Gated, Hierarchical, Pow3r, Dvao, MoGrpo,
+  SaMrpo,
+  End,
+}
+
+/** Advantage codes; names in kebab case as for methods. */
+export enum AdvantageCode { None, Grpo, DrGrpo, Rloo, End }
+
+export enum ScopeCode { Group, Stream, End }
+
+/** Per-criterion statistics, K f64 each, field-major; the names are the member names in lower case. */
+export enum Stat {
+  /** Sum of the present values over valid rows. */ Sum,
+  /** Sum of their squares. */ Sq,
+  /** How many there were. */ Count,
+  /** Groups where the criterion was constant. */ Constant,
+  /** Groups where it was present. */ Present,
+  /** Sum of its weight over those groups (stream scope: the batch's weight). */ Weight,
+  /** Sum of its saturation over those groups (stream scope: the estimate). */ Saturation,
+  End,
+}
+
+/** Engine settings: f64 slots of the head, written by the host before configure(). Flags are 0 or 1. */
+export enum Setting {
+  Method, Scope, Advantage, Gamma, Eps, Tau,
+  /** 1 when minWeight or maxWeight is given. */ Bounded,
+  MinWeight, MaxWeight, Mix, Decay, AdvEps,
+  /** constant "drop". */ DropConstant,
+  // Aggregator options (src/aggregators.ts)
+  Power, Temperature, Alpha,
+  /** Pass threshold minus its slack. */ PassAt,
+  /** F-GRPO exponent; < 0 = off. */ FGrpo,
+  /** pow3r's weight floor and clip. */ WeightFloor, WeightClip,
+  End,
+}
+
+/** One score() call: f64 slots of the head the host writes before score(); buffers are byte offsets. */
+export enum Call {
+  Rows, Groups,
+  /** Inputs: rows x K f32 scores, rows u8 valid flags (0 = none), group sizes (i32), groups x K f32 weights (0 = none). */
+  Scores, Valid, Sizes, InstanceWeights,
+  /** Outputs: rows f32 each, then groups x K f32 (stream scope: K). */
+  Rewards, Direct, Advantages, Weights, Saturation,
+  /** Scratch: NormalizedRows rows of KP f32 lanes; one f32 per row of the widest group. */
+  Normalized, Tilt, NormalizedRows,
+  End,
+}
+
+/** Results of a call besides the buffers: f64 slots of the head. */
+export enum Summary { ZeroStdGroups, ActiveGroups, End }
+
+/** The head of the fixed region, in f64 slots: settings, call, summary; padded to 16 bytes. */
+export enum Head {
+  SettingsAt = 0,
+  CallAt = SettingsAt + Setting.End,
+  SummaryAt = CallAt + Call.End,
+  End = (SummaryAt + Summary.End + 1) & ~1,
+}
+
+/**
+ * The vectors after the head, in units of KP f32 lanes (KP = K rounded up to 4; a unit is KP * 4
+ * bytes, a multiple of 16): an f32 vector takes one unit, an f64 vector two.
+ */
+export enum Region {
+  // Rubric, written by the host: the affine map u = (x - lo) * inv (penalties flipped), base
+  // weights, and 1-or-0 flags per lane: guarded (fixed), penalty, required.
+  Lo, Inv, Base, Fixed, Penalty, Required,
+  // Stream state (host-readable and -writable): saturation estimates, seen flags (1 or 0).
+  Sbar, Seen,
+  /** scoreOne's input row, written by the host. */
+  Row,
+  // Kernel scratch (f32).
+  StreamWeights, StreamWeightsUsed, RowNormalized, Acc, Mass, Saturation, Coefficients, FocalWeights,
+  GroupBase, GroupSum, GroupSq, GroupCount, GroupMin, GroupMax, SatSum, SatCount, FreeMask,
+  SaMrpoFactor, Kept, RowPair, AggregatorRow, AggregatorWeights,
+  /** Per-criterion statistics (host-readable): Stat.End f64 vectors, field-major. */
+  Stats,
+  // Kernel scratch (f64).
+  Sort = Stats + 2 * Stat.End, CriterionSum = Sort + 4, CriterionCount = CriterionSum + 2,
+  ZMean = CriterionCount + 2, ZScale = ZMean + 2,
+  End = ZScale + 2,
+}
+
+/** What the kernel's abi(query) export answers, so a test can compare the built wasm with this file. */
+export enum AbiQuery { Methods, Advantages, Scopes, Stats, Settings, Calls, Summaries, HeadEnd, RegionEnd, End }
