@@ -111,6 +111,8 @@ export async function serve(
     stepped: values.stepped === true,
     rewardOutput: values["reward-output"] as HandlerOptions["rewardOutput"],
     ...groupingFlags(values),
+    // With a Redis store, groups are assembled through it too: rows of a group may reach any replica.
+    ...(values.store && values["group-size"] !== undefined ? { makeAssembler: await redisAssembly(values.store, values["store-prefix"]) } : {}),
   });
   const advantageOnly = options.method === "gdpo" || options.method === "sa-mrpo" || options.fGrpo !== undefined;
   if (advantageOnly && values["reward-output"] !== "advantage") {
@@ -153,6 +155,12 @@ export async function serve(
 export async function run(values: Values): Promise<number> {
   const { createEngine } = await import("../index.js");
   return serve(values, createEngine);
+}
+
+async function redisAssembly(url: string, prefix: string | undefined): Promise<HandlerOptions["makeAssembler"]> {
+  const { RedisGroupAssembler } = await import("../service/redis-assembler.js");
+  const { heldRowCodec } = await import("../service/grouping.js");
+  return (o, score) => RedisGroupAssembler.open(url, { ...o, prefix, codec: heldRowCodec }, score);
 }
 
 /** --group-size and its companions; the companions alone are a usage error. */

@@ -8,7 +8,7 @@
  *   of that key in the GroupAssembler (assembler.ts); a full group, or one whose wait ran out, is
  *   scored once, and each request gets its own rows' answers (`AssembledRewards`).
  */
-import { AssemblerBusy, GroupAssembler, WAIT_BUCKETS, type AssemblerStats, type CloseReason } from "./assembler.js";
+import { type Assembler, AssemblerBusy, type AssemblerOptions, GroupAssembler, WAIT_BUCKETS, type AssemblerStats, type CloseReason, type ScoreGroup } from "./assembler.js";
 import { HttpError } from "./problem.js";
 
 /** Group keys in order of first appearance: `order[j]` = request row at grouped position j. */
@@ -58,6 +58,21 @@ export interface GroupingOptions {
   maxHeldGroups: number;
 }
 
+/**
+ * Makes the assembler behind `AssembledRewards`: by default a GroupAssembler in this process; across
+ * replicas a RedisGroupAssembler (with `heldRowCodec`), so rows of one group may reach any replica.
+ */
+export type MakeAssembler = (options: AssemblerOptions<HeldRow>, score: ScoreGroup<HeldRow, RowAnswer>) => Assembler<HeldRow, RowAnswer> | Promise<Assembler<HeldRow, RowAnswer>>;
+
+/** HeldRow as JSON (NaN scores as null; float32 values survive the round trip exactly). */
+export const heldRowCodec = {
+  encode: (r: HeldRow): unknown => ({ scores: Array.from(r.scores, (x) => (Number.isNaN(x) ? null : x)), valid: r.valid, text: r.text, step: r.step ?? null }),
+  decode: (j: unknown): HeldRow => {
+    const o = j as { scores: (number | null)[]; valid: number; text: string; step: number | null };
+    return { scores: Float32Array.from(o.scores, (x) => x ?? NaN), valid: o.valid, text: o.text, step: o.step ?? undefined };
+  },
+};
+
 export const GROUPING_DEFAULTS = { waitMs: 5000, maxHeldRows: 65536, maxHeldGroups: 16384 } as const;
 
 function compareRows(a: HeldRow, b: HeldRow): number {
@@ -75,10 +90,12 @@ function compareRows(a: HeldRow, b: HeldRow): number {
 
 /** The assembler of one service, with the logs each closed group adds. */
 export class AssembledRewards {
-  readonly #assembler: GroupAssembler<HeldRow, RowAnswer>;
+  /** The assembler, once made (a Redis one connects first). */
+  readonly #made: Promise<Assembler<HeldRow, RowAnswer>>;
+  #assembler: Assembler<HeldRow, RowAnswer> | undefined;
 
-  constructor(options: GroupingOptions, score: GroupScorer) {
-    this.#assembler = new GroupAssembler<HeldRow, RowAnswer>(
+  constructor(options: GroupingOptions, score: GroupScorer, make: MakeAssembler = (o, f) => new GroupAssembler(o, f)) {
+    this.#made = Promise.resolve(make(
       { ...options, order: compareRows },
       async (run: string, _key: string, rows: readonly HeldRow[], reason: CloseReason) => {
         const answers = await score(run, rows[0]!.step, rows);
@@ -88,7 +105,13 @@ export class AssembledRewards {
         }
         return answers;
       },
-    );
+    ));
+    this.#made.then((a) => (this.#assembler = a), () => {});
+  }
+
+  /** Resolves once the assembler is ready (rejects when a Redis one cannot connect). */
+  get ready(): Promise<unknown> {
+    return this.#made;
   }
 
   /**
@@ -98,19 +121,26 @@ export class AssembledRewards {
   async submit(run: string, items: readonly { key: string; row: HeldRow }[]): Promise<RowAnswer[]> {
     const keyed = items.map(({ key, row }) => ({ key: `${row.step ?? ""}\u0000${key}`, row }));
     try {
-      return await this.#assembler.submit(run, keyed);
+      return await (await this.#made).submit(run, keyed);
     } catch (e) {
       if (e instanceof AssemblerBusy) throw new HttpError(503, e.message, undefined, { "retry-after": String(e.retryAfterSeconds) });
       throw e;
     }
   }
 
-  flush(): Promise<void> {
-    return this.#assembler.flush();
+  async flush(): Promise<void> {
+    await (await this.#made.catch(() => undefined))?.flush();
+  }
+
+  /** Flush, then release the assembler's connections (shutdown). */
+  async close(): Promise<void> {
+    const a = await this.#made.catch(() => undefined);
+    await a?.flush();
+    await a?.close?.();
   }
 
   stats(): AssemblerStats {
-    return this.#assembler.stats();
+    return this.#assembler?.stats() ?? { heldRows: 0, heldGroups: 0, closed: { full: 0, timeout: 0, flush: 0 }, wait: { counts: WAIT_BUCKETS.map(() => 0), sum: 0, count: 0 } };
   }
 }
 

@@ -16,7 +16,7 @@ import type { Criterion, Engine, EngineOptions, ScoreResult } from "../types.js"
 import { checkKeys } from "../validate.js";
 import { type Judge, JudgeTimeout, type Rule, type RuleSet, labelsJudge, rulesFromRubric, rulesJudge, runJudge } from "./judges.js";
 import { type LlmJudge, type LlmJudgeOptions, llmJudge } from "../judge/llm/index.js";
-import { AssembledRewards, GROUPING_DEFAULTS, type HeldRow, type RowAnswer, gatherByKey, renderAssemblyMetrics } from "./grouping.js";
+import { AssembledRewards, GROUPING_DEFAULTS, type HeldRow, type MakeAssembler, type RowAnswer, gatherByKey, renderAssemblyMetrics } from "./grouping.js";
 import { Metrics, type RunGauge } from "./metrics.js";
 import { type Batch, type ParseContext, parseRewardBody, parseRun, parseScoreBody } from "./parse.js";
 import { HttpError, PROBLEM_TYPES, bad, problem, problemBody } from "./problem.js";
@@ -75,6 +75,11 @@ export interface HandlerOptions extends Omit<EngineOptions, "rubric"> {
   maxHeldRows?: number;
   /** Most open groups at once. Default 16384. */
   maxHeldGroups?: number;
+  /**
+   * Where groups are assembled. Default: in this process. Several replicas behind one load
+   * balancer: `(o, score) => RedisGroupAssembler.open(url, { ...o, codec: heldRowCodec }, score)`.
+   */
+  makeAssembler?: MakeAssembler;
   /**
    * What `/get_reward` answers in `rewards` (slime: `reward`): "reward" (default) or "advantage",
    * for trainers run with their own normalization off. Methods whose effect lives only in the
@@ -253,7 +258,7 @@ function unbase64(s: string): Uint8Array {
 const HANDLER_KEYS = [
   "rubric", "createEngine", "store", "judge", "rules", "llm", "judgeTimeoutMs", "judgeConcurrency", "maxBodyBytes",
   "idempotencyWindow", "maxBatch", "defaultRun", "maxCachedRuns", "log", "stepped",
-  "groupSize", "groupWaitMs", "maxHeldRows", "maxHeldGroups", "rewardOutput",
+  "groupSize", "groupWaitMs", "maxHeldRows", "maxHeldGroups", "makeAssembler", "rewardOutput",
 ];
 
 export function createHandler(options: HandlerOptions): FetchHandler {
@@ -279,6 +284,7 @@ export function createHandler(options: HandlerOptions): FetchHandler {
     groupWaitMs = GROUPING_DEFAULTS.waitMs,
     maxHeldRows = GROUPING_DEFAULTS.maxHeldRows,
     maxHeldGroups = GROUPING_DEFAULTS.maxHeldGroups,
+    makeAssembler,
     rewardOutput = "reward",
     ...engineRest
   } = options;
@@ -349,7 +355,7 @@ export function createHandler(options: HandlerOptions): FetchHandler {
   ready.catch(() => {}); // surfaced through `ready` and as 500s
 
   const grouping = groupSize === undefined ? undefined
-    : new AssembledRewards({ groupSize, waitMs: groupWaitMs, maxHeldRows, maxHeldGroups }, (run, step, rows) => scoreAssembled(run, step, rows));
+    : new AssembledRewards({ groupSize, waitMs: groupWaitMs, maxHeldRows, maxHeldGroups }, (run, step, rows) => scoreAssembled(run, step, rows), makeAssembler);
   const runs = new Map<string, RunSlot>();
   let closing = false;
   let inflight = 0;
@@ -910,11 +916,15 @@ export function createHandler(options: HandlerOptions): FetchHandler {
     await grouping?.flush();
     if (inflight > 0) await new Promise<void>((r) => (idle = r));
     await Promise.allSettled([...runs.values()].map((s) => s.running));
+    await grouping?.close();
     await store.close?.();
   }
 
   const flush = async (): Promise<void> => { await grouping?.flush(); };
-  return Object.assign(handler, { ready, close, flush });
+  // A Redis assembler connects before the first request; a failure is the handler's failure to start.
+  const allReady = grouping ? Promise.all([ready, grouping.ready]).then(() => {}) : ready;
+  allReady.catch(() => {});
+  return Object.assign(handler, { ready: allReady, close, flush });
 }
 
 /** The store is down (503, nothing applied) or a write's reply was lost (500: the outcome is unknown). */

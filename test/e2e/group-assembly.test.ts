@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { CLI } from "../support/paths.js";
 import { prng } from "../support/prng.js";
+import { startRedis } from "../support/redis-server.js";
 import { startServer } from "../support/serve-load.js";
 
 const RUBRIC = { criteria: [{ id: "accuracy", weight: 2 }, { id: "format" }, { id: "depth" }, { id: "toxicity", weight: -1 }] };
@@ -189,4 +190,28 @@ describe("group assembly for per-sample clients (serve --group-size)", () => {
       expectNumbersOnly(reply.json.extra_logs);
     });
   });
+
+  it("three replicas on one Redis: the 16 one-sample requests spread over them equal score --scope group", async () => {
+    const redis = await startRedis();
+    try {
+      const args = ["--group-size", "4", "--group-wait", "120000", "--store", redis.url, "--store-prefix", "asm:"];
+      const replicas = await Promise.all([0, 1, 2].map(() => serve(args)));
+      const rows = samples(3, 4, 4);
+      const expected = cliRewards(rows);
+      const replies = await Promise.all(shuffled(rows, 11).map(async (row, i) => ({ row, reply: await post(`${replicas[i % 3]!.url}/get_reward`, openrlhf(row)) })));
+      for (const { row, reply } of replies) {
+        expect(reply.status, JSON.stringify(reply.json)).toBe(200);
+        expect(Math.abs(reply.json.rewards[0] - expected.get(row.query)!), row.query).toBeLessThanOrEqual(1e-6);
+        expectNumbersOnly(reply.json.extra_logs);
+        expect(reply.json.extra_logs["focal/group_rows"]).toBe(4);
+      }
+      // each group was scored once, by whichever replica completed it
+      const closed = (await Promise.all(replicas.map((r) => metricsOf(r.url)))).map((m) => Number(/^focal_assembly_groups_closed_total\{reason="full"\} (\d+)$/m.exec(m)![1]));
+      expect(closed.reduce((a, b) => a + b, 0)).toBe(4);
+    } finally {
+      for (const s of servers.splice(0)) await s.stop("SIGKILL");
+      await redis.stop();
+    }
+  });
 });
+
