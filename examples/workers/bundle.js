@@ -13,7 +13,7 @@ import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { moduleGraph } from "../../scripts/module-graph.js";
+import { capnpModules, copyModules } from "../../scripts/module-graph.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, "../..");
@@ -31,21 +31,11 @@ export function bundle({ out, port = 8787, storage = join(out, "storage"), optio
   mkdirSync(out, { recursive: true });
   mkdirSync(storage, { recursive: true });
   let worker = readFileSync(join(here, "worker.js"), "utf8");
-  const modules = [{ name: "worker.js", kind: "esm" }];
-  const seen = new Set();
-  for (const [spec, file] of Object.entries(RESOLVED)) {
-    worker = worker.replaceAll(`"${spec}"`, JSON.stringify(`./dist/${file}`));
-    for (const m of moduleGraph(dist, join(dist, file))) {
-      if (seen.has(m.rel)) continue;
-      seen.add(m.rel);
-      mkdirSync(dirname(join(out, "dist", m.rel)), { recursive: true });
-      cpSync(m.file, join(out, "dist", m.rel));
-      modules.push({ name: `dist/${m.rel}`, kind: m.kind });
-    }
-  }
+  for (const [spec, file] of Object.entries(RESOLVED)) worker = worker.replaceAll(`"${spec}"`, JSON.stringify(`./dist/${file}`));
+  const files = Object.values(RESOLVED).map((file) => join(dist, file));
+  const modules = [{ name: "worker.js", kind: "esm" }, ...copyModules(dist, files, out, "dist/")];
   writeFileSync(join(out, "worker.js"), worker);
   cpSync(options, join(out, "service.json"));
-  const kind = { esm: "esModule", wasm: "wasm", json: "json" };
   const q = JSON.stringify;
   writeFileSync(
     join(out, "config.capnp"),
@@ -61,7 +51,7 @@ const config :Workerd.Config = (
 
 const focal :Workerd.Worker = (
   modules = [
-${modules.map((m) => `    (name = ${q(m.name)}, ${kind[m.kind]} = embed ${q(m.name)})`).join(",\n")}
+${capnpModules(modules)}
   ],
   compatibilityDate = "2025-09-01",
   bindings = [

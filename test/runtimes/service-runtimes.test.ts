@@ -7,14 +7,14 @@
  * problem+json rejections, 404/405 and the snapshot.
  * Servers listen on 127.0.0.1 only; needs `npm run build` first.
  */
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEngine } from "../../dist/index.js";
 import { createHandler } from "../../dist/service/index.js";
-import { moduleGraph } from "../../scripts/module-graph.js";
+import { capnpModules, copyModules } from "../../scripts/module-graph.js";
 import { freePort, killSpawned, spawnUntil, waitHttp } from "../support/processes.js";
 import { type Answer, OPTIONS, STEPS, play, viaUrl } from "../support/service-conformance.js";
 
@@ -46,19 +46,8 @@ const handler = createHandler({ ...${JSON.stringify(OPTIONS)}, createEngine });
 export default { fetch: (request) => handler(request) };
 `;
     writeFileSync(join(dir, "worker.js"), worker);
-    const modules: { name: string; kind: string }[] = [{ name: "worker.js", kind: "esm" }];
-    const seen = new Set<string>();
-    for (const entry of ["entries/workerd.js", "service/index.js"]) {
-      for (const m of moduleGraph(dist, join(dist, entry)) as { rel: string; file: string; kind: string }[]) {
-        if (seen.has(m.rel)) continue;
-        seen.add(m.rel);
-        const name = `dist/${m.rel}`;
-        mkdirSync(dirname(join(dir, name)), { recursive: true });
-        cpSync(m.file, join(dir, name));
-        modules.push({ name, kind: m.kind });
-      }
-    }
-    const type: Record<string, string> = { esm: "esModule", wasm: "wasm", json: "json" };
+    const entries = ["entries/workerd.js", "service/index.js"].map((e) => join(dist, e));
+    const modules = [{ name: "worker.js", kind: "esm" }, ...copyModules(dist, entries, dir, "dist/")];
     const port = await freePort();
     writeFileSync(
       join(dir, "config.capnp"),
@@ -69,7 +58,7 @@ const config :Workerd.Config = (
 );
 const service :Workerd.Worker = (
   modules = [
-${modules.map((m) => `    (name = ${JSON.stringify(m.name)}, ${type[m.kind]} = embed ${JSON.stringify(m.name)})`).join(",\n")}
+${capnpModules(modules)}
   ],
   compatibilityDate = "2025-09-01",
 );
