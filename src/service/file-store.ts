@@ -65,7 +65,12 @@ export class FileStore implements StateStore {
     return store;
   }
 
-  async get(key: string): Promise<Versioned | undefined> {
+  /** Serialized with the key's writes: a read that raced a write would cache a stale version. */
+  get(key: string): Promise<Versioned | undefined> {
+    return this.#serial(key, () => this.#read(key));
+  }
+
+  async #read(key: string): Promise<Versioned | undefined> {
     this.#check();
     let buf: Buffer;
     try {
@@ -89,7 +94,7 @@ export class FileStore implements StateStore {
     return this.#serial(key, async () => {
       this.#check();
       let current = this.#versions.get(key);
-      if (current === undefined) current = (await this.get(key))?.version ?? 0;
+      if (current === undefined) current = (await this.#read(key))?.version ?? 0;
       if (expected !== undefined && expected !== current) return undefined;
       const version = current + 1;
       const head = Buffer.alloc(12);
