@@ -65,6 +65,19 @@ async function stateBytes(h: FetchHandler, run = "r"): Promise<Uint8Array | unde
   return res.status === 200 ? new Uint8Array(await res.arrayBuffer()) : undefined;
 }
 
+/** The real engine, throwing `error()` on a batch whose first score is `first`. */
+function throwingOn(first: number, error: () => Error) {
+  return async (o: EngineOptions) => {
+    const e = await createEngine(o);
+    const score = e.score.bind(e);
+    e.score = (s, g, opt) => {
+      if (s[0] === Math.fround(first)) throw error();
+      return score(s, g, opt);
+    };
+    return e;
+  };
+}
+
 async function replay(bodies: { scores: number[]; groupSizes: number[] }[], options: Partial<EngineOptions> = {}): Promise<Engine> {
   const e = await createEngine({ rubric: RUBRIC.map(({ rule: _r, ...c }) => c), scope: "stream", ...options });
   for (const b of bodies) e.score(Float32Array.from(b.scores), b.groupSizes);
@@ -189,15 +202,7 @@ describe("bad input: problem+json naming the field, state untouched", () => {
 
   it("an engine rejection is a 400 for that request only; the others of its batch apply", async () => {
     // The real engine, made to refuse one batch (first score 0.123) the way it refuses bad calls.
-    const picky = async (o: EngineOptions) => {
-      const e = await createEngine(o);
-      const score = e.score.bind(e);
-      e.score = (s, g, opt) => {
-        if (s[0] === Math.fround(0.123)) throw new RangeError("score: refused");
-        return score(s, g, opt);
-      };
-      return e;
-    };
+    const picky = throwingOn(0.123, () => new RangeError("score: refused"));
     const h = make({ createEngine: picky });
     const good = [columnar(6), columnar(7)];
     const refused = { ...columnar(8), scores: [0.123, ...columnar(8).scores.slice(1)] };
@@ -206,6 +211,22 @@ describe("bad input: problem+json naming the field, state untouched", () => {
     expect(b!.json.detail).toMatch(/refused/);
     expect([a!.json.seq, c!.json.seq]).toEqual([1, 2]);
     expect(await stateBytes(h)).toEqual((await replay(good)).snapshot());
+  });
+
+  it("a bug (an exception that is no input error) answers 500 and is logged, never 400; the run keeps serving", async () => {
+    // The real engine, with a fault that is not a refusal of the input (a TypeError from inside).
+    const faulty = throwingOn(0.321, () => new TypeError("cannot read properties of undefined"));
+    const lines: string[] = [];
+    for (const scope of ["stream", "group"] as const) {
+      const h = make({ createEngine: faulty, scope, log: (l) => lines.push(l) });
+      const res = await call(h, "POST", "/v1/score", { ...columnar(8), scores: [0.321, ...columnar(8).scores.slice(1)] });
+      expect(res.status).toBe(500);
+      expect(res.headers.get("content-type")).toBe("application/problem+json");
+      expect(res.json.detail).toMatch(/internal error: cannot read properties/);
+      expect((await call(h, "POST", "/v1/score", columnar(6))).status).toBe(200);
+    }
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(/^focal-reward: internal error on POST \/v1\/score: TypeError: cannot read properties/);
   });
 
   it("404 for unknown routes, 405 with Allow for wrong methods", async () => {
