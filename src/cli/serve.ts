@@ -70,7 +70,12 @@ async function openStore(values: StoreFlags): Promise<StateStore | undefined> {
     return RedisStore.open(values.store, { prefix: values["store-prefix"], ttlSeconds: num(values["run-ttl"], "run-ttl") });
   }
   if (values["store-prefix"] !== undefined || values["run-ttl"] !== undefined) throw new Error("--store-prefix and --run-ttl need --store");
-  if (values["state-dir"]) return FileStore.open(values["state-dir"], { durable: !values["no-fsync"] });
+  if (values["state-dir"]) {
+    const store = await FileStore.open(values["state-dir"], { durable: !values["no-fsync"] });
+    // A courtesy note: each write is an exclusive create of the next version, so sharing is safe (only slower).
+    if (store.sharedWith !== undefined) process.stderr.write(`focal-reward serve: note: state dir ${values["state-dir"]} is also used by process ${store.sharedWith}; writes stay safe, runs written by both retry on conflicts\n`);
+    return store;
+  }
   return undefined;
 }
 

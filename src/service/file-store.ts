@@ -1,24 +1,43 @@
 /**
  * A StateStore on the local file system, for Node (also works under Bun and Deno's node: layer).
  *
- * Each key is one file, `<dir>/<base64url(key)>.rec`: "FRS1", the version (u32 LE), a CRC-32 of
- * the value (u32 LE), then the value. A write goes to a temporary file that is flushed (fsync)
- * and renamed over the old one, then the directory is flushed: a reader, or a process restarted
- * after a kill -9 (or, with `durable`, a power cut), sees either the old record or the new one,
- * never a mix. One process owns a directory at a time (a `.lock` file holding its pid; a lock
- * left by a dead process is taken over), so versions cached in memory are authoritative and a
- * compare-and-set needs no file lock.
+ * Each key is a directory, `<dir>/<base64url(key)>/`, holding its record as `<version>.rec`:
+ * "FRS2", the version (u32 LE), a CRC-32 of the first 8 bytes and the value (u32 LE), then the
+ * value. A write goes to a temporary file that is flushed (fsync) and then hard-linked to the next
+ * version's name; the link is an exclusive create, so of any number of writers (processes on one
+ * directory, even in different PID namespaces) only one can ever write version N, and the others
+ * see a compare-and-set conflict and reload. A reader or a restarted process (kill -9, or with
+ * `durable` a power cut) sees whole records only. Older versions are removed after each write.
+ *
+ * The `.lock` file only names the process that opened the directory (a courtesy note when two
+ * servers share it); correctness does not depend on it. Records of the first layout (FRS1, one
+ * `<base64url(key)>.rec` file, its version outside the CRC) are read and replaced on the next write.
  */
-import { mkdir, open, readFile, readdir, rename, rm, unlink, writeFile } from "node:fs/promises";
+import * as nodeFs from "node:fs/promises";
+import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import type { StateStore, Versioned } from "./store.js";
+import { type StateStore, StoreUnavailableError, type Versioned } from "./store.js";
+
+/** The file system calls the store makes (tests inject faults: ENOSPC, EMFILE, a failing fsync). */
+export interface FileStoreFs {
+  open: typeof nodeFs.open;
+  readFile: typeof nodeFs.readFile;
+  readdir: typeof nodeFs.readdir;
+  mkdir: typeof nodeFs.mkdir;
+  link: typeof nodeFs.link;
+  rm: typeof nodeFs.rm;
+  writeFile: typeof nodeFs.writeFile;
+}
 
 export interface FileStoreOptions {
   /** fsync files and the directory before a write resolves. Default true. Off: survives kill -9, not a power cut. */
   durable?: boolean;
+  /** Replace some file system calls (fault injection in tests). */
+  fs?: Partial<FileStoreFs>;
 }
 
-const MAGIC = 0x31535246; // "FRS1" little-endian
+const MAGIC = 0x32535246; // "FRS2" little-endian
+const MAGIC_V1 = 0x31535246; // "FRS1": version outside the CRC
 
 const CRC_TABLE = (() => {
   const t = new Uint32Array(256);
@@ -30,64 +49,83 @@ const CRC_TABLE = (() => {
   return t;
 })();
 
-export function crc32(bytes: Uint8Array): number {
-  let c = 0xffffffff;
+function crcUpdate(c: number, bytes: Uint8Array): number {
   for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8);
+  return c;
+}
+
+export function crc32(...parts: Uint8Array[]): number {
+  let c = 0xffffffff;
+  for (const p of parts) c = crcUpdate(c, p);
   return (c ^ 0xffffffff) >>> 0;
 }
 
-function fileName(key: string): string {
-  return Buffer.from(key, "utf8").toString("base64url") + ".rec";
-}
+const keyDir = (key: string) => Buffer.from(key, "utf8").toString("base64url");
+const REC = /^(\d+)\.rec$/;
+
+const code = (e: unknown) => (e as NodeJS.ErrnoException | null)?.code;
 
 export class FileStore implements StateStore {
   readonly dir: string;
   readonly durable: boolean;
+  /** The pid another live process wrote into `.lock` when this one opened the directory. */
+  readonly sharedWith: number | undefined;
+  readonly #fs: FileStoreFs;
   readonly #versions = new Map<string, number>();
   readonly #locks = new Map<string, Promise<unknown>>();
-  #tmp = 0;
+  #ownsLock: boolean;
   #closed = false;
 
-  private constructor(dir: string, durable: boolean) {
+  private constructor(dir: string, durable: boolean, fs: FileStoreFs, sharedWith: number | undefined) {
     this.dir = dir;
     this.durable = durable;
+    this.#fs = fs;
+    this.sharedWith = sharedWith;
+    this.#ownsLock = sharedWith === undefined;
   }
 
-  /** Open (creating it if needed) and lock a state directory. */
+  /** Open (creating it if needed) a state directory. */
   static async open(dir: string, options: FileStoreOptions = {}): Promise<FileStore> {
-    await mkdir(dir, { recursive: true });
-    await takeLock(dir);
-    const store = new FileStore(dir, options.durable ?? true);
-    // Temporary files of writes that never reached their rename (a killed process).
-    for (const name of await readdir(dir)) {
-      if (name.endsWith(".tmp")) await rm(join(dir, name), { force: true });
+    const fs: FileStoreFs = { ...nodeFs, ...options.fs };
+    await fs.mkdir(dir, { recursive: true });
+    const sharedWith = await noteOwner(fs, dir);
+    const store = new FileStore(dir, options.durable ?? true, fs, sharedWith);
+    // Temporary files of writes that never reached their link (a killed process); with another
+    // live owner they may be its writes in progress, so they stay.
+    if (sharedWith === undefined) {
+      for (const name of await fs.readdir(dir)) {
+        if (name.endsWith(".tmp")) await fs.rm(join(dir, name), { force: true });
+      }
     }
     return store;
   }
 
-  /** Serialized with the key's writes: a read that raced a write would cache a stale version. */
+  /** Serialized with the key's writes, so the version cached is the newest this store saw. */
   get(key: string): Promise<Versioned | undefined> {
     return this.#serial(key, () => this.#read(key));
   }
 
   async #read(key: string): Promise<Versioned | undefined> {
     this.#check();
-    let buf: Buffer;
-    try {
-      buf = await readFile(join(this.dir, fileName(key)));
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "ENOENT") {
-        this.#versions.set(key, 0);
-        return undefined;
+    for (let attempt = 0; ; attempt++) {
+      const { latest } = await this.#list(key);
+      if (latest === 0) {
+        const legacy = await this.#legacy(key);
+        this.#versions.set(key, legacy?.version ?? 0);
+        return legacy;
       }
-      throw e;
+      let buf: Buffer;
+      try {
+        buf = await this.#fs.readFile(join(this.dir, keyDir(key), `${latest}.rec`));
+      } catch (e) {
+        // A newer version replaced it between the listing and the read: list again.
+        if (code(e) === "ENOENT" && attempt < 16) continue;
+        throw e;
+      }
+      const value = decode(buf, key, latest);
+      this.#versions.set(key, latest);
+      return { value, version: latest };
     }
-    if (buf.length < 12 || buf.readUInt32LE(0) !== MAGIC) throw new Error(`state store: bad record for '${key}'`);
-    const version = buf.readUInt32LE(4);
-    const value = new Uint8Array(buf.buffer, buf.byteOffset + 12, buf.length - 12).slice();
-    if (crc32(value) !== buf.readUInt32LE(8)) throw new Error(`state store: checksum mismatch for '${key}'`);
-    this.#versions.set(key, version);
-    return { value, version };
   }
 
   put(key: string, value: Uint8Array, expected?: number): Promise<number | undefined> {
@@ -95,31 +133,25 @@ export class FileStore implements StateStore {
       this.#check();
       let current = this.#versions.get(key);
       if (current === undefined) current = (await this.#read(key))?.version ?? 0;
-      if (expected !== undefined && expected !== current) return undefined;
-      const version = current + 1;
-      const head = Buffer.alloc(12);
-      head.writeUInt32LE(MAGIC, 0);
-      head.writeUInt32LE(version, 4);
-      head.writeUInt32LE(crc32(value), 8);
-      const path = join(this.dir, fileName(key));
-      const tmp = `${path}.${process.pid}.${this.#tmp++}.tmp`;
-      const fh = await open(tmp, "w");
-      try {
-        await fh.writev([head, value]);
-        if (this.durable) await fh.sync();
-      } finally {
-        await fh.close();
+      for (let attempt = 0; attempt < 64; attempt++) {
+        if (expected !== undefined && expected !== current) return undefined;
+        const version = current + 1;
+        if (await this.#create(key, version, value)) {
+          this.#versions.set(key, version);
+          return version;
+        }
+        // Another writer has version N: reload (the compare-and-set then fails, or an unconditional write goes after it).
+        this.#versions.delete(key);
+        current = (await this.#read(key))?.version ?? 0;
       }
-      await rename(tmp, path);
-      if (this.durable) await syncDir(this.dir);
-      this.#versions.set(key, version);
-      return version;
+      throw new StoreUnavailableError(`state store: '${key}' kept changing under 64 writes`);
     });
   }
 
   delete(key: string): Promise<void> {
     return this.#serial(key, async () => {
-      await rm(join(this.dir, fileName(key)), { force: true });
+      await this.#fs.rm(join(this.dir, keyDir(key)), { recursive: true, force: true });
+      await this.#fs.rm(join(this.dir, `${keyDir(key)}.rec`), { force: true });
       this.#versions.set(key, 0);
     });
   }
@@ -128,9 +160,89 @@ export class FileStore implements StateStore {
     if (this.#closed) return;
     await Promise.allSettled([...this.#locks.values()]);
     this.#closed = true;
-    const lock = join(this.dir, ".lock");
-    held.delete(lock);
-    await unlink(lock).catch(() => {});
+    if (this.#ownsLock) {
+      const lock = join(this.dir, ".lock");
+      const pid = await this.#fs.readFile(lock, "utf8").catch(() => "");
+      if (pid.trim() === String(process.pid)) await this.#fs.rm(lock, { force: true });
+    }
+  }
+
+  /** Writes version `version` of `key` unless some writer did: true when this one did. */
+  async #create(key: string, version: number, value: Uint8Array): Promise<boolean> {
+    const fs = this.#fs;
+    const sub = join(this.dir, keyDir(key));
+    try {
+      await fs.mkdir(sub);
+      if (this.durable) await syncDir(fs, this.dir);
+    } catch (e) {
+      if (code(e) !== "EEXIST") throw e;
+    }
+    const head = Buffer.alloc(12);
+    head.writeUInt32LE(MAGIC, 0);
+    head.writeUInt32LE(version, 4);
+    head.writeUInt32LE(crc32(head.subarray(0, 8), value), 8);
+    // Random: writers in other PID namespaces may have this pid.
+    const tmp = join(this.dir, `${keyDir(key)}.${version}.${randomBytes(8).toString("hex")}.tmp`);
+    const target = join(sub, `${version}.rec`);
+    try {
+      const fh = await fs.open(tmp, "wx");
+      try {
+        await fh.writev([head, value]);
+        if (this.durable) await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      try {
+        await fs.link(tmp, target); // the exclusive create
+      } catch (e) {
+        if (code(e) === "EEXIST") return false;
+        throw e;
+      }
+    } finally {
+      await fs.rm(tmp, { force: true }).catch(() => {});
+    }
+    // The record is visible now: from here a failure leaves the outcome unknown.
+    try {
+      // A writer that read an old version may re-create one already superseded and removed: not the latest, so not applied.
+      const { latest, versions } = await this.#list(key);
+      if (latest > version) {
+        await fs.rm(target, { force: true });
+        return false;
+      }
+      if (this.durable) await syncDir(fs, sub);
+      for (const v of versions) if (v < version) await fs.rm(join(sub, `${v}.rec`), { force: true });
+      await fs.rm(join(this.dir, `${keyDir(key)}.rec`), { force: true }); // a first-layout record
+    } catch (e) {
+      throw new StoreUnavailableError(`state store: version ${version} of '${key}' was written but not flushed (${(e as Error).message})`, true, { cause: e });
+    }
+    return true;
+  }
+
+  async #list(key: string): Promise<{ latest: number; versions: number[] }> {
+    let names: string[];
+    try {
+      names = await this.#fs.readdir(join(this.dir, keyDir(key)));
+    } catch (e) {
+      if (code(e) === "ENOENT") return { latest: 0, versions: [] };
+      throw e;
+    }
+    const versions = names.map((n) => REC.exec(n)).filter((m) => m !== null).map((m) => Number(m[1]));
+    return { latest: versions.reduce((a, b) => Math.max(a, b), 0), versions };
+  }
+
+  /** A record of the first layout (FRS1), if there is one. */
+  async #legacy(key: string): Promise<Versioned | undefined> {
+    let buf: Buffer;
+    try {
+      buf = await this.#fs.readFile(join(this.dir, `${keyDir(key)}.rec`));
+    } catch (e) {
+      if (code(e) === "ENOENT") return undefined;
+      throw e;
+    }
+    if (buf.length < 12 || buf.readUInt32LE(0) !== MAGIC_V1) throw new Error(`state store: bad record for '${key}'`);
+    const value = new Uint8Array(buf.buffer, buf.byteOffset + 12, buf.length - 12).slice();
+    if (crc32(value) !== buf.readUInt32LE(8)) throw new Error(`state store: checksum mismatch for '${key}'`);
+    return { value, version: buf.readUInt32LE(4) };
   }
 
   #check(): void {
@@ -149,8 +261,18 @@ export class FileStore implements StateStore {
   }
 }
 
-async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, "r");
+function decode(buf: Buffer, key: string, version: number): Uint8Array {
+  if (buf.length < 12) throw new Error(`state store: bad record for '${key}' (${buf.length} bytes)`);
+  const magic = buf.readUInt32LE(0);
+  if (magic !== MAGIC) throw new Error(`state store: bad record for '${key}' (not FRS2)`);
+  const value = new Uint8Array(buf.buffer, buf.byteOffset + 12, buf.length - 12).slice();
+  if (crc32(buf.subarray(0, 8), value) !== buf.readUInt32LE(8)) throw new Error(`state store: checksum mismatch for '${key}'`);
+  if (buf.readUInt32LE(4) !== version) throw new Error(`state store: record of '${key}' says version ${buf.readUInt32LE(4)}, its file ${version}`);
+  return value;
+}
+
+async function syncDir(fs: FileStoreFs, dir: string): Promise<void> {
+  const fh = await fs.open(dir, "r");
   try {
     await fh.sync();
   } finally {
@@ -158,27 +280,24 @@ async function syncDir(dir: string): Promise<void> {
   }
 }
 
-/** Directories this process holds (a lock file with our own pid but not listed here is stale). */
-const held = new Set<string>();
-
-async function takeLock(dir: string): Promise<void> {
+/**
+ * Writes this pid into `<dir>/.lock` unless a live process's pid is there; returns that pid
+ * (the directory is shared, which is safe, only slower under contention).
+ */
+async function noteOwner(fs: FileStoreFs, dir: string): Promise<number | undefined> {
   const path = join(dir, ".lock");
-  if (held.has(path)) throw new Error(`state dir ${dir} is in use by process ${process.pid} (this one)`);
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      await writeFile(path, String(process.pid), { flag: "wx" });
-      held.add(path);
-      return;
+      await fs.writeFile(path, String(process.pid), { flag: "wx" });
+      return undefined;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+      if (code(e) !== "EEXIST") throw e;
     }
-    const pid = Number((await readFile(path, "utf8").catch(() => "")).trim());
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
-      throw new Error(`state dir ${dir} is in use by process ${pid}`);
-    }
-    await rm(path, { force: true }); // left by a process that is gone
+    const pid = Number((await fs.readFile(path, "utf8").catch(() => "")).trim());
+    if (Number.isInteger(pid) && pid > 0 && alive(pid)) return pid;
+    await fs.rm(path, { force: true }); // left by a process that is gone
   }
-  throw new Error(`could not lock state dir ${dir}`);
+  return undefined;
 }
 
 function alive(pid: number): boolean {
@@ -186,6 +305,6 @@ function alive(pid: number): boolean {
     process.kill(pid, 0);
     return true;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
+    return code(e) === "EPERM";
   }
 }

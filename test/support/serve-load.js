@@ -63,12 +63,15 @@ export function stepSeq(body) {
 /**
  * Starts `node dist/cli/main.js serve` on 127.0.0.1 (free port), waits for its "listening" line.
  * Returns {url, port, child, output(), stop(signal) -> exit code/signal}.
- * @param {{ stateDir?: string; rubricFile: string; port?: number; args?: string[] }} options
+ * @param {{ stateDir?: string; rubricFile: string; port?: number; args?: string[]; ulimit?: string }} options
  */
-export async function startServer({ stateDir, rubricFile, port = 0, args = [] }) {
+export async function startServer({ stateDir, rubricFile, port = 0, args = [], ulimit }) {
   const argv = [join(root, "dist/cli/main.js"), "serve", "--rubric", rubricFile, "--port", String(port), "--host", "127.0.0.1", ...args];
   if (stateDir) argv.push("--state-dir", stateDir);
-  const child = spawn(process.execPath, argv, { stdio: ["ignore", "pipe", "pipe"] });
+  // `ulimit` (e.g. "-n 64" open files, "-f 64" KiB per file): set by a shell that then execs node.
+  const child = ulimit
+    ? spawn("/bin/sh", ["-c", `ulimit ${ulimit} && exec "$0" "$@"`, process.execPath, ...argv], { stdio: ["ignore", "pipe", "pipe"] })
+    : spawn(process.execPath, argv, { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   const exited = new Promise((r) => child.once("exit", (code, signal) => r({ code, signal })));
   const url = await new Promise((ok, fail) => {

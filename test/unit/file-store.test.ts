@@ -1,0 +1,202 @@
+/**
+ * The file store (issue 11): concurrent writers on one directory are safe by construction (the
+ * next version's file is an exclusive create), the version is inside the CRC, failed writes leave
+ * no temporary files, a failed directory fsync is reported as an unknown outcome, and faults of
+ * the file system (ENOSPC, EMFILE) fail the write without changing what is stored.
+ */
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import * as nodeFs from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { createEngine } from "../../dist/index.js";
+import { FileStore, crc32 } from "../../dist/service/file-store.js";
+import { createHandler } from "../../dist/service/index.js";
+import { PROBLEM_TYPES } from "../../dist/service/problem.js";
+import { StoreUnavailableError } from "../../dist/service/store.js";
+
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), "focal-file-store-"));
+  dirs.push(d);
+  return d;
+}
+const bytes = (...b: number[]) => Uint8Array.from(b);
+const errno = (code: string) => Object.assign(new Error(`${code}: injected`), { code });
+/** Every file under dir, relative, sorted. */
+function files(dir: string): string[] {
+  return (readdirSync(dir, { recursive: true }) as string[]).filter((f) => f.includes(".")).sort();
+}
+
+describe("FileStore: two writers on one directory", () => {
+  it("of two stores with the same cached version only one writes the next; the other sees a conflict", async () => {
+    const dir = tempDir();
+    const a = await FileStore.open(dir, { durable: false });
+    const b = await FileStore.open(dir, { durable: false }); // as a second server would (another PID namespace: no lock can tell)
+    expect(await a.put("run/x", bytes(1), 0)).toBe(1);
+    expect((await b.get("run/x"))!.version).toBe(1);
+    expect(await a.put("run/x", bytes(2), 1)).toBe(2);
+    // b still believes version 1: its compare-and-set must fail, not overwrite a's update
+    expect(await b.put("run/x", bytes(3), 1)).toBeUndefined();
+    expect(await b.get("run/x")).toEqual({ value: bytes(2), version: 2 });
+    // a writer whose view is several versions old (those files are gone) cannot recreate one
+    expect(await a.put("run/x", bytes(4), 2)).toBe(3);
+    expect(await a.put("run/x", bytes(5), 3)).toBe(4);
+    expect(await b.put("run/x", bytes(6), 2)).toBeUndefined();
+    expect(await a.get("run/x")).toEqual({ value: bytes(5), version: 4 });
+    // an unconditional write goes after the latest
+    expect(await b.put("run/x", bytes(7))).toBe(5);
+    await a.close();
+    await b.close();
+  });
+
+  it("four stores incrementing one counter by compare-and-set: no increment lost or doubled", async () => {
+    const dir = tempDir();
+    const stores = await Promise.all(Array.from({ length: 4 }, () => FileStore.open(dir, { durable: false })));
+    let acknowledged = 0;
+    await Promise.all(
+      stores.map(async (s) => {
+        for (let done = 0; done < 25; ) {
+          const cur = await s.get("n");
+          const n = cur ? new DataView(cur.value.buffer).getUint32(0, true) : 0;
+          const next = new Uint8Array(4);
+          new DataView(next.buffer).setUint32(0, n + 1, true);
+          if ((await s.put("n", next, cur?.version ?? 0)) !== undefined) {
+            done++;
+            acknowledged++;
+          }
+        }
+      }),
+    );
+    const final = await stores[0]!.get("n");
+    expect(acknowledged).toBe(100);
+    expect(new DataView(final!.value.buffer).getUint32(0, true)).toBe(100);
+    expect(final!.version).toBe(100);
+    for (const s of stores) await s.close();
+    expect(files(dir).filter((f) => f.endsWith(".tmp"))).toEqual([]);
+  });
+});
+
+describe("FileStore: records", () => {
+  it("the version is inside the CRC and must match the file's name", async () => {
+    const dir = tempDir();
+    const s = await FileStore.open(dir, { durable: false });
+    await s.put("k", bytes(1, 2, 3));
+    const [file] = files(dir).filter((f) => f.endsWith(".rec"));
+    const rec = readFileSync(join(dir, file!));
+    rec[4]! ^= 2; // version 1 -> 3
+    writeFileSync(join(dir, file!), rec);
+    await expect(s.get("k")).rejects.toThrow(/checksum mismatch for 'k'/);
+    await s.close();
+  });
+
+  it("reads a record of the first layout (FRS1) and replaces it on the next write", async () => {
+    const dir = tempDir();
+    const value = bytes(9, 8, 7);
+    const head = Buffer.alloc(12);
+    head.writeUInt32LE(0x31535246, 0);
+    head.writeUInt32LE(7, 4);
+    head.writeUInt32LE(crc32(value), 8);
+    const legacy = `${Buffer.from("run/old").toString("base64url")}.rec`;
+    writeFileSync(join(dir, legacy), Buffer.concat([head, value]));
+    const s = await FileStore.open(dir, { durable: false });
+    expect(await s.get("run/old")).toEqual({ value, version: 7 });
+    expect(await s.put("run/old", bytes(1), 7)).toBe(8);
+    expect(readdirSync(dir)).not.toContain(legacy);
+    expect(await s.get("run/old")).toEqual({ value: bytes(1), version: 8 });
+    await s.close();
+  });
+
+  it("delete removes every file of the key", async () => {
+    const dir = tempDir();
+    const s = await FileStore.open(dir, { durable: false });
+    await s.put("resp/r/1", bytes(1));
+    await s.put("resp/r/1", bytes(2));
+    await s.delete("resp/r/1");
+    expect(await s.get("resp/r/1")).toBeUndefined();
+    await s.close();
+    expect(readdirSync(dir)).toEqual([]);
+  });
+});
+
+describe("FileStore: faults", () => {
+  it("ENOSPC or EMFILE while writing: the write fails, no .tmp is left, the old record stays", async () => {
+    const dir = tempDir();
+    let fail: string | undefined;
+    const open: typeof nodeFs.open = async (path, flags, mode) => {
+      const fh = await nodeFs.open(path, flags, mode);
+      if (fail === "ENOSPC" && flags === "wx") {
+        return Object.assign(Object.create(fh), { writev: async () => { throw errno("ENOSPC"); }, close: () => fh.close(), sync: () => fh.sync() });
+      }
+      if (fail === "EMFILE") {
+        await fh.close();
+        throw errno("EMFILE");
+      }
+      return fh;
+    };
+    const s = await FileStore.open(dir, { fs: { open } });
+    expect(await s.put("k", bytes(1), 0)).toBe(1);
+    for (const f of ["ENOSPC", "EMFILE"]) {
+      fail = f;
+      const err = await s.put("k", bytes(2), 1).catch((e: unknown) => e);
+      expect((err as NodeJS.ErrnoException).code).toBe(f);
+      expect(err).not.toBeInstanceOf(StoreUnavailableError); // nothing was written: not an unknown outcome
+      fail = undefined;
+      expect(files(dir).filter((x) => x.endsWith(".tmp"))).toEqual([]);
+      expect(await s.get("k")).toEqual({ value: bytes(1), version: 1 });
+    }
+    expect(await s.put("k", bytes(3), 1)).toBe(2);
+    await s.close();
+  });
+
+  it("the directory fsync fails after the link: an unknown outcome, and the record is there", async () => {
+    const dir = tempDir();
+    let failDirSync = false;
+    const open: typeof nodeFs.open = async (path, flags, mode) => {
+      const fh = await nodeFs.open(path, flags, mode);
+      if (failDirSync && flags === "r") return Object.assign(Object.create(fh), { sync: async () => { throw errno("EIO"); }, close: () => fh.close() });
+      return fh;
+    };
+    const s = await FileStore.open(dir, { fs: { open } });
+    await s.put("k", bytes(1), 0);
+    failDirSync = true;
+    const err = await s.put("k", bytes(2), 1).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StoreUnavailableError);
+    expect((err as StoreUnavailableError).unknownOutcome).toBe(true);
+    failDirSync = false;
+    expect(await s.get("k")).toEqual({ value: bytes(2), version: 2 });
+    await s.close();
+  });
+
+  it("through the handler: 500 outcome-unknown, and the retry with the same Idempotency-Key gets the stored answer", async () => {
+    const dir = tempDir();
+    let failRunSync = false;
+    const open: typeof nodeFs.open = async (path, flags, mode) => {
+      const fh = await nodeFs.open(path, flags, mode);
+      // the fsync of the run record's directory (not of the stored responses')
+      const runDir = String(path).endsWith(Buffer.from("run/r").toString("base64url"));
+      if (failRunSync && flags === "r" && runDir) return Object.assign(Object.create(fh), { sync: async () => { throw errno("EIO"); }, close: () => fh.close() });
+      return fh;
+    };
+    const store = await FileStore.open(dir, { fs: { open } });
+    const h = createHandler({ rubric: [{ id: "a" }, { id: "b" }], createEngine, scope: "stream", store });
+    const body = JSON.stringify({ run: "r", criteria: ["a", "b"], scores: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8], groupSizes: [4] });
+    const post = () => h(new Request("http://t/v1/score", { method: "POST", headers: { "content-type": "application/json", "idempotency-key": "k1" }, body }));
+    failRunSync = true;
+    const first = await post();
+    const problem = await first.json();
+    expect(first.status).toBe(500);
+    expect(problem.type).toBe(PROBLEM_TYPES.outcomeUnknown);
+    failRunSync = false;
+    const retry = await post();
+    expect(retry.status).toBe(200);
+    expect(retry.headers.get("idempotent-replayed")).toBe("true");
+    expect((await retry.json()).seq).toBe(1);
+    const state = await h(new Request("http://t/v1/runs/r/state"));
+    expect(state.headers.get("x-focal-seq")).toBe("1");
+    await h.close();
+  });
+});
