@@ -774,3 +774,5 @@ export function scoreOne(): f32 {
 export function heapBase(): usize {
   return __heap_base;
 }
+
+export { outOfScale } from "./scale";

@@ -9,7 +9,7 @@ export let K: i32 = 0;
 export let KP: i32 = 0;
 
 /** Lane mask of the last chunk: all-ones for the lanes that belong to the row. */
-const TAIL_KEEP = memory.data(16, 16);
+export const TAIL_KEEP = memory.data(16, 16);
 
 export function setShape(k: i32): void {
   K = k;

@@ -74,8 +74,8 @@ export enum Head {
  */
 export enum Region {
   // Rubric, written by the host: the affine map u = (x - lo) * inv (penalties flipped), base
-  // weights, and 1-or-0 flags per lane: guarded (fixed), penalty, required.
-  Lo, Inv, Base, Fixed, Penalty, Required,
+  // weights, and 1-or-0 flags per lane: guarded (fixed), penalty, required; the raw scale ends.
+  Lo, Inv, Base, Fixed, Penalty, Required, ScaleLo, ScaleHi,
   // Stream state (host-readable and -writable): saturation estimates, seen flags (1 or 0).
   Sbar, Seen,
   /** scoreOne's input row, written by the host. */
@@ -84,6 +84,8 @@ export enum Region {
   StreamWeights, StreamWeightsUsed, RowNormalized, Acc, Mass, Saturation, Coefficients, FocalWeights,
   GroupBase, GroupSum, GroupSq, GroupCount, GroupMin, GroupMax, SatSum, SatCount, FreeMask,
   SaMrpoFactor, Kept, RowPair, AggregatorRow, AggregatorWeights,
+  /** outOfScale's counts (i32 lanes, host-readable): scores outside the scale, present scores. */
+  OutOfScale, ScalePresent,
   /** Per-criterion statistics (host-readable): Stat.End f64 vectors, field-major. */
   Stats,
   // Kernel scratch (f64).

@@ -1,4 +1,4 @@
-import type { BackendName, ConstantMode, Method, Scope, AdvantageMode } from "./types.js";
+import type { BackendName, ConstantMode, Method, OutOfScaleMode, Scope, AdvantageMode } from "./types.js";
 import type { CompiledRubric } from "./rubric.js";
 import type { AggregatorSettings } from "./aggregators.js";
 
@@ -17,6 +17,8 @@ export interface Settings {
   decay: number;
   advEps: number;
   constant: ConstantMode;
+  /** Scores outside their scale: clamped (and counted) or refused, the call unchanged. */
+  outOfScale: OutOfScaleMode;
   /** Options of the issue-3 aggregators and F-GRPO (src/aggregators.ts); undefined = defaults. */
   aggregator?: AggregatorSettings;
 }
@@ -42,6 +44,10 @@ export interface RawResult {
   stats: Float64Array;
   zeroStdGroups: number;
   activeGroups: number;
+  /** Per criterion: scores of unmasked rows outside the scale (clamped into it). */
+  outOfScale: Float64Array;
+  /** Present scores of unmasked rows: the denominator of focal/frac_out_of_scale. */
+  scalePresent: number;
 }
 
 /** Caller-owned output arrays for `score(..., { into })`, each exactly its output's length. */

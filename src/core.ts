@@ -1,10 +1,10 @@
 import { deliver, OUTPUT_FIELDS, type Backend, type Batch, type OutputBuffers, type Outputs, type Settings } from "./backend.js";
 import { buildMetrics, criterionNames, type CriterionNames } from "./metrics.js";
 import { ReferenceBackend } from "./reference.js";
-import { compileRubric, MAX_WEIGHT, type CompiledRubric } from "./rubric.js";
+import { compileRubric, MAX_WEIGHT, OutOfScaleError, outOfScaleError, type CompiledRubric } from "./rubric.js";
 import { decodeSnapshot, encodeSnapshot } from "./snapshot.js";
 import type {
-  ConstantMode, AdvantageMode, BackendName, Engine, EngineOptions, Method, NamedScore, Scope, ScoreOptions, ScoreResult, WasmSource,
+  ConstantMode, AdvantageMode, BackendName, OutOfScaleMode, Engine, EngineOptions, Method, NamedScore, Scope, ScoreOptions, ScoreResult, WasmSource,
 } from "./types.js";
 import { checkKeys, F32_MAX, inRange, oneOf, short } from "./validate.js";
 import { aggregatorOptions } from "./aggregators.js";
@@ -16,7 +16,7 @@ import { METHOD_CODES } from "./codes.js";
 
 export type * from "./types.js";
 export { Diagnostics, prepare, type DiagnosticsOptions, type PreparedCall } from "./analysis/diagnostics.js";
-export { compileRubric, type CompiledRubric } from "./rubric.js";
+export { compileRubric, OutOfScaleError, type CompiledRubric } from "./rubric.js";
 
 /** Loads a kernel build; each runtime entry supplies one (file, module import, fetch). */
 export type KernelLoader = (kind: "simd" | "scalar") => Promise<WebAssembly.Module>;
@@ -73,6 +73,7 @@ function settingsOf(o: EngineOptions, k: number): Settings {
     decay: inRange("decay", o.decay, 0.9, 0, 1, "hi"),
     advEps: inRange("advEps", o.advEps, 1e-6, 0, 1e3),
     constant: oneOf<ConstantMode>("constant", o.constant, ["keep", "drop"], "keep"),
+    outOfScale: oneOf<OutOfScaleMode>("outOfScale", o.outOfScale, ["clamp", "error"], "clamp"),
     aggregator: aggregatorOptions(o),
   };
   if ((s.minWeight ?? 0) > (s.maxWeight ?? 1)) throw new RangeError(`minWeight (${s.minWeight}) must not exceed maxWeight (${s.maxWeight})`);
@@ -303,6 +304,10 @@ class FocalEngine implements Engine {
     }
     for (let i = 0; i < k; i++) {
       if (values[i] === Infinity || values[i] === -Infinity) throw new RangeError(`scoreOne: criterion '${this.criteria[i]}' is ${values[i]}; scores must be finite or NaN`);
+    }
+    if (this.settings.outOfScale === "error") {
+      const e = outOfScaleError(this.rubric, values, 1, undefined);
+      if (e instanceof OutOfScaleError) throw new OutOfScaleError(-1, e.criterion, e.value, e.scale, "scoreOne");
     }
     if (this.stepped !== undefined) return this.stepped.scoreOne(values, this.steps!);
     return this.impl.scoreOne(values);

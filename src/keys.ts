@@ -7,7 +7,7 @@
 /** createEngine's options. */
 export const ENGINE_OPTION_KEYS = [
   "rubric", "method", "scope", "advantage", "backend", "wasm", "reuseOutputs",
-  "gamma", "eps", "tau", "minWeight", "maxWeight", "mix", "decay", "advEps", "constant",
+  "gamma", "eps", "tau", "minWeight", "maxWeight", "mix", "decay", "advEps", "constant", "outOfScale",
   "power", "temperature", "alpha", "threshold", "fGrpo",
 ] as const;
 

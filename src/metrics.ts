@@ -7,6 +7,7 @@ export interface CriterionNames {
   std: string;
   weight: string;
   saturation: string;
+  outOfScale: string;
 }
 
 export function criterionNames(ids: readonly string[]): CriterionNames[] {
@@ -15,6 +16,7 @@ export function criterionNames(ids: readonly string[]): CriterionNames[] {
     std: `rewards/${id}/std`,
     weight: `focal/${id}/weight`,
     saturation: `focal/${id}/saturation`,
+    outOfScale: `focal/${id}/out_of_scale`,
   }));
 }
 
@@ -22,6 +24,8 @@ export function criterionNames(ids: readonly string[]): CriterionNames[] {
  * Per-call diagnostics with TRL's names where TRL has one (`reward`, `reward_std`,
  * `frac_reward_zero_std`, `rewards/<id>/mean|std`), the rest under `focal/`.
  * Per-criterion values come from the valid rows; a criterion seen nowhere is left out.
+ * `focal/frac_out_of_scale`: the share of present scores (unmasked rows) outside their scale,
+ * clamped into it; `focal/<id>/out_of_scale` counts them, for a criterion that has any.
  */
 export function buildMetrics(names: readonly CriterionNames[], raw: RawResult, perBatch: boolean): Record<string, number> {
   const k = names.length;
@@ -63,5 +67,12 @@ export function buildMetrics(names: readonly CriterionNames[], raw: RawResult, p
     }
   }
   m["focal/frac_constant_criteria"] = present > 0 ? constant / present : 0;
+  let outside = 0;
+  for (let c = 0; c < k; c++) {
+    const count = raw.outOfScale[c];
+    if (count > 0) m[names[c].outOfScale] = count;
+    outside += count;
+  }
+  m["focal/frac_out_of_scale"] = raw.scalePresent > 0 ? outside / raw.scalePresent : 0;
   return m;
 }

@@ -1,7 +1,7 @@
 import type { Backend, Batch, Outputs, RawResult, Settings, StreamState } from "./backend.js";
 import { deliver } from "./backend.js";
 import { Stat } from "./abi.js";
-import { normalizedScore, type CompiledRubric } from "./rubric.js";
+import { countOutOfScale, normalizedScore, outOfScaleError, type CompiledRubric } from "./rubric.js";
 import { infiniteScoreError } from "./validate.js";
 import { isAggregator, ReferenceAggregators } from "./aggregators.js";
 
@@ -145,6 +145,10 @@ export class ReferenceBackend implements Backend {
     const { n, scores, sizes, valid, weights } = batch;
     const K = this.k, G = sizes.length, s = this.s;
     const stream = s.scope === "stream";
+    // Before anything changes: outOfScale "error" refuses the call whole.
+    const outOfScale = new Float64Array(K);
+    const counted = countOutOfScale(this.rubric, scores, n, valid, outOfScale);
+    if (counted.outside > 0 && s.outOfScale === "error") throw outOfScaleError(this.rubric, scores, n, valid);
     const gdpoLike = s.method === "gdpo" || s.method === "sa-mrpo";
     // Step 1: normalized scores u (NaN = absent) and the direct reward; invalid rows keep d = NaN.
     const U = new Float64Array(n * K);
@@ -278,7 +282,7 @@ export class ReferenceBackend implements Backend {
     }
     if (gdpoLike) this.gdpoBatch(Float32Array.from(gdpoA), d, advantages);
     this.agg.fGrpo(sizes, d, advantages);
-    return { rewards, direct: Float32Array.from(d), advantages, weights: weightsOut, saturation: satOut, stats, zeroStdGroups: zeroStd, activeGroups: active };
+    return { rewards, direct: Float32Array.from(d), advantages, weights: weightsOut, saturation: satOut, stats, zeroStdGroups: zeroStd, activeGroups: active, outOfScale, scalePresent: counted.present };
   }
 
   /** Weighted-mean and GDPO report the base weights normalized over the criteria in use. */

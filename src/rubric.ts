@@ -9,6 +9,9 @@ export interface CompiledRubric {
   /** Scale start and 1 / (hi - lo): u = clamp((x - lo) * inv, 0, 1). */
   readonly lo: Float64Array;
   readonly inv: Float64Array;
+  /** Scale ends as float32 (scores are float32): a score outside [lo32, hi32] is out of scale. */
+  readonly lo32: Float32Array;
+  readonly hi32: Float32Array;
   /** 1 for a penalty criterion (u <- 1 - u), else 0. */
   readonly penalty: Float64Array;
   /** |weight| (not normalized: every formula divides by the sum over the criteria in use). */
@@ -32,6 +35,7 @@ export function compileRubric(rubric: Rubric | readonly Criterion[]): CompiledRu
   const k = criteria.length;
   const index = new Map<string, number>();
   const lo = new Float64Array(k), inv = new Float64Array(k), penalty = new Float64Array(k);
+  const lo32 = new Float32Array(k), hi32 = new Float32Array(k);
   const base = new Float64Array(k), required = new Uint8Array(k), fixed = new Uint8Array(k);
   criteria.forEach((c, i) => {
     if (c === null || typeof c !== "object" || Array.isArray(c)) throw new TypeError(`rubric: criterion ${i}: expected an object`);
@@ -68,12 +72,14 @@ export function compileRubric(rubric: Rubric | readonly Criterion[]): CompiledRu
     if (c.description !== undefined && typeof c.description !== "string") throw new TypeError(`${where}: description must be a string`);
     lo[i] = l;
     inv[i] = 1 / (h - l);
+    lo32[i] = l;
+    hi32[i] = h;
     penalty[i] = weight < 0 || polarity === "penalty" ? 1 : 0;
     base[i] = Math.abs(weight);
     required[i] = c.required ? 1 : 0;
     fixed[i] = (c.fixed ?? penalty[i] === 1) ? 1 : 0;
   });
-  return { ids: [...index.keys()], index, lo, inv, penalty, base, required, fixed, criteria };
+  return { ids: [...index.keys()], index, lo, inv, lo32, hi32, penalty, base, required, fixed, criteria };
 }
 
 /** The normalized score u of raw score x on criterion k: on [0, 1], penalties flipped, NaN kept. */
@@ -81,4 +87,56 @@ export function normalizedScore(r: CompiledRubric, x: number, k: number): number
   if (Number.isNaN(x)) return NaN;
   const u = Math.min(Math.max((x - r.lo[k]) * r.inv[k], 0), 1);
   return r.penalty[k] ? 1 - u : u;
+}
+
+/** What outOfScale "error" refuses: the first score outside its criterion's scale, named. */
+export class OutOfScaleError extends RangeError {
+  /** `row`: the row of the call (-1 for scoreOne's one row). */
+  constructor(readonly row: number, readonly criterion: string, readonly value: number, readonly scale: readonly [number, number], where = `score: row ${row}`) {
+    super(`${where}, criterion '${criterion}' is ${value}, outside its scale [${scale[0]}, ${scale[1]}] ` +
+      `(outOfScale "error"; give the criterion its real scale in the rubric, or outOfScale "clamp" to clamp it)`);
+    this.name = "OutOfScaleError";
+  }
+}
+
+/**
+ * Per criterion, over the rows the caller did not mask: scores outside the scale (into `out`) and
+ * present scores (the total is returned with the total outside). The js backend's count; the
+ * kernels count the same (assembly/scale.ts).
+ */
+export function countOutOfScale(r: CompiledRubric, scores: ArrayLike<number>, n: number, valid: ArrayLike<number | boolean> | undefined, out: Float64Array): { outside: number; present: number } {
+  const k = r.ids.length;
+  out.fill(0);
+  let outside = 0, present = 0;
+  for (let i = 0; i < n; i++) {
+    if (valid !== undefined && !valid[i]) continue;
+    for (let c = 0; c < k; c++) {
+      const x = scores[i * k + c];
+      if (x !== x) continue;
+      present++;
+      if (x < r.lo32[c] || x > r.hi32[c]) { out[c]++; outside++; }
+    }
+  }
+  return { outside, present };
+}
+
+/** The error for the first score of an unmasked row outside its scale (call it only when there is one). */
+export function outOfScaleError(r: CompiledRubric, scores: ArrayLike<number>, n: number, valid: ArrayLike<number | boolean> | undefined): RangeError {
+  const k = r.ids.length;
+  for (let i = 0; i < n; i++) {
+    if (valid !== undefined && !valid[i]) continue;
+    for (let c = 0; c < k; c++) {
+      const x = scores[i * k + c];
+      if (x < r.lo32[c] || x > r.hi32[c]) {
+        if (x === Infinity || x === -Infinity) return new RangeError(`scores: row ${i}, criterion ${c} is ${x}; scores must be finite or NaN (absent)`);
+        return new OutOfScaleError(i, r.ids[c], x, scaleOf(r, c));
+      }
+    }
+  }
+  return new RangeError("score: a score outside its scale was counted but not found");
+}
+
+/** Criterion k's scale [lo, hi] as the rubric gives it. */
+export function scaleOf(r: CompiledRubric, k: number): readonly [number, number] {
+  return (r.criteria[k].scale ?? [0, 1]) as readonly [number, number];
 }

@@ -136,7 +136,7 @@ export class StepTracker {
     }
     const raw: RawResult = {
       rewards: rew.rewards, direct: sat.direct, advantages: rew.advantages, weights, saturation, stats,
-      zeroStdGroups: rew.zeroStdGroups, activeGroups: rew.activeGroups,
+      zeroStdGroups: rew.zeroStdGroups, activeGroups: rew.activeGroups, outOfScale: sat.outOfScale, scalePresent: sat.scalePresent,
     };
     return { raw, lateRows: use.late ? batch.n : 0 };
   }

@@ -85,9 +85,19 @@ export interface FocalOptions {
    * absent; fixed criteria never are. Default "keep" (the method as published).
    */
   constant?: ConstantMode;
+  /**
+   * A score outside its criterion's scale (in a row the caller did not mask): "clamp" (default)
+   * clamps it into the scale and counts it (metrics `focal/frac_out_of_scale`,
+   * `focal/<id>/out_of_scale`); "error" refuses the call with the row, the criterion and the
+   * value, the engine unchanged.
+   */
+  outOfScale?: OutOfScaleMode;
 }
 
 export type ConstantMode = "keep" | "drop";
+
+/** What a score outside its criterion's scale does: "clamp" (counted in focal/frac_out_of_scale) or "error". */
+export type OutOfScaleMode = "clamp" | "error";
 
 /** Options of the other aggregators (see docs/aggregators.md). */
 export interface AggregatorOptions {

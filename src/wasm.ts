@@ -3,6 +3,7 @@ import { OUTPUT_FIELDS } from "./backend.js";
 import type { CompiledRubric } from "./rubric.js";
 import type { BackendName } from "./types.js";
 import { infiniteScoreError } from "./validate.js";
+import { outOfScaleError } from "./rubric.js";
 import { aggregatorSettings, PASS_SLACK, POW3R_FLOOR, requiredMask } from "./aggregators.js";
 import { AbiQuery, Call, Head, Region, ScopeCode, Setting, Stat, Summary } from "./abi.js";
 import { ADVANTAGE_CODES, METHOD_CODES } from "./codes.js";
@@ -21,6 +22,8 @@ interface Kernel {
   score(): number;
   streamWeights(): void;
   scoreOne(): number;
+  /** Counts scores outside the scale and present ones (assembly/scale.ts); returns the total outside. */
+  outOfScale(scores: number, rows: number, valid: number, lo: number, hi: number, out: number, present: number): number;
   abi(q: AbiQuery): number;
 }
 
@@ -80,16 +83,19 @@ export class WasmBackend implements Backend {
   private readonly perGroup: boolean;
   /** Statistics of the last call when the outputs are not fresh (they are read lazily, as metrics). */
   private readonly stats: Float64Array;
+  /** Out-of-scale counts of the last call, likewise. */
+  private readonly outside: Float64Array;
 
   constructor(
     readonly name: BackendName,
     private readonly kernel: Kernel,
-    rubric: CompiledRubric,
-    settings: Settings,
+    private readonly rubric: CompiledRubric,
+    private readonly settings: Settings,
   ) {
     const k = (this.k = rubric.ids.length);
     this.perGroup = settings.scope === "group";
     this.stats = new Float64Array(Stat.End * k);
+    this.outside = new Float64Array(k);
     const fixed = align(kernel.heapBase());
     this.callBase = align(fixed + kernel.fixedSize(k));
     this.reserve(this.callBase);
@@ -102,6 +108,8 @@ export class WasmBackend implements Backend {
     this.put(Region.Fixed, rubric.fixed);
     this.put(Region.Penalty, rubric.penalty);
     this.put(Region.Required, requiredMask(rubric));
+    this.put(Region.ScaleLo, rubric.lo32);
+    this.put(Region.ScaleHi, rubric.hi32);
     const s = settings, a = aggregatorSettings(s);
     const values: Record<keyof typeof Setting, number> = {
       Method: METHOD_CODES[s.method], Scope: s.scope === "group" ? ScopeCode.Group : ScopeCode.Stream, Advantage: ADVANTAGE_CODES[s.advantage],
@@ -187,29 +195,36 @@ export class WasmBackend implements Backend {
     for (const [name, value] of Object.entries(args)) {
       if (name !== "End") this.f64[this.kernel.slot(Head.CallAt + Call[name as keyof typeof Call]) >>> 3] = value;
     }
+    // Before score() changes anything: outOfScale "error" refuses the call whole.
+    const region = (r: Region) => this.kernel.region(r);
+    const outside = this.kernel.outOfScale(p.scores, n, valid ? p.valid : 0, region(Region.ScaleLo), region(Region.ScaleHi), region(Region.OutOfScale), region(Region.ScalePresent));
+    if (outside > 0 && this.settings.outOfScale === "error") throw outOfScaleError(this.rubric, this.f32.subarray(p.scores >>> 2, (p.scores >>> 2) + n * k), n, valid);
     const status = this.kernel.score();
     if (status !== 0) throw infiniteScoreError(this.f32.subarray(p.scores >>> 2, (p.scores >>> 2) + n * k), k);
     const wLen = this.perGroup ? groups * k : k;
     const statLen = Stat.End * k;
     const from = { rewards: [p.rewards, n], direct: [p.direct, n], advantages: [p.advantages, n], weights: [p.outW, wLen], saturation: [p.outS, wLen] } as const;
-    let outs: OutputBuffers, stats: Float64Array;
+    let outs: OutputBuffers, stats: Float64Array, counts: Float64Array;
     if (outputs === "reuse") {
       // Views of the kernel's own output regions: no copy, valid until the next call.
       const view = (f: keyof OutputBuffers) => new Float32Array(this.kernel.memory.buffer, from[f][0], from[f][1]);
       outs = { rewards: view("rewards"), direct: view("direct"), advantages: view("advantages"), weights: view("weights"), saturation: view("saturation") };
       stats = this.stats;
+      counts = this.outside;
     } else {
       if (outputs === "fresh") {
         // One allocation for everything the result holds: it outlives later calls, and fresh
         // memory (page faults, zeroing) is what a call pays most for, not the copy.
-        const buffer = new ArrayBuffer(statLen * 8 + (3 * n + 2 * wLen) * 4);
-        let at = statLen * 8;
+        const buffer = new ArrayBuffer((statLen + k) * 8 + (3 * n + 2 * wLen) * 4);
+        let at = (statLen + k) * 8;
         const take = (len: number) => { const v = new Float32Array(buffer, at, len); at += len * 4; return v; };
         stats = new Float64Array(buffer, 0, statLen);
+        counts = new Float64Array(buffer, statLen * 8, k);
         outs = { rewards: take(n), direct: take(n), advantages: take(n), weights: take(wLen), saturation: take(wLen) };
       } else {
         outs = outputs;
         stats = this.stats;
+        counts = this.outside;
       }
       for (const f of OUTPUT_FIELDS) outs[f].set(this.f32.subarray(from[f][0] >>> 2, (from[f][0] >>> 2) + from[f][1]));
     }
@@ -217,8 +232,14 @@ export class WasmBackend implements Backend {
       const at = this.kernel.region(Region.Stats + 2 * f) >>> 3;
       stats.set(this.f64.subarray(at, at + k), f * k);
     }
+    const at = region(Region.OutOfScale) >>> 2, presentAt = region(Region.ScalePresent) >>> 2;
+    let present = 0;
+    for (let c = 0; c < k; c++) {
+      counts[c] = this.i32[at + c];
+      present += this.i32[presentAt + c];
+    }
     const summary = (i: Summary) => this.f64[this.kernel.slot(Head.SummaryAt + i) >>> 3];
-    return { ...outs, stats, zeroStdGroups: summary(Summary.ZeroStdGroups), activeGroups: summary(Summary.ActiveGroups) };
+    return { ...outs, stats, zeroStdGroups: summary(Summary.ZeroStdGroups), activeGroups: summary(Summary.ActiveGroups), outOfScale: counts, scalePresent: present };
   }
 
   scoreOne(row: Float32Array): number {

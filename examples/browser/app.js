@@ -136,6 +136,7 @@ function engineOptions() {
     gamma: Number($("gamma").value),
     tau: Number($("tau").value),
     eps: Number($("eps").value),
+    outOfScale: $("out-of-scale").value,
   };
 }
 
@@ -176,6 +177,7 @@ function compute() {
   const ms = performance.now() - t0;
   setError("scores-error", "");
   renderResults(result);
+  $("scale-warning").textContent = scaleWarning(result.metrics);
   // The live region changes only with the setup, not on every keystroke.
   const status = `Backend: ${engine.backend} · ${n} rollouts × ${K} criteria · method ${engine.method}`;
   if ($("status").textContent !== status) $("status").textContent = status;
@@ -186,6 +188,15 @@ function compute() {
 }
 
 // ---------- results ----------
+
+/** Scores outside their criterion's scale are clamped into it; the page says so, per criterion. */
+function scaleWarning(m) {
+  if (!(m["focal/frac_out_of_scale"] > 0)) return "";
+  const which = state.criteria
+    .filter((c) => m[`focal/${c.id}/out_of_scale`] > 0)
+    .map((c) => `${c.id}: ${m[`focal/${c.id}/out_of_scale`]} (scale ${(c.scale ?? [0, 1]).join("–")})`);
+  return `Warning: scores outside their criterion's scale were clamped into it: ${which.join("; ")}. Fix the scale in the rubric, or choose "refuse".`;
+}
 
 function baseWeights() {
   const w = state.criteria.map((c) => Math.abs(c.weight ?? 1));
@@ -324,7 +335,7 @@ const onRubric = debounce(() => {
 }, 150);
 
 $("rubric").addEventListener("input", onRubric);
-for (const id of ["method", "advantage", "tau", "eps", "gamma"]) {
+for (const id of ["method", "advantage", "tau", "eps", "gamma", "out-of-scale"]) {
   $(id).addEventListener("input", () => {
     $("gamma-out").textContent = $("gamma").value;
     rebuildEngine();

@@ -36,7 +36,7 @@
  *   focal/mean_abs_advantage mean |advantage| over the valid rows (the size of the update; F-GRPO
  *                            and all-or-nothing shrink it)
  */
-import { compileRubric, normalizedScore, type CompiledRubric } from "../rubric.js";
+import { compileRubric, countOutOfScale, normalizedScore, scaleOf, type CompiledRubric } from "../rubric.js";
 import type { Criterion, Rubric, ScoreResult } from "../types.js";
 
 export interface DiagnosticsOptions {
@@ -52,8 +52,11 @@ export interface PreparedCall {
   u: Float64Array;
   /** G x K: 1 where the criterion is judged in a valid row of the group (valid: the caller's mask). */
   present: Uint8Array;
-  /** Scores outside their criterion's scale (clamped into it). */
+  /** Per criterion: scores of unmasked rows outside the scale (clamped into it), as the engine counts them. */
+  outOfScale: Float64Array;
+  /** Their total, and the present scores of unmasked rows (the share's denominator). */
   clamped: number;
+  scored: number;
 }
 
 /** Normalized scores (penalties flipped) of a call, shared by the methods compared on it. */
@@ -62,21 +65,26 @@ export function prepare(rubric: CompiledRubric, scores: ArrayLike<number>, group
   const n = scores.length / K;
   const u = new Float64Array(n * K);
   const present = new Uint8Array(groupSizes.length * K);
-  let clamped = 0;
+  const outOfScale = new Float64Array(K);
+  const { outside: clamped, present: scored } = countOutOfScale(rubric, scores, n, valid, outOfScale);
   for (let g = 0, i = 0; g < groupSizes.length; g++) {
     for (const end = i + groupSizes[g]!; i < end; i++) {
       const ok = valid === undefined || !!valid[i];
       for (let k = 0; k < K; k++) {
         const x = scores[i * K + k]!;
         u[i * K + k] = normalizedScore(rubric, x, k);
-        if (x !== x) continue;
-        const raw = (x - rubric.lo[k]!) * rubric.inv[k]!;
-        if (ok && (raw < 0 || raw > 1)) clamped++;
-        if (ok) present[g * K + k] = 1;
+        if (ok && x === x) present[g * K + k] = 1;
       }
     }
   }
-  return { n, sizes: groupSizes, u, present, clamped };
+  return { n, sizes: groupSizes, u, present, outOfScale, clamped, scored };
+}
+
+/** A criterion's scores outside its scale [lo, hi] (clamped into it). */
+export interface OutOfScaleCount {
+  id: string;
+  count: number;
+  scale: readonly [number, number];
 }
 
 /** Per criterion, in rubric order; NaN where the criterion was never judged. */
@@ -114,6 +122,7 @@ export class Diagnostics {
   private readonly sat: Float64Array; private readonly suppressed: Float64Array;
   private readonly top: Float64Array; private readonly topN: Float64Array;
   private readonly staticSum: Float64Array; private readonly here: Uint8Array;
+  private readonly outside: Float64Array; private scored = 0;
   // scratch, reused by every group (no allocation per group)
   private readonly validRows_: number[] = []; private readonly topRows: number[] = [];
   // overall
@@ -138,6 +147,7 @@ export class Diagnostics {
     this.satSum = v(); this.satN = v(); this.wSum = v(); this.wConst = v(); this.unexplored = v();
     this.sat = v(); this.suppressed = v(); this.top = v(); this.topN = v();
     this.staticSum = v(); this.here = new Uint8Array(K);
+    this.outside = v();
   }
 
   /** Adds one call: its prepared inputs and the engine's result for it. */
@@ -148,6 +158,8 @@ export class Diagnostics {
     const G = sizes.length;
     const perGroup = w.length === G * K; // else the stream scope's one vector (the same when G = 1)
     this.rows += n;
+    for (let k = 0; k < K; k++) this.outside[k] += call.outOfScale[k];
+    this.scored += call.scored;
     for (let g = 0, start = 0; g < G; start += sizes[g++]) {
       const end = start + sizes[g];
       const valid = this.validRows_;
@@ -268,6 +280,7 @@ export class Diagnostics {
     m["focal/sign_flip_rate"] = ratio(this.flips, this.signRows);
     m["focal/top1_agreement"] = ratio(this.agree, this.rankGroups);
     m["focal/mean_abs_advantage"] = ratio(this.absA, vr);
+    m["focal/frac_out_of_scale"] = this.scored > 0 ? total(this.outside) / this.scored : 0;
     const means: number[] = [], tops: number[] = [];
     for (let k = 0; k < K; k++) {
       if (this.cnt[k] > 0) means.push(this.sum[k] / this.cnt[k]);
@@ -288,7 +301,17 @@ export class Diagnostics {
       m[`focal/${id}/unexplored`] = c.unexplored[k]!;
       m[`focal/${id}/suppressed`] = c.suppressed[k]!;
     }
+    for (const o of this.outOfScale()) m[`focal/${o.id}/out_of_scale`] = o.count;
     return m;
+  }
+
+  /** The criteria with scores outside their scale so far, with the count and the scale. */
+  outOfScale(): OutOfScaleCount[] {
+    const out: OutOfScaleCount[] = [];
+    for (let k = 0; k < this.K; k++) {
+      if (this.outside[k] > 0) out.push({ id: this.rubric.ids[k], count: this.outside[k], scale: scaleOf(this.rubric, k) });
+    }
+    return out;
   }
 }
 

@@ -6,10 +6,10 @@
  * overall, O(methods x K) sums, at most `maxPoints` buckets per series, a few example groups.
  */
 import { createEngine } from "../index.js";
-import { InputError, type Step } from "../log/step.js";
+import { stepError, type Step } from "../log/step.js";
 import { compileRubric } from "../rubric.js";
 import type { Criterion, EngineOptions, Rubric, ScoreResult } from "../types.js";
-import { Diagnostics, prepare } from "./diagnostics.js";
+import { Diagnostics, prepare, type OutOfScaleCount } from "./diagnostics.js";
 import type { ReplayMethod } from "./methods.js";
 
 export type { ReplayMethod } from "./methods.js";
@@ -138,6 +138,8 @@ export interface ReplayResult {
   backend: string;
   seconds: number;
   notes: string[];
+  /** Criteria with scores outside their scale (clamped), with the counts. */
+  outOfScale: OutOfScaleCount[];
 }
 
 export const PER_CRITERION_MAX = 16;
@@ -200,7 +202,7 @@ export async function replay(steps: AsyncIterable<Step>, o: ReplayOptions): Prom
   const pairs: PairSummary[] = [];
   for (let a = 0; a < M; a++) for (let b = a + 1; b < M; b++) pairs.push({ a: o.methods[a]!.key, b: o.methods[b]!.key, groups: 0, meanTau: 0, fracOrderDiffers: 0, fracTopDiffers: 0, tauHist: new Array(20).fill(0) });
   const examples: DisagreementExample[] = [];
-  let rows = 0, validRows = 0, nSteps = 0, nGroups = 0, clamped = 0;
+  let rows = 0, validRows = 0, nSteps = 0, nGroups = 0;
   const notes: string[] = [];
 
   const rowVals = new Float64Array(2 * K);
@@ -210,14 +212,13 @@ export async function replay(steps: AsyncIterable<Step>, o: ReplayOptions): Prom
     const G = st.groupSizes.length;
     const n = st.valid.length;
     const call = prepare(rubric, st.scores, st.groupSizes, st.valid);
-    clamped += call.clamped;
     const present = call.present;
     for (let i = 0; i < n; i++) if (st.valid[i]) validRows++;
     const outs: ScoreResult[] = engines.map((e, mi) => {
       try {
         return e.score(st.scores, st.groupSizes, { valid: st.valid });
       } catch (err) {
-        throw new InputError(st.lines[0] ?? 0, `step ${JSON.stringify(st.step) ?? "(none)"}: ${o.methods[mi]!.key}: ${(err as Error).message}`);
+        throw stepError(st, err, `${o.methods[mi]!.key}: `);
       }
     });
     outs.forEach((out, mi) => {
@@ -265,7 +266,8 @@ export async function replay(steps: AsyncIterable<Step>, o: ReplayOptions): Prom
     o.onStep?.(rows, nSteps);
   }
   if (nSteps === 0) throw new Error("empty input: no rows");
-  if (clamped > 0) notes.push(`${clamped} scores lie outside their criterion's scale and were clamped into it (without a rubric every scale is [0, 1]: pass --rubric with the right scales).`);
+  // Reported apart from the notes: the CLI warns once per criterion, the report lists them.
+  const outOfScale = diags[0]!.outOfScale();
   if (nSteps === 1 && rows > 1) notes.push("The log has a single step (no `step` field, or one value): per-step charts show one point per series.");
   if (!perCrit) notes.push(`${K} criteria: per-step charts show summaries (min/max weight, mean saturation) instead of one line per criterion.`);
   for (const p of pairs) {
@@ -303,6 +305,7 @@ export async function replay(steps: AsyncIterable<Step>, o: ReplayOptions): Prom
     backend: engines[0]!.backend,
     seconds: (performance.now() - t0) / 1000,
     notes,
+    outOfScale,
   };
 }
 

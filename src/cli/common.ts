@@ -6,6 +6,7 @@ import { checkKeys } from "../validate.js";
 import { LOG_FORMATS } from "../log/open.js";
 import { negatedPenaltyRules } from "../service/judges.js";
 import type { Criterion, EngineOptions } from "../types.js";
+import type { OutOfScaleCount } from "../analysis/diagnostics.js";
 import { UsageError, type Flag, type FlagGroup, type Values } from "./flags.js";
 
 const METHOD_LIST = "focal (default) | weighted-mean | gdpo | sa-mrpo | weighted-sum | min | power-mean\n| soft-min | cvar | points-ratio | all-or-nothing | gated | hierarchical\n| pow3r | dvao | mo-grpo   (formulas: docs/aggregators.md)";
@@ -24,6 +25,7 @@ export const ENGINE_FLAGS: readonly Flag[] = [
   { name: "decay", arg: "D", help: "stream EMA decay (default 0.9)" },
   { name: "advantage", arg: "A", help: "grpo (default) | dr-grpo | rloo | none", choices: ["grpo", "dr-grpo", "rloo", "none"] },
   { name: "constant", arg: "C", help: "keep (default) | drop: leave criteria constant in their group out of focal\nweights (group scope, focal only)", choices: ["keep", "drop"] },
+  { name: "out-of-scale", arg: "P", help: "clamp (default: clamp into the scale, count, warn) | error: refuse a score\noutside its criterion's scale, naming the line, the criterion and the value", choices: ["clamp", "error"] },
   { name: "backend", arg: "B", help: "auto (default) | simd | scalar | js", choices: ["auto", "simd", "scalar", "js"] },
   { name: "power", arg: "P", help: "power-mean exponent (default 0; -Infinity = min)" },
   { name: "temperature", arg: "T", help: "soft-min temperature (default 0.1)" },
@@ -71,6 +73,7 @@ export function engineFlags(v: Values): Partial<EngineOptions> {
     scope: s("scope") as EngineOptions["scope"],
     advantage: s("advantage") as EngineOptions["advantage"],
     constant: s("constant") as EngineOptions["constant"],
+    outOfScale: s("out-of-scale") as EngineOptions["outOfScale"],
     backend: s("backend") as EngineOptions["backend"],
     gamma: number("--gamma", s("gamma")),
     eps: number("--eps", s("eps")),
@@ -123,4 +126,35 @@ export async function readRubricFile(path: string, command: string): Promise<Rub
 
 export function stripBom(text: string): string {
   return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+}
+
+/**
+ * The out-of-scale warning, once per criterion with its count (spec "Validation ranges"), on stderr.
+ * `rubric`: whether the scales came from a rubric file (without one every scale is [0, 1]).
+ */
+export function warnOutOfScale(command: string, counts: readonly OutOfScaleCount[], rubric: boolean): void {
+  if (counts.length === 0) return;
+  let text = "";
+  for (const { id, count, scale } of counts) {
+    text += `focal-reward ${command}: warning: criterion '${id}': ${count} score${count === 1 ? "" : "s"} outside its scale [${scale[0]}, ${scale[1]}], clamped into it\n`;
+  }
+  text += `focal-reward ${command}: warning: ${rubric ? "fix those scales in the rubric" : "no --rubric, so every scale is [0, 1]: pass --rubric with the right scales"} (--out-of-scale error refuses such scores)\n`;
+  process.stderr.write(text);
+}
+
+/** Per-criterion out-of-scale counts summed over a command's calls, from the engine's metrics. */
+export class OutOfScaleTally {
+  private readonly counts: Float64Array;
+  constructor(private readonly criteria: readonly Criterion[]) {
+    this.counts = new Float64Array(criteria.length);
+  }
+  add(metrics: Record<string, number>): void {
+    if (!(metrics["focal/frac_out_of_scale"]! > 0)) return;
+    this.criteria.forEach((c, k) => (this.counts[k] += metrics[`focal/${c.id}/out_of_scale`] ?? 0));
+  }
+  list(): OutOfScaleCount[] {
+    const out: OutOfScaleCount[] = [];
+    this.criteria.forEach((c, k) => { if (this.counts[k]! > 0) out.push({ id: c.id, count: this.counts[k]!, scale: c.scale ?? [0, 1] }); });
+    return out;
+  }
 }

@@ -8,11 +8,11 @@ import { compileRubric } from "../rubric.js";
 import { Diagnostics, prepare } from "../analysis/diagnostics.js";
 import { parseMethods } from "../analysis/methods.js";
 import type { Engine } from "../types.js";
-import { INPUT_FLAGS, LOG_FORMAT, METHODS_FLAG, SHARED_ENGINE_GROUP, engineFlags, readRubricFile } from "./common.js";
+import { INPUT_FLAGS, LOG_FORMAT, METHODS_FLAG, SHARED_ENGINE_GROUP, engineFlags, readRubricFile, warnOutOfScale } from "./common.js";
 import { EXIT, type CommandSpec, type Values } from "./flags.js";
 import { checkWritable, csvCell, progress, textTable, writeAtomic, writeOut } from "./io.js";
 import { openLog, type LogFormat } from "../log/open.js";
-import { InputError } from "../log/step.js";
+import { InputError, stepError } from "../log/step.js";
 
 export const command: CommandSpec = {
   name: "compare",
@@ -69,13 +69,13 @@ export async function run(values: Values): Promise<number> {
   let steps = 0, rows = 0, groups = 0;
   try {
     for await (const step of log.steps) {
-      const call = prepare(rubric, step.scores, step.groupSizes);
+      const call = prepare(rubric, step.scores, step.groupSizes, step.valid);
       engines.forEach((e, m) => {
         let out;
         try {
           out = e.score(step.scores, step.groupSizes, { valid: step.valid });
         } catch (err) {
-          throw new InputError(step.lines[0]!, `step ${JSON.stringify(step.step) ?? "(none)"}: ${(err as Error).message}`);
+          throw stepError(step, err, specs.length > 1 ? `${specs[m]}: ` : "");
         }
         diags[m]!.add(call, out);
       });
@@ -93,6 +93,8 @@ export async function run(values: Values): Promise<number> {
     throw e;
   }
   bar.done();
+  // The methods share the inputs, so the first one's count is every one's.
+  warnOutOfScale("compare", diags[0]!.outOfScale(), file !== undefined);
   const metrics = diags.map((d) => d.metrics());
   const names: string[] = [];
   const seen = new Set<string>();

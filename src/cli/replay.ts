@@ -2,7 +2,7 @@
 import { parseMethods } from "../analysis/methods.js";
 import { replay, type ReplayResult } from "../analysis/replay.js";
 import { replayReport } from "../report/replay-report.js";
-import { INPUT_FLAGS, LOG_FORMAT, METHODS_FLAG, SHARED_ENGINE_GROUP, engineFlags, readRubricFile } from "./common.js";
+import { INPUT_FLAGS, LOG_FORMAT, METHODS_FLAG, SHARED_ENGINE_GROUP, engineFlags, readRubricFile, warnOutOfScale } from "./common.js";
 import { EXIT, type CommandSpec, type Values } from "./flags.js";
 import { checkWritable, progress, writeAtomic } from "./io.js";
 import { openLog, type LogFormat } from "../log/open.js";
@@ -56,6 +56,7 @@ export async function run(values: Values): Promise<number> {
   }
   await writeAtomic(reportFile, replayReport(res, methods.filter((m) => m.options.method === "focal").map((m) => m.key)));
   process.stdout.write(formatSummary(res));
+  warnOutOfScale("replay", res.outOfScale, file !== undefined);
   for (const note of res.notes) process.stderr.write(`replay: note: ${note}\n`);
   process.stderr.write(`replay: ${res.rows} rows, ${res.steps} steps in ${res.seconds.toFixed(2)} s; report written to ${reportFile}\n`);
   return EXIT.ok;

@@ -3,11 +3,11 @@ import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { createEngine } from "../index.js";
 import type { Engine, ScoreResult } from "../types.js";
-import { ENGINE_GROUP, INPUT_FLAGS, LOG_FORMAT, engineFlags, readRubricFile } from "./common.js";
+import { ENGINE_GROUP, INPUT_FLAGS, LOG_FORMAT, OutOfScaleTally, engineFlags, readRubricFile, warnOutOfScale } from "./common.js";
 import { EXIT, UsageError, type CommandSpec, type Values } from "./flags.js";
 import { AtomicFile, checkWritable, csvCell, progress, writeAtomic, writeOut } from "./io.js";
 import { openLog, type LogFormat } from "../log/open.js";
-import { InputError, type Step } from "../log/step.js";
+import { InputError, stepError, type Step } from "../log/step.js";
 
 export const command: CommandSpec = {
   name: "score",
@@ -60,6 +60,7 @@ export async function run(values: Values): Promise<number> {
   const metrics = metricsPath !== undefined ? new AtomicFile(metricsPath) : undefined;
   let metricsError: Error | undefined;
   const bar = progress("score", log);
+  const outside = new OutOfScaleTally(log.criteria);
   let rows = 0;
   try {
     const write = (text: string) => (out ? out.write(text) : writeOut(text));
@@ -70,8 +71,9 @@ export async function run(values: Values): Promise<number> {
       try {
         result = engine.score(step.scores, step.groupSizes, { valid: step.valid, step: trainingStep });
       } catch (e) {
-        throw new InputError(step.lines[0]!, `step ${JSON.stringify(step.step) ?? "(none)"}: ${(e as Error).message}`);
+        throw stepError(step, e);
       }
+      outside.add(result.metrics);
       await write(csv ? csvRows(engine, step, result) : jsonRows(engine, step, result));
       if (metrics && !metricsError) {
         // A metrics file that cannot be written loses the metrics, not the scoring or the state.
@@ -85,6 +87,7 @@ export async function run(values: Values): Promise<number> {
     }
     bar.done();
     await out?.commit();
+    warnOutOfScale("score", outside.list(), file !== undefined);
   } catch (e) {
     bar.done();
     await Promise.all([out?.abort(), metrics?.abort()]);

@@ -1,3 +1,5 @@
+import { OutOfScaleError } from "../rubric.js";
+
 /**
  * A training step of a reward log, as every reader (JSONL, CSV, Parquet, Arrow) yields it, and the
  * builder they share: rows are appended in input order and regrouped by group at the end of the
@@ -27,6 +29,15 @@ export class InputError extends Error {
   constructor(readonly line: number, reason: string, unit: "line" | "row" = "line") {
     super(`${unit} ${line}: ${reason}`);
   }
+}
+
+/**
+ * An engine error on a step as an InputError: at the row's own line when the error names a row
+ * (outOfScale "error"), else at the step's first line.
+ */
+export function stepError(step: Step, e: unknown, prefix = ""): InputError {
+  const line = e instanceof OutOfScaleError ? step.lines[e.row] ?? step.lines[0]! : step.lines[0]!;
+  return new InputError(line, `step ${JSON.stringify(step.step) ?? "(none)"}: ${prefix}${(e as Error).message}`);
 }
 
 /** The largest score magnitude (spec "Validation ranges": float32-safe, as the engine checks it). */

@@ -45,7 +45,7 @@ order, −1 the reverse. Groups where the top rollout changes are where the choi
         ["methods", r.methods.map((m) => m.label).join(", ")],
         ["engine backend", r.backend],
         ["time", `${r.seconds.toFixed(2)} s (${Number.isFinite(rate) ? Math.round(rate).toLocaleString("en-US") : "–"} rows/s)`],
-      ]) + r.notes.map((n) => `<div class="note warn">${esc(n)}</div>`).join(""),
+      ]) + [...outOfScaleNotes(r), ...r.notes].map((n) => `<div class="note warn">${esc(n)}</div>`).join(""),
   });
 
   // Diagnostics per method: a short summary, then every scalar diagnostic (methods as columns).
@@ -226,4 +226,9 @@ function stepChartsFor(r: ReplayResult, m: MethodSummary, j: number): string[] {
       integerX: true,
     }),
   ];
+}
+
+/** One note per criterion with scores outside its scale (clamped into it). */
+function outOfScaleNotes(r: ReplayResult): string[] {
+  return r.outOfScale.map((c) => `criterion '${c.id}': ${c.count} scores lie outside its scale [${c.scale[0]}, ${c.scale[1]}] and were clamped into it (without a rubric every scale is [0, 1]: pass --rubric with the right scales; --out-of-scale error refuses them).`);
 }

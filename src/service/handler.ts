@@ -184,6 +184,21 @@ export function createHandler(options: HandlerOptions): FetchHandler {
   const grouping = groupSize === undefined ? undefined
     : new AssembledRewards({ groupSize, waitMs: groupWaitMs, maxHeldRows, maxHeldGroups }, (run, step, rows) => scoreAssembled(service!, run, step, rows), makeAssembler);
 
+  // Out-of-scale scores: counted in /metrics, logged once per run and criterion with the count.
+  const warnedScale = new Set<string>();
+  const scored = (run: string, m: Record<string, number>) => {
+    const criteria = service!.ctx.criteria;
+    metrics.scored(criteria, m);
+    if (!(m["focal/frac_out_of_scale"]! > 0)) return;
+    for (const c of criteria) {
+      const n = m[`focal/${c}/out_of_scale`], key = `${run}\u0000${c}`;
+      if (!n || warnedScale.has(key)) continue;
+      if (warnedScale.size >= 4096) warnedScale.delete(warnedScale.values().next().value!);
+      warnedScale.add(key);
+      log(`focal-reward: warning: run=${run} criterion=${c}: ${n} scores outside its scale, clamped into it (give the rubric the right scale; outOfScale "error" refuses them); logged once per run and criterion, counted in focal_scores_out_of_scale_total`);
+    }
+  };
+
   const ready = (async () => {
     const template = await createEngine(engineOptions);
     const stream = template.scope === "stream";
@@ -199,6 +214,7 @@ export function createHandler(options: HandlerOptions): FetchHandler {
       ledger,
       grouping,
       metrics,
+      scored,
       llm,
       judgeRows: rowJudge({ judge, criteria, index, timeoutMs: judgeTimeoutMs, concurrency: judgeConcurrency, onFailure: (r) => metrics.judgeFailure(r), log }),
       maxBodyBytes,

@@ -35,6 +35,8 @@ export class Metrics {
   #idempotentReplays = 0;
   #commits = 0;
   #casRetries = 0;
+  readonly #outOfScale = new Map<string, number>();
+  #fracOutOfScale = 0;
 
   request(route: string, method: string, status: number, seconds: number): void {
     const key = `${route}\u0000${method}\u0000${status}`;
@@ -48,6 +50,16 @@ export class Metrics {
 
   judgeFailure(reason: "error" | "timeout" | "invalid"): void {
     this.#judgeFailures.set(reason, (this.#judgeFailures.get(reason) ?? 0) + 1);
+  }
+
+  /** A scored call's out-of-scale metrics (`focal/frac_out_of_scale`, `focal/<id>/out_of_scale`). */
+  scored(criteria: readonly string[], m: Record<string, number>): void {
+    this.#fracOutOfScale = m["focal/frac_out_of_scale"] ?? 0;
+    if (!(this.#fracOutOfScale > 0)) return;
+    for (const c of criteria) {
+      const n = m[`focal/${c}/out_of_scale`];
+      if (n) this.#outOfScale.set(c, (this.#outOfScale.get(c) ?? 0) + n);
+    }
   }
 
   replay(): void {
@@ -90,6 +102,12 @@ export class Metrics {
     out.push("# HELP focal_state_conflicts_total Compare-and-set conflicts (another writer moved the run's state).");
     out.push("# TYPE focal_state_conflicts_total counter");
     out.push(`focal_state_conflicts_total ${this.#casRetries}`);
+    out.push("# HELP focal_scores_out_of_scale_total Scores outside their criterion's scale, clamped into it (outOfScale \"clamp\").");
+    out.push("# TYPE focal_scores_out_of_scale_total counter");
+    for (const [c, n] of this.#outOfScale) out.push(`focal_scores_out_of_scale_total{criterion="${escapeLabel(c)}"} ${n}`);
+    out.push("# HELP focal_frac_out_of_scale Share of the scores of the latest scored call outside their scale (focal/frac_out_of_scale).");
+    out.push("# TYPE focal_frac_out_of_scale gauge");
+    out.push(`focal_frac_out_of_scale ${this.#fracOutOfScale}`);
     const list = [...runs];
     out.push("# HELP focal_run_updates Stream-state updates applied to a run (its sequence number).");
     out.push("# TYPE focal_run_updates gauge");

@@ -26,6 +26,8 @@ export interface Service {
   ledger: RunLedger;
   grouping: AssembledRewards | undefined;
   metrics: Metrics;
+  /** Every scored call's metrics, for the out-of-scale count and its log line. */
+  scored(run: string, metrics: Record<string, number>): void;
   llm: LlmJudge | undefined;
   judgeRows(req: RewardRequest): Promise<Judged>;
   maxBodyBytes: number;
@@ -64,6 +66,7 @@ function engineError(e: unknown): unknown {
   if (e instanceof HttpError) return e;
   // By name: the engine may come from another copy of the package (a bundle, a worker).
   if (e instanceof Error && e.name === "StepConflictError") return new HttpError(409, e.message, "step");
+  if (e instanceof Error && e.name === "OutOfScaleError") return new HttpError(400, `rejected by the engine: ${e.message}`, "scores");
   if (e instanceof RangeError || (e instanceof Error && e.name === "RangeError")) return new HttpError(400, `rejected by the engine: ${e.message}`, "body");
   return e;
 }
@@ -114,7 +117,9 @@ function scoreWith(s: Service, engine: Engine, b: Batch): ScoreResult {
   if (b.valid) opts.valid = b.valid;
   if (b.weights) opts.weights = b.weights;
   if (s.stepped) opts.step = b.step;
-  return engine.score(b.scores, b.groupSizes, opts);
+  const r = engine.score(b.scores, b.groupSizes, opts);
+  s.scored(b.run, r.metrics);
+  return r;
 }
 
 /** Score a batch: on its run's state (stream scope, through the ledger) or on the shared engine. */

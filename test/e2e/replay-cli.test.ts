@@ -41,7 +41,11 @@ describe("replay CLI", () => {
   it("warns when scores fall outside the scale (no rubric)", () => {
     const r = run([SCORES, "--report", join(dir, "c.html")]);
     expect(r.status).toBe(0);
-    expect(r.stderr).toMatch(/170 scores lie outside/);
+    // Once per criterion with its count (25 criteria, 170 scores), and the report says the same.
+    const warnings = r.stderr.split("\n").filter((l) => /warning: criterion '.*': \d+ scores outside its scale \[0, 1\], clamped/.test(l));
+    expect(warnings).toHaveLength(25);
+    expect(warnings.reduce((s, l) => s + Number(/: (\d+) scores/.exec(l)![1]), 0)).toBe(170);
+    expect(readFileSync(join(dir, "c.html"), "utf8")).toContain("criterion 'q40/Comprehensive Coverage': 7 scores lie outside its scale [0, 1]");
   });
 
   it("fails clearly on bad input", () => {

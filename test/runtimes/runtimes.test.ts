@@ -237,5 +237,8 @@ describe("examples/browser in Chromium", () => {
     expect(ex!.pixels.distinctColors).toBeGreaterThan(20);
     expect(ex!.pixels.palettePresent).toEqual(["#0072b2", "#e69f00", "#56b4e9", "#d55e00"]);
     for (const f of ex!.artifacts) expect(statSync(resolve(artifacts, f)).size).toBeGreaterThan(5000);
+    // A clarity of 12 on its [1, 10] scale: the page warns with the count; "refuse" names row, criterion and value.
+    expect(ex!.scaleWarning).toContain("clarity: 1 (scale 1–10)");
+    expect(ex!.scaleError).toMatch(/row 2, criterion 'clarity' is 12, outside its scale \[1, 10\]/);
   });
 });

@@ -137,6 +137,13 @@ try {
       rollouts: cells("rollouts-table"),
     };
   });
+  // A score outside its scale: warned about in the page, then refused with "refuse".
+  await page.fill('input[aria-label="rollout 3, clarity"]', "12");
+  await page.waitForFunction(() => document.getElementById("scale-warning").textContent.includes("clarity"), null, { timeout: 30_000 });
+  const scaleWarning = await page.textContent("#scale-warning");
+  await page.selectOption("#out-of-scale", "error");
+  await page.waitForFunction(() => document.getElementById("scores-error").textContent !== "", null, { timeout: 30_000 });
+  const scaleError = await page.textContent("#scores-error");
   // Decode the chart screenshot in the page and measure it: not blank, the series colors present.
   const pixels = await page.evaluate(async (b64) => {
     const img = new Image();
@@ -171,6 +178,8 @@ try {
 
   const example = {
     ...dom,
+    scaleWarning,
+    scaleError,
     pixels,
     screenshotBytes: pagePng.length,
     chartScreenshotBytes: chartPng.length,
