@@ -31,7 +31,9 @@ export async function checkWritable(flag: string, path: string): Promise<void> {
 /**
  * A file written as a stream into `<path>.<pid>.tmp` and renamed over `path` on commit, so that
  * readers see the old or the new content, never a torn one; abort() removes the temporary file.
- * Writes are buffered up to 1 MiB.
+ * A path that exists and is not a regular file (/dev/null, /dev/stdout, a FIFO) is written in
+ * place: renaming over it would replace the device or pipe with a file. Writes are buffered up
+ * to 1 MiB.
  */
 export class AtomicFile {
   private readonly tmp: string;
@@ -39,10 +41,18 @@ export class AtomicFile {
   private pending: string[] = [];
   private bytes = 0;
   private done = false;
+  /** Written in place (not a regular file). */
+  private direct = false;
 
   constructor(readonly path: string) {
     this.tmp = `${path}.${process.pid}.tmp`;
-    this.handle = open(this.tmp, "w");
+    this.handle = stat(path).then(
+      (st) => {
+        this.direct = !st.isFile();
+        return open(this.direct ? path : this.tmp, "w");
+      },
+      () => open(this.tmp, "w"),
+    );
     this.handle.catch(() => {}); // reported by the first write or commit
   }
 
@@ -70,7 +80,7 @@ export class AtomicFile {
     try {
       await this.flush();
       await (await this.handle).close();
-      await rename(this.tmp, this.path);
+      if (!this.direct) await rename(this.tmp, this.path);
       this.done = true;
     } finally {
       if (!this.done) await this.abort();
@@ -87,7 +97,7 @@ export class AtomicFile {
     } catch {
       // already closed, or never opened
     }
-    await unlink(this.tmp).catch(() => {});
+    if (!this.direct) await unlink(this.tmp).catch(() => {});
   }
 }
 

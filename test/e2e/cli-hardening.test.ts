@@ -6,7 +6,7 @@
  * time.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -128,6 +128,21 @@ describe("files the command writes", () => {
     expect(existsSync(join(work, "run.state"))).toBe(true);
     expect(existsSync(join(work, "m.jsonl"))).toBe(false);
     expect(readdirSync(work).filter((f) => f.endsWith(".tmp"))).toEqual([]);
+  });
+});
+
+describe("outputs that are not regular files", () => {
+  it("--output to a FIFO writes into it and leaves it a FIFO (no temporary file renamed over it)", () => {
+    const work = mkdtempSync(join(dir, "fifo-"));
+    const fifo = join(work, "out.fifo"), got = join(work, "got.jsonl"), input = join(work, "in.jsonl");
+    writeFileSync(input, JSONL);
+    // The reader runs beside the command; `wait` lets it finish before the files are checked.
+    const script = `mkfifo "$1" && { timeout 20 cat "$1" > "$2" & } && "$3" "$4" score --input "$5" --output "$1"; c=$?; wait; exit $c`;
+    const r = spawnSync("bash", ["-c", script, "bash", fifo, got, process.execPath, CLI, input], { encoding: "utf8", timeout: 60000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(statSync(fifo).isFIFO()).toBe(true);
+    expect(readFileSync(got, "utf8")).toBe(cli(["score"], JSONL).stdout);
+    expect(readdirSync(work).sort()).toEqual(["got.jsonl", "in.jsonl", "out.fifo"]);
   });
 });
 
