@@ -124,7 +124,8 @@ export class Diagnostics {
   private readonly staticSum: Float64Array; private readonly here: Uint8Array;
   private readonly outside: Float64Array; private scored = 0;
   // scratch, reused by every group (no allocation per group)
-  private readonly validRows_: number[] = []; private readonly topRows: number[] = [];
+  private validRows_ = new Int32Array(0); private topRows = new Int32Array(0);
+  private rv = new Float64Array(0); private dv = new Float64Array(0);
   // overall
   private rows = 0; private validRows = 0;
   private rSum = 0; private rSq = 0; private dSum = 0; private absA = 0;
@@ -150,91 +151,113 @@ export class Diagnostics {
     this.outside = v();
   }
 
-  /** Adds one call: its prepared inputs and the engine's result for it. */
+  /**
+   * Adds one call: its prepared inputs and the engine's result for it. The sums are made in the
+   * same order as a row-by-row reading would (the results do not depend on the loop layout); the
+   * per-group scratch is typed and reused, so nothing is allocated per group.
+   */
   add(call: PreparedCall, result: ScoreResult): void {
-    const { K, at } = this;
+    const { K, at, req } = this;
     const { n, sizes, u } = call;
     const { rewards: r, direct: d, advantages: a, weights: w, saturation: s } = result;
     const G = sizes.length;
     const perGroup = w.length === G * K; // else the stream scope's one vector (the same when G = 1)
+    const base = this.rubric.base;
+    const { sum, sq, cnt, groups, wSum, satSum, satN, constant, wConst, unexplored, sat, suppressed, top, topN, here } = this;
     this.rows += n;
-    for (let k = 0; k < K; k++) this.outside[k] += call.outOfScale[k];
+    for (let k = 0; k < K; k++) this.outside[k]! += call.outOfScale[k]!;
     this.scored += call.scored;
-    for (let g = 0, start = 0; g < G; start += sizes[g++]) {
-      const end = start + sizes[g];
-      const valid = this.validRows_;
-      valid.length = 0;
-      for (let i = start; i < end; i++) if (!Number.isNaN(d[i])) valid.push(i);
-      if (valid.length === 0) continue;
-      this.activeGroups++;
-      this.validRows += valid.length;
-      let lo = Infinity, hi = -Infinity, best = -Infinity, bestD = -Infinity, dMean = 0;
-      for (const i of valid) {
-        this.rSum += r[i]; this.rSq += r[i] * r[i]; this.dSum += d[i]; dMean += d[i]; this.absA += Math.abs(a[i]);
-        lo = Math.min(lo, r[i]); hi = Math.max(hi, r[i]);
-        best = Math.max(best, r[i]); bestD = Math.max(bestD, d[i]);
-        let pass = true;
-        for (let k = 0; k < K; k++) if (this.req[k] && !(u[i * K + k] >= at) && !Number.isNaN(u[i * K + k])) pass = false;
-        if (pass) this.strict++;
+    for (let g = 0, start = 0; g < G; start += sizes[g++]!) {
+      const end = start + sizes[g]!;
+      if (this.validRows_.length < end - start) {
+        this.validRows_ = new Int32Array(2 * (end - start));
+        this.topRows = new Int32Array(2 * (end - start));
+        this.rv = new Float64Array(2 * (end - start));
+        this.dv = new Float64Array(2 * (end - start));
       }
-      dMean /= valid.length;
+      const valid = this.validRows_, rv = this.rv, dv = this.dv;
+      let nv = 0;
+      for (let i = start; i < end; i++) if (!Number.isNaN(d[i]!)) valid[nv++] = i;
+      if (nv === 0) continue;
+      this.activeGroups++;
+      this.validRows += nv;
+      let lo = Infinity, hi = -Infinity, best = -Infinity, bestD = -Infinity, dMean = 0;
+      let rSum = this.rSum, rSq = this.rSq, dSum = this.dSum, absA = this.absA, strict = 0;
+      for (let x = 0; x < nv; x++) {
+        const i = valid[x]!;
+        const ri = r[i]!, di = d[i]!;
+        rv[x] = ri; dv[x] = di;
+        rSum += ri; rSq += ri * ri; dSum += di; dMean += di; absA += Math.abs(a[i]!);
+        lo = Math.min(lo, ri); hi = Math.max(hi, ri);
+        best = Math.max(best, ri); bestD = Math.max(bestD, di);
+        if (passes(u, i * K, K, req, at)) strict++;
+      }
+      this.rSum = rSum; this.rSq = rSq; this.dSum = dSum; this.absA = absA; this.strict += strict;
+      dMean /= nv;
       if (lo === hi) this.zeroStd++;
       const tops = this.topRows;
-      tops.length = 0;
-      for (const i of valid) if (r[i] === best) tops.push(i);
+      let nt = 0;
+      for (let x = 0; x < nv; x++) if (rv[x] === best) tops[nt++] = valid[x]!;
       this.topGroups++;
-      for (const i of tops) {
-        let pass = true;
-        for (let k = 0; k < K; k++) if (this.req[k] && !(u[i * K + k] >= at) && !Number.isNaN(u[i * K + k])) pass = false;
-        if (pass) this.topStrict += 1 / tops.length;
-      }
+      for (let t = 0; t < nt; t++) if (passes(u, tops[t]! * K, K, req, at)) this.topStrict += 1 / nt;
       // per criterion
-      const here = this.here;
       here.fill(0);
       let baseSum = 0;
       for (let k = 0; k < K; k++) {
-        let c = 0, mn = Infinity, mx = -Infinity, yes = 0, yesLow = 0;
-        for (const i of valid) {
-          const x = u[i * K + k];
-          if (Number.isNaN(x)) continue;
-          c++; this.sum[k] += x; this.sq[k] += x * x;
-          mn = Math.min(mn, x); mx = Math.max(mx, x);
-          if (x >= at) { yes++; if (!(a[i] > 0)) yesLow++; }
+        let c = 0, mn = Infinity, mx = -Infinity, yes = 0, yesLow = 0, sk = sum[k]!, qk = sq[k]!;
+        for (let x = 0; x < nv; x++) {
+          const i = valid[x]!;
+          const v = u[i * K + k]!;
+          if (v !== v) continue;
+          c++; sk += v; qk += v * v;
+          if (v < mn) mn = v;
+          if (v > mx) mx = v;
+          if (v >= at) { yes++; if (!(a[i]! > 0)) yesLow++; }
         }
         if (c === 0) continue;
+        sum[k] = sk; sq[k] = qk;
         here[k] = 1;
-        baseSum += this.rubric.base[k]!;
-        this.cnt[k] += c;
-        this.groups[k]++;
-        const weight = perGroup ? w[g * K + k] : w[k];
-        const satur = perGroup ? s[g * K + k] : s[k];
-        this.wSum[k] += weight;
-        if (!Number.isNaN(satur)) { this.satSum[k] += satur; this.satN[k]++; }
-        if (mn === mx) { this.constant[k]++; this.wConst[k] += weight; }
-        if (yes === 0) this.unexplored[k]++;
-        if (yes > 0 && yes < c) { this.sat[k] += yes; this.suppressed[k] += yesLow; }
+        baseSum += base[k]!;
+        cnt[k]! += c;
+        groups[k]!++;
+        const weight = perGroup ? w[g * K + k]! : w[k]!;
+        const satur = perGroup ? s[g * K + k]! : s[k]!;
+        wSum[k]! += weight;
+        if (!Number.isNaN(satur)) { satSum[k]! += satur; satN[k]!++; }
+        if (mn === mx) { constant[k]!++; wConst[k]! += weight; }
+        if (yes === 0) unexplored[k]!++;
+        if (yes > 0 && yes < c) { sat[k]! += yes; suppressed[k]! += yesLow; }
         let tv = 0, tc = 0;
-        for (const i of tops) if (!Number.isNaN(u[i * K + k])) { tv += u[i * K + k]; tc++; }
-        if (tc > 0) { this.top[k] += tv / tc; this.topN[k]++; }
+        for (let t = 0; t < nt; t++) {
+          const v = u[tops[t]! * K + k]!;
+          if (v === v) { tv += v; tc++; }
+        }
+        if (tc > 0) { top[k]! += tv / tc; topN[k]!++; }
       }
-      if (baseSum > 0) for (let k = 0; k < K; k++) if (here[k]) this.staticSum[k] += this.rubric.base[k]! / baseSum;
+      if (baseSum > 0) for (let k = 0; k < K; k++) if (here[k]) this.staticSum[k]! += base[k]! / baseSum;
       // ranking against the direct reward
-      if (valid.length < 2) continue;
+      if (nv < 2) continue;
       this.rankGroups++;
-      if (valid.some((i) => d[i] === bestD && r[i] === best)) this.agree++;
-      for (let x = 0; x < valid.length; x++) {
-        const i = valid[x];
-        const ad = d[i] - dMean;
-        this.signRows++;
-        if (ad * a[i] < 0) this.flips++;
-        for (let y = x + 1; y < valid.length; y++) {
-          const j = valid[y];
-          const sr = Math.sign(r[i] - r[j]), sd = Math.sign(d[i] - d[j]);
-          this.pairs++;
-          if (sr * sd < 0) this.discord++;
-          else if ((sr === 0) !== (sd === 0)) this.discord += 0.5;
+      for (let x = 0; x < nv; x++) {
+        if (dv[x] === bestD && rv[x] === best) { this.agree++; break; }
+      }
+      let flips = 0, discord = 0;
+      for (let x = 0; x < nv; x++) {
+        const ri = rv[x]!, di = dv[x]!;
+        if ((di - dMean) * a[valid[x]!]! < 0) flips++;
+        for (let y = x + 1; y < nv; y++) {
+          // discordant: 1; tied in exactly one of r and d: 1/2 (as sign(r_i - r_j) * sign(d_i - d_j))
+          const xr = ri - rv[y]!, xd = di - dv[y]!;
+          if (xr > 0) { if (xd < 0) discord += 2; else if (xd === 0) discord++; }
+          else if (xr < 0) { if (xd > 0) discord += 2; else if (xd === 0) discord++; }
+          else if (xr === 0) { if (xd !== 0) discord++; }
+          else if (xd === 0) discord++;
         }
       }
+      this.signRows += nv;
+      this.flips += flips;
+      this.pairs += (nv * (nv - 1)) / 2;
+      this.discord += discord / 2;
     }
   }
 
@@ -330,4 +353,10 @@ function balance(prefix: string, xs: number[]): Record<string, number> {
     [`${prefix}spread_range`]: Math.max(...xs) - Math.min(...xs),
     [`${prefix}gini`]: mean > 0 ? abs / (2 * n * n * mean) : 0,
   };
+}
+
+/** Every required criterion judged in the row at u[o..o+K) has u >= at (a NaN is not judged). */
+function passes(u: Float64Array, o: number, K: number, req: Uint8Array, at: number): boolean {
+  for (let k = 0; k < K; k++) if (req[k] === 1 && u[o + k]! < at) return false;
+  return true;
 }

@@ -157,12 +157,17 @@ export interface ReplayOptions {
 
 /** Kendall tau-b between two score vectors (ties handled); NaN if either is constant. */
 export function kendallTauB(x: ArrayLike<number>, y: ArrayLike<number>): number {
-  const n = x.length;
+  return tauB(x, 0, y, 0, x.length);
+}
+
+/** kendallTauB of x[ox..ox+n) and y[oy..oy+n) (views without making them). */
+function tauB(x: ArrayLike<number>, ox: number, y: ArrayLike<number>, oy: number, n: number): number {
   let conc = 0, disc = 0, tx = 0, ty = 0;
   for (let i = 0; i < n; i++) {
+    const xi = x[ox + i]!, yi = y[oy + i]!;
     for (let j = i + 1; j < n; j++) {
-      const dx = Math.sign(x[i]! - x[j]!);
-      const dy = Math.sign(y[i]! - y[j]!);
+      const dx = Math.sign(xi - x[ox + j]!);
+      const dy = Math.sign(yi - y[oy + j]!);
       if (dx === 0 && dy === 0) continue;
       if (dx === 0) tx++;
       else if (dy === 0) ty++;
@@ -186,7 +191,7 @@ export async function replay(steps: AsyncIterable<Step>, o: ReplayOptions): Prom
   const K = crit.length;
   const ids = crit.map((c) => c.id);
   const engines: Awaited<ReturnType<typeof createEngine>>[] = [];
-  for (const m of o.methods) engines.push(await createEngine({ ...o.engine, ...m.options, rubric: o.rubric }));
+  for (const m of o.methods) engines.push(await createEngine({ ...o.engine, ...m.options, rubric: o.rubric, reuseOutputs: true }));
   const M = o.methods.length;
   const rankBy: "advantage" | "reward" = o.engine?.advantage === "none" ? "reward" : "advantage";
   const cap = o.maxPoints ?? 400;
@@ -206,6 +211,7 @@ export async function replay(steps: AsyncIterable<Step>, o: ReplayOptions): Prom
   const notes: string[] = [];
 
   const rowVals = new Float64Array(2 * K);
+  const scratch = new RankScratch();
   const wStep = new Float64Array(K), wStepN = new Float64Array(K), sStep = new Float64Array(K), sStepN = new Float64Array(K);
   for await (const st of steps) {
     if (st.criteria.length !== K || st.criteria.some((c, k) => c !== ids[k])) throw new Error("step criteria do not match the rubric");
@@ -259,7 +265,7 @@ export async function replay(steps: AsyncIterable<Step>, o: ReplayOptions): Prom
         if (nv >= 2) { a.groupsWith2++; if (allZero) a.zeroGroups++; }
       }
     });
-    rankings(st, outs, o.methods, rankBy, pairs, examples);
+    rankings(st, outs, o.methods, rankBy, pairs, examples, scratch);
     rows += n;
     nGroups += G;
     nSteps++;
@@ -309,41 +315,70 @@ export async function replay(steps: AsyncIterable<Step>, o: ReplayOptions): Prom
   };
 }
 
+/** Per-group scratch of rankings(), grown to the largest group (nothing allocated per group). */
+class RankScratch {
+  idx = new Int32Array(0);
+  vals = new Float64Array(0);
+  tops = new Float64Array(0);
+  fit(n: number, M: number): void {
+    if (this.idx.length >= n && this.tops.length >= M) return;
+    const cap = Math.max(n, 2 * this.idx.length);
+    this.idx = new Int32Array(cap);
+    this.vals = new Float64Array(cap * M);
+    this.tops = new Float64Array(M);
+  }
+}
+
 /** Within each group, how the methods' orders of the rollouts differ (pairs) and the worst cases (examples). */
-function rankings(st: Step, outs: ScoreResult[], methods: readonly ReplayMethod[], rankBy: "advantage" | "reward", pairs: PairSummary[], examples: DisagreementExample[]): void {
+function rankings(st: Step, outs: ScoreResult[], methods: readonly ReplayMethod[], rankBy: "advantage" | "reward", pairs: PairSummary[], examples: DisagreementExample[], sc: RankScratch): void {
   const M = methods.length;
+  if (M < 2) return;
+  const direct = outs[0]!.direct;
   for (let g = 0, s0 = 0; g < st.groupSizes.length; s0 += st.groupSizes[g]!, g++) {
-    const idx: number[] = [];
-    for (let i = s0; i < s0 + st.groupSizes[g]!; i++) if (st.valid[i] && !Number.isNaN(outs[0]!.direct[i]!)) idx.push(i);
-    if (idx.length < 2 || M < 2) continue;
-    const vals = outs.map((out) => idx.map((i) => (rankBy === "advantage" ? out.advantages[i]! : out.rewards[i]!)));
+    const size = st.groupSizes[g]!;
+    sc.fit(size, M);
+    const { idx, vals, tops } = sc;
+    let n = 0;
+    for (let i = s0; i < s0 + size; i++) if (st.valid[i] && !Number.isNaN(direct[i]!)) idx[n++] = i;
+    if (n < 2) continue;
+    // vals[m * size + j]: method m's value of the group's j-th valid row; tops[m]: its highest (NaN if any is)
+    for (let m = 0; m < M; m++) {
+      const v = rankBy === "advantage" ? outs[m]!.advantages : outs[m]!.rewards;
+      let top = -Infinity;
+      for (let j = 0; j < n; j++) {
+        const x = (vals[m * size + j] = v[idx[j]!]!);
+        top = x !== x || top !== top ? NaN : Math.max(top, x);
+      }
+      tops[m] = top;
+    }
     let worst = Infinity, worstPair: [string, string] = ["", ""];
     let p = 0;
     for (let a = 0; a < M; a++) {
       for (let b = a + 1; b < M; b++, p++) {
-        const tau = kendallTauB(vals[a]!, vals[b]!);
+        const tau = tauB(vals, a * size, vals, b * size, n);
         if (Number.isNaN(tau)) continue;
         const ps = pairs[p]!;
         ps.groups++;
         ps.meanTau += tau;
         if (tau < 1 - 1e-12) ps.fracOrderDiffers++;
         ps.tauHist[Math.min(19, Math.max(0, Math.floor((tau + 1) * 10)))]!++;
-        const topA = Math.max(...vals[a]!), topB = Math.max(...vals[b]!);
-        const setA = idx.filter((_, j) => vals[a]![j] === topA), setB = idx.filter((_, j) => vals[b]![j] === topB);
-        if (!setA.some((i) => setB.includes(i))) ps.fracTopDiffers++;
+        let shared = false;
+        for (let j = 0; j < n && !shared; j++) shared = vals[a * size + j] === tops[a] && vals[b * size + j] === tops[b];
+        if (!shared) ps.fracTopDiffers++;
         if (tau < worst) { worst = tau; worstPair = [methods[a]!.key, methods[b]!.key]; }
       }
     }
     if (worst < 1 - 1e-12 && (examples.length < EXAMPLES || worst < examples[examples.length - 1]!.tau)) {
-      const lim = idx.slice(0, 32);
+      const lim = Math.min(n, 32);
+      const rows = Array.from(idx.subarray(0, lim));
       examples.push({
         step: st.step === undefined ? "–" : String(st.step),
         group: typeof st.groups[g] === "string" ? (st.groups[g] as string) : JSON.stringify(st.groups[g]),
         tau: worst,
         pair: worstPair,
-        lines: lim.map((i) => st.lines[i]!),
-        direct: lim.map((i) => outs[0]!.direct[i]!),
-        ranks: vals.map((v) => ranksOf(v.slice(0, lim.length))),
+        lines: rows.map((i) => st.lines[i]!),
+        direct: rows.map((i) => direct[i]!),
+        ranks: Array.from({ length: M }, (_, m) => ranksOf(Array.from(vals.subarray(m * size, m * size + lim)))),
       });
       examples.sort((x, y) => x.tau - y.tau);
       if (examples.length > EXAMPLES) examples.pop();

@@ -1,20 +1,21 @@
 import { isAscii } from "node:buffer";
 
 /**
- * Lines of a text stream in batches (one array per chunk read: one await per chunk, not per line).
- * Linear in the input's length however long a line is: a line split over many chunks is kept as
- * its pieces and joined once, and each byte is searched for newlines once.
+ * Lines of a text stream in chunks or batches (one await per chunk, not per line). Linear in the
+ * input's length however long a line is: a line split over many chunks is kept as its pieces and
+ * joined once, and each byte is searched for newlines once.
  */
 
 /** Lines, or batches of lines, as the readers take them. */
 export type Lines = AsyncIterable<string | readonly string[]> | Iterable<string | readonly string[]>;
 
 /**
- * Batches of lines of `stream` (UTF-8; a leading byte order mark is dropped). Chunks are cut at
- * their last newline byte (0x0A never occurs inside a multi-byte character), so each piece
- * decodes on its own: ASCII as one-byte strings (a copy, no decoding), the rest as UTF-8.
+ * Chunks of whole lines of `stream` (UTF-8; a leading byte order mark is dropped), joined by "\n"
+ * without the last newline. Chunks are cut at their last newline byte (0x0A never occurs inside a
+ * multi-byte character), so each piece decodes on its own: ASCII as one-byte strings (a copy, no
+ * decoding), the rest as UTF-8.
  */
-export async function* lineBatches(stream: NodeJS.ReadableStream): AsyncGenerator<string[]> {
+export async function* lineChunks(stream: NodeJS.ReadableStream): AsyncGenerator<{ chunk: string }> {
   let carry: Buffer[] = [];
   let first = true;
   for await (const raw of stream as AsyncIterable<Buffer | string>) {
@@ -29,17 +30,19 @@ export async function* lineBatches(stream: NodeJS.ReadableStream): AsyncGenerato
       continue;
     }
     // Only the line that spans chunks is copied (joined with its start); the rest decodes in place.
-    let lines: string[];
-    if (carry.length === 0) lines = decode(chunk.subarray(0, nl)).split("\n");
-    else {
+    if (carry.length > 0) {
       const first = chunk.indexOf(10);
-      const joined = decode(Buffer.concat([...carry, chunk.subarray(0, first)]));
-      lines = first === nl ? [joined] : [joined, ...decode(chunk.subarray(first + 1, nl)).split("\n")];
-    }
+      yield { chunk: decode(Buffer.concat([...carry, chunk.subarray(0, first)])) };
+      if (first < nl) yield { chunk: decode(chunk.subarray(first + 1, nl)) };
+    } else yield { chunk: decode(chunk.subarray(0, nl)) };
     carry = nl + 1 < chunk.length ? [chunk.subarray(nl + 1)] : [];
-    yield lines;
   }
-  if (carry.length > 0) yield [decode(Buffer.concat(carry))];
+  if (carry.length > 0) yield { chunk: decode(Buffer.concat(carry)) };
+}
+
+/** Batches of lines of `stream`, one array per chunk read (see lineChunks). */
+export async function* lineBatches(stream: NodeJS.ReadableStream): AsyncGenerator<string[]> {
+  for await (const { chunk } of lineChunks(stream)) yield chunk.split("\n");
 }
 
 function decode(b: Buffer): string {

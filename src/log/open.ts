@@ -9,7 +9,7 @@ import { createReadStream, statSync } from "node:fs";
 import type { Criterion } from "../types.js";
 import { openCsv } from "./csv.js";
 import { readSteps, scanCriteria } from "./jsonl.js";
-import { lineBatches } from "./lines.js";
+import { lineBatches, lineChunks } from "./lines.js";
 import { InputError, type Step } from "./step.js";
 
 export const LOG_FORMATS = ["jsonl", "csv", "parquet", "arrow"] as const;
@@ -100,7 +100,7 @@ export async function openLog(path: string | undefined, o: OpenLogOptions = {}):
   }
   const ids = criteria.map((c) => c.id);
   const steps = batches ? readSteps(batches, ids) : (async function* () {
-    yield* readSteps(lineBatches(open()), ids);
+    yield* readSteps(lineChunks(open()), ids);
   })();
   return { criteria, steps, bytesRead, size };
 }

@@ -60,6 +60,7 @@ export class StepBuilder {
   /** Rows of each group are contiguous so far (no regrouping needed). */
   private contiguous = true;
   private lastGroup = -1;
+  private lastKey: string | undefined = undefined;
   step: unknown = undefined;
   started = false;
 
@@ -90,13 +91,15 @@ export class StepBuilder {
    */
   add(key: string, group: unknown, valid: boolean, line: number): number {
     if (this.n === this.rowGroup.length) this.grow(this.n * 2);
-    let g = this.groupIndex.get(key);
+    // The rows of a group usually follow each other: the same key needs no lookup.
+    let g = key === this.lastKey ? this.lastGroup : this.groupIndex.get(key);
     if (g === undefined) {
       g = this.groupValues.length;
       this.groupIndex.set(key, g);
       this.groupValues.push(typeof group === "function" ? (group as () => unknown)() : group);
     } else if (g !== this.lastGroup) this.contiguous = false;
     this.lastGroup = g;
+    this.lastKey = key;
     const i = this.n++;
     this.rowGroup[i] = g;
     this.rowValid[i] = valid ? 1 : 0;
@@ -156,6 +159,7 @@ export class StepBuilder {
     this.started = false;
     this.contiguous = true;
     this.lastGroup = -1;
+    this.lastKey = undefined;
     return step;
   }
 }

@@ -2,10 +2,13 @@
  * The JSONL reader parses each line once: on 4,000 seeded lines of every shape (number spellings,
  * escapes, extra keys, nested values, whitespace, repeated keys, odd steps and groups) its steps
  * equal an independent JSON.parse reading, bit for bit; errors name the line. And a step is copied
- * at most once: not at all when its groups are contiguous.
+ * at most once: not at all when its groups are contiguous. The same holds when the file arrives
+ * as byte chunks cut anywhere (lineChunks), and the usual line shape takes the in-place path.
  */
 import { describe, expect, it } from "vitest";
-import { readSteps } from "../../dist/log/jsonl.js";
+import { Readable } from "node:stream";
+import { FastLine, readSteps, type Row } from "../../dist/log/jsonl.js";
+import { lineChunks } from "../../dist/log/lines.js";
 import type { Step } from "../../dist/log/step.js";
 import { prng } from "../support/prng.js";
 
@@ -113,6 +116,53 @@ describe("JSONL reader", () => {
       // bit for bit (NaN == NaN, -0 != 0)
       expect(Array.from(s.scores).map((x) => Object.is(x, -0) ? "-0" : x)).toEqual(e.scores.map((x) => Object.is(x, -0) ? "-0" : x));
     });
+  });
+
+  it("equals the JSON.parse reading when the bytes arrive in chunks cut anywhere (with a BOM and CRLF)", async () => {
+    const r = prng(77);
+    const lines: string[] = [];
+    for (let i = 0; i < 1500; i++) lines.push(randomLine(r, String(Math.floor(i / 100))));
+    const bytes = Buffer.from(`\ufeff${lines.join("\n")}\n`);
+    const chunks: Buffer[] = [];
+    for (let at = 0; at < bytes.length; ) {
+      const n = 1 + Math.floor(r() * 300);
+      chunks.push(bytes.subarray(at, at + n));
+      at += n;
+    }
+    const got: Step[] = [];
+    for await (const s of readSteps(lineChunks(Readable.from(chunks)), IDS)) got.push(s);
+    const exp = reference(lines, IDS);
+    expect(got.length).toBe(exp.length);
+    got.forEach((s, i) => {
+      expect(s.groups).toEqual(exp[i]!.groups);
+      expect(s.groupSizes).toEqual(exp[i]!.sizes);
+      expect(Array.from(s.lines)).toEqual(exp[i]!.lines);
+      expect(Array.from(s.valid)).toEqual(exp[i]!.valid);
+      expect(Array.from(s.scores).map((x) => Object.is(x, -0) ? "-0" : x)).toEqual(exp[i]!.scores.map((x) => Object.is(x, -0) ? "-0" : x));
+    });
+  });
+
+  it("the usual line shape is read in place; escapes, nested values and repeated keys go to JSON.parse", () => {
+    const row: Row = { stepKey: "", step: undefined, groupKey: "", group: undefined, valid: true };
+    const scores = new Float64Array(2);
+    const fast = new FastLine(["a", "b"], new Map([["a", 0], ["b", 1]]), scores, row);
+    const take = (line: string) => fast.parse(line, 0, line.length);
+    expect(take('{"step":3,"group":"p1","scores":{"a":0.25,"b":null},"valid":false}')).toBe(true);
+    expect([row.step, row.stepKey, row.group, row.groupKey, row.valid, scores[0], scores[1]]).toEqual([3, "=3", "p1", '"p1', false, 0.25, NaN]);
+    expect(take('{ "group" : 7 , "scores" : { "b" : -1e-3 , "a" : 1 } , "source" : "x" , "n" : null }\r')).toBe(true);
+    expect([row.step, row.stepKey, row.group, row.groupKey, row.valid, scores[0], scores[1]]).toEqual([undefined, "", 7, "7", true, 1, -1e-3]);
+    for (const line of [
+      '{"group":"p\\u0031","scores":{"a":1}}', // an escape
+      '{"group":"p1","scores":{"a":1},"meta":{"x":1}}', // a nested value
+      '{"group":"p1","scores":{"a":1},"scores":{"a":2}}', // a repeated key
+      '{"group":"p1","scores":{"zz":1}}', // an unknown criterion
+      '{"group":"p1","scores":{"a":1e39}}', // outside float32
+      '{"group":"p1","scores":{"a":01}}', // not JSON
+      '{"group":"p1","scores":{"a":1}} x',
+      '{"scores":{"a":1}}', // no group
+      '{"group":null,"scores":{"a":1}}',
+      '{"step":"s","group":"p1","scores":{"a":1}}',
+    ]) expect(take(line), line).toBe(false);
   });
 
   it("errors are JSON.parse's, on the right line", async () => {
