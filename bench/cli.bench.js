@@ -10,10 +10,13 @@
  * /usr/bin/time. score writes JSONL to /dev/null; replay writes its report; compare prints JSON.
  *
  * Run from the repository root (after npm run build):
- *   npm run bench:cli -- [--rows N] [--criteria K] [--formats jsonl,csv,parquet,arrow] [--commands read,replay,compare,score]
+ *   npm run bench:cli -- [--rows N] [--criteria K] [--formats jsonl,csv,parquet,arrow] [--commands read,replay,compare,score] [--dir DIR] [--cli PATH]
+ * --dir keeps the logs in DIR (reused by a later run with the same --rows and --criteria);
+ * --cli runs another build's dist/cli/main.js (e.g. the last release's) on the same logs, for a
+ * before/after table from one machine.
  */
 import { spawnSync } from "node:child_process";
-import { createWriteStream, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -29,10 +32,13 @@ const COMMANDS = arg("commands", "read,replay,compare,score").split(",");
 const GROUP = 16, STEP = 1024;
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const CLI = join(ROOT, "dist", "cli", "main.js");
-if (!existsSync(CLI)) throw new Error("dist/cli/main.js missing: run `npm run build` first");
+const CLI = arg("cli", join(ROOT, "dist", "cli", "main.js"));
+if (!existsSync(CLI)) throw new Error(`${CLI} missing: run \`npm run build\` first`);
+const DIR = arg("dir", undefined);
 const tmp = mkdtempSync(join(tmpdir(), "focal-cli-bench-"));
 process.on("exit", () => rmSync(tmp, { recursive: true, force: true }));
+if (DIR) mkdirSync(DIR, { recursive: true });
+const logDir = DIR ?? tmp;
 const ids = Array.from({ length: K }, (_, k) => `c${String(k).padStart(2, "0")}`);
 const rubric = join(tmp, "rubric.json");
 writeFileSync(rubric, JSON.stringify({ criteria: ids.map((id) => ({ id })) }));
@@ -132,18 +138,19 @@ async function writeArrow(file) {
 
 const files = {};
 for (const f of FORMATS) {
-  const file = join(tmp, `log.${f}`);
+  const file = join(logDir, `log-${ROWS}x${K}.${f}`);
+  files[f] = file;
+  if (DIR && existsSync(file)) continue;
   const t0 = performance.now();
   if (f === "jsonl") await writeText(file, jsonl);
   else if (f === "csv") await writeText(file, csv);
   else if (f === "parquet") await writeParquet(file);
   else if (f === "arrow") await writeArrow(file);
   else throw new Error(`unknown format ${f}`);
-  files[f] = file;
   process.stderr.write(`wrote ${f}: ${(statSync(file).size / 2 ** 20).toFixed(0)} MiB in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
 }
 
-const READ = `import { openLog } from ${JSON.stringify(join(ROOT, "dist", "log", "open.js"))};
+const READ = `import { openLog } from ${JSON.stringify(join(CLI, "..", "..", "log", "open.js"))};
 const log = await openLog(process.argv[1], { rubric: ${JSON.stringify(ids.map((id) => ({ id })))} });
 let rows = 0; for await (const s of log.steps) rows += s.valid.length;
 if (rows !== ${ROWS}) throw new Error("read " + rows + " rows");`;
@@ -174,6 +181,7 @@ for (const command of COMMANDS) {
 
 const fmt = (x) => (x >= 1e6 ? `${(x / 1e6).toFixed(2)}M` : x >= 1e4 ? `${(x / 1e3).toFixed(0)}k` : x.toFixed(0));
 console.log(`\nfocal-reward CLI, ${ROWS.toLocaleString("en-US")} rows x ${K} criteria, ${STEP} rows a step (groups of ${GROUP}); methods focal,weighted-mean,gdpo`);
+console.log(`cli: ${CLI}`);
 console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? "?"}, load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}, node ${process.version}\n`);
 console.log(`| command | ${FORMATS.join(" | ")} |`);
 console.log(`|---|${FORMATS.map(() => "---:").join("|")}|`);

@@ -3,7 +3,7 @@ import { type FileHandle, open, rename, stat, unlink } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 
 /** Writes to stdout, waiting when the pipe is full. */
-export function writeOut(text: string): Promise<void> | void {
+export function writeOut(text: string | Uint8Array): Promise<void> | void {
   if (!process.stdout.write(text)) return new Promise((res) => process.stdout.once("drain", () => res()));
 }
 
@@ -98,6 +98,40 @@ export class AtomicFile {
       // already closed, or never opened
     }
     if (!this.direct) await unlink(this.tmp).catch(() => {});
+  }
+}
+
+/**
+ * Output built as bytes in one buffer (large writes, no string per row): take() hands over what
+ * was written and starts a new buffer of the same size (the old one belongs to the writer now).
+ */
+export class ByteRows {
+  private buf = Buffer.allocUnsafe(1 << 16);
+  private at = 0;
+
+  bytes(b: Uint8Array): void {
+    if (this.at + b.length > this.buf.length) this.grow(b.length);
+    this.buf.set(b, this.at);
+    this.at += b.length;
+  }
+
+  /** `s` must be ASCII (numbers, fixed punctuation). */
+  ascii(s: string): void {
+    if (this.at + s.length > this.buf.length) this.grow(s.length);
+    this.at += this.buf.write(s, this.at, "latin1");
+  }
+
+  take(): Buffer {
+    const done = this.buf.subarray(0, this.at);
+    this.buf = Buffer.allocUnsafe(this.buf.length);
+    this.at = 0;
+    return done;
+  }
+
+  private grow(n: number): void {
+    const b = Buffer.allocUnsafe(Math.max(2 * this.buf.length, this.at + n));
+    this.buf.copy(b, 0, 0, this.at);
+    this.buf = b;
   }
 }
 

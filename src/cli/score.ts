@@ -5,7 +5,7 @@ import { createEngine } from "../index.js";
 import type { Engine, ScoreResult } from "../types.js";
 import { ENGINE_GROUP, INPUT_FLAGS, LOG_FORMAT, OutOfScaleTally, engineFlags, readRubricFile, warnOutOfScale } from "./common.js";
 import { EXIT, UsageError, type CommandSpec, type Values } from "./flags.js";
-import { AtomicFile, checkWritable, csvCell, progress, writeAtomic, writeOut } from "./io.js";
+import { AtomicFile, ByteRows, checkWritable, csvCell, progress, writeAtomic, writeOut } from "./io.js";
 import { openLog, type LogFormat } from "../log/open.js";
 import { InputError, stepError, type Step } from "../log/step.js";
 
@@ -63,7 +63,8 @@ export async function run(values: Values): Promise<number> {
   const outside = new OutOfScaleTally(log.criteria);
   let rows = 0;
   try {
-    const write = (text: string) => (out ? out.write(text) : writeOut(text));
+    const write = (text: string | Uint8Array) => (out ? out.write(text) : writeOut(text));
+    const bytes = new ByteRows();
     if (csv) await write(`${["step", "group", "reward", "direct", "advantage", ...engine.criteria.map((id) => `weight/${id}`)].map(csvCell).join(",")}\n`);
     for await (const step of log.steps) {
       let result: ScoreResult;
@@ -74,7 +75,7 @@ export async function run(values: Values): Promise<number> {
         throw stepError(step, e);
       }
       outside.add(result.metrics);
-      await write(csv ? csvRows(engine, step, result) : jsonRows(engine, step, result));
+      await write(csv ? csvRows(engine, step, result, bytes) : jsonRows(engine, step, result, bytes));
       if (metrics && !metricsError) {
         // A metrics file that cannot be written loses the metrics, not the scoring or the state.
         await metrics.write(`${JSON.stringify({ step: step.step ?? null, ...result.metrics })}\n`).catch((e: Error) => {
@@ -126,41 +127,52 @@ function groupOfRows(step: Step): Int32Array {
   return groupOfRow;
 }
 
-function jsonRows(engine: Engine, step: Step, r: ScoreResult): string {
+/**
+ * The output of a step as bytes: per group, the text before and after the numbers is encoded
+ * once; per row only the three numbers are written (no string of the whole step is built).
+ */
+function jsonRows(engine: Engine, step: Step, r: ScoreResult, out: ByteRows): Buffer {
   const weights = weightsJson(engine, step, r);
-  const groupOfRow = groupOfRows(step);
   const perGroup = engine.scope === "group";
   const stepJson = step.step === undefined ? "" : `"step":${JSON.stringify(step.step)},`;
-  const groupJson = step.groups.map((g) => JSON.stringify(g) ?? "null");
-  let text = "";
-  for (let j = 0; j < step.order.length; j++) {
-    const i = step.order[j]!;
-    const g = groupOfRow[i]!;
+  const head = step.groups.map((g) => Buffer.from(`{${stepJson}"group":${JSON.stringify(g) ?? "null"},"reward":`));
+  const tail = weights.map((w) => Buffer.from(`,"weights":${w}}\n`));
+  return rowBytes(step, out, head, (i) => {
     const d = r.direct[i]!;
-    text += `{${stepJson}"group":${groupJson[g]},"reward":${num(r.rewards[i]!)},"direct":${Number.isNaN(d) ? "null" : num(d)},"advantage":${num(r.advantages[i]!)},"weights":${weights[perGroup ? g : 0]}}\n`;
-  }
-  return text;
+    return `${num(r.rewards[i]!)},"direct":${Number.isNaN(d) ? "null" : num(d)},"advantage":${num(r.advantages[i]!)}`;
+  }, (g) => tail[perGroup ? g : 0]!);
 }
 
-function csvRows(engine: Engine, step: Step, r: ScoreResult): string {
+function csvRows(engine: Engine, step: Step, r: ScoreResult, out: ByteRows): Buffer {
   const k = engine.criteria.length;
   const perGroup = engine.scope === "group";
-  const groupOfRow = groupOfRows(step);
   const stepCell = step.step === undefined ? "" : csvCell(typeof step.step === "string" ? step.step : JSON.stringify(step.step));
-  const groupCells = step.groups.map((g) => csvCell(typeof g === "string" ? g : (JSON.stringify(g) ?? "")));
-  let text = "";
+  const head = step.groups.map((g) => Buffer.from(`${stepCell},${csvCell(typeof g === "string" ? g : (JSON.stringify(g) ?? ""))},`));
+  const tail = (perGroup ? step.groups : [undefined]).map((_, g) => {
+    let cells = "";
+    for (let c = 0; c < k; c++) {
+      const at = perGroup ? g * k + c : c;
+      cells += perGroup && Number.isNaN(r.saturation[at]!) ? "," : `,${num(r.weights[at]!)}`;
+    }
+    return Buffer.from(`${cells}\n`);
+  });
+  return rowBytes(step, out, head, (i) => {
+    const d = r.direct[i]!;
+    return `${num(r.rewards[i]!)},${Number.isNaN(d) ? "" : num(d)},${num(r.advantages[i]!)}`;
+  }, (g) => tail[perGroup ? g : 0]!);
+}
+
+/** The step's rows in input order: head of the row's group, its numbers (ASCII), tail. */
+function rowBytes(step: Step, out: ByteRows, head: Buffer[], numbers: (i: number) => string, tail: (g: number) => Buffer): Buffer {
+  const groupOfRow = groupOfRows(step);
   for (let j = 0; j < step.order.length; j++) {
     const i = step.order[j]!;
     const g = groupOfRow[i]!;
-    const d = r.direct[i]!;
-    let line = `${stepCell},${groupCells[g]},${num(r.rewards[i]!)},${Number.isNaN(d) ? "" : num(d)},${num(r.advantages[i]!)}`;
-    for (let c = 0; c < k; c++) {
-      const at = perGroup ? g * k + c : c;
-      line += perGroup && Number.isNaN(r.saturation[at]!) ? "," : `,${num(r.weights[at]!)}`;
-    }
-    text += `${line}\n`;
+    out.bytes(head[g]!);
+    out.ascii(numbers(i));
+    out.bytes(tail(g));
   }
-  return text;
+  return out.take();
 }
 
 /** A float32 output as JSON (NaN and infinities cannot occur in outputs; null guards them). */
