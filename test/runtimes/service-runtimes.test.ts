@@ -100,40 +100,14 @@ Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: ({ port }) => console.log
 
   it("Vercel Edge (edge-runtime, wasm code generation off, the engine's edge entry)", async () => {
     // The ESM graph of dist/entries/edge.js and dist/service/index.js is linked as vm modules
-    // inside an EdgeRuntime context (as the runtime harness's edge driver does); `*.wasm?module`
-    // imports resolve to compiled modules, as Vercel's bundler gives them.
+    // inside an EdgeRuntime context by the edge driver's helper (drivers/edge-modules.js):
+    // `*.wasm?module` imports resolve to compiled modules, as Vercel's bundler gives them.
     const driver = `
-import vm from "node:vm";
-import { readFileSync } from "node:fs";
-import { dirname, resolve } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
 import { EdgeRuntime } from "edge-runtime";
+import { edgeModules } from ${JSON.stringify(pathToFileURL(join(root, "test/runtimes/drivers/edge-modules.js")).href)};
 const runtime = new EdgeRuntime({ codeGeneration: { strings: false, wasm: false } });
 const context = runtime.context;
-const cache = new Map();
-function load(file) {
-  let mod = cache.get(file);
-  if (mod) return mod;
-  if (file.endsWith(".wasm")) {
-    const wasm = new WebAssembly.Module(readFileSync(file));
-    mod = new vm.SyntheticModule(["default"], function () { this.setExport("default", wasm); }, { context, identifier: pathToFileURL(file).href });
-  } else {
-    const url = pathToFileURL(file).href;
-    mod = new vm.SourceTextModule(readFileSync(file, "utf8"), { context, identifier: url, initializeImportMeta(m) { m.url = url; } });
-  }
-  cache.set(file, mod);
-  return mod;
-}
-function resolveSpecifier(spec, referrer) {
-  if (!/^\\.{1,2}\\//.test(spec)) throw new Error("bare import " + spec);
-  return resolve(dirname(fileURLToPath(referrer.identifier)), spec.replace(/\\?module$/, ""));
-}
-async function instantiate(file) {
-  const mod = load(file);
-  if (mod.status === "unlinked") await mod.link((spec, ref) => load(resolveSpecifier(spec, ref)));
-  if (mod.status === "linked") await mod.evaluate();
-  return mod;
-}
+const { instantiate } = edgeModules(runtime);
 const dist = ${JSON.stringify(dist)};
 const edge = await instantiate(dist + "/entries/edge.js");
 const service = await instantiate(dist + "/service/index.js");

@@ -9,63 +9,15 @@
 import process from "node:process";
 import { readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
-import vm from "node:vm";
+import { fileURLToPath } from "node:url";
 import { EdgeRuntime } from "edge-runtime";
 import { driverArgs, root } from "./args.js";
+import { edgeModules } from "./edge-modules.js";
 import { CONDITIONS, resolveExport } from "./exports.js";
-
-if (typeof vm.SourceTextModule !== "function") {
-  throw new Error("run with node --experimental-vm-modules");
-}
 
 const args = driverArgs();
 const runtime = new EdgeRuntime({ codeGeneration: { strings: false, wasm: false } });
-const context = runtime.context;
-const cache = new Map();
-
-function load(file) {
-  let mod = cache.get(file);
-  if (mod) return mod;
-  if (file.endsWith(".wasm")) {
-    // The platform hands the function a compiled module (here compiled by the host, as next dev does).
-    const wasm = new WebAssembly.Module(readFileSync(file));
-    mod = new vm.SyntheticModule(["default"], function () {
-      this.setExport("default", wasm);
-    }, { context, identifier: pathToFileURL(file).href });
-  } else if (file.endsWith(".json")) {
-    const value = JSON.parse(readFileSync(file, "utf8"));
-    mod = new vm.SyntheticModule(["default"], function () {
-      this.setExport("default", value);
-    }, { context, identifier: pathToFileURL(file).href });
-  } else {
-    const url = pathToFileURL(file).href;
-    mod = new vm.SourceTextModule(readFileSync(file, "utf8"), {
-      context,
-      identifier: url,
-      initializeImportMeta(meta) {
-        meta.url = url;
-      },
-      importModuleDynamically: (spec, referrer) => instantiate(resolveSpecifier(spec, referrer)),
-    });
-  }
-  cache.set(file, mod);
-  return mod;
-}
-
-function resolveSpecifier(spec, referrer) {
-  if (!/^\.{1,2}\//.test(spec)) throw new Error(`edge bundle: bare import ${spec} not allowed`);
-  const isWasmModule = spec.endsWith(".wasm?module");
-  if (spec.endsWith(".wasm") && !isWasmModule) throw new Error(`edge: ${spec} must be imported with ?module`);
-  return resolve(dirname(fileURLToPath(referrer.identifier)), spec.replace(/\?module$/, ""));
-}
-
-async function instantiate(file) {
-  const mod = load(file);
-  if (mod.status === "unlinked") await mod.link((spec, referrer) => load(resolveSpecifier(spec, referrer)));
-  if (mod.status === "linked") await mod.evaluate();
-  return mod;
-}
+const { instantiate } = edgeModules(runtime);
 
 // The harness and the vectors are loaded into the same context, the way a bundler would inline them.
 const harness = await instantiate(fileURLToPath(new URL("../harness.js", import.meta.url)));

@@ -6,14 +6,14 @@
  */
 import process from "node:process";
 import { spawn } from "node:child_process";
-import { cpSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { driverArgs, root } from "./args.js";
 import { CONDITIONS, resolveExport } from "./exports.js";
-import { moduleGraph } from "../../../scripts/module-graph.js";
+import { capnpModules, copyModules } from "../../../scripts/module-graph.js";
 
 const args = driverArgs();
 const workerdBin = resolve(root, "node_modules/.bin/workerd");
@@ -65,21 +65,11 @@ function freePort() {
   });
 }
 
-const capnpString = (s) => JSON.stringify(s);
-
 function writeBundle(dir, port) {
-  const modules = [{ name: "worker.js", kind: "esm" }, { name: "harness.js", kind: "esm" }, { name: "vectors.json", kind: "json" }];
   writeFileSync(join(dir, "worker.js"), WORKER);
   cpSync(harness, join(dir, "harness.js"));
   cpSync(args.vectors, join(dir, "vectors.json"));
-  for (const m of moduleGraph(base, entry)) {
-    const name = m.rel;
-    mkdirSync(dirname(join(dir, name)), { recursive: true });
-    cpSync(m.file, join(dir, name));
-    modules.push({ name, kind: m.kind });
-  }
-  const type = { esm: "esModule", wasm: "wasm", json: "json" };
-  const list = modules.map((m) => `      (name = ${capnpString(m.name)}, ${type[m.kind]} = embed ${capnpString(m.name)})`);
+  const modules = [{ name: "worker.js", kind: "esm" }, { name: "harness.js", kind: "esm" }, { name: "vectors.json", kind: "json" }, ...copyModules(base, [entry], dir)];
   writeFileSync(
     join(dir, "config.capnp"),
     `using Workerd = import "/workerd/workerd.capnp";
@@ -91,7 +81,7 @@ const config :Workerd.Config = (
 
 const conformance :Workerd.Worker = (
   modules = [
-${list.join(",\n")}
+${capnpModules(modules)}
   ],
   compatibilityDate = "2025-09-01",
 );
