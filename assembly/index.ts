@@ -6,10 +6,12 @@
 // foldStats), so the simd and scalar builds give the same bits.
 
 import {
-  K, KP, setShape, sawInfinity, resetInfinity, rowHasAbsent, normalizeRow, normalizeGroup, groupAnyValid, groupHasAbsent,
-  weightedMean, weightedMeanDense, weightedMeanDense4, rowMean, laneSum, groupSums, fill, loadPadded, storeUnpadded, saturationOf, focalCoefficients, divideWhere, mixWith,
-  sumWhere, tilt,
+  K, KP, setShape, sawInfinity, resetInfinity, normalizeRow, weightedMean, weightedMeanDense4, rowMean, laneSum, groupStats, fill,
+  loadPadded, storeUnpadded,
 } from "./rows";
+import {
+  normalizeGroup, normalizeRowWide, groupAnyValid, groupHasAbsent, weightedMeanWide, laneDotWide, laneSumWide, tiltWide, tiltedSums, saturationWide,
+} from "./wide";
 import { aggregatorLayout, configureAggregators, aggregateGroup, aggregateOne, beginCall, fGrpoScale, pow3rRewards } from "./aggregators";
 import { AbiQuery, AdvantageCode, Call, Head, MethodCode, Region, ScopeCode, Setting, Stat, Summary } from "../src/abi";
 
@@ -20,15 +22,18 @@ export function trap(message: usize, file: usize, line: u32, column: u32): void 
 let method = MethodCode.Focal;
 let scope = ScopeCode.Group;
 let advantage = AdvantageCode.Grpo;
+/** gamma as float32, for sa-mrpo's factors. */
 let gamma: f32 = 3;
-let eps: f32 = 0.05;
-let tau: f32 = 1;
 let bounded = false;
 let minWeight: f64 = 0;
 let maxWeight: f64 = 1;
-let mix: f32 = 1;
 let decay: f32 = 0.9;
 let advEps: f64 = 1e-6;
+// The same settings unrounded, for the f64 path (spec "Precision contract").
+let gammaW: f64 = 3;
+let epsW: f64 = 0.05;
+let tauW: f64 = 1;
+let mixW: f64 = 1;
 /** constant "drop" (group scope, focal): leave a group's constant criteria out of steps 4-7. */
 let dropConstant = false;
 /** The spread at or below which a criterion is constant in its group (spec). */
@@ -37,10 +42,11 @@ const CONSTANT_SPREAD: f32 = 1e-6;
 // The fixed region (src/abi.ts): a head of f64 slots, then vectors of KP lanes.
 let HEAD: usize;
 let LO: usize, INV: usize, BASE: usize, SBAR: usize, SEEN: usize, FSTREAM: usize;
-let ROW: usize, ROWU: usize, ACC: usize, MASS: usize, SAT: usize, COEF: usize, FW: usize, GB: usize;
+let ROW: usize, ROWU: usize, SAT: usize, FW: usize, GB: usize;
+let LOW: usize, INVW: usize, BASEW: usize, GBW: usize, ROWW: usize, ACCW: usize, MASSW: usize, SATW: usize, COEFW: usize, FWW: usize, MASKW: usize, KEPTW: usize;
 let GSUM: usize, GSQ: usize, GCNT: usize, GMIN: usize, GMAX: usize, SATSUM: usize, SATN: usize;
 let MSUM: usize, MSQ: usize, MCNT: usize, MCONST: usize, MPRES: usize, MWEIGHT: usize, MSAT: usize;
-let SORT: usize, SUMMARY: usize, ROWP: usize, FSTREAMR: usize, FIXED: usize, FMASK: usize, SAF: usize, KEPT: usize;
+let SORT: usize, SUMMARY: usize, FSTREAMR: usize, FIXED: usize, SAF: usize;
 
 /** KP lanes per vector for k criteria. */
 function lanes(k: i32): usize { return <usize>((k + 3) & ~3); }
@@ -68,11 +74,14 @@ export function layout(base: usize, k: i32): void {
   LO = region(Region.Lo); INV = region(Region.Inv); BASE = region(Region.Base); FIXED = region(Region.Fixed);
   SBAR = region(Region.Sbar); SEEN = region(Region.Seen); ROW = region(Region.Row);
   FSTREAM = region(Region.StreamWeights); FSTREAMR = region(Region.StreamWeightsUsed); ROWU = region(Region.RowNormalized);
-  ACC = region(Region.Acc); MASS = region(Region.Mass); SAT = region(Region.Saturation); COEF = region(Region.Coefficients);
+  SAT = region(Region.Saturation);
   FW = region(Region.FocalWeights); GB = region(Region.GroupBase);
   GSUM = region(Region.GroupSum); GSQ = region(Region.GroupSq); GCNT = region(Region.GroupCount);
   GMIN = region(Region.GroupMin); GMAX = region(Region.GroupMax); SATSUM = region(Region.SatSum); SATN = region(Region.SatCount);
-  FMASK = region(Region.FreeMask); SAF = region(Region.SaMrpoFactor); KEPT = region(Region.Kept); ROWP = region(Region.RowPair);
+  SAF = region(Region.SaMrpoFactor);
+  LOW = region(Region.LoWide); INVW = region(Region.InvWide); BASEW = region(Region.BaseWide); GBW = region(Region.GroupBaseWide);
+  ROWW = region(Region.RowWide); ACCW = region(Region.AccWide); MASSW = region(Region.MassWide); SATW = region(Region.SaturationWide);
+  COEFW = region(Region.CoefficientsWide); FWW = region(Region.FocalWide); MASKW = region(Region.MaskWide); KEPTW = region(Region.KeptWide);
   let stat = (f: i32): usize => region(Region.Stats + 2 * f);
   MSUM = stat(Stat.Sum); MSQ = stat(Stat.Sq); MCNT = stat(Stat.Count); MCONST = stat(Stat.Constant);
   MPRES = stat(Stat.Present); MWEIGHT = stat(Stat.Weight); MSAT = stat(Stat.Saturation);
@@ -89,10 +98,11 @@ export function layout(base: usize, k: i32): void {
 /** Reads the settings the host wrote into the head's Setting slots; then the stream weights. */
 export function configure(): void {
   method = <i32>setting(Setting.Method); scope = <i32>setting(Setting.Scope); advantage = <i32>setting(Setting.Advantage);
-  gamma = <f32>setting(Setting.Gamma); eps = <f32>setting(Setting.Eps); tau = <f32>setting(Setting.Tau);
+  gamma = <f32>setting(Setting.Gamma);
   bounded = setting(Setting.Bounded) != 0; minWeight = setting(Setting.MinWeight); maxWeight = setting(Setting.MaxWeight);
-  mix = <f32>setting(Setting.Mix); decay = <f32>setting(Setting.Decay); advEps = setting(Setting.AdvEps);
+  decay = <f32>setting(Setting.Decay); advEps = setting(Setting.AdvEps);
   dropConstant = setting(Setting.DropConstant) != 0;
+  gammaW = setting(Setting.Gamma); epsW = setting(Setting.Eps); tauW = setting(Setting.Tau); mixW = setting(Setting.Mix);
   configureAggregators(slot(Head.SettingsAt));
   streamWeights();
 }
@@ -114,18 +124,21 @@ export function abi(q: i32): i32 {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Weights
+// Weights (spec steps 4-6), in f64 scalar code shared by both builds (K values a group).
+
+// @ts-ignore: decorator
+@inline function present(mask: usize, k: i32): bool {
+  let m = load<f64>(mask + (<usize>k << 3));
+  return m == m;
+}
 
 /**
- * Euclidean projection of the present lanes of f onto {sum = target, lo <= f <= hi} (spec step 5;
- * target = 1 - the fixed criteria's share). An infeasible box widens to target / count.
+ * Euclidean projection of the present lanes of the f64 vector f onto {sum = target, lo <= f <= hi}
+ * (spec step 5; target = 1 - the fixed criteria's share). An infeasible box widens to target / count.
  */
 function project(f: usize, mask: usize, target: f64): void {
   let kg = 0;
-  for (let k = 0; k < K; k++) {
-    let m = load<f32>(mask + (<usize>k << 2));
-    if (m == m) kg++;
-  }
+  for (let k = 0; k < K; k++) if (present(mask, k)) kg++;
   if (kg == 0) return;
   let lo = minWeight, hi = maxWeight;
   let kgf = <f64>kg;
@@ -136,10 +149,8 @@ function project(f: usize, mask: usize, target: f64): void {
   // sum_k clamp(f_k - theta, lo, hi) falls as theta rises, with kinks at f_k - hi and f_k - lo.
   let nb = 0;
   for (let k = 0; k < K; k++) {
-    let o = <usize>k << 2;
-    let m = load<f32>(mask + o);
-    if (m != m) continue;
-    let x = <f64>load<f32>(f + o);
+    if (!present(mask, k)) continue;
+    let x = load<f64>(f + (<usize>k << 3));
     store<f64>(SORT + (<usize>nb << 3), x - hi);
     store<f64>(SORT + (<usize>(nb + 1) << 3), x - lo);
     nb += 2;
@@ -166,10 +177,8 @@ function project(f: usize, mask: usize, target: f64): void {
     let mid = 0.5 * (a + b);
     let free = 0, fixed: f64 = 0, freeSum: f64 = 0;
     for (let k = 0; k < K; k++) {
-      let o = <usize>k << 2;
-      let m = load<f32>(mask + o);
-      if (m != m) continue;
-      let x = <f64>load<f32>(f + o);
+      if (!present(mask, k)) continue;
+      let x = load<f64>(f + (<usize>k << 3));
       if (x - mid <= lo) fixed += lo;
       else if (x - mid >= hi) fixed += hi;
       else { free++; freeSum += x; }
@@ -177,100 +186,163 @@ function project(f: usize, mask: usize, target: f64): void {
     theta = free > 0 ? (freeSum + fixed - target) / free : b;
   } else theta = load<f64>(SORT);
   for (let k = 0; k < K; k++) {
-    let o = <usize>k << 2;
-    let m = load<f32>(mask + o);
-    if (m != m) continue;
-    store<f32>(f + o, <f32>min(max(<f64>load<f32>(f + o) - theta, lo), hi));
+    if (!present(mask, k)) continue;
+    let o = <usize>k << 3;
+    store<f64>(f + o, min(max(load<f64>(f + o) - theta, lo), hi));
   }
 }
 
 function clampedSum(f: usize, mask: usize, theta: f64, lo: f64, hi: f64): f64 {
   let s: f64 = 0;
   for (let k = 0; k < K; k++) {
-    let o = <usize>k << 2;
-    let m = load<f32>(mask + o);
-    if (m == m) s += min(max(<f64>load<f32>(f + o) - theta, lo), hi);
+    if (present(mask, k)) s += min(max(load<f64>(f + (<usize>k << 3)) - theta, lo), hi);
   }
   return s;
 }
 
-/** Static weights b normalized over the lanes where `mask` is present, into `out`. */
-function staticWeights(b: usize, mask: usize, out: usize): f32 {
-  let sumB = sumWhere(b, mask);
-  divideWhere(b, mask, sumB, out);
-  return sumB;
+/** Static weights: the f64 b normalized over the lanes where the f64 `mask` is present, into FWW and FW. */
+function staticWeights(b: usize, mask: usize): void {
+  let sumB: f64 = 0;
+  for (let k = 0; k < K; k++) if (present(mask, k)) sumB += load<f64>(b + (<usize>k << 3));
+  for (let k = 0; k < KP; k++) {
+    let o = <usize>k << 3;
+    store<f64>(FWW + o, k < K && present(mask, k) ? load<f64>(b + o) / sumB : 0);
+  }
+  storeFocal();
+}
+
+/** FW (f32) from FWW (f64); lanes past K 0. */
+function storeFocal(): void {
+  for (let k = 0; k < KP; k++) store<f32>(FW + (<usize>k << 2), <f32>load<f64>(FWW + (<usize>k << 3)));
 }
 
 /**
- * Focal weights from the saturation `sat` (NaN = criterion not in use) and base weights b, into
- * `out`. Returns the vector to weight rewards with: proportional to `out`, and unnormalized where
- * it can be, so that gamma = 0 gives the direct reward bit for bit.
+ * Focal coefficients c = b (1 - s + eps)^gamma into COEFW over the lanes where `sat` (f64) is
+ * present, 0 elsewhere; returns the sum of those whose lane is not fixed when `skipFixed`. A whole
+ * gamma up to 8 is repeated multiplication; any other is exp(gamma (ln h - ln max h)), relative
+ * to the largest h, so that weights far apart stay apart where h^gamma itself would underflow
+ * (gamma 40: 0.05^40 = 9e-53). The common factor cancels in the normalized weights.
+ */
+function focalCoefficients(sat: usize, b: usize, skipFixed: bool): f64 {
+  let power = <i32>gammaW;
+  let whole = <f64>power == gammaW && power <= 8;
+  let top: f64 = 0;
+  if (!whole) {
+    for (let k = 0; k < K; k++) {
+      let s = load<f64>(sat + (<usize>k << 3));
+      let h = (1 - s) + epsW;
+      if (s == s && h > top) top = h;
+    }
+  }
+  let lnTop = top > 0 ? Math.log(top) : 0;
+  let total: f64 = 0;
+  for (let k = 0; k < KP; k++) {
+    let o = <usize>k << 3;
+    let s = k < K ? load<f64>(sat + o) : <f64>NaN;
+    let c: f64 = 0;
+    if (s == s) {
+      let h = (1 - s) + epsW;
+      let pw: f64 = 1;
+      if (whole) {
+        for (let j = 0; j < power; j++) pw = pw * h;
+      } else if (gammaW != 0) pw = h > 0 ? Math.exp(gammaW * (Math.log(h) - lnTop)) : 0;
+      c = load<f64>(b + o) * pw;
+      if (!(skipFixed && load<f32>(FIXED + (<usize>k << 2)) != 0)) total += c;
+    }
+    store<f64>(COEFW + o, c);
+  }
+  return total;
+}
+
+/** f = mix f + (1 - mix) b / sumB on the present lanes of FWW. */
+function mixFocal(b: usize, sat: usize, sumB: f64): void {
+  for (let k = 0; k < K; k++) {
+    if (!present(sat, k)) continue;
+    let o = <usize>k << 3;
+    store<f64>(FWW + o, mixW * load<f64>(FWW + o) + (1 - mixW) * (load<f64>(b + o) / sumB));
+  }
+}
+
+/**
+ * Focal weights from the f64 saturation `sat` (NaN = criterion not in use) and the f64 base
+ * weights b: into FWW (f64) and `out` (f32). Returns the f64 vector to weight rewards with:
+ * proportional to the weights, and unnormalized where it can be, so that gamma = 0 gives the
+ * direct reward bit for bit (b itself).
  */
 function focalWeights(sat: usize, b: usize, out: usize): usize {
-  let total = focalCoefficients(sat, b, gamma, eps, COEF);
-  let sumB = sumWhere(b, sat);
-  if (guardedWeights(sat, b, out, sumB)) {
-    if (mix != 1) mixWith(out, b, sat, mix, sumB);
-    return gamma == 0 && !bounded && mix == 1 ? b : out;
+  let sumB: f64 = 0;
+  let anyFixed = false;
+  for (let k = 0; k < K; k++) {
+    if (!present(sat, k)) continue;
+    sumB += load<f64>(b + (<usize>k << 3));
+    if (load<f32>(FIXED + (<usize>k << 2)) != 0) anyFixed = true;
   }
-  if (total > 0) divideWhere(COEF, sat, total, out);
-  else divideWhere(b, sat, sumB, out);
-  if (bounded) project(out, sat, 1);
-  if (mix != 1) mixWith(out, b, sat, mix, sumB);
-  if (bounded || mix != 1) return out;
-  return total > 0 ? COEF : b;
+  let total = focalCoefficients(sat, b, anyFixed);
+  let w: usize;
+  if (anyFixed) {
+    guardedWeights(sat, b, sumB, total);
+    if (mixW != 1) mixFocal(b, sat, sumB);
+    w = gammaW == 0 && !bounded && mixW == 1 ? b : FWW;
+  } else {
+    for (let k = 0; k < KP; k++) {
+      let o = <usize>k << 3;
+      let f: f64 = 0;
+      if (k < K && present(sat, k)) f = total > 0 ? load<f64>(COEFW + o) / total : load<f64>(b + o) / sumB;
+      store<f64>(FWW + o, f);
+    }
+    if (bounded) project(FWW, sat, 1);
+    if (mixW != 1) mixFocal(b, sat, sumB);
+    w = bounded || mixW != 1 ? FWW : total > 0 ? COEFW : b;
+  }
+  if (out == FW) storeFocal();
+  else for (let k = 0; k < KP; k++) store<f32>(out + (<usize>k << 2), <f32>load<f64>(FWW + (<usize>k << 3)));
+  return w;
+}
+
+/**
+ * Guarded criteria (spec "Guarded criteria"), some fixed one present: it keeps b_k / sum b and the
+ * others share the rest in proportion to COEFW (b if gamma = 0 or COEFW sums to 0); bounds then
+ * project only the others. `total`: the sum of the others' coefficients.
+ */
+function guardedWeights(sat: usize, b: usize, sumB: f64, total: f64): void {
+  let fixedB: f64 = 0;
+  for (let k = 0; k < K; k++) {
+    if (present(sat, k) && load<f32>(FIXED + (<usize>k << 2)) != 0) fixedB += load<f64>(b + (<usize>k << 3));
+  }
+  let share: f64 = 1 - fixedB / sumB;
+  let free = gammaW != 0 && total > 0;
+  for (let k = 0; k < KP; k++) {
+    let o = <usize>k << 3;
+    let s = k < K ? load<f64>(sat + o) : <f64>NaN;
+    let fixed = s == s && load<f32>(FIXED + (<usize>k << 2)) != 0;
+    store<f64>(MASKW + o, fixed ? <f64>NaN : s);
+    let f: f64 = 0;
+    if (s == s) f = free && !fixed ? share * load<f64>(COEFW + o) / total : load<f64>(b + o) / sumB;
+    store<f64>(FWW + o, f);
+  }
+  if (bounded) project(FWW, MASKW, share);
 }
 
 /**
  * constant "drop": focal weights over the criteria of the group that vary (GMIN / GMAX / GCNT over
- * its valid rows), fixed ones always kept; where none varies, f = b. Returns the reward vector:
- * FW itself where focalWeights would hand back b, which still weighs the dropped criteria.
+ * its valid rows), fixed ones always kept; where none varies, f = b. Returns the f64 reward
+ * vector: FWW itself where focalWeights would hand back b, which still weighs the dropped criteria.
  */
 function focalKept(b: usize): usize {
   let varies = false;
   for (let k = 0; k < KP; k++) {
     let o = <usize>k << 2;
-    let s = k < K ? load<f32>(SAT + o) : <f32>NaN;
+    let s = k < K ? load<f64>(SATW + (<usize>k << 3)) : <f64>NaN;
     let constant = load<f32>(GCNT + o) < 2 || load<f32>(GMAX + o) - load<f32>(GMIN + o) <= CONSTANT_SPREAD;
     if (s == s && !constant) varies = true;
-    store<f32>(KEPT + o, s == s && (!constant || load<f32>(FIXED + o) != 0) ? s : <f32>NaN);
+    store<f64>(KEPTW + (<usize>k << 3), s == s && (!constant || load<f32>(FIXED + o) != 0) ? s : <f64>NaN);
   }
   if (!varies) {
-    staticWeights(b, SAT, FW);
+    staticWeights(b, SATW);
     return b;
   }
-  let w = focalWeights(KEPT, b, FW);
-  return w == b ? FW : w;
-}
-
-/**
- * Guarded criteria (spec "Guarded criteria"): when a fixed criterion is present, it keeps
- * b_k / sum b and the others share the rest in proportion to COEF (b if gamma = 0 or COEF sums to
- * 0); bounds then project only the others. Returns false (and writes nothing) with no fixed one.
- * One scalar pass on both builds, so simd and scalar agree bit for bit.
- */
-function guardedWeights(sat: usize, b: usize, out: usize, sumB: f32): bool {
-  let any = false;
-  let fixedB: f32 = 0, total: f32 = 0;
-  for (let k = 0; k < K; k++) {
-    let o = <usize>k << 2;
-    let s = load<f32>(sat + o);
-    if (s != s) continue;
-    if (load<f32>(FIXED + o) != 0) { any = true; fixedB += load<f32>(b + o); } else total += load<f32>(COEF + o);
-  }
-  if (!any) return false;
-  let share: f32 = 1 - fixedB / sumB;
-  let free = gamma != 0 && total > 0;
-  for (let k = 0; k < KP; k++) {
-    let o = <usize>k << 2;
-    let s = k < K ? load<f32>(sat + o) : NaN;
-    let fixed = s == s && load<f32>(FIXED + o) != 0;
-    store<f32>(FMASK + o, fixed ? <f32>NaN : s);
-    if (s != s) { store<f32>(out + o, 0); continue; }
-    store<f32>(out + o, free && !fixed ? share * load<f32>(COEF + o) / total : load<f32>(b + o) / sumB);
-  }
-  if (bounded) project(out, FMASK, <f64>share);
-  return true;
+  let w = focalWeights(KEPTW, b, FW);
+  return w == b ? FWW : w;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -291,6 +363,7 @@ export function score(): i32 {
   let outR = <usize>call(Call.Rewards), outD = <usize>call(Call.Direct), outA = <usize>call(Call.Advantages);
   let outW = <usize>call(Call.Weights), outS = <usize>call(Call.Saturation);
   let U = <usize>call(Call.Normalized), P = <usize>call(Call.Tilt), uRows = <i32>call(Call.NormalizedRows);
+  let UW = <usize>call(Call.NormalizedWide), DW = <usize>call(Call.DirectWide);
   resetInfinity();
   let rowBytes = <usize>K << 2;
   let uBytes = <usize>KP << 2;
@@ -306,47 +379,43 @@ export function score(): i32 {
   let start = 0;
   for (let g = 0; g < groups; g++) {
     let m = load<i32>(sizes + (<usize>g << 2));
-    let b = BASE;
-    if (instW != 0) { loadPadded(instW + <usize>g * rowBytes, GB, 0); b = GB; }
-    let bSum = laneSum(b);
-    // Pass 1: normalize into U, direct reward per row (at the rows' own places when kept).
+    let b = BASE, bW = BASEW;
+    if (instW != 0) { loadGroupBase(instW + <usize>g * rowBytes); b = GB; bW = GBW; }
+    // Pass 1: normalize into U (f32) and UW (f64), direct reward per row (U at the rows' own places when kept).
     if (keep) U = U0 + <usize>start * uBytes;
-    let top = normalizeGroup(scores + <usize>start * rowBytes, U, m, valid != 0 ? valid + <usize>start : 0,
-      outD + (<usize>start << 2), LO, INV, b, bSum);
+    let top = normalizeGroup(scores + <usize>start * rowBytes, U, UW, m, valid != 0 ? valid + <usize>start : 0,
+      outD + (<usize>start << 2), DW, LO, INV, LOW, INVW, bW, laneSumWide(bW));
     let anyValid = groupAnyValid;
     let dense = !groupHasAbsent;
-    // Tilted saturation (steps 2-3) and per-criterion statistics over the valid rows.
-    tilt(outD + (<usize>start << 2), P, m, top, tau);
-    groupSums(U, outD + (<usize>start << 2), P, m, dense, tau, ACC, MASS, GSUM, GSQ, GCNT, GMIN, GMAX);
-    saturationOf(ACC, MASS, SAT);
+    // Tilted saturation (steps 2-3, f64) and per-criterion statistics over the valid rows.
+    if (dense) tiltWide(DW, P, m, top, tauW);
+    tiltedSums(UW, DW, P, m, dense, tauW, ACCW, MASSW);
+    saturationWide(ACCW, MASSW, SATW, SAT);
+    groupStats(U, outD + (<usize>start << 2), m, dense, GSUM, GSQ, GCNT, GMIN, GMAX);
     foldStats(anyValid);
     if (stream) {
       accumulatePresent();
     } else if (anyValid) {
       if (method == MethodCode.Focal) {
-        let w = dropConstant ? focalKept(b) : focalWeights(SAT, b, FW);
-        let den = laneSum(w);
-        let i = 0;
-        if (ASC_FEATURE_SIMD && dense) {
-          // Four rows a turn. An invalid row gets a value here too, which finishRewards replaces.
-          for (; i + 4 <= m; i += 4) {
+        let w = dropConstant ? focalKept(bW) : focalWeights(SATW, bW, FW);
+        if (w == bW) {
+          // The base weights: the focal reward is the direct one (the same f64 sums).
+          memory.copy(outR + (<usize>start << 2), outD + (<usize>start << 2), <usize>m << 2);
+        } else {
+          let den = laneSumWide(w);
+          for (let i = 0; i < m; i++) {
             let o = <usize>(start + i) << 2;
-            let r = weightedMeanDense4(U + <usize>i * uBytes, w, den);
-            v128.store(outR + o, v128.bitselect(r, v128.load(outD + o), f32x4.eq(r, r)));
+            let d = load<f32>(outD + o);
+            if (d != d) continue;
+            let u = UW + (<usize>i * uBytes << 1);
+            let r = dense ? (den > 0 ? laneDotWide(u, w) / den : <f64>NaN) : weightedMeanWide(u, w);
+            store<f32>(outR + o, r == r ? <f32>r : d);
           }
-        }
-        for (; i < m; i++) {
-          let o = <usize>(start + i) << 2;
-          let d = load<f32>(outD + o);
-          if (d != d) continue;
-          let u = U + <usize>i * uBytes;
-          let r = dense ? weightedMeanDense(u, w, den) : weightedMean(u, w);
-          store<f32>(outR + o, r == r ? r : d);
         }
       } else if (aggregated()) {
         aggregateGroup(method, start, m, U, b, SAT, outD, outR, FW);
       } else {
-        staticWeights(b, SAT, FW);
+        staticWeights(bW, SATW);
         memory.copy(outR + (<usize>start << 2), outD + (<usize>start << 2), <usize>m << 2);
         if (method == MethodCode.Gdpo) gdpoGroup(start, m, U, b, outD, outA);
       }
@@ -361,7 +430,7 @@ export function score(): i32 {
     start += m;
   }
   if (sawInfinity) return 1;
-  if (method == MethodCode.SaMrpo) saMrpo(groups, scores, valid, sizes, instW, outD, outA, U0);
+  if (method == MethodCode.SaMrpo) saMrpo(groups, scores, valid, sizes, instW, outD, outA, U0, UW, DW);
   if (method == MethodCode.Pow3r) pow3rRewards(groups, sizes, scores, instW, BASE, GB, outD, outR, outW, outS, SAT, FW, decay);
 
   if (stream) {
@@ -503,10 +572,18 @@ function updateStream(): void {
 export function streamWeights(): void {
   for (let k = 0; k < KP; k++) {
     let o = <usize>k << 2;
-    store<f32>(SAT + o, k < K ? (load<f32>(SEEN + o) != 0 ? load<f32>(SBAR + o) : 0) : NaN);
+    let s: f32 = k < K ? (load<f32>(SEEN + o) != 0 ? load<f32>(SBAR + o) : 0) : NaN;
+    store<f32>(SAT + o, s);
+    store<f64>(SATW + (<usize>k << 3), s);
   }
-  let w = focalWeights(SAT, BASE, FSTREAM);
-  memory.copy(FSTREAMR, w, <usize>KP << 2);
+  let w = focalWeights(SATW, BASEW, FSTREAM);
+  for (let k = 0; k < KP; k++) store<f32>(FSTREAMR + (<usize>k << 2), <f32>load<f64>(w + (<usize>k << 3)));
+}
+
+/** GB (f32) and GBW (f64): a group's instance weights at `at`, lanes past K 0. */
+function loadGroupBase(at: usize): void {
+  loadPadded(at, GB, 0);
+  for (let k = 0; k < KP; k++) store<f64>(GBW + (<usize>k << 3), <f64>load<f32>(GB + (<usize>k << 2)));
 }
 
 function streamSaturation(out: usize): void {
@@ -527,7 +604,7 @@ function streamSaturation(out: usize): void {
  * b_k (1 - s_k)^gamma. The rows are normalized again, group by group, into U: the first pass had
  * no s yet. gamma = 0 makes every factor exactly 1: gdpo bit for bit.
  */
-function saMrpo(groups: i32, scores: usize, valid: usize, sizes: usize, instW: usize, outD: usize, outA: usize, U: usize): void {
+function saMrpo(groups: i32, scores: usize, valid: usize, sizes: usize, instW: usize, outD: usize, outA: usize, U: usize, UW: usize, DW: usize): void {
   for (let k = 0; k < KP; k++) {
     let w = <usize>k << 3;
     let c = k < K ? load<f64>(MCNT + w) : 0;
@@ -537,10 +614,10 @@ function saMrpo(groups: i32, scores: usize, valid: usize, sizes: usize, instW: u
   let start = 0;
   for (let g = 0; g < groups; g++) {
     let m = load<i32>(sizes + (<usize>g << 2));
-    let b = BASE;
-    if (instW != 0) { loadPadded(instW + <usize>g * rowBytes, GB, 0); b = GB; }
-    normalizeGroup(scores + <usize>start * rowBytes, U, m, valid != 0 ? valid + <usize>start : 0,
-      outD + (<usize>start << 2), LO, INV, b, laneSum(b));
+    let b = BASE, bW = BASEW;
+    if (instW != 0) { loadGroupBase(instW + <usize>g * rowBytes); b = GB; bW = GBW; }
+    normalizeGroup(scores + <usize>start * rowBytes, U, UW, m, valid != 0 ? valid + <usize>start : 0,
+      outD + (<usize>start << 2), DW, LO, INV, LOW, INVW, bW, laneSumWide(bW));
     if (groupAnyValid) gdpoGroup(start, m, U, b, outD, outA, SAF);
     start += m;
   }
@@ -754,19 +831,19 @@ function gdpoBatch(n: i32, outD: usize, outA: usize): void {
 
 /** Reward of the row in Region.Row: with the stream weights, or as a group of one. NaN if invalid. */
 export function scoreOne(): f32 {
-  let d = normalizeRow(ROW, ROWU, LO, INV, BASE, laneSum(BASE)); // the host rejects infinities
-  if (d != d) return NaN;
+  let dW = normalizeRowWide(ROW, ROWU, ROWW, LO, INV, LOW, INVW, BASEW, laneSumWide(BASEW)); // the host rejects infinities
+  if (dW != dW) return NaN;
+  let d = <f32>dW;
   if (aggregated()) return aggregateOne(method, ROWU, BASE, d);
   if (method != MethodCode.Focal) return d;
-  let w = FSTREAMR;
   if (scope == ScopeCode.Group) {
-    store<f32>(ROWP, 1);
-    store<f32>(ROWP, d, 4);
-    groupSums(ROWU, ROWP + 4, ROWP, 1, !rowHasAbsent, tau, ACC, MASS, GSUM, GSQ, GCNT, GMIN, GMAX);
-    saturationOf(ACC, MASS, SAT);
-    w = dropConstant ? focalKept(BASE) : focalWeights(SAT, BASE, FW); // a row alone: all constant
+    // A group of one: s = u where present; constant "drop" leaves every criterion out (f = b).
+    if (dropConstant) return d;
+    let w = focalWeights(ROWW, BASEW, FW);
+    let rW = weightedMeanWide(ROWW, w);
+    return rW == rW ? <f32>rW : d;
   }
-  let r = weightedMean(ROWU, w);
+  let r = weightedMean(ROWU, FSTREAMR);
   return r == r ? r : d;
 }
 

@@ -117,3 +117,76 @@ export function logf(x: f32): f32 {
   let res = f32x4.add(y, q);
   return f32x4.add(res, f32x4.mul(fe, f32x4.splat(LN2_HI)));
 }
+
+// Float64 e^x for the tilt (spec "Precision contract": d_i / tau needs more than float32's exp):
+// n = round(x log2 e), r = x - n ln 2 (ln 2 in two parts, the high one exact times n), e^r by
+// its Taylor series to r^13 (|r| <= 0.35: truncation < 1e-17), times 2^n. x is clamped to
+// [-708, 709], where 2^n stays a normal number; both versions run the same f64 operations.
+
+const LOG2E_W: f64 = 1.4426950408889634;
+const LN2_HI_W: f64 = 6.93147180369123816490e-01;
+const LN2_LO_W: f64 = 1.90821492927058770002e-10;
+const EXP_MIN_W: f64 = -708;
+const EXP_MAX_W: f64 = 709;
+const T13: f64 = 1 / 6227020800.0;
+const T12: f64 = 1 / 479001600.0;
+const T11: f64 = 1 / 39916800.0;
+const T10: f64 = 1 / 3628800.0;
+const T9: f64 = 1 / 362880.0;
+const T8: f64 = 1 / 40320.0;
+const T7: f64 = 1 / 5040.0;
+const T6: f64 = 1 / 720.0;
+const T5: f64 = 1 / 120.0;
+const T4: f64 = 1 / 24.0;
+const T3: f64 = 1 / 6.0;
+const T2: f64 = 0.5;
+
+/** e^x in f64 (clamped as above); exp64(0) = 1 exactly. */
+export function exp64(x: f64): f64 {
+  x = x < EXP_MIN_W ? EXP_MIN_W : x;
+  x = EXP_MAX_W < x ? EXP_MAX_W : x;
+  let n = nearest(x * LOG2E_W);
+  let r = x - n * LN2_HI_W;
+  r = r - n * LN2_LO_W;
+  let p = T13;
+  p = p * r + T12;
+  p = p * r + T11;
+  p = p * r + T10;
+  p = p * r + T9;
+  p = p * r + T8;
+  p = p * r + T7;
+  p = p * r + T6;
+  p = p * r + T5;
+  p = p * r + T4;
+  p = p * r + T3;
+  p = p * r + T2;
+  p = p * r + 1;
+  p = p * r + 1;
+  let scale = reinterpret<f64>((<i64>n + 1023) << 52);
+  return p * scale;
+}
+
+/** Two lanes of exp64, operation for operation. */
+// @ts-ignore: decorator
+@inline export function expw(x: v128): v128 {
+  x = f64x2.pmin(f64x2.pmax(x, f64x2.splat(EXP_MIN_W)), f64x2.splat(EXP_MAX_W));
+  let n = f64x2.nearest(f64x2.mul(x, f64x2.splat(LOG2E_W)));
+  let r = f64x2.sub(x, f64x2.mul(n, f64x2.splat(LN2_HI_W)));
+  r = f64x2.sub(r, f64x2.mul(n, f64x2.splat(LN2_LO_W)));
+  let p = f64x2.splat(T13);
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(T12));
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(T11));
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(T10));
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(T9));
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(T8));
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(T7));
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(T6));
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(T5));
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(T4));
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(T3));
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(T2));
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(1));
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(1));
+  let scale = i64x2.shl(i64x2.add(i64x2.extend_low_i32x4_s(i32x4.trunc_sat_f64x2_s_zero(n)), i64x2.splat(1023)), 52);
+  return f64x2.mul(p, scale);
+}

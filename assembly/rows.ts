@@ -3,7 +3,6 @@
 // in the same order (per-lane sums in chunk order, then the tree (l0 + l2) + (l1 + l3)), so the
 // two builds give identical bits. Lanes past K hold 0 in rows and weights (present, weight 0).
 
-import { expf, expv, logf, logv } from "./mathf";
 
 export let K: i32 = 0;
 export let KP: i32 = 0;
@@ -20,6 +19,11 @@ export function setShape(k: i32): void {
 /** Set when a normalized row met an infinite score; cleared by resetInfinity. */
 export let sawInfinity: bool = false;
 
+/** Lets the other kernel files set sawInfinity (an imported binding is read-only). */
+export function noteInfinity(): void {
+  sawInfinity = true;
+}
+
 export function resetInfinity(): void {
   sawInfinity = false;
 }
@@ -27,7 +31,7 @@ export function resetInfinity(): void {
 export let rowHasAbsent: bool = false;
 
 // @ts-ignore: decorator
-@inline function hsum(v: v128): f32 {
+@inline export function hsum(v: v128): f32 {
   let h = f32x4.add(v, v128.shuffle<f32>(v, v, 2, 3, 0, 1));
   return f32x4.extract_lane(h, 0) + f32x4.extract_lane(h, 1);
 }
@@ -39,7 +43,7 @@ export let rowHasAbsent: bool = false;
 
 // Clamps as pmin/pmax (one x86 instruction each, where min/max take several): NaN passes through.
 // @ts-ignore: decorator
-@inline function clamp01(x: f32): f32 {
+@inline export function clamp01(x: f32): f32 {
   x = <f32>1 < x ? <f32>1 : x;
   return x < 0 ? <f32>0 : x;
 }
@@ -134,35 +138,7 @@ export let rowHasAbsent: bool = false;
   return den > 0 ? num / den : NaN;
 }
 
-/** Set by normalizeGroup: some row of the group is valid; some valid row has an absent criterion. */
-export let groupAnyValid: bool = false;
-export let groupHasAbsent: bool = false;
 
-/**
- * normalizeRow over the m rows of a group (K scores apart at `src`, KP lanes apart at `U`), their
- * direct rewards into d, NaN where `valid` (0 = no mask) marks the row invalid. Returns the best
- * direct reward among the valid rows, -Infinity when there is none.
- */
-export function normalizeGroup(src: usize, U: usize, m: i32, valid: usize, d: usize, lo: usize, inv: usize, w: usize, den: f32): f32 {
-  let rowBytes = <usize>K << 2;
-  let uBytes = <usize>KP << 2;
-  let top: f32 = -Infinity;
-  let any = false;
-  let absent = false;
-  for (let i = 0; i < m; i++) {
-    let di = normalizeRow(src + <usize>i * rowBytes, U + <usize>i * uBytes, lo, inv, w, den);
-    if (valid != 0 && load<u8>(valid + <usize>i) == 0) di = NaN;
-    store<f32>(d + (<usize>i << 2), di);
-    if (di == di) {
-      any = true;
-      if (di > top) top = di;
-      if (rowHasAbsent) absent = true;
-    }
-  }
-  groupAnyValid = any;
-  groupHasAbsent = absent;
-  return top;
-}
 
 /** sum(w u) / sum(w) over the present lanes of a normalized row; NaN if sum(w) = 0. */
 export function weightedMean(u: usize, w: usize): f32 {
@@ -283,135 +259,6 @@ export function laneSum(w: usize): f32 {
   }
 }
 
-/**
- * Tilted sums of a group's normalized rows U (m rows of KP lanes), criterion by criterion
- * (vertical, rows in order): acc = sum p u, mass = sum p, and the statistics sum u, sum u^2,
- * count, min, max, over the valid rows where the criterion is present. d: direct rewards (NaN =
- * invalid row). `dense` (no valid row has an absent criterion): p is the group's tilt `p`
- * (p_i = exp((d_i - max d) / tau)) and the masks go. Otherwise each criterion shifts by the best
- * d among the rows that have it, which cancels in acc / mass but keeps small tau from underflowing
- * every row of a criterion the best rollout lacks. Each output is KP lanes.
- */
-export function groupSums(
-  U: usize, d: usize, p: usize, m: i32, dense: bool, tau: f32,
-  acc: usize, mass: usize, sum: usize, sq: usize, cnt: usize, lo: usize, hi: usize,
-): void {
-  let uBytes = <usize>KP << 2;
-  let pSum: f32 = 0;
-  let valid: f32 = 0;
-  if (dense) {
-    for (let i = 0; i < m; i++) {
-      let pi = load<f32>(p + (<usize>i << 2));
-      if (pi != 0) { pSum += pi; valid += 1; }
-    }
-  }
-  if (ASC_FEATURE_SIMD) {
-    let one = f32x4.splat(1);
-    let inf = f32x4.splat(Infinity);
-    let ninf = f32x4.splat(-Infinity);
-    let tv = f32x4.splat(tau);
-    let o: usize = 0;
-    if (dense) {
-      // Two chunks a turn (each lane still sums the rows in order): half the loads of p.
-      for (; o + 32 <= uBytes; o += 32) {
-        let a = f32x4.splat(0), s = f32x4.splat(0), q = f32x4.splat(0), mn = inf, mx = ninf;
-        let a2 = f32x4.splat(0), s2 = f32x4.splat(0), q2 = f32x4.splat(0), mn2 = inf, mx2 = ninf;
-        for (let i = 0; i < m; i++) {
-          let pi = load<f32>(p + (<usize>i << 2));
-          if (pi == 0) continue;
-          let pv = f32x4.splat(pi);
-          let at = U + <usize>i * uBytes + o;
-          let x = v128.load(at);
-          let y = v128.load(at, 16);
-          a = f32x4.add(a, f32x4.mul(pv, x));
-          s = f32x4.add(s, x);
-          q = f32x4.add(q, f32x4.mul(x, x));
-          mn = f32x4.pmin(mn, x);
-          mx = f32x4.pmax(mx, x);
-          a2 = f32x4.add(a2, f32x4.mul(pv, y));
-          s2 = f32x4.add(s2, y);
-          q2 = f32x4.add(q2, f32x4.mul(y, y));
-          mn2 = f32x4.pmin(mn2, y);
-          mx2 = f32x4.pmax(mx2, y);
-        }
-        let ms = f32x4.splat(pSum), n = f32x4.splat(valid);
-        v128.store(acc + o, a); v128.store(mass + o, ms); v128.store(sum + o, s); v128.store(sq + o, q);
-        v128.store(cnt + o, n); v128.store(lo + o, mn); v128.store(hi + o, mx);
-        v128.store(acc + o, a2, 16); v128.store(mass + o, ms, 16); v128.store(sum + o, s2, 16); v128.store(sq + o, q2, 16);
-        v128.store(cnt + o, n, 16); v128.store(lo + o, mn2, 16); v128.store(hi + o, mx2, 16);
-      }
-    }
-    for (; o < uBytes; o += 16) {
-      let a = f32x4.splat(0), ms = f32x4.splat(0), s = f32x4.splat(0), q = f32x4.splat(0), n = f32x4.splat(0);
-      let mn = inf, mx = ninf;
-      if (dense) {
-        for (let i = 0; i < m; i++) {
-          let pi = load<f32>(p + (<usize>i << 2));
-          if (pi == 0) continue;
-          let x = v128.load(U + <usize>i * uBytes + o);
-          a = f32x4.add(a, f32x4.mul(f32x4.splat(pi), x));
-          s = f32x4.add(s, x);
-          q = f32x4.add(q, f32x4.mul(x, x));
-          mn = f32x4.pmin(mn, x);
-          mx = f32x4.pmax(mx, x);
-        }
-        ms = f32x4.splat(pSum);
-        n = f32x4.splat(valid);
-      } else {
-        let top = ninf;
-        for (let i = 0; i < m; i++) {
-          let di = load<f32>(d + (<usize>i << 2));
-          if (di != di) continue;
-          let x = v128.load(U + <usize>i * uBytes + o);
-          top = f32x4.pmax(top, v128.bitselect(f32x4.splat(di), ninf, lanesMask(x)));
-        }
-        for (let i = 0; i < m; i++) {
-          let di = load<f32>(d + (<usize>i << 2));
-          if (di != di) continue;
-          let x = v128.load(U + <usize>i * uBytes + o);
-          let mk = lanesMask(x);
-          let pv = v128.and(mk, expv(f32x4.div(f32x4.sub(f32x4.splat(di), top), tv)));
-          let xm = v128.and(mk, x);
-          a = f32x4.add(a, f32x4.mul(pv, xm));
-          ms = f32x4.add(ms, pv);
-          s = f32x4.add(s, xm);
-          q = f32x4.add(q, f32x4.mul(xm, xm));
-          n = f32x4.add(n, v128.and(mk, one));
-          mn = f32x4.pmin(mn, v128.bitselect(x, inf, mk));
-          mx = f32x4.pmax(mx, v128.bitselect(x, ninf, mk));
-        }
-      }
-      v128.store(acc + o, a); v128.store(mass + o, ms); v128.store(sum + o, s); v128.store(sq + o, q);
-      v128.store(cnt + o, n); v128.store(lo + o, mn); v128.store(hi + o, mx);
-    }
-  } else {
-    for (let o: usize = 0; o < uBytes; o += 4) {
-      let a: f32 = 0, ms: f32 = 0, s: f32 = 0, q: f32 = 0, n: f32 = 0;
-      let mn: f32 = Infinity, mx: f32 = -Infinity;
-      let top: f32 = -Infinity;
-      if (!dense) {
-        for (let i = 0; i < m; i++) {
-          let di = load<f32>(d + (<usize>i << 2));
-          let x = load<f32>(U + <usize>i * uBytes + o);
-          if (di == di && x == x) top = top < di ? di : top; // pmax
-        }
-      }
-      for (let i = 0; i < m; i++) {
-        let di = load<f32>(d + (<usize>i << 2));
-        if (di != di) continue;
-        let x = load<f32>(U + <usize>i * uBytes + o);
-        if (x != x) continue;
-        let pi = dense ? load<f32>(p + (<usize>i << 2)) : expf((di - top) / tau);
-        a += pi * x; ms += pi; s += x; q += x * x; n += 1;
-        mn = x < mn ? x : mn; // pmin
-        mx = mx < x ? x : mx; // pmax
-      }
-      if (dense) { ms = pSum; n = valid; }
-      store<f32>(acc + o, a); store<f32>(mass + o, ms); store<f32>(sum + o, s); store<f32>(sq + o, q);
-      store<f32>(cnt + o, n); store<f32>(lo + o, mn); store<f32>(hi + o, mx);
-    }
-  }
-}
 
 /** dst[k] = value for all KP lanes. */
 export function fill(dst: usize, value: f32): void {
@@ -440,75 +287,7 @@ export function storeUnpadded(src: usize, dst: usize): void {
   for (; o < end; o += 4) store<f32>(dst + o, load<f32>(src + o));
 }
 
-/** s = clamp(acc / mass, 0, 1) where mass > 0, NaN (no estimate) elsewhere. */
-export function saturationOf(acc: usize, mass: usize, sat: usize): void {
-  if (ASC_FEATURE_SIMD) {
-    let zero = f32x4.splat(0);
-    let nan = f32x4.splat(NaN);
-    for (let o: usize = 0, end = <usize>KP << 2; o < end; o += 16) {
-      let mv = v128.load(mass + o);
-      let s = clamp01v(f32x4.div(v128.load(acc + o), mv));
-      v128.store(sat + o, v128.bitselect(s, nan, f32x4.gt(mv, zero)));
-    }
-  } else {
-    for (let o: usize = 0, end = <usize>KP << 2; o < end; o += 4) {
-      let mv = load<f32>(mass + o);
-      let s = clamp01(load<f32>(acc + o) / mv);
-      store<f32>(sat + o, select<f32>(s, NaN, mv > 0));
-    }
-  }
-}
 
-/**
- * Focal coefficients c = b (1 - s + eps)^gamma over the lanes with a saturation (s not NaN),
- * 0 elsewhere; (0)^gamma = 0 for gamma > 0 and anything^0 = 1. Writes c, returns sum(c).
- * A whole gamma up to 8 (the default 3 among them) is exact repeated multiplication.
- */
-export function focalCoefficients(sat: usize, b: usize, gamma: f32, eps: f32, coef: usize): f32 {
-  let chunks = KP >> 2;
-  let power = <i32>gamma;
-  let whole = <f32>power == gamma && power <= 8;
-  if (ASC_FEATURE_SIMD) {
-    let zero = f32x4.splat(0);
-    let one = f32x4.splat(1);
-    let g = f32x4.splat(gamma);
-    let e = f32x4.splat(eps);
-    let total = f32x4.splat(0);
-    for (let c = 0; c < chunks; c++) {
-      let o = <usize>c << 4;
-      let s = v128.load(sat + o);
-      let h = f32x4.add(f32x4.sub(one, s), e);
-      let pw = one;
-      if (whole) {
-        for (let j = 0; j < power; j++) pw = f32x4.mul(pw, h);
-      } else if (gamma != 0) pw = v128.and(f32x4.gt(h, zero), expv(f32x4.mul(g, logv(h))));
-      let cv = v128.and(lanesMask(s), f32x4.mul(v128.load(b + o), pw));
-      v128.store(coef + o, cv);
-      total = f32x4.add(total, cv);
-    }
-    return hsum(total);
-  } else {
-    let t0: f32 = 0, t1: f32 = 0, t2: f32 = 0, t3: f32 = 0;
-    for (let c = 0; c < chunks; c++) {
-      for (let l = 0; l < 4; l++) {
-        let o = <usize>((c << 2) + l) << 2;
-        let s = load<f32>(sat + o);
-        let h = (<f32>1 - s) + eps;
-        let pw: f32 = 1;
-        if (whole) {
-          for (let j = 0; j < power; j++) pw = pw * h;
-        } else if (gamma != 0) pw = select<f32>(expf(gamma * logf(h)), 0, h > 0);
-        let cv = select<f32>(load<f32>(b + o) * pw, 0, s == s);
-        store<f32>(coef + o, cv);
-        if (l == 0) t0 += cv;
-        else if (l == 1) t1 += cv;
-        else if (l == 2) t2 += cv;
-        else t3 += cv;
-      }
-    }
-    return (t0 + t2) + (t1 + t3);
-  }
-}
 
 /** dst = src / by where mask is present (not NaN), 0 elsewhere. */
 export function divideWhere(src: usize, mask: usize, by: f32, dst: usize): void {
@@ -525,25 +304,6 @@ export function divideWhere(src: usize, mask: usize, by: f32, dst: usize): void 
   }
 }
 
-/** f = mix f + (1 - mix) b / sumB where mask is present (not NaN), 0 elsewhere. */
-export function mixWith(f: usize, b: usize, mask: usize, mix: f32, sumB: f32): void {
-  let rest: f32 = 1 - mix;
-  if (ASC_FEATURE_SIMD) {
-    let mv = f32x4.splat(mix);
-    let rv = f32x4.splat(rest);
-    let sv = f32x4.splat(sumB);
-    for (let o: usize = 0, end = <usize>KP << 2; o < end; o += 16) {
-      let v = f32x4.add(f32x4.mul(mv, v128.load(f + o)), f32x4.mul(rv, f32x4.div(v128.load(b + o), sv)));
-      v128.store(f + o, v128.and(lanesMask(v128.load(mask + o)), v));
-    }
-  } else {
-    for (let o: usize = 0, end = <usize>KP << 2; o < end; o += 4) {
-      let m = load<f32>(mask + o);
-      let v = mix * load<f32>(f + o) + rest * (load<f32>(b + o) / sumB);
-      store<f32>(f + o, select<f32>(v, 0, m == m));
-    }
-  }
-}
 
 /** Sum of the lanes of `src` where `mask` is present (not NaN), in the lane tree order. */
 export function sumWhere(src: usize, mask: usize): f32 {
@@ -572,23 +332,70 @@ export function sumWhere(src: usize, mask: usize): f32 {
   }
 }
 
-/** p[i] = exp((d[i] - top) / tau), 0 where d is NaN (invalid row); m rows, vertical over rows. */
-export function tilt(d: usize, p: usize, m: i32, top: f32, tau: f32): void {
-  let i = 0;
-  if (ASC_FEATURE_SIMD) {
-    let t = f32x4.splat(top);
-    let tv = f32x4.splat(tau);
-    for (; i + 4 <= m; i += 4) {
-      let o = <usize>i << 2;
-      let x = v128.load(d + o);
-      let valid = lanesMask(x);
-      let e = expv(f32x4.div(f32x4.sub(x, t), tv));
-      v128.store(p + o, v128.and(valid, e));
+
+/**
+ * Per-criterion statistics of a group's normalized rows U (m rows of KP lanes), criterion by
+ * criterion (vertical, rows in order): sum u, sum u^2, count, min, max over the valid rows (d not
+ * NaN) where the criterion is present. `dense` (no valid row has an absent criterion): no masks.
+ */
+export function groupStats(U: usize, d: usize, m: i32, dense: bool, sum: usize, sq: usize, cnt: usize, lo: usize, hi: usize): void {
+  let uBytes = <usize>KP << 2;
+  let valid: f32 = 0;
+  if (dense) {
+    for (let i = 0; i < m; i++) {
+      let di = load<f32>(d + (<usize>i << 2));
+      if (di == di) valid += 1;
     }
   }
-  for (; i < m; i++) {
-    let o = <usize>i << 2;
-    let x = load<f32>(d + o);
-    store<f32>(p + o, x == x ? expf((x - top) / tau) : 0);
+  if (ASC_FEATURE_SIMD) {
+    let one = f32x4.splat(1);
+    let inf = f32x4.splat(Infinity);
+    let ninf = f32x4.splat(-Infinity);
+    for (let o: usize = 0; o < uBytes; o += 16) {
+      let s = f32x4.splat(0), q = f32x4.splat(0), n = f32x4.splat(valid);
+      let mn = inf, mx = ninf;
+      if (dense) {
+        for (let i = 0; i < m; i++) {
+          let di = load<f32>(d + (<usize>i << 2));
+          if (di != di) continue;
+          let x = v128.load(U + <usize>i * uBytes + o);
+          s = f32x4.add(s, x);
+          q = f32x4.add(q, f32x4.mul(x, x));
+          mn = f32x4.pmin(mn, x);
+          mx = f32x4.pmax(mx, x);
+        }
+      } else {
+        n = f32x4.splat(0);
+        for (let i = 0; i < m; i++) {
+          let di = load<f32>(d + (<usize>i << 2));
+          if (di != di) continue;
+          let x = v128.load(U + <usize>i * uBytes + o);
+          let mk = f32x4.eq(x, x);
+          let xm = v128.and(mk, x);
+          s = f32x4.add(s, xm);
+          q = f32x4.add(q, f32x4.mul(xm, xm));
+          n = f32x4.add(n, v128.and(mk, one));
+          mn = f32x4.pmin(mn, v128.bitselect(x, inf, mk));
+          mx = f32x4.pmax(mx, v128.bitselect(x, ninf, mk));
+        }
+      }
+      v128.store(sum + o, s); v128.store(sq + o, q); v128.store(cnt + o, n); v128.store(lo + o, mn); v128.store(hi + o, mx);
+    }
+  } else {
+    for (let o: usize = 0; o < uBytes; o += 4) {
+      let s: f32 = 0, q: f32 = 0, n: f32 = 0;
+      let mn: f32 = Infinity, mx: f32 = -Infinity;
+      for (let i = 0; i < m; i++) {
+        let di = load<f32>(d + (<usize>i << 2));
+        if (di != di) continue;
+        let x = load<f32>(U + <usize>i * uBytes + o);
+        if (x != x) continue;
+        s += x; q += x * x; n += 1;
+        mn = x < mn ? x : mn; // pmin
+        mx = mx < x ? x : mx; // pmax
+      }
+      if (dense) n = valid;
+      store<f32>(sum + o, s); store<f32>(sq + o, q); store<f32>(cnt + o, n); store<f32>(lo + o, mn); store<f32>(hi + o, mx);
+    }
   }
 }

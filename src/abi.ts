@@ -52,8 +52,10 @@ export enum Call {
   Scores, Valid, Sizes, InstanceWeights,
   /** Outputs: rows f32 each, then groups x K f32 (stream scope: K). */
   Rewards, Direct, Advantages, Weights, Saturation,
-  /** Scratch: NormalizedRows rows of KP f32 lanes; one f32 per row of the widest group. */
+  /** Scratch: NormalizedRows rows of KP f32 lanes; one f64 per row of the widest group (the tilt). */
   Normalized, Tilt, NormalizedRows,
+  /** Scratch for the widest group: its rows' normalized scores in f64 (KP lanes), their direct rewards in f64. */
+  NormalizedWide, DirectWide,
   End,
 }
 
@@ -81,9 +83,9 @@ export enum Region {
   /** scoreOne's input row, written by the host. */
   Row,
   // Kernel scratch (f32).
-  StreamWeights, StreamWeightsUsed, RowNormalized, Acc, Mass, Saturation, Coefficients, FocalWeights,
-  GroupBase, GroupSum, GroupSq, GroupCount, GroupMin, GroupMax, SatSum, SatCount, FreeMask,
-  SaMrpoFactor, Kept, RowPair, AggregatorRow, AggregatorWeights,
+  StreamWeights, StreamWeightsUsed, RowNormalized, Saturation, FocalWeights,
+  GroupBase, GroupSum, GroupSq, GroupCount, GroupMin, GroupMax, SatSum, SatCount,
+  SaMrpoFactor, AggregatorRow, AggregatorWeights,
   /** outOfScale's counts (i32 lanes, host-readable): scores outside the scale, present scores. */
   OutOfScale, ScalePresent,
   /** Per-criterion statistics (host-readable): Stat.End f64 vectors, field-major. */
@@ -91,7 +93,13 @@ export enum Region {
   // Kernel scratch (f64).
   Sort = Stats + 2 * Stat.End, CriterionSum = Sort + 4, CriterionCount = CriterionSum + 2,
   ZMean = CriterionCount + 2, ZScale = ZMean + 2,
-  End = ZScale + 2,
+  // The float64 path of the focal method (spec "Precision contract"): the rubric's affine map and
+  // base weights as the host has them (written by the host), then kernel scratch.
+  LoWide = ZScale + 2, InvWide = LoWide + 2, BaseWide = InvWide + 2,
+  GroupBaseWide = BaseWide + 2, RowWide = GroupBaseWide + 2, AccWide = RowWide + 2, MassWide = AccWide + 2,
+  SaturationWide = MassWide + 2, CoefficientsWide = SaturationWide + 2, FocalWide = CoefficientsWide + 2,
+  MaskWide = FocalWide + 2, KeptWide = MaskWide + 2,
+  End = KeptWide + 2,
 }
 
 /** What the kernel's abi(query) export answers, so a test can compare the built wasm with this file. */

@@ -43,7 +43,7 @@ interface Plan {
   rows: number; groups: number; widest: number; weights: boolean;
   scores: number; valid: number; sizes: number; instW: number;
   rewards: number; direct: number; advantages: number; outW: number; outS: number;
-  u: number; p: number; end: number;
+  u: number; p: number; uw: number; dw: number; end: number;
 }
 
 /** `uRows`: rows of normalized scratch, a group's (widest) or, in the stream scope, the batch's. */
@@ -66,7 +66,9 @@ function plan(start: number, k: number, rows: number, groups: number, widest: nu
   p.outW = take(groups * k * 4);
   p.outS = take(groups * k * 4);
   p.u = take(uRows * kp * 4);
-  p.p = take(widest * 4);
+  p.p = take(widest * 8);
+  p.uw = take(widest * kp * 8);
+  p.dw = take(widest * 8);
   p.end = at;
   return p as Plan;
 }
@@ -102,9 +104,14 @@ export class WasmBackend implements Backend {
     kernel.layout(fixed, k);
     // A penalty's u = 1 - (x - lo) / (hi - lo) = (x - hi) * -1 / (hi - lo): one affine map for both.
     const hi = (c: number) => rubric.lo[c] + 1 / rubric.inv[c];
-    this.put(Region.Lo, rubric.lo.map((lo, c) => (rubric.penalty[c] ? hi(c) : lo)));
-    this.put(Region.Inv, rubric.inv.map((inv, c) => (rubric.penalty[c] ? -inv : inv)));
+    const lo = rubric.lo.map((lo, c) => (rubric.penalty[c] ? hi(c) : lo)), inv = rubric.inv.map((inv, c) => (rubric.penalty[c] ? -inv : inv));
+    this.put(Region.Lo, lo);
+    this.put(Region.Inv, inv);
     this.put(Region.Base, rubric.base);
+    // The focal method's float64 path takes them unrounded (spec "Precision contract").
+    this.f64.set(lo, kernel.region(Region.LoWide) >>> 3);
+    this.f64.set(inv, kernel.region(Region.InvWide) >>> 3);
+    this.f64.set(rubric.base, kernel.region(Region.BaseWide) >>> 3);
     this.put(Region.Fixed, rubric.fixed);
     this.put(Region.Penalty, rubric.penalty);
     this.put(Region.Required, requiredMask(rubric));
@@ -190,7 +197,7 @@ export class WasmBackend implements Backend {
     const args: Record<keyof typeof Call, number> = {
       Rows: n, Groups: groups, Scores: p.scores, Valid: valid ? p.valid : 0, Sizes: p.sizes, InstanceWeights: p.instW,
       Rewards: p.rewards, Direct: p.direct, Advantages: p.advantages, Weights: p.outW, Saturation: p.outS,
-      Normalized: p.u, Tilt: p.p, NormalizedRows: uRows, End: 0,
+      Normalized: p.u, Tilt: p.p, NormalizedRows: uRows, NormalizedWide: p.uw, DirectWide: p.dw, End: 0,
     };
     for (const [name, value] of Object.entries(args)) {
       if (name !== "End") this.f64[this.kernel.slot(Head.CallAt + Call[name as keyof typeof Call]) >>> 3] = value;

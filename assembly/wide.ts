@@ -1,0 +1,286 @@
+// The focal method's float64 path (spec "Precision contract"): the direct rewards, the tilt, the
+// saturation and the focal rewards in f64. In float32 the rounding of d_i (~6e-8) becomes a
+// relative error of 6e-8 / tau in the tilt, and gamma / (1 - s + eps) amplifies the saturation's
+// error into the weights: 1e-5 and more at tau = 1e-3, gamma 16. Same discipline as rows.ts: each
+// v128 branch (two criteria or two rows a turn in f64x2 lanes) runs the same f64 operations in the
+// same order as its scalar branch (4 per-lane partial sums in chunk order, then (l0 + l2) + (l1 + l3)).
+
+import { K, KP, TAIL_KEEP, noteInfinity, clamp01 } from "./rows";
+import { exp64, expw } from "./mathf";
+
+/** Set by normalizeGroup: some row of the group is valid; some valid row has an absent criterion. */
+export let groupAnyValid: bool = false;
+export let groupHasAbsent: bool = false;
+/** Set by normalizeRowWide: the row has an absent (NaN) criterion. */
+export let rowAbsent: bool = false;
+
+// @ts-ignore: decorator
+@inline function clampWide(x: v128): v128 {
+  return f64x2.pmax(f64x2.pmin(x, f64x2.splat(1)), f64x2.splat(0));
+}
+
+// @ts-ignore: decorator
+@inline function clamp01d(x: f64): f64 {
+  x = <f64>1 < x ? <f64>1 : x;
+  return x < 0 ? <f64>0 : x;
+}
+
+/**
+ * One row of K raw scores at `src`: u into `dst` in f32 (as rows.ts's normalizeRow, for the
+ * statistics and the other methods) and into `dstW` in f64 from the unrounded map (loW, invW);
+ * returns the direct reward sum(w u) / sum(w) in f64 over the present lanes (w: f64 weights,
+ * den = laneSumWide(w); NaN when that sum is 0). Lanes past K are 0 in both rows.
+ */
+export function normalizeRowWide(src: usize, dst: usize, dstW: usize, lo: usize, inv: usize, loW: usize, invW: usize, w: usize, den: f64): f64 {
+  let chunks = KP >> 2;
+  let tail = (K & 3) != 0;
+  let num: f64;
+  if (ASC_FEATURE_SIMD) {
+    let accL = f64x2.splat(0), accH = f64x2.splat(0);
+    let big = f32x4.splat(0);
+    let keep = v128.load(TAIL_KEEP);
+    for (let c = 0; c < chunks; c++) {
+      let o = <usize>c << 4;
+      let ow = <usize>c << 5;
+      let x = v128.load(src + o);
+      if (tail && c == chunks - 1) x = v128.and(x, keep); // lanes past K read past the row
+      big = f32x4.pmax(big, f32x4.abs(x)); // never NaN: a NaN x is skipped
+      let u = f32x4.pmax(f32x4.pmin(f32x4.mul(f32x4.sub(x, v128.load(lo + o)), v128.load(inv + o)), f32x4.splat(1)), f32x4.splat(0));
+      v128.store(dst + o, u);
+      let xl = f64x2.promote_low_f32x4(x);
+      let xh = f64x2.promote_low_f32x4(v128.shuffle<f32>(x, x, 2, 3, 0, 1));
+      let ul = clampWide(f64x2.mul(f64x2.sub(xl, v128.load(loW + ow)), v128.load(invW + ow)));
+      let uh = clampWide(f64x2.mul(f64x2.sub(xh, v128.load(loW + ow, 16)), v128.load(invW + ow, 16)));
+      v128.store(dstW + ow, ul);
+      v128.store(dstW + ow, uh, 16);
+      accL = f64x2.add(accL, f64x2.mul(v128.load(w + ow), ul));
+      accH = f64x2.add(accH, f64x2.mul(v128.load(w + ow, 16), uh));
+    }
+    if (v128.any_true(f32x4.eq(big, f32x4.splat(Infinity)))) noteInfinity();
+    num = (f64x2.extract_lane(accL, 0) + f64x2.extract_lane(accH, 0)) + (f64x2.extract_lane(accL, 1) + f64x2.extract_lane(accH, 1));
+  } else {
+    let n0: f64 = 0, n1: f64 = 0, n2: f64 = 0, n3: f64 = 0;
+    for (let c = 0; c < chunks; c++) {
+      for (let l = 0; l < 4; l++) {
+        let k = (c << 2) + l;
+        let o = <usize>k << 2;
+        let ow = <usize>k << 3;
+        let x: f32 = k < K ? load<f32>(src + o) : 0;
+        if (abs(x) == Infinity) noteInfinity();
+        store<f32>(dst + o, clamp01((x - load<f32>(lo + o)) * load<f32>(inv + o)));
+        let u = clamp01d((<f64>x - load<f64>(loW + ow)) * load<f64>(invW + ow));
+        store<f64>(dstW + ow, u);
+        let t = load<f64>(w + ow) * u;
+        if (l == 0) n0 += t;
+        else if (l == 1) n1 += t;
+        else if (l == 2) n2 += t;
+        else n3 += t;
+      }
+    }
+    num = (n0 + n2) + (n1 + n3);
+  }
+  // w u is NaN exactly where a criterion is absent (u is clamped, w finite).
+  rowAbsent = num != num;
+  if (rowAbsent) return weightedMeanWide(dstW, w);
+  return den > 0 ? num / den : NaN;
+}
+
+/**
+ * normalizeRowWide over the m rows of a group (K scores apart at `src`; KP lanes apart at `U`
+ * and `UW`): direct rewards in f64 into dW and in f32 into d, NaN where `valid` (0 = no mask)
+ * marks the row invalid. Returns the best direct reward among the valid rows (-Infinity: none).
+ */
+export function normalizeGroup(src: usize, U: usize, UW: usize, m: i32, valid: usize, d: usize, dW: usize,
+  lo: usize, inv: usize, loW: usize, invW: usize, w: usize, den: f64): f64 {
+  let rowBytes = <usize>K << 2;
+  let uBytes = <usize>KP << 2;
+  let top: f64 = -Infinity;
+  let any = false;
+  let absent = false;
+  for (let i = 0; i < m; i++) {
+    let di = normalizeRowWide(src + <usize>i * rowBytes, U + <usize>i * uBytes, UW + (<usize>i * uBytes << 1), lo, inv, loW, invW, w, den);
+    if (valid != 0 && load<u8>(valid + <usize>i) == 0) di = NaN;
+    store<f64>(dW + (<usize>i << 3), di);
+    store<f32>(d + (<usize>i << 2), <f32>di);
+    if (di == di) {
+      any = true;
+      if (di > top) top = di;
+      if (rowAbsent) absent = true;
+    }
+  }
+  groupAnyValid = any;
+  groupHasAbsent = absent;
+  return top;
+}
+
+/** sum(w u) / sum(w) over the present lanes of an f64 row; NaN if that sum of weights is 0. */
+export function weightedMeanWide(u: usize, w: usize): f64 {
+  let chunks = KP >> 2;
+  if (ASC_FEATURE_SIMD) {
+    let nl = f64x2.splat(0), nh = f64x2.splat(0), dl = f64x2.splat(0), dh = f64x2.splat(0);
+    for (let c = 0; c < chunks; c++) {
+      let ow = <usize>c << 5;
+      let xl = v128.load(u + ow), xh = v128.load(u + ow, 16);
+      let wl = v128.load(w + ow), wh = v128.load(w + ow, 16);
+      let ml = f64x2.eq(xl, xl), mh = f64x2.eq(xh, xh);
+      nl = f64x2.add(nl, v128.and(ml, f64x2.mul(wl, xl)));
+      nh = f64x2.add(nh, v128.and(mh, f64x2.mul(wh, xh)));
+      dl = f64x2.add(dl, v128.and(ml, wl));
+      dh = f64x2.add(dh, v128.and(mh, wh));
+    }
+    let d = (f64x2.extract_lane(dl, 0) + f64x2.extract_lane(dh, 0)) + (f64x2.extract_lane(dl, 1) + f64x2.extract_lane(dh, 1));
+    let n = (f64x2.extract_lane(nl, 0) + f64x2.extract_lane(nh, 0)) + (f64x2.extract_lane(nl, 1) + f64x2.extract_lane(nh, 1));
+    return d > 0 ? n / d : NaN;
+  } else {
+    let n0: f64 = 0, n1: f64 = 0, n2: f64 = 0, n3: f64 = 0;
+    let d0: f64 = 0, d1: f64 = 0, d2: f64 = 0, d3: f64 = 0;
+    for (let c = 0; c < chunks; c++) {
+      let ow = <usize>c << 5;
+      let x0 = load<f64>(u + ow), x1 = load<f64>(u + ow, 8), x2 = load<f64>(u + ow, 16), x3 = load<f64>(u + ow, 24);
+      let w0 = load<f64>(w + ow), w1 = load<f64>(w + ow, 8), w2 = load<f64>(w + ow, 16), w3 = load<f64>(w + ow, 24);
+      n0 += select<f64>(w0 * x0, 0, x0 == x0); d0 += select<f64>(w0, 0, x0 == x0);
+      n1 += select<f64>(w1 * x1, 0, x1 == x1); d1 += select<f64>(w1, 0, x1 == x1);
+      n2 += select<f64>(w2 * x2, 0, x2 == x2); d2 += select<f64>(w2, 0, x2 == x2);
+      n3 += select<f64>(w3 * x3, 0, x3 == x3); d3 += select<f64>(w3, 0, x3 == x3);
+    }
+    let d = (d0 + d2) + (d1 + d3);
+    return d > 0 ? ((n0 + n2) + (n1 + n3)) / d : NaN;
+  }
+}
+
+/** sum(w u) over all KP lanes of an f64 row, in normalizeRowWide's order. */
+export function laneDotWide(u: usize, w: usize): f64 {
+  let chunks = KP >> 2;
+  if (ASC_FEATURE_SIMD) {
+    let nl = f64x2.splat(0), nh = f64x2.splat(0);
+    for (let c = 0; c < chunks; c++) {
+      let ow = <usize>c << 5;
+      nl = f64x2.add(nl, f64x2.mul(v128.load(w + ow), v128.load(u + ow)));
+      nh = f64x2.add(nh, f64x2.mul(v128.load(w + ow, 16), v128.load(u + ow, 16)));
+    }
+    return (f64x2.extract_lane(nl, 0) + f64x2.extract_lane(nh, 0)) + (f64x2.extract_lane(nl, 1) + f64x2.extract_lane(nh, 1));
+  } else {
+    let n0: f64 = 0, n1: f64 = 0, n2: f64 = 0, n3: f64 = 0;
+    for (let c = 0; c < chunks; c++) {
+      let ow = <usize>c << 5;
+      n0 += load<f64>(w + ow) * load<f64>(u + ow);
+      n1 += load<f64>(w + ow, 8) * load<f64>(u + ow, 8);
+      n2 += load<f64>(w + ow, 16) * load<f64>(u + ow, 16);
+      n3 += load<f64>(w + ow, 24) * load<f64>(u + ow, 24);
+    }
+    return (n0 + n2) + (n1 + n3);
+  }
+}
+
+/** Sum of the KP lanes of an f64 vector in the lane tree order. */
+export function laneSumWide(w: usize): f64 {
+  let t0: f64 = 0, t1: f64 = 0, t2: f64 = 0, t3: f64 = 0;
+  for (let o: usize = 0, end = <usize>KP << 3; o < end; o += 32) {
+    t0 += load<f64>(w + o); t1 += load<f64>(w + o, 8); t2 += load<f64>(w + o, 16); t3 += load<f64>(w + o, 24);
+  }
+  return (t0 + t2) + (t1 + t3);
+}
+
+/** p[i] = exp((d[i] - top) / tau) in f64, 0 where d is NaN (invalid row); m rows. */
+export function tiltWide(d: usize, p: usize, m: i32, top: f64, tau: f64): void {
+  let i = 0;
+  if (ASC_FEATURE_SIMD) {
+    let t = f64x2.splat(top), tv = f64x2.splat(tau);
+    for (; i + 2 <= m; i += 2) {
+      let o = <usize>i << 3;
+      let x = v128.load(d + o);
+      v128.store(p + o, v128.and(f64x2.eq(x, x), expw(f64x2.div(f64x2.sub(x, t), tv))));
+    }
+  }
+  for (; i < m; i++) {
+    let o = <usize>i << 3;
+    let x = load<f64>(d + o);
+    store<f64>(p + o, x == x ? exp64((x - top) / tau) : 0);
+  }
+}
+
+/**
+ * Tilted sums over a group's f64 rows UW (m rows of KP lanes), criterion by criterion, rows in
+ * order: acc = sum p u and mass = sum p over the valid rows where the criterion is present. `dense`:
+ * p is the group's tilt (tiltWide; 0 marks an invalid row). Otherwise each criterion shifts by the
+ * best d among the rows that have it, which cancels in acc / mass but keeps small tau from
+ * underflowing every row of a criterion the best rollout lacks.
+ */
+export function tiltedSums(UW: usize, d: usize, p: usize, m: i32, dense: bool, tau: f64, acc: usize, mass: usize): void {
+  let uBytes = <usize>KP << 3;
+  let pSum: f64 = 0;
+  if (dense) for (let i = 0; i < m; i++) pSum += load<f64>(p + (<usize>i << 3));
+  if (ASC_FEATURE_SIMD) {
+    let ninf = f64x2.splat(-Infinity);
+    let tv = f64x2.splat(tau);
+    for (let o: usize = 0; o < uBytes; o += 16) {
+      let a = f64x2.splat(0), ms = f64x2.splat(pSum);
+      if (dense) {
+        for (let i = 0; i < m; i++) {
+          let pi = load<f64>(p + (<usize>i << 3));
+          if (pi == 0) continue;
+          a = f64x2.add(a, f64x2.mul(f64x2.splat(pi), v128.load(UW + <usize>i * uBytes + o)));
+        }
+      } else {
+        let top = ninf;
+        ms = f64x2.splat(0);
+        for (let i = 0; i < m; i++) {
+          let di = load<f64>(d + (<usize>i << 3));
+          if (di != di) continue;
+          let x = v128.load(UW + <usize>i * uBytes + o);
+          top = f64x2.pmax(top, v128.bitselect(f64x2.splat(di), ninf, f64x2.eq(x, x)));
+        }
+        for (let i = 0; i < m; i++) {
+          let di = load<f64>(d + (<usize>i << 3));
+          if (di != di) continue;
+          let x = v128.load(UW + <usize>i * uBytes + o);
+          let mk = f64x2.eq(x, x);
+          let pv = v128.and(mk, expw(f64x2.div(f64x2.sub(f64x2.splat(di), top), tv)));
+          a = f64x2.add(a, f64x2.mul(pv, v128.and(mk, x)));
+          ms = f64x2.add(ms, pv);
+        }
+      }
+      v128.store(acc + o, a);
+      v128.store(mass + o, ms);
+    }
+  } else {
+    for (let o: usize = 0; o < uBytes; o += 8) {
+      let a: f64 = 0, ms: f64 = 0;
+      let top: f64 = -Infinity;
+      if (!dense) {
+        for (let i = 0; i < m; i++) {
+          let di = load<f64>(d + (<usize>i << 3));
+          let x = load<f64>(UW + <usize>i * uBytes + o);
+          if (di == di && x == x) top = top < di ? di : top; // pmax
+        }
+      }
+      for (let i = 0; i < m; i++) {
+        if (dense) {
+          let pi = load<f64>(p + (<usize>i << 3));
+          if (pi == 0) continue;
+          a += pi * load<f64>(UW + <usize>i * uBytes + o);
+          continue;
+        }
+        let di = load<f64>(d + (<usize>i << 3));
+        if (di != di) continue;
+        let x = load<f64>(UW + <usize>i * uBytes + o);
+        if (x != x) continue;
+        let pi = exp64((di - top) / tau);
+        a += pi * x; ms += pi;
+      }
+      store<f64>(acc + o, a);
+      store<f64>(mass + o, dense ? pSum : ms);
+    }
+  }
+}
+
+/** s = clamp(acc / mass, 0, 1) where mass > 0, NaN (no estimate) elsewhere; in f64 (sat) and f32 (sat32). */
+export function saturationWide(acc: usize, mass: usize, sat: usize, sat32: usize): void {
+  for (let k = 0; k < KP; k++) {
+    let o = <usize>k << 3;
+    let mv = load<f64>(mass + o);
+    let s = mv > 0 ? clamp01d(load<f64>(acc + o) / mv) : <f64>NaN;
+    store<f64>(sat + o, s);
+    store<f32>(sat32 + (<usize>k << 2), <f32>s);
+  }
+}
