@@ -39,6 +39,10 @@ tau, minWeight, maxWeight, mix, decay, advEps; flags override it. Here the defau
         { name: "reward-output", arg: "R", help: "what /get_reward answers as the reward: reward (default) or advantage (for a\ntrainer whose own normalization is off; needed for gdpo, sa-mrpo, --fgrpo)", choices: ["reward", "advantage"] },
         { name: "stepped", help: "stream scope: step-keyed updates; every request carries its training step\n(\"step\" or ?step=), all requests of a step get the same weights and the run's\nstate folds once per step (without it, each request updates the state)" },
         { name: "idempotency-window", arg: "N", help: "Idempotency-Keys remembered per run (default 1024): a retry must come\nwithin the run's last N keyed updates" },
+        { name: "idempotency-window-bytes", arg: "BYTES", help: "most bytes of stored answers kept per run for its keys (default 67108864);\nolder keys leave past it, a larger answer keeps only its key (its retry: 409)" },
+        { name: "max-cached-runs", arg: "N", help: "runs whose engines stay in memory (default 1024; others reload from the store)" },
+        { name: "max-cached-bytes", arg: "BYTES", help: "estimated memory of the cached runs past which idle runs leave (default 268435456)" },
+        { name: "engine-recycle-cells", arg: "N", help: "a call of more scores (rows x criteria) remakes its run's engine afterwards,\ngiving its grown memory back (default 1048576)" },
       ],
     },
     JUDGE_GROUP,
@@ -113,6 +117,10 @@ export async function serve(
     judgeTimeoutMs: num(values["judge-timeout"], "judge-timeout"),
     maxBodyBytes,
     idempotencyWindow: num(values["idempotency-window"], "idempotency-window"),
+    idempotencyWindowBytes: num(values["idempotency-window-bytes"], "idempotency-window-bytes"),
+    maxCachedRuns: num(values["max-cached-runs"], "max-cached-runs"),
+    maxCachedBytes: num(values["max-cached-bytes"], "max-cached-bytes"),
+    engineRecycleCells: num(values["engine-recycle-cells"], "engine-recycle-cells"),
     stepped: values.stepped === true,
     rewardOutput: values["reward-output"] as HandlerOptions["rewardOutput"],
     ...groupingFlags(values),
@@ -129,6 +137,9 @@ export async function serve(
     await store?.close?.();
     throw e;
   }
+  // A guard, not a fix: a promise rejected with no handler is logged and the server goes on (its state is written only through the ledger's commits).
+  const onUnhandled = (e: unknown) => process.stderr.write(`focal-reward serve: unhandled rejection (still serving): ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.on("unhandledRejection", onUnhandled);
   const srv = await serveNode(handler, { port, host: (values.host as string | undefined) ?? "127.0.0.1", maxBodyBytes });
   log(`focal-reward serve: listening on ${srv.url} (state: ${values.store ? `redis ${redactUrl(values.store)}` : values["state-dir"] ? `dir ${values["state-dir"]}` : "memory"})`);
 

@@ -76,9 +76,9 @@ export function createRunObject<Env>(options: (env: Env) => Omit<HandlerOptions,
   };
 }
 
-const RUN_PATH = /^\/v1\/runs\/([^/]+)\//;
+const RUN_PATH = /^\/v1\/runs\/([^/]+)(?:\/|$)/;
 
-/** The run named by the URL (`/v1/runs/:run/...` or `?run=`), if any. */
+/** The run named by the URL (`/v1/runs/:run`, `/v1/runs/:run/...` or `?run=`), if any. */
 function runOfUrl(url: URL): string | undefined {
   const m = RUN_PATH.exec(url.pathname);
   if (m) {

@@ -16,7 +16,7 @@
 import * as nodeFs from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { type StateStore, StoreUnavailableError, type Versioned } from "./store.js";
+import { CorruptRecordError, type StateStore, StoreUnavailableError, type Versioned } from "./store.js";
 
 /** The file system calls the store makes (tests inject faults: ENOSPC, EMFILE, a failing fsync). */
 export interface FileStoreFs {
@@ -239,9 +239,9 @@ export class FileStore implements StateStore {
       if (code(e) === "ENOENT") return undefined;
       throw e;
     }
-    if (buf.length < 12 || buf.readUInt32LE(0) !== MAGIC_V1) throw new Error(`state store: bad record for '${key}'`);
+    if (buf.length < 12 || buf.readUInt32LE(0) !== MAGIC_V1) throw new CorruptRecordError(`state store: bad record for '${key}'`);
     const value = new Uint8Array(buf.buffer, buf.byteOffset + 12, buf.length - 12).slice();
-    if (crc32(value) !== buf.readUInt32LE(8)) throw new Error(`state store: checksum mismatch for '${key}'`);
+    if (crc32(value) !== buf.readUInt32LE(8)) throw new CorruptRecordError(`state store: checksum mismatch for '${key}'`);
     return { value, version: buf.readUInt32LE(4) };
   }
 
@@ -262,12 +262,12 @@ export class FileStore implements StateStore {
 }
 
 function decode(buf: Buffer, key: string, version: number): Uint8Array {
-  if (buf.length < 12) throw new Error(`state store: bad record for '${key}' (${buf.length} bytes)`);
+  if (buf.length < 12) throw new CorruptRecordError(`state store: bad record for '${key}' (${buf.length} bytes)`);
   const magic = buf.readUInt32LE(0);
-  if (magic !== MAGIC) throw new Error(`state store: bad record for '${key}' (not FRS2)`);
+  if (magic !== MAGIC) throw new CorruptRecordError(`state store: bad record for '${key}' (not FRS2)`);
   const value = new Uint8Array(buf.buffer, buf.byteOffset + 12, buf.length - 12).slice();
-  if (crc32(buf.subarray(0, 8), value) !== buf.readUInt32LE(8)) throw new Error(`state store: checksum mismatch for '${key}'`);
-  if (buf.readUInt32LE(4) !== version) throw new Error(`state store: record of '${key}' says version ${buf.readUInt32LE(4)}, its file ${version}`);
+  if (crc32(buf.subarray(0, 8), value) !== buf.readUInt32LE(8)) throw new CorruptRecordError(`state store: checksum mismatch for '${key}'`);
+  if (buf.readUInt32LE(4) !== version) throw new CorruptRecordError(`state store: record of '${key}' says version ${buf.readUInt32LE(4)}, its file ${version}`);
   return value;
 }
 

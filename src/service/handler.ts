@@ -50,12 +50,21 @@ export interface HandlerOptions extends Omit<EngineOptions, "rubric"> {
   maxBodyBytes?: number;
   /** How many recent Idempotency-Keys a run remembers. Default 1024. */
   idempotencyWindow?: number;
+  /**
+   * Most bytes of stored answers a run keeps for its keys; older keys leave the window past it, and
+   * a larger answer is not stored (its key is: a retry answers 409, never applies twice). Default 64 MiB.
+   */
+  idempotencyWindowBytes?: number;
   /** Most queued requests of one run applied per state write. Default 256. */
   maxBatch?: number;
   /** Run used when a request names none. Default "default". */
   defaultRun?: string;
   /** Runs whose engines stay in memory (others are reloaded from the store). Default 1024. */
   maxCachedRuns?: number;
+  /** Estimated bytes of the cached runs' engines and states past which idle runs leave the cache. Default 256 MiB. */
+  maxCachedBytes?: number;
+  /** A call of more scores (rows x criteria) than this makes its run's engine be remade afterwards, giving its grown memory back. Default 1048576. */
+  engineRecycleCells?: number;
   /**
    * Stream scope: step-keyed updates (spec "Step-keyed stream updates"). Every request must carry
    * its training step (`step` in the body or `?step=`); all requests of a step get the same
@@ -104,7 +113,7 @@ const KNOWN_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", 
 /** createHandler's own options; the rest are the engine's (src/keys.ts). */
 const HANDLER_KEYS = [
   "rubric", "createEngine", "store", "judge", "rules", "llm", "judgeTimeoutMs", "judgeConcurrency", "maxBodyBytes",
-  "idempotencyWindow", "maxBatch", "defaultRun", "maxCachedRuns", "log", "stepped",
+  "idempotencyWindow", "idempotencyWindowBytes", "maxBatch", "defaultRun", "maxCachedRuns", "maxCachedBytes", "engineRecycleCells", "log", "stepped",
   "groupSize", "groupWaitMs", "maxHeldRows", "maxHeldGroups", "makeAssembler", "rewardOutput",
 ];
 
@@ -122,9 +131,12 @@ export function createHandler(options: HandlerOptions): FetchHandler {
     judgeConcurrency = 32,
     maxBodyBytes = 8 * 1024 * 1024,
     idempotencyWindow = 1024,
+    idempotencyWindowBytes = 64 * 1024 * 1024,
     maxBatch = 256,
     defaultRun = "default",
     maxCachedRuns = 1024,
+    maxCachedBytes = 256 * 1024 * 1024,
+    engineRecycleCells = 1 << 20,
     log: logOption,
     stepped = false,
     groupSize,
@@ -144,6 +156,9 @@ export function createHandler(options: HandlerOptions): FetchHandler {
     ["idempotencyWindow", idempotencyWindow, 0],
     ["maxBatch", maxBatch, 1],
     ["maxCachedRuns", maxCachedRuns, 1],
+    ["idempotencyWindowBytes", idempotencyWindowBytes, 0],
+    ["maxCachedBytes", maxCachedBytes, 0],
+    ["engineRecycleCells", engineRecycleCells, 1],
   ] as const) {
     if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min) throw new RangeError(`createHandler: ${name} must be an integer >= ${min}, got ${String(v)}`);
   }
@@ -176,8 +191,11 @@ export function createHandler(options: HandlerOptions): FetchHandler {
     // A run's results are rendered before it scores again: reused outputs cost no allocation.
     createEngine: (purpose) => createEngine(purpose === "run" ? { ...engineOptions, reuseOutputs: true } : engineOptions),
     window: idempotencyWindow,
+    windowBytes: idempotencyWindowBytes,
     maxBatch,
     maxCachedRuns,
+    maxCachedBytes,
+    recycleCells: engineRecycleCells,
     events: metrics,
   });
   let service: Service | undefined;
@@ -258,7 +276,7 @@ export function createHandler(options: HandlerOptions): FetchHandler {
     try {
       response = await dispatch(request, url, found);
     } catch (e) {
-      if (e instanceof HttpError) response = problem(e.status, e.message, e.field, e.headers, e.reason);
+      if (e instanceof HttpError) response = problem(e.status, e.message, e.field, e.headers, e.reason, e.type);
       else if (e instanceof StoreUnavailableError) response = storeProblem(e);
       else {
         // A bug, not the client's fault: 500, and the stack where the operator looks.

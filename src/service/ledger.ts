@@ -10,11 +10,16 @@
  * N jobs applied one after another in `seq` order, an acknowledged update is never lost, and a job
  * retried under the same key gets the first answer back without a second update.
  *
- * Every answer is a typed outcome (below); callers render them (routes.ts for HTTP). About 400
- * lines: the queue, the commit and the outcomes are one state machine over a run's slot.
+ * Memory: a run's engine keeps the wasm memory its largest batch grew; after a job of more than
+ * `recycleCells` scores the engine is dropped and remade from the snapshot at its next job, and
+ * idle runs leave the cache past `maxCachedRuns` or an estimated `maxCachedBytes`. Disk: the
+ * window keeps at most `window` keys and `windowBytes` of stored answers per run.
+ *
+ * Every answer is a typed outcome (below); callers render them (routes.ts for HTTP). About 600
+ * lines: the queue, the commit, repair and the outcomes are one state machine over a run's slot.
  */
 import type { Engine, ScoreResult } from "../types.js";
-import type { StateStore } from "./store.js";
+import { CorruptRecordError, type StateStore, type Versioned } from "./store.js";
 import { type KeyEntry, KeyWindow, decodeRunRecord, hex, keyEntry } from "./window.js";
 
 export interface LedgerOptions {
@@ -23,6 +28,12 @@ export interface LedgerOptions {
   createEngine: (purpose: "run" | "scratch") => Engine | Promise<Engine>;
   /** Recent keys a run remembers; 0: keys are ignored. */
   window: number;
+  /** Most bytes of stored answers a run keeps for its keys (a larger answer is not kept: its retry answers responseGone). */
+  windowBytes: number;
+  /** A job of more scores than this makes its run's engine be remade afterwards (its grown memory given back). */
+  recycleCells: number;
+  /** Estimated bytes of the cached runs' engines and states past which idle runs leave the cache. */
+  maxCachedBytes: number;
   /** Most queued jobs of one run applied per state write. */
   maxBatch: number;
   /** Runs whose engines stay in memory (others are reloaded from the store). */
@@ -33,6 +44,8 @@ export interface LedgerOptions {
 
 /** What makes a job idempotent: its key, and the request bytes a retry must repeat. */
 export interface Idempotency {
+  /** Keys of one scope never answer another's (the route). */
+  scope: string;
   key: string;
   body: Uint8Array;
 }
@@ -43,6 +56,8 @@ export interface ScoreJob {
   /** The answer of an applied job, rendered before the run's engine is used again (outputs may be views into it). */
   render(result: ScoreResult, seq: number): string;
   idempotency?: Idempotency;
+  /** Scores the call passes the engine (rows x criteria), for the memory bound. */
+  cells?: number;
 }
 
 /** The job could not be decided: nothing of it was acknowledged. */
@@ -54,7 +69,9 @@ export type Failure =
    * StoreUnavailableError says whether the outcome is unknown); `replay`: the stored answer of a
    * committed key could not be read (the update itself was applied once, earlier).
    */
-  | { kind: "storeFailed"; during: "load" | "commit" | "replay"; error: unknown };
+  | { kind: "storeFailed"; during: "load" | "commit" | "replay"; error: unknown }
+  /** The run's record cannot be used (corrupt, or saved with another rubric): replace it (restore) or remove it. */
+  | { kind: "corrupt"; run: string; reason: string };
 
 export type ScoreOutcome =
   | { kind: "applied"; body: string; seq: number }
@@ -67,6 +84,8 @@ export type ScoreOutcome =
   /** The engine refused the job (its error), nothing applied. */
   | { kind: "rejected"; error: unknown }
   | Failure;
+
+export type RemoveOutcome = { kind: "removed"; run: string; existed: boolean } | Failure;
 
 export type RestoreOutcome =
   | { kind: "restored"; run: string; version: number; seq: number }
@@ -103,7 +122,13 @@ interface RestoreEntry {
   reject(e: unknown): void;
 }
 
-type Entry = ScoreEntry | RestoreEntry;
+interface RemoveEntry {
+  type: "remove";
+  resolve(o: RemoveOutcome): void;
+  reject(e: unknown): void;
+}
+
+type Entry = ScoreEntry | RestoreEntry | RemoveEntry;
 
 /** A job's answer while its batch is not yet committed. */
 type Draft =
@@ -129,6 +154,26 @@ interface Slot {
   running: Promise<void> | undefined;
   weights: Float32Array | undefined;
   saturation: Float32Array | undefined;
+  /** Why the loaded record cannot be used (then only a restore or a remove proceeds). */
+  corrupt: string | undefined;
+  /** Most scores of one call since the engine was made (its memory grew to hold them). */
+  peakCells: number;
+}
+
+/** Estimated wasm memory of an engine: a base, and about 10 bytes per score of its largest call (measured: 9.5 at 16 criteria, growth slack included). */
+const ENGINE_BASE_BYTES = 65_536;
+const ENGINE_BYTES_PER_CELL = 10;
+
+/** The run's stored state cannot be used (view): `reason` says why. */
+export class CorruptRunError extends Error {
+  readonly run: string;
+  readonly reason: string;
+  constructor(run: string, reason: string) {
+    super(`run '${run}': ${reason}`);
+    this.name = "CorruptRunError";
+    this.run = run;
+    this.reason = reason;
+  }
 }
 
 const MAX_ATTEMPTS = 16;
@@ -162,46 +207,101 @@ export class RunLedger {
     let keyHash: string | undefined;
     let bodyHash = "";
     if (job.idempotency && this.#o.window > 0) {
-      keyHash = await sha256hex(`${run}\u0000${job.idempotency.key}`, 8);
-      bodyHash = await sha256hex(job.idempotency.body, 16);
+      const { scope, key, body } = job.idempotency;
+      keyHash = await sha256hex(`${scope}\u0000${run}\u0000${key}`, 8);
+      bodyHash = await sha256hex(body, 16);
     }
     return new Promise<ScoreOutcome>((resolve, reject) => this.#enqueue(this.#slot(run), { type: "score", job, keyHash, bodyHash, resolve, reject }));
   }
 
-  /** Replace `run`'s engine state by a snapshot; with `ifMatch`, only while the record is at that version. A restore is no update: seq stays. */
+  /**
+   * Replace `run`'s engine state by a snapshot; with `ifMatch`, only while the record is at that
+   * version. A restore is no update: seq stays. Without `ifMatch` it also replaces a corrupt record.
+   */
   async restore(run: string, bytes: Uint8Array, ifMatch?: number): Promise<RestoreOutcome> {
     // Checked on a scratch engine before queuing: a bad snapshot never reaches the run's engine.
-    const scratch = await (this.#scratch ??= Promise.resolve(this.#o.createEngine("scratch")));
-    try {
-      scratch.restore(bytes);
-    } catch (error) {
-      return { kind: "invalidSnapshot", error };
-    }
+    const problem = await this.#check(bytes);
+    if (problem !== undefined) return { kind: "invalidSnapshot", error: problem };
     return new Promise<RestoreOutcome>((resolve, reject) => this.#enqueue(this.#slot(run), { type: "restore", bytes, ifMatch, resolve, reject }));
   }
 
-  /** The run's last committed state, read from the store (without caching the run) when not in memory. */
+  /** Remove `run`'s record and stored answers (the run starts afresh), whatever their state. */
+  remove(run: string): Promise<RemoveOutcome> {
+    return new Promise<RemoveOutcome>((resolve, reject) => this.#enqueue(this.#slot(run), { type: "remove", resolve, reject }));
+  }
+
+  /**
+   * The run's last committed state, read from the store (without caching the run) when not in
+   * memory. Throws CorruptRunError when the record cannot be used, as a job on it would answer.
+   */
   async view(run: string): Promise<RunView> {
     const s = this.#runs.get(run);
-    if (s?.loaded) return { run, version: s.version, seq: s.seq, snapshot: s.snapshot, weights: s.weights, saturation: s.saturation };
-    const rec = await this.#o.store.get(runKey(run));
-    if (!rec) return { run, version: 0, seq: 0, snapshot: undefined, weights: undefined, saturation: undefined };
-    const r = decodeRunRecord(rec.value);
-    return { run, version: rec.version, seq: r.seq, snapshot: r.snapshot, weights: undefined, saturation: undefined };
+    if (s?.loaded) {
+      if (s.corrupt !== undefined) throw new CorruptRunError(run, s.corrupt);
+      return { run, version: s.version, seq: s.seq, snapshot: s.snapshot, weights: s.weights, saturation: s.saturation };
+    }
+    const rec = await this.#read(run);
+    if (rec.corrupt !== undefined) throw new CorruptRunError(run, rec.corrupt);
+    return { run, version: rec.version, seq: rec.seq, snapshot: rec.snapshot, weights: undefined, saturation: undefined };
   }
 
   /** The cached runs that have state. */
   cached(): RunView[] {
     const out: RunView[] = [];
     for (const s of this.#runs.values()) {
-      if (s.version > 0) out.push({ run: s.run, version: s.version, seq: s.seq, snapshot: s.snapshot, weights: s.weights, saturation: s.saturation });
+      if (s.version > 0 && s.corrupt === undefined) out.push({ run: s.run, version: s.version, seq: s.seq, snapshot: s.snapshot, weights: s.weights, saturation: s.saturation });
     }
     return out;
+  }
+
+  /** Estimated bytes of the cached runs (engines' memory, snapshots, windows). */
+  cachedBytes(): number {
+    let n = 0;
+    for (const s of this.#runs.values()) n += footprint(s);
+    return n;
   }
 
   /** Resolves once every queued job was answered. */
   async drain(): Promise<void> {
     await Promise.allSettled([...this.#runs.values()].map((s) => s.running));
+  }
+
+  /** Why a snapshot does not load in this service's engine, or undefined when it does. */
+  async #check(bytes: Uint8Array): Promise<unknown> {
+    const p = (this.#scratch ??= Promise.resolve(this.#o.createEngine("scratch")));
+    p.catch(() => (this.#scratch = undefined)); // a failed make is tried again next time
+    const scratch = await p;
+    try {
+      scratch.restore(bytes);
+      return undefined;
+    } catch (error) {
+      return error;
+    }
+  }
+
+  /** The run's record as stored, or why it cannot be used (`corrupt`); store outages throw. */
+  async #read(run: string): Promise<{ version: number; seq: number; snapshot: Uint8Array | undefined; window: KeyWindow; corrupt?: string }> {
+    const empty = { version: 0, seq: 0, snapshot: undefined, window: new KeyWindow() };
+    let rec;
+    try {
+      rec = await this.#o.store.get(runKey(run));
+    } catch (e) {
+      if (e instanceof CorruptRecordError) return { ...empty, corrupt: `its state record is corrupt (${e.message})` };
+      throw e;
+    }
+    if (!rec) return empty;
+    let r: ReturnType<typeof decodeRunRecord>;
+    try {
+      r = decodeRunRecord(rec.value);
+    } catch (e) {
+      return { ...empty, version: rec.version, corrupt: `its state record is corrupt (${e instanceof Error ? e.message : String(e)})` };
+    }
+    const problem = await this.#check(r.snapshot);
+    if (problem !== undefined) {
+      const why = problem instanceof Error ? problem.message : String(problem);
+      return { ...empty, version: rec.version, seq: r.seq, corrupt: `its stored state does not load in this server's engine (${why}); if the rubric or method changed, serve this run with the ones it was started with` };
+    }
+    return { version: rec.version, seq: r.seq, snapshot: r.snapshot, window: r.window };
   }
 
   #slot(run: string): Slot {
@@ -213,16 +313,24 @@ export class RunLedger {
     }
     s = {
       run, engine: undefined, loaded: false, version: 0, seq: 0, snapshot: undefined, window: new KeyWindow(),
-      queue: [], running: undefined, weights: undefined, saturation: undefined,
+      queue: [], running: undefined, weights: undefined, saturation: undefined, corrupt: undefined, peakCells: 0,
     };
     this.#runs.set(run, s);
-    if (this.#runs.size > this.#o.maxCachedRuns) {
-      for (const [name, other] of this.#runs) {
-        if (this.#runs.size <= this.#o.maxCachedRuns) break;
-        if (other !== s && !other.running && other.queue.length === 0) this.#runs.delete(name);
+    this.#trim(s);
+    return s;
+  }
+
+  /** Idle runs leave the cache, least recently used first, past the count or the bytes. */
+  #trim(keep: Slot | undefined): void {
+    const { maxCachedRuns, maxCachedBytes } = this.#o;
+    let bytes = this.cachedBytes();
+    for (const [name, other] of this.#runs) {
+      if (this.#runs.size <= maxCachedRuns && bytes <= maxCachedBytes) break;
+      if (other !== keep && !other.running && other.queue.length === 0) {
+        this.#runs.delete(name);
+        bytes -= footprint(other);
       }
     }
-    return s;
   }
 
   #enqueue(slot: Slot, entry: Entry): void {
@@ -231,9 +339,12 @@ export class RunLedger {
     slot.running = (async () => {
       try {
         while (slot.queue.length) {
-          const entries = slot.queue.splice(0, this.#o.maxBatch);
+          // A remove is a batch of its own; the others are applied up to maxBatch at a time.
+          const cut = slot.queue.findIndex((e) => e.type === "remove");
+          const entries = slot.queue.splice(0, cut === 0 ? 1 : Math.min(this.#o.maxBatch, cut < 0 ? Infinity : cut));
           try {
-            await this.#batch(slot, entries);
+            if (entries[0]!.type === "remove") await this.#remove(slot, entries[0] as RemoveEntry);
+            else await this.#batch(slot, entries as (ScoreEntry | RestoreEntry)[]);
           } catch (e) {
             // A bug, not an outcome: the callers answer it as an internal error.
             slot.loaded = false;
@@ -242,31 +353,65 @@ export class RunLedger {
         }
       } finally {
         slot.running = undefined;
+        this.#trim(undefined);
       }
     })();
   }
 
   async #load(slot: Slot): Promise<void> {
-    slot.engine ??= await this.#o.createEngine("run");
-    const rec = await this.#o.store.get(runKey(slot.run));
-    if (!rec) {
-      slot.engine.reset();
-      Object.assign(slot, { version: 0, seq: 0, snapshot: undefined, window: new KeyWindow() });
-    } else {
-      const r = decodeRunRecord(rec.value);
-      slot.engine.restore(r.snapshot);
-      Object.assign(slot, { version: rec.version, seq: r.seq, snapshot: r.snapshot, window: r.window });
-    }
+    const r = await this.#read(slot.run);
+    Object.assign(slot, { version: r.version, seq: r.seq, snapshot: r.snapshot, window: r.window, corrupt: r.corrupt, weights: undefined, saturation: undefined });
     slot.loaded = true;
+    if (r.corrupt === undefined) await this.#engineOf(slot, true);
+  }
+
+  /** The run's engine; made anew (when dropped) or `reset` to the slot's committed state. */
+  async #engineOf(slot: Slot, reset: boolean): Promise<Engine> {
+    if (slot.engine && !reset) return slot.engine;
+    if (!slot.engine) {
+      slot.engine = await this.#o.createEngine("run");
+      slot.peakCells = 0;
+    }
+    if (slot.snapshot) slot.engine.restore(slot.snapshot);
+    else slot.engine.reset();
+    return slot.engine;
+  }
+
+  async #remove(slot: Slot, entry: RemoveEntry): Promise<void> {
+    const { store } = this.#o;
+    let batches: string[] = [];
+    let existed = true;
+    try {
+      let rec: Versioned | undefined;
+      try {
+        rec = await store.get(runKey(slot.run));
+        existed = rec !== undefined;
+      } catch (e) {
+        if (!(e instanceof CorruptRecordError)) throw e;
+      }
+      try {
+        if (rec) batches = [...new Set(decodeRunRecord(rec.value).window.entries.map((e) => e.batch))];
+      } catch {
+        // a corrupt record names no batches: its stored answers stay (they are never read again)
+      }
+      await store.delete(runKey(slot.run));
+    } catch (error) {
+      slot.loaded = false;
+      entry.resolve({ kind: "storeFailed", during: "commit", error });
+      return;
+    }
+    Object.assign(slot, { loaded: false, version: 0, seq: 0, snapshot: undefined, window: new KeyWindow(), weights: undefined, saturation: undefined, corrupt: undefined });
+    for (const b of batches) await store.delete(respKey(slot.run, b)).catch(() => {});
+    entry.resolve({ kind: "removed", run: slot.run, existed });
   }
 
   /** The stored answer of a committed key (an outcome: a failed read answers this job alone). */
   async #stored(slot: Slot, entry: ScoreEntry, batchId: string): Promise<ScoreOutcome> {
     try {
       const rec = await this.#o.store.get(respKey(slot.run, batchId));
-      const stored = rec && (JSON.parse(dec.decode(rec.value)) as Record<string, { b: string; body: string } | undefined>)[entry.keyHash!];
-      if (!stored) return { kind: "responseGone" };
-      if (stored.b !== entry.bodyHash) return { kind: "keyReused" };
+      const stored = rec && (JSON.parse(dec.decode(rec.value)) as Record<string, { b: string; body?: string } | undefined>)[entry.keyHash!];
+      if (stored && stored.b !== entry.bodyHash) return { kind: "keyReused" };
+      if (stored?.body === undefined) return { kind: "responseGone" };
       this.#o.events?.replay?.();
       return { kind: "replayed", body: stored.body };
     } catch (error) {
@@ -274,9 +419,36 @@ export class RunLedger {
     }
   }
 
+  /** On a corrupt record: refuse the jobs before the first plain restore, which replaces the record; then go on as usual. */
+  async #repair(slot: Slot, entries: (ScoreEntry | RestoreEntry)[]): Promise<void> {
+    const at = entries.findIndex((e) => e.type === "restore" && e.ifMatch === undefined);
+    const corrupt = { kind: "corrupt" as const, run: slot.run, reason: slot.corrupt! };
+    for (const e of at < 0 ? entries : entries.slice(0, at)) e.resolve(corrupt);
+    if (at < 0) return;
+    const fix = entries[at] as RestoreEntry;
+    const { store } = this.#o;
+    try {
+      // The corrupt record's version may be unreadable: it is removed, and the new one written as version 1.
+      await store.delete(runKey(slot.run));
+      const version = await store.put(runKey(slot.run), new KeyWindow().encode(slot.seq, [], 0, fix.bytes), 0);
+      if (version === undefined) {
+        slot.loaded = false; // another writer got there first: its record is what the next jobs see
+        fix.resolve({ kind: "conflict", attempts: 1 });
+      } else {
+        Object.assign(slot, { version, snapshot: fix.bytes.slice(), window: new KeyWindow(), corrupt: undefined, weights: undefined, saturation: undefined });
+        await this.#engineOf(slot, true);
+        fix.resolve({ kind: "restored", run: slot.run, version, seq: slot.seq });
+      }
+    } catch (error) {
+      slot.loaded = false;
+      fix.resolve({ kind: "storeFailed", during: "commit", error });
+    }
+    if (at + 1 < entries.length) await this.#batch(slot, entries.slice(at + 1));
+  }
+
   /** Apply a drained batch in order and commit it with one compare-and-set write. */
-  async #batch(slot: Slot, entries: Entry[]): Promise<void> {
-    const { store, window: maxKeys, events } = this.#o;
+  async #batch(slot: Slot, entries: (ScoreEntry | RestoreEntry)[]): Promise<void> {
+    const { store, window: maxKeys, windowBytes, events } = this.#o;
     for (let attempt = 1; ; attempt++) {
       if (!slot.loaded) {
         try {
@@ -286,13 +458,15 @@ export class RunLedger {
           return;
         }
       }
-      const engine = slot.engine!;
+      if (slot.corrupt !== undefined) return this.#repair(slot, entries);
+      const engine = await this.#engineOf(slot, false);
       const drafts: Draft[] = new Array(entries.length);
       const pending = new Map<string, number>();
-      const stored: Record<string, { b: string; body: string }> = {};
+      const stored: Record<string, { b: string; body?: string }> = {};
       const newKeys: string[] = [];
       let applied = 0;
       let restored = false;
+      let cells = 0;
       let last: { weights: Float32Array; saturation: Float32Array } | undefined;
       for (let i = 0; i < entries.length; i++) {
         const e = entries[i]!;
@@ -319,6 +493,7 @@ export class RunLedger {
             continue;
           }
         }
+        cells = Math.max(cells, e.job.cells ?? 0);
         let result: ScoreResult;
         try {
           result = e.job.score(engine);
@@ -339,14 +514,23 @@ export class RunLedger {
           stored[h] = { b: e.bodyHash, body };
         }
       }
+      slot.peakCells = Math.max(slot.peakCells, cells);
       if (applied > 0 || restored) {
         const snapshot = engine.snapshot();
         const batchId = randomId();
-        const added: KeyEntry[] = newKeys.map((h) => keyEntry(h, batchId));
-        const { drop, freed } = slot.window.plan(added, maxKeys);
+        // Answers are kept up to the window's bytes; a larger one keeps its key (a retry is then refused, never applied twice).
+        let kept = 0;
+        for (const h of newKeys) {
+          const size = stored[h]!.body!.length + 64; // with the key's JSON around it
+          if (kept + size > windowBytes) delete stored[h]!.body;
+          else kept += size;
+        }
+        const record = newKeys.length ? enc.encode(JSON.stringify(stored)) : undefined;
+        const added: KeyEntry[] = newKeys.map((h) => keyEntry(h, batchId, record?.length ?? 0));
+        const { drop, freed } = slot.window.plan(added, maxKeys, windowBytes);
         let version: number | undefined;
         try {
-          if (newKeys.length) await store.put(respKey(slot.run, batchId), enc.encode(JSON.stringify(stored)));
+          if (record) await store.put(respKey(slot.run, batchId), record);
           version = await store.put(runKey(slot.run), slot.window.encode(slot.seq + applied, added, drop, snapshot), slot.version);
         } catch (error) {
           // Nothing of this batch is acknowledged: the engine is reloaded from the store.
@@ -358,7 +542,7 @@ export class RunLedger {
           // Another writer moved this run: reload its state and apply the whole batch again.
           events?.commit?.(true);
           slot.loaded = false;
-          if (newKeys.length) void store.delete(respKey(slot.run, batchId)).catch(() => {});
+          if (record) void store.delete(respKey(slot.run, batchId)).catch(() => {});
           if (attempt >= MAX_ATTEMPTS) {
             for (const e of entries) e.resolve({ kind: "conflict", attempts: attempt });
             return;
@@ -370,15 +554,12 @@ export class RunLedger {
         events?.commit?.(false);
         slot.window.apply(added, drop);
         Object.assign(slot, { version, seq: slot.seq + applied, snapshot });
-        if (last) {
-          slot.weights = last.weights;
-          slot.saturation = last.saturation;
-        } else {
-          slot.weights = undefined;
-          slot.saturation = undefined;
-        }
+        slot.weights = last?.weights;
+        slot.saturation = last?.saturation;
         for (const b of freed) void store.delete(respKey(slot.run, b)).catch(() => {});
       }
+      // A large call grew the engine's memory, which wasm never returns: drop the engine, remade at the next job.
+      if (cells > this.#o.recycleCells) slot.engine = undefined;
       this.#answer(slot, entries, drafts, undefined);
       return;
     }
@@ -401,4 +582,9 @@ export class RunLedger {
       }
     }
   }
+}
+
+/** Estimated bytes a cached run holds: its engine's memory, its snapshot, its window. */
+function footprint(s: Slot): number {
+  return (s.engine ? ENGINE_BASE_BYTES + ENGINE_BYTES_PER_CELL * s.peakCells : 0) + (s.snapshot?.length ?? 0) + 20 * s.window.size;
 }

@@ -7,6 +7,7 @@
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from "node:http";
 import { type AddressInfo, Server as NetServer } from "node:net";
 import type { FetchHandler } from "./handler.js";
+import { problem } from "./problem.js";
 
 export interface NodeServeOptions {
   /** Default 8787; 0 picks a free port. */
@@ -77,7 +78,13 @@ export function serveNode(handler: FetchHandler, options: NodeServeOptions = {})
         req.on("end", done);
         req.on("error", reject);
       });
-      const response = await handler(toRequest(req, body));
+      let request: Request | undefined;
+      try {
+        request = toRequest(req, body);
+      } catch {
+        // `GET http://[bad/` and the like: no URL to route
+      }
+      const response = request ? await handler(request) : problem(400, `the request target is not a valid URL: ${JSON.stringify(req.url)}`, "url");
       const out = Buffer.from(await response.arrayBuffer());
       const headers: Record<string, string> = {};
       response.headers.forEach((v, k) => (headers[k] = v));

@@ -12,9 +12,12 @@ export class HttpError extends Error {
   readonly headers: Record<string, string>;
   /** The reason alone (without the field name), for `invalid-params`. */
   readonly reason: string | undefined;
-  constructor(status: number, message: string, field?: string, headers: Record<string, string> = {}, reason?: string) {
+  /** The problem `type` (PROBLEM_TYPES), when the status alone does not say what to do. */
+  readonly type: string | undefined;
+  constructor(status: number, message: string, field?: string, headers: Record<string, string> = {}, reason?: string, type?: string) {
     super(message);
     this.reason = reason;
+    this.type = type;
     this.status = status;
     this.field = field;
     this.headers = headers;

@@ -9,10 +9,10 @@ import type { LlmJudge } from "../judge/llm/index.js";
 import { base64, parseJson, readBody, unbase64 } from "./body.js";
 import { type AssembledRewards, type HeldRow, type RowAnswer, gatherByKey, renderAssemblyMetrics } from "./grouping.js";
 import type { Judged } from "./judging.js";
-import type { Idempotency, RestoreOutcome, RunLedger, ScoreOutcome } from "./ledger.js";
+import { CorruptRunError, type Idempotency, type RemoveOutcome, type RestoreOutcome, type RunLedger, type ScoreOutcome } from "./ledger.js";
 import type { Metrics } from "./metrics.js";
 import { type Batch, type ParseContext, type RewardRequest, parseRewardBody, parseRun, parseScoreBody } from "./parse.js";
-import { HttpError, bad } from "./problem.js";
+import { HttpError, PROBLEM_TYPES, bad } from "./problem.js";
 import { arr, byCriterion, renderScore, rewardLogs, rewardReply } from "./render.js";
 import { StoreUnavailableError } from "./store.js";
 
@@ -71,8 +71,25 @@ function engineError(e: unknown): unknown {
   return e;
 }
 
+/** A run whose record cannot be used: 409, saying how to go on. */
+function corrupt(run: string, reason: string): HttpError {
+  const path = `/v1/runs/${encodeURIComponent(run)}`;
+  return new HttpError(409, `run '${run}': ${reason}. To go on with this server: PUT ${path}/state a snapshot taken with its rubric (without If-Match) to replace the record, or DELETE ${path} to start the run afresh`, "run");
+}
+
+/** A stored answer that could not be read: 503 when the store may answer on a retry (an I/O error), else a 500 (logged). */
+function unreadable(e: unknown): unknown {
+  if (e instanceof StoreUnavailableError) return e;
+  const message = e instanceof Error ? e.message : String(e);
+  const what = "the stored answer of this Idempotency-Key could not be read";
+  if (typeof (e as { code?: unknown } | null)?.code === "string") {
+    return new HttpError(503, `${what} (${message}); nothing was applied again: retry`, undefined, { "retry-after": "1" }, undefined, PROBLEM_TYPES.storeUnavailable);
+  }
+  return new Error(`${what} (${message}); its update was applied once, earlier`, { cause: e });
+}
+
 /** The body of a successful outcome; throws the error of any other. */
-function answerOf(o: Scored | RestoreOutcome): { body: string; replayed: boolean } {
+function answerOf(o: Scored | RestoreOutcome | RemoveOutcome): { body: string; replayed: boolean } {
   switch (o.kind) {
     case "applied":
     case "stateless":
@@ -81,10 +98,15 @@ function answerOf(o: Scored | RestoreOutcome): { body: string; replayed: boolean
       return { body: o.body, replayed: true };
     case "restored":
       return { body: JSON.stringify({ run: o.run, version: o.version, seq: o.seq }), replayed: false };
+    case "removed":
+      if (!o.existed) throw new HttpError(404, `run '${o.run}' has no state`, "run");
+      return { body: JSON.stringify({ run: o.run, deleted: true }), replayed: false };
+    case "corrupt":
+      throw corrupt(o.run, o.reason);
     case "keyReused":
       throw new HttpError(422, "this Idempotency-Key was used with a different request body", "Idempotency-Key");
     case "responseGone":
-      throw new HttpError(409, "this Idempotency-Key was applied, but its response is no longer stored", "Idempotency-Key");
+      throw new HttpError(409, "this Idempotency-Key was applied, but its response is not stored (it left the run's window, or was larger than the window's bytes)", "Idempotency-Key");
     case "preconditionFailed":
       throw new HttpError(412, `run state is at version ${o.version}`, "If-Match");
     case "invalidSnapshot": {
@@ -98,14 +120,16 @@ function answerOf(o: Scored | RestoreOutcome): { body: string; replayed: boolean
       throw new HttpError(503, "run state kept changing under this request (compare-and-set conflicts)", undefined, { "retry-after": "1" });
     case "storeFailed": {
       const e = o.error;
+      if (o.during === "replay") throw unreadable(e);
       if (e instanceof StoreUnavailableError) throw e;
       if (o.during === "commit") throw new HttpError(503, `state store write failed: ${e instanceof Error ? e.message : String(e)}`, undefined, { "retry-after": "1" });
       throw e;
     }
   }
+  throw new Error(`unknown outcome ${(o as { kind: string }).kind}`);
 }
 
-function reply(o: Scored | RestoreOutcome): Response {
+function reply(o: Scored | RestoreOutcome | RemoveOutcome): Response {
   const { body, replayed } = answerOf(o);
   const headers: Record<string, string> = { ...JSON_HEADERS };
   if (replayed) headers["idempotent-replayed"] = "true";
@@ -137,22 +161,23 @@ async function scoreBatch(s: Service, batch: Batch, render: (r: ScoreResult, seq
     score: (engine) => scoreWith(s, engine, batch),
     render: (r, seq) => JSON.stringify(render(r, seq)),
     idempotency,
+    cells: batch.scores.length,
   });
 }
 
-/** The request's Idempotency-Key with its body, when the service keeps keys. */
-function idempotencyOf(s: Service, request: Request, body: Uint8Array): Idempotency | undefined {
+/** The request's Idempotency-Key with its body, when the service keeps keys; keys are scoped by route. */
+function idempotencyOf(s: Service, route: string, request: Request, body: Uint8Array): Idempotency | undefined {
   const key = request.headers.get("idempotency-key");
   if (key === null || s.idempotencyWindow === 0) return undefined;
   if (key.length === 0 || key.length > 255) throw bad("Idempotency-Key", "1-255 characters");
-  return { key, body };
+  return { scope: route, key, body };
 }
 
 async function postScore(s: Service, { request, url }: RouteRequest): Promise<Response> {
   const bytes = await readBody(request, s.maxBodyBytes);
   const batch = parseScoreBody(parseJson(bytes), s.ctx, url.searchParams.get("step"));
   const perGroup = !s.stream;
-  const idem = s.stream ? idempotencyOf(s, request, bytes) : undefined;
+  const idem = s.stream ? idempotencyOf(s, "/v1/score", request, bytes) : undefined;
   return reply(await scoreBatch(s, batch, (r, seq) => renderScore(s.ctx.criteria, perGroup, batch, r, seq), idem));
 }
 
@@ -176,7 +201,7 @@ async function postReward(s: Service, { request, url }: RouteRequest): Promise<R
     if (req.keys === undefined) throw bad("prompts", "group assembly (--group-size) needs a group key per row: prompts, group_ids or group");
     if (s.stepped && req.step === undefined) throw bad("step", STEP_REQUIRED);
   }
-  const idem = s.stream && !assembling ? idempotencyOf(s, request, bytes) : undefined;
+  const idem = s.stream && !assembling ? idempotencyOf(s, "/get_reward", request, bytes) : undefined;
   const n = req.query.length;
   const K = s.ctx.criteria.length;
   const { scores, valid, failures, failuresByStatus, firstError } = await s.judgeRows(req);
@@ -234,7 +259,9 @@ function runOf(s: Service, r: RouteRequest): string {
 
 async function getState(s: Service, r: RouteRequest): Promise<Response> {
   const run = runOf(s, r);
-  const view = await s.ledger.view(run);
+  const view = await s.ledger.view(run).catch((e: unknown) => {
+    throw e instanceof CorruptRunError ? corrupt(run, e.reason) : e;
+  });
   if (view.version === 0 || !view.snapshot) throw new HttpError(404, `run '${run}' has no state yet`, "run");
   const headers = { etag: `"${view.version}"`, "x-focal-seq": String(view.seq) };
   if ((r.request.headers.get("accept") ?? "").includes("application/json")) {
@@ -290,6 +317,13 @@ async function metricsText(s: Service): Promise<Response> {
   return new Response(text, { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } });
 }
 
+/** Remove a run's record and stored answers (a corrupt one too): the run starts afresh. */
+async function deleteRun(s: Service, r: RouteRequest): Promise<Response> {
+  return reply(await s.ledger.remove(runOf(s, r)));
+}
+
+const RUN: Route = { name: "/v1/runs/:run", methods: ["DELETE"], handle: deleteRun };
+
 const STATE: Route = {
   name: "/v1/runs/:run/state",
   methods: ["GET", "PUT"],
@@ -302,16 +336,17 @@ export const ROUTES: Readonly<Record<string, Route>> = {
   "/get_reward": { name: "/get_reward", methods: ["POST"], handle: postReward },
   "/healthz": { name: "/healthz", methods: ["GET"], handle: healthz },
   "/metrics": { name: "/metrics", methods: ["GET"], handle: metricsText },
+  "/v1/runs/:run": RUN,
   "/v1/runs/:run/state": STATE,
 };
 
-const STATE_PATH = /^\/v1\/runs\/([^/]+)\/state$/;
+const RUN_PATH = /^\/v1\/runs\/([^/]+)(\/state)?$/;
 
 /** The route of a path and its `:run`, if any. */
 export function matchRoute(path: string): { route: Route; run?: string } | undefined {
   const route = Object.hasOwn(ROUTES, path) ? ROUTES[path] : undefined;
-  if (route && route !== STATE) return { route };
-  const m = STATE_PATH.exec(path);
+  if (route && route !== STATE && route !== RUN) return { route };
+  const m = RUN_PATH.exec(path);
   if (!m) return undefined;
   let run: string;
   try {
@@ -319,5 +354,5 @@ export function matchRoute(path: string): { route: Route; run?: string } | undef
   } catch {
     run = m[1]!; // refused by parseRun
   }
-  return { route: STATE, run };
+  return { route: m[2] ? STATE : RUN, run };
 }

@@ -26,6 +26,14 @@ export class StoreUnavailableError extends Error {
   }
 }
 
+/** A stored record failed its integrity check (bad header or checksum): it can only be replaced or deleted. */
+export class CorruptRecordError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "CorruptRecordError";
+  }
+}
+
 export interface StateStore {
   /** The current value of `key`, or undefined when there is none. */
   get(key: string): Promise<Versioned | undefined>;

@@ -27,8 +27,11 @@ function ledger(store: StateStore, o: { window?: number; maxBatch?: number; maxC
     store,
     createEngine: (purpose: string) => createEngine(purpose === "run" ? { ...OPTIONS, reuseOutputs: true } : OPTIONS),
     window: o.window ?? 16,
+    windowBytes: 1 << 20,
     maxBatch: o.maxBatch ?? 256,
     maxCachedRuns: o.maxCachedRuns ?? 16,
+    maxCachedBytes: 1 << 28,
+    recycleCells: 1 << 20,
     events: { commit: (c: boolean) => (c ? counts.conflicts++ : counts.commits++), replay: () => counts.replays++ },
   });
   return { l, counts };
@@ -45,7 +48,7 @@ function job(s: Float32Array, key?: string): ScoreJob {
   return {
     score: (e: Engine) => e.score(s, [3, 3]),
     render: (r: ScoreResult, seq: number) => JSON.stringify({ seq, rewards: Array.from(r.rewards) }),
-    idempotency: key === undefined ? undefined : { key, body: new Uint8Array(s.buffer.slice(0)) },
+    idempotency: key === undefined ? undefined : { scope: "test", key, body: new Uint8Array(s.buffer.slice(0)) },
   };
 }
 
@@ -278,5 +281,38 @@ describe("RunLedger failures", () => {
     const again = await ledger(s2).l.score("r", job(scores(1), "k"));
     expect(again).toEqual({ kind: "replayed", body: (first as { body: string }).body });
     await s2.close();
+  });
+});
+
+describe("KeyWindow bytes", () => {
+  const h = (i: number) => i.toString(16).padStart(16, "0");
+  it("trims whole batches, oldest first, until the stored bytes fit; never the keys being added", async () => {
+    const { KeyWindow, keyEntry, decodeRunRecord } = await import("../../dist/service/window.js");
+    const w = new KeyWindow();
+    // batches of 300, 500 (two keys) and 200 bytes
+    const adds = [[keyEntry(h(1), h(100), 300)], [keyEntry(h(2), h(200), 500), keyEntry(h(3), h(200), 500)], [keyEntry(h(4), h(300), 200)]];
+    for (const a of adds) w.apply(a, w.plan(a, 10, 1000).drop);
+    expect(w.bytes).toBe(1000);
+    expect(w.plan([keyEntry(h(5), h(400), 100)], 10, 1000)).toEqual({ drop: 1, freed: [h(100)] });
+    expect(w.plan([keyEntry(h(5), h(400), 600)], 10, 1000)).toEqual({ drop: 3, freed: [h(100), h(200)] });
+    expect(w.plan([keyEntry(h(5), h(400), 5000)], 10, 1000)).toEqual({ drop: 4, freed: [h(100), h(200), h(300)] });
+    // the count bound may split a batch; its bytes stay counted while a key refers to it
+    expect(w.plan([], 2, 1000)).toEqual({ drop: 2, freed: [h(100)] });
+    // sizes survive the record
+    const rec = decodeRunRecord(w.encode(4, [], 0, Uint8Array.of(7)));
+    expect(rec.window.bytes).toBe(1000);
+    expect(rec.window.entries.map((e: { size: number }) => e.size)).toEqual([300, 500, 500, 200]);
+    // an FRR1 record (16-byte entries, before sizes): read as batches of 0 bytes
+    const v1 = new Uint8Array(16 + 16 + 1);
+    const dv = new DataView(v1.buffer);
+    dv.setUint32(0, 0x31525246, true);
+    dv.setUint32(4, 1, true);
+    dv.setFloat64(8, 3, true);
+    v1.set(keyEntry(h(9), h(900)).bytes.subarray(0, 16), 16);
+    v1[32] = 5;
+    const old = decodeRunRecord(v1);
+    expect(old.seq).toBe(3);
+    expect(old.window.batchOf(h(9))).toBe(h(900));
+    expect(old.snapshot).toEqual(Uint8Array.of(5));
   });
 });

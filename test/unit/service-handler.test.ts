@@ -13,6 +13,7 @@ import { KeyWindow, MemoryStore, createHandler, decodeRunRecord, type FetchHandl
 import { keyEntry } from "../../dist/service/window.js";
 import type { HandlerOptions } from "../../dist/service/handler.js";
 import type { Engine, EngineOptions } from "../../src/types.js";
+import { call } from "../support/handler-call.js";
 import { prng } from "../support/prng.js";
 
 const RUBRIC = [
@@ -37,19 +38,6 @@ function make(options: Partial<HandlerOptions> = {}): FetchHandler {
   return createHandler({ rubric: RUBRIC, createEngine, scope: "stream", ...options } as HandlerOptions);
 }
 
-async function call(h: FetchHandler, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
-  const init: RequestInit = { method, headers: { "content-type": "application/json", ...headers } };
-  if (body !== undefined) init.body = typeof body === "string" || body instanceof Uint8Array ? (body as BodyInit) : JSON.stringify(body);
-  const res = await h(new Request(`http://service.test${path}`, init));
-  const text = await res.text();
-  let json: any;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, headers: res.headers, text, json };
-}
 
 
 /** A columnar batch (rubric order) of `groups` groups of 4, seeded. */
