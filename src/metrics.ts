@@ -58,9 +58,12 @@ export function buildMetrics(names: readonly CriterionNames[], raw: RawResult, p
       m[name.std] = count > 1 ? Math.sqrt(Math.max(0, (sq - s * mu) / (count - 1))) : 0;
     }
     if (perBatch) {
-      // Stream scope: the weights of the batch; saturation only once the criterion has an estimate.
-      m[name.weight] = weight;
-      if (!Number.isNaN(raw.saturation[c])) m[name.saturation] = sat;
+      // Stream scope: weight and saturation only once the criterion has an estimate. Until then its
+      // weight (from sbar = 0, all headroom) is large but says nothing about the criterion.
+      if (!Number.isNaN(raw.saturation[c])) {
+        m[name.weight] = weight;
+        m[name.saturation] = sat;
+      }
     } else if (pres > 0) {
       m[name.weight] = weight / pres;
       m[name.saturation] = sat / pres;

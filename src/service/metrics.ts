@@ -116,9 +116,10 @@ export class Metrics {
     out.push("# TYPE focal_run_weight gauge");
     for (const g of list) {
       if (!g.weights) continue;
-      g.criteria.forEach((c, k) =>
-        out.push(`focal_run_weight{run="${escapeLabel(g.run)}",criterion="${escapeLabel(c)}"} ${fmt(g.weights![k]!)}`),
-      );
+      // Not for a criterion without an estimate yet: its weight there would look dominant.
+      g.criteria.forEach((c, k) => {
+        if (g.saturation === undefined || !Number.isNaN(g.saturation[k]!)) out.push(`focal_run_weight{run="${escapeLabel(g.run)}",criterion="${escapeLabel(c)}"} ${fmt(g.weights![k]!)}`);
+      });
     }
     out.push("# HELP focal_run_saturation Stream saturation estimate (sbar) of a criterion in a run.");
     out.push("# TYPE focal_run_saturation gauge");

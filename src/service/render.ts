@@ -53,9 +53,10 @@ export function renderScore(criteria: readonly string[], perGroup: boolean, batc
 export function rewardLogs(criteria: readonly string[], stream: boolean, r: ScoreResult, seq: number | undefined): Record<string, number> {
   const extra: Record<string, number> = {};
   for (const key in r.metrics) if (Number.isFinite(r.metrics[key]!)) extra[key] = r.metrics[key]!;
+  // A criterion without a stream estimate yet has no weight here (the engine's metrics leave it out too).
   for (let k = 0; k < criteria.length; k++) {
     const w = r.weights[k];
-    if (stream && w !== undefined && Number.isFinite(w)) extra[`focal/${criteria[k]}/weight`] = w;
+    if (stream && w !== undefined && Number.isFinite(w) && !Number.isNaN(r.saturation[k]!)) extra[`focal/${criteria[k]}/weight`] = w;
   }
   if (seq !== undefined) extra.seq = seq;
   return extra;

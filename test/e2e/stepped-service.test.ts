@@ -121,8 +121,10 @@ describe("step-keyed /v1/score (serve --stepped)", () => {
     for (const [x, y] of [[a0, b0], [a1, b1]]) {
       for (const id of IDS) expect(x.json.extra_logs[`focal/${id}/weight`]).toBe(y.json.extra_logs[`focal/${id}/weight`]);
     }
-    // Step 0 used the base weights (accuracy 2 of 5); step 1 moved away from them.
-    expect(a0.json.extra_logs["focal/accuracy/weight"]).toBe(Math.fround(0.4));
+    // Step 0 used the base weights (sbar = 0 everywhere), but no criterion had an estimate yet, so
+    // extra_logs shows no weight (issue 12); step 1 has estimates and moved away from the base weights.
+    expect(a0.json.extra_logs["focal/accuracy/weight"]).toBeUndefined();
+    expect(typeof a1.json.extra_logs["focal/accuracy/weight"]).toBe("number");
     expect(a1.json.extra_logs["focal/accuracy/weight"]).not.toBe(Math.fround(0.4));
     const conflict = await post(`${s.url}/get_reward?run=g&step=1`, { ...req([label(1, 1)]), step: 2 });
     expect(conflict.status).toBe(400);
