@@ -102,7 +102,7 @@ export class FileStore implements StateStore {
 
   /** Serialized with the key's writes, so the version cached is the newest this store saw. */
   get(key: string): Promise<Versioned | undefined> {
-    return this.#serial(key, () => this.#read(key));
+    return this.#serial(key, () => this.#read(key).catch(unavailable));
   }
 
   async #read(key: string): Promise<Versioned | undefined> {
@@ -145,7 +145,7 @@ export class FileStore implements StateStore {
         current = (await this.#read(key))?.version ?? 0;
       }
       throw new StoreUnavailableError(`state store: '${key}' kept changing under 64 writes`);
-    });
+    }).catch(unavailable);
   }
 
   delete(key: string): Promise<void> {
@@ -187,7 +187,18 @@ export class FileStore implements StateStore {
     try {
       const fh = await fs.open(tmp, "wx");
       try {
-        await fh.writev([head, value]);
+        // A write may be short (a file size limit, a nearly full disk): loop until all is written or it fails.
+        const parts = [head, value];
+        for (let done = 0, total = head.length + value.length; done < total; ) {
+          const { bytesWritten } = await fh.writev(parts, done);
+          if (bytesWritten === 0) throw Object.assign(new Error("state store: a write made no progress"), { code: "EIO" });
+          done += bytesWritten;
+          // drop what was written from the front of the parts
+          for (let w = bytesWritten; w > 0; ) {
+            const p0 = parts[0]!;
+            if (p0.length <= w) { w -= p0.length; parts.shift(); } else { parts[0] = p0.subarray(w); w = 0; }
+          }
+        }
         if (this.durable) await fh.sync();
       } finally {
         await fh.close();
@@ -259,6 +270,15 @@ export class FileStore implements StateStore {
     });
     return next;
   }
+}
+
+/**
+ * A failure of the file system itself (ENOSPC, EFBIG, EMFILE, EIO, ...) before anything was
+ * written is the store being unavailable: nothing applied, retry later. Bad records stay errors.
+ */
+function unavailable(e: unknown): never {
+  if (e instanceof StoreUnavailableError || code(e) === undefined) throw e;
+  throw new StoreUnavailableError(`state store: ${(e as Error).message}`, false, { cause: e });
 }
 
 function decode(buf: Buffer, key: string, version: number): Uint8Array {

@@ -142,13 +142,45 @@ describe("FileStore: faults", () => {
     for (const f of ["ENOSPC", "EMFILE"]) {
       fail = f;
       const err = await s.put("k", bytes(2), 1).catch((e: unknown) => e);
-      expect((err as NodeJS.ErrnoException).code).toBe(f);
-      expect(err).not.toBeInstanceOf(StoreUnavailableError); // nothing was written: not an unknown outcome
+      // the store is unavailable (503, retry), and nothing was written: not an unknown outcome
+      expect(err).toBeInstanceOf(StoreUnavailableError);
+      expect((err as StoreUnavailableError).unknownOutcome).toBe(false);
+      expect(((err as Error).cause as NodeJS.ErrnoException).code).toBe(f);
       fail = undefined;
       expect(files(dir).filter((x) => x.endsWith(".tmp"))).toEqual([]);
       expect(await s.get("k")).toEqual({ value: bytes(1), version: 1 });
     }
     expect(await s.put("k", bytes(3), 1)).toBe(2);
+    await s.close();
+  });
+
+  it("short writes (a file size limit, a nearly full disk) are continued, never linked half-written", async () => {
+    const dir = tempDir();
+    let cap = Infinity;
+    const open: typeof nodeFs.open = async (path, flags, mode) => {
+      const fh = await nodeFs.open(path, flags, mode);
+      if (flags !== "wx") return fh;
+      let size = 0;
+      // like RLIMIT_FSIZE: at most 7 bytes a call, a short count at the cap, EFBIG past it
+      const writev = async (parts: NodeJS.ArrayBufferView[], position: number) => {
+        const all = Buffer.concat(parts.map((p) => Buffer.from(p.buffer, p.byteOffset, p.byteLength)));
+        const n = Math.min(7, all.length, cap - size);
+        if (n <= 0) throw errno("EFBIG");
+        const { bytesWritten } = await fh.write(all, 0, n, position);
+        size += bytesWritten;
+        return { bytesWritten, buffers: parts };
+      };
+      return Object.assign(Object.create(fh), { writev, close: () => fh.close(), sync: () => fh.sync() });
+    };
+    const s = await FileStore.open(dir, { durable: false, fs: { open } });
+    const value = Uint8Array.from({ length: 100 }, (_, i) => i);
+    expect(await s.put("k", value, 0)).toBe(1);
+    expect(await s.get("k")).toEqual({ value, version: 1 });
+    cap = 50; // the next record does not fit: refused, the old one stays
+    const err = await s.put("k", value, 1).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StoreUnavailableError);
+    expect(await s.get("k")).toEqual({ value, version: 1 });
+    expect(files(dir).filter((f) => f.endsWith(".tmp"))).toEqual([]);
     await s.close();
   });
 
