@@ -18,7 +18,7 @@ import { AssembledRewards, GROUPING_DEFAULTS, type MakeAssembler } from "./group
 import { rowJudge } from "./judging.js";
 import { RunLedger } from "./ledger.js";
 import { Metrics } from "./metrics.js";
-import { parseRun } from "./parse.js";
+import { type RequestLimits, parseRun, requestLimits } from "./parse.js";
 import { HttpError, PROBLEM_TYPES, problem } from "./problem.js";
 import { type Service, matchRoute, scoreAssembled } from "./routes.js";
 import { MemoryStore, type StateStore, StoreUnavailableError } from "./store.js";
@@ -30,7 +30,8 @@ export interface ServiceCriterion extends Criterion {
   rule?: Rule | readonly Rule[];
 }
 
-export interface HandlerOptions extends Omit<EngineOptions, "rubric"> {
+/** Also the per-request limits (parse.ts): maxRows, maxGroups, maxCells. */
+export interface HandlerOptions extends Omit<EngineOptions, "rubric">, Partial<RequestLimits> {
   rubric: { criteria: readonly ServiceCriterion[] } | readonly ServiceCriterion[];
   /** Makes an engine: `createEngine` from the package's entry, or `createEngineFrom(load, ...)` of its core. */
   createEngine: (options: EngineOptions) => Engine | Promise<Engine>;
@@ -115,6 +116,7 @@ const HANDLER_KEYS = [
   "rubric", "createEngine", "store", "judge", "rules", "llm", "judgeTimeoutMs", "judgeConcurrency", "maxBodyBytes",
   "idempotencyWindow", "idempotencyWindowBytes", "maxBatch", "defaultRun", "maxCachedRuns", "maxCachedBytes", "engineRecycleCells", "log", "stepped",
   "groupSize", "groupWaitMs", "maxHeldRows", "maxHeldGroups", "makeAssembler", "rewardOutput",
+  "maxRows", "maxGroups", "maxCells",
 ];
 
 export function createHandler(options: HandlerOptions): FetchHandler {
@@ -145,8 +147,12 @@ export function createHandler(options: HandlerOptions): FetchHandler {
     maxHeldGroups = GROUPING_DEFAULTS.maxHeldGroups,
     makeAssembler,
     rewardOutput = "reward",
+    maxRows,
+    maxGroups,
+    maxCells,
     ...engineRest
   } = options;
+  const limits = requestLimits({ maxRows, maxGroups, maxCells });
   const store: StateStore = storeOption ?? new MemoryStore();
   const log = logOption ?? ((l: string) => console.error(l));
   for (const [name, v, min] of [
@@ -225,7 +231,7 @@ export function createHandler(options: HandlerOptions): FetchHandler {
     const byId = new Map(serviceCriteria.map((c) => [c.id, c] as const));
     const index = new Map(criteria.map((c, k) => [c, k] as const));
     service = {
-      ctx: { criteria, index, baseWeights: criteria.map((c) => Math.abs(byId.get(c)?.weight ?? 1)), defaultRun },
+      ctx: { criteria, index, baseWeights: criteria.map((c) => Math.abs(byId.get(c)?.weight ?? 1)), defaultRun, limits },
       template,
       stream,
       stepped,

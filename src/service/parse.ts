@@ -1,6 +1,6 @@
 /** Validation of request bodies: every rejection is a 400 naming the field. */
 import { unknownName } from "../validate.js";
-import { bad } from "./problem.js";
+import { HttpError, bad } from "./problem.js";
 
 export const RUN_RE = /^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}$/;
 
@@ -23,6 +23,54 @@ export interface ParseContext {
   /** |base weight| per criterion (rubric order), to fill groups without instance weights. */
   baseWeights: readonly number[];
   defaultRun: string;
+  limits: RequestLimits;
+}
+
+/**
+ * The work one request may cause, checked before anything is allocated for it: the engine's
+ * cells are rows x the rubric's criteria whatever the body names (a columnar body naming 1 of 32
+ * criteria still costs 32 cells a row), and a group-scope reply has one weights and one
+ * saturation entry per group and criterion. Past a limit: 413 naming it and the number.
+ */
+export interface RequestLimits {
+  /** Rows (rollouts) per request (/v1/score and /get_reward). */
+  maxRows: number;
+  /** Groups per request. */
+  maxGroups: number;
+  /** Score cells (rows x rubric criteria) per request. */
+  maxCells: number;
+}
+
+/** Defaults a training step fits in (e.g. 4,096 prompts x 64 samples x 16 criteria). */
+export const REQUEST_LIMITS: RequestLimits = { maxRows: 262_144, maxGroups: 16_384, maxCells: 4_194_304 };
+
+const LIMIT_FLAGS: Record<keyof RequestLimits, string> = { maxRows: "--max-rows", maxGroups: "--max-groups", maxCells: "--max-cells" };
+
+/** The limits given (createHandler options), checked, over the defaults. */
+export function requestLimits(given: Partial<Record<keyof RequestLimits, unknown>>): RequestLimits {
+  const out = { ...REQUEST_LIMITS };
+  for (const k of Object.keys(REQUEST_LIMITS) as (keyof RequestLimits)[]) {
+    const v = given[k];
+    if (v === undefined) continue;
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 1) throw new RangeError(`createHandler: ${k} must be an integer >= 1, got ${String(v)}`);
+    out[k] = v;
+  }
+  return out;
+}
+
+/** 413 when `count` is over the limit `which`. */
+export function checkLimit(limits: RequestLimits, which: keyof RequestLimits, count: number, field: string, what: string): void {
+  const max = limits[which];
+  if (count <= max) return;
+  const reason = `${count} ${what} in one request, more than the limit of ${max} (serve ${LIMIT_FLAGS[which]}, createHandler ${which}); split the request`;
+  throw new HttpError(413, `${field}: ${reason}`, field, {}, reason);
+}
+
+/** Rows, cells (rows x the rubric's K) and groups of one request, against the limits. */
+function checkSize(ctx: ParseContext, rows: number, groups: number, field: string): void {
+  checkLimit(ctx.limits, "maxRows", rows, field, "rows");
+  checkLimit(ctx.limits, "maxCells", rows * ctx.criteria.length, field, `score cells (${rows} rows x ${ctx.criteria.length} criteria)`);
+  checkLimit(ctx.limits, "maxGroups", groups, field, "groups");
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
@@ -69,6 +117,7 @@ export function parseScoreBody(body: unknown, ctx: ParseContext, stepParam: stri
     }
     const groups = body.groups;
     if (!Array.isArray(groups) || groups.length === 0) throw bad("groups", "a non-empty array");
+    checkLimit(ctx.limits, "maxGroups", groups.length, "groups", "groups");
     let n = 0;
     for (let g = 0; g < groups.length; g++) {
       const grp = groups[g];
@@ -76,6 +125,7 @@ export function parseScoreBody(body: unknown, ctx: ParseContext, stepParam: stri
       if (!Array.isArray(grp.rows) || grp.rows.length === 0) throw bad(`groups[${g}].rows`, "a non-empty array");
       n += grp.rows.length;
     }
+    checkSize(ctx, n, groups.length, "groups");
     const scores = new Float32Array(n * K).fill(NaN);
     const groupSizes: number[] = [];
     const groupIds: string[] = [];
@@ -128,12 +178,14 @@ export function parseScoreBody(body: unknown, ctx: ParseContext, stepParam: stri
   }
   const sizes = body.groupSizes;
   if (!Array.isArray(sizes) || sizes.length === 0) throw bad("groupSizes", "a non-empty array of positive integers");
+  checkLimit(ctx.limits, "maxGroups", sizes.length, "groupSizes", "groups");
   let n = 0;
   for (let g = 0; g < sizes.length; g++) {
     const s = sizes[g];
     if (typeof s !== "number" || !Number.isSafeInteger(s) || s < 1) throw bad(`groupSizes[${g}]`, "a positive integer");
     n += s;
   }
+  checkSize(ctx, n, sizes.length, "groupSizes");
   const raw = body.scores;
   const C = cols.length;
   if (!Array.isArray(raw)) throw bad("scores", "an array of numbers (n x criteria, row-major)");
@@ -194,7 +246,7 @@ function groupKey(v: unknown, field: string): string {
  * `{prompt, response, label}` (one). Rows are grouped by key over the whole request (never by
  * adjacency): `group_ids` (one per row) or `group` (all rows), else the prompt.
  */
-export function parseRewardBody(body: unknown, runParam: string | null, defaultRun: string, stepParam: string | null = null): RewardRequest {
+export function parseRewardBody(body: unknown, runParam: string | null, defaultRun: string, stepParam: string | null = null, ctx?: Pick<ParseContext, "criteria" | "limits">): RewardRequest {
   if (!isObject(body)) throw bad("body", "a JSON object");
   const slime = body.query === undefined && body.response !== undefined;
   for (const key of Object.keys(body)) {
@@ -215,6 +267,10 @@ export function parseRewardBody(body: unknown, runParam: string | null, defaultR
   }
   const query = body.query;
   if (!Array.isArray(query)) throw bad("query", "an array of strings (or send slime's {prompt, response, label})");
+  if (ctx) {
+    checkLimit(ctx.limits, "maxRows", query.length, "query", "rollouts");
+    checkLimit(ctx.limits, "maxCells", query.length * ctx.criteria.length, "query", `score cells (${query.length} rollouts x ${ctx.criteria.length} criteria)`);
+  }
   query.forEach((q, i) => {
     if (typeof q !== "string") throw bad(`query[${i}]`, "a string");
   });
@@ -247,6 +303,7 @@ export function parseRewardBody(body: unknown, runParam: string | null, defaultR
     const name = given[0]!;
     const gs = body[name];
     if (!Array.isArray(gs) || gs.length === 0) throw bad(name, "a non-empty array of positive integers");
+    if (ctx) checkLimit(ctx.limits, "maxGroups", gs.length, name, "groups");
     let total = 0;
     gs.forEach((s, g) => {
       if (typeof s !== "number" || !Number.isSafeInteger(s) || s < 1) throw bad(`${name}[${g}]`, "a positive integer");

@@ -183,7 +183,7 @@ async function postScore(s: Service, { request, url }: RouteRequest): Promise<Re
 
 async function postReward(s: Service, { request, url }: RouteRequest): Promise<Response> {
   const bytes = await readBody(request, s.maxBodyBytes);
-  const req = parseRewardBody(parseJson(bytes), url.searchParams.get("run"), s.defaultRun, url.searchParams.get("step"));
+  const req = parseRewardBody(parseJson(bytes), url.searchParams.get("run"), s.defaultRun, url.searchParams.get("step"), s.ctx);
   // OpenRLHF with several reward URLs shards one sample: the other servers get {"query": []}.
   if (req.query.length === 0) return new Response(JSON.stringify({ rewards: [], scores: [], extra_logs: {} }), { headers: JSON_HEADERS });
   if (s.advantageOnly !== undefined && s.rewardOutput === "reward") {
