@@ -55,7 +55,15 @@ export type RuleSet = Record<string, Rule | readonly Rule[]>;
 
 type Check = (text: string) => boolean;
 
-function compileRule(rule: Rule, where: string): { check: Check; target: RuleTarget } {
+/** Why a regex may backtrack catastrophically (refused), or undefined (accepted). See regex-check.ts. */
+export type RegexCheck = (source: string, flags: string) => string | undefined;
+
+export interface RulesJudgeOptions {
+  /** Checks every regex rule when the rules are compiled; a reason refuses the rule. */
+  checkRegex?: RegexCheck;
+}
+
+function compileRule(rule: Rule, where: string, options: RulesJudgeOptions): { check: Check; target: RuleTarget } {
   if (rule === null || typeof rule !== "object") throw new Error(`${where}: a rule is an object`);
   const r = rule as Record<string, unknown>;
   const target = (r.target ?? "response") as RuleTarget;
@@ -88,6 +96,8 @@ function compileRule(rule: Rule, where: string): { check: Check; target: RuleTar
     } catch (e) {
       throw new Error(`${where}.regex: ${(e as Error).message}`);
     }
+    const risk = options.checkRegex?.(r.regex, re.flags);
+    if (risk !== undefined) throw new Error(`${where}.regex: ${JSON.stringify(r.regex)} ${risk}`);
     return { target, check: (t) => re.test(t) };
   }
   if (kind === "json") {
@@ -121,11 +131,11 @@ function compileRule(rule: Rule, where: string): { check: Check; target: RuleTar
  * that pass (1 or 0 for a single rule); criteria without rules are not judged (null).
  * Rules are compiled (and rejected) when the judge is made, not per request.
  */
-export function rulesJudge(rules: RuleSet): Judge {
+export function rulesJudge(rules: RuleSet, options: RulesJudgeOptions = {}): Judge {
   const compiled = Object.entries(rules).map(([id, spec]) => {
     const list = Array.isArray(spec) ? spec : [spec as Rule];
     if (list.length === 0) throw new Error(`rules.${id}: at least one rule`);
-    return [id, list.map((r, i) => compileRule(r as Rule, `rules.${id}${Array.isArray(spec) ? `[${i}]` : ""}`))] as const;
+    return [id, list.map((r, i) => compileRule(r as Rule, `rules.${id}${Array.isArray(spec) ? `[${i}]` : ""}`, options))] as const;
   });
   return (query, prompt) => {
     const response = prompt !== "" && query.startsWith(prompt) ? query.slice(prompt.length) : query;
@@ -138,6 +148,11 @@ export function rulesJudge(rules: RuleSet): Judge {
     }
     return out;
   };
+}
+
+/** Whether any rule of the set is a regex (the regex check is loaded only then). */
+export function hasRegexRule(rules: RuleSet): boolean {
+  return Object.values(rules).some((spec) => (Array.isArray(spec) ? spec : [spec]).some((r) => r !== null && typeof r === "object" && "regex" in r));
 }
 
 /** Rules declared on the rubric's criteria (`{"id": "format", "rule": {"json": true}}`). */

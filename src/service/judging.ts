@@ -48,8 +48,13 @@ export function rowJudge(o: RowJudgeOptions): (req: RewardRequest) => Promise<Ju
     const valid = new Uint8Array(n).fill(1);
     const out: Judged = { scores, valid, failures: 0, failuresByStatus: {}, firstError: undefined };
     let next = 0;
+    // Every 1024 rollouts all judge loops wait for one macrotask: a large request (or a synchronous
+    // judge) does not keep /healthz and the other requests waiting.
+    let pause: Promise<void> | undefined;
     const worker = async () => {
       for (let i = next++; i < n; i = next++) {
+        if (i % 1024 === 1023) pause ??= new Promise<void>((r) => setTimeout(() => { pause = undefined; r(); }, 0));
+        if (pause) await pause;
         try {
           const answer = await runJudge(o.judge, [req.query[i]!, req.prompts[i]!, req.labels?.[i]], i, o.criteria, o.timeoutMs);
           if (answer === null || typeof answer !== "object") throw new TypeError("judge answered no object");
@@ -59,7 +64,8 @@ export function rowJudge(o: RowJudgeOptions): (req: RewardRequest) => Promise<Ju
             const v = answer[c];
             if (k === undefined) throw new TypeError(`judge scored unknown criterion '${c}'`);
             if (v === null || v === undefined) continue;
-            if (typeof v !== "number" || !Number.isFinite(v)) throw new TypeError(`judge gave '${c}' a non-finite score`);
+            // Finite as a double but not as float32 (1e39) is no score either: this rollout is invalid, not the batch.
+            if (typeof v !== "number" || !Number.isFinite(Math.fround(v))) throw new TypeError(`judge gave '${c}' a non-finite score${typeof v === "number" && Number.isFinite(v) ? ` (${v} is outside the float32 range)` : ""}`);
             row[k] = v;
           }
           scores.set(row, i * K);
