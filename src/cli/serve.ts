@@ -8,6 +8,7 @@ import { EXIT, UsageError, type CommandSpec, type Values } from "./flags.js";
 import { JUDGE_GROUP, llmOptionsFromFlags, strayJudgeFlags } from "./judge-flags.js";
 import { FileStore } from "../service/file-store.js";
 import { createHandler, type HandlerOptions } from "../service/handler.js";
+import { hasRegexRule, rulesFromRubric, type Judge, type RulesJudgeOptions } from "../service/judges.js";
 import { serveNode } from "../service/node.js";
 import type { StateStore } from "../service/store.js";
 
@@ -31,7 +32,13 @@ tau, minWeight, maxWeight, mix, decay, advEps; flags override it. Here the defau
         { name: "run-ttl", arg: "SECONDS", help: "with --store: drop a run's keys after this long without a write (default 0: never)" },
         { name: "judge", arg: "J", help: "labels (default), rules (the rubric's \"rule\" fields) or llm (an LLM checks\neach criterion's \"text\": see the llm judge flags), for /get_reward", choices: ["labels", "rules", "llm"] },
         { name: "judge-timeout", arg: "MS", help: "per rollout, retries included (default 30000; llm 300000)" },
-        { name: "max-body", arg: "BYTES", help: "default 8388608" },
+        { name: "max-body", arg: "BYTES", help: "largest request body (default 8388608); a larger Content-Length answers 413\nbefore the body is read" },
+        { name: "max-rows", arg: "N", help: "rows (rollouts) per request, /v1/score and /get_reward (default 262144); past it 413" },
+        { name: "max-groups", arg: "N", help: "groups per request (default 16384); past it 413" },
+        { name: "max-cells", arg: "N", help: "score cells (rows x the rubric's criteria) per request (default 4194304);\npast it 413" },
+        { name: "max-inflight-bytes", arg: "BYTES", help: "request bodies held at once over all connections (default 134217728);\npast it 503 + Retry-After" },
+        { name: "headers-timeout", arg: "MS", help: "time a client has to send a request's headers (default 10000)" },
+        { name: "request-timeout", arg: "MS", help: "time a client has to send a whole request, body included (default 60000)" },
         { name: "group-size", arg: "N", help: "/get_reward: hold rows of one run and group key (group_ids/group, else the\nprompt) until N arrived (e.g. OpenRLHF's n_samples_per_prompt), then score them\nas one group; without it each request is its own batch" },
         { name: "group-wait", arg: "MS", help: "with --group-size: score a group as it is this long after its first row\n(default 5000)" },
         { name: "max-held-rows", arg: "N", help: "with --group-size: most rows held at once; past it 503 + Retry-After (default 65536)" },
@@ -104,6 +111,11 @@ export async function serve(
   if (stray.length > 0) throw new UsageError(`${stray.join(", ")}: only with --judge llm`);
   const llm = judge === "llm" ? await llmOptionsFromFlags(values, (l) => process.stderr.write(`${l}\n`)) : undefined;
   const maxBodyBytes = num(values["max-body"], "max-body") ?? 8 * 1024 * 1024;
+  // Group scope shares one engine across all runs and persists nothing: a method that carries
+  // state across calls (pow3r's contrasts; src/core.ts counts its updates) would mix the runs.
+  if (options.scope === "group" && options.method === "pow3r") {
+    throw new UsageError("--scope group with method pow3r: pow3r carries state from call to call, which the group scope would share across all runs and never save; use --scope stream (per-run state, kept in the state store)");
+  }
   const port = num(values.port, "port") ?? 8787;
 
   const store = await openStore(values);
@@ -112,10 +124,13 @@ export async function serve(
     rubric: rubric as HandlerOptions["rubric"],
     createEngine,
     store,
-    judge: judge as HandlerOptions["judge"],
+    judge: judge === "rules" ? await rulesJudgeOffThread(file.criteria as Parameters<typeof rulesFromRubric>[0]) : (judge as HandlerOptions["judge"]),
     llm,
     judgeTimeoutMs: num(values["judge-timeout"], "judge-timeout"),
     maxBodyBytes,
+    maxRows: num(values["max-rows"], "max-rows"),
+    maxGroups: num(values["max-groups"], "max-groups"),
+    maxCells: num(values["max-cells"], "max-cells"),
     idempotencyWindow: num(values["idempotency-window"], "idempotency-window"),
     idempotencyWindowBytes: num(values["idempotency-window-bytes"], "idempotency-window-bytes"),
     maxCachedRuns: num(values["max-cached-runs"], "max-cached-runs"),
@@ -140,7 +155,20 @@ export async function serve(
   // A guard, not a fix: a promise rejected with no handler is logged and the server goes on (its state is written only through the ledger's commits).
   const onUnhandled = (e: unknown) => process.stderr.write(`focal-reward serve: unhandled rejection (still serving): ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
   process.on("unhandledRejection", onUnhandled);
-  const srv = await serveNode(handler, { port, host: (values.host as string | undefined) ?? "127.0.0.1", maxBodyBytes });
+  let srv: Awaited<ReturnType<typeof serveNode>>;
+  try {
+    srv = await serveNode(handler, {
+      port,
+      host: (values.host as string | undefined) ?? "127.0.0.1",
+      maxBodyBytes,
+      maxInflightBytes: num(values["max-inflight-bytes"], "max-inflight-bytes"),
+      headersTimeoutMs: num(values["headers-timeout"], "headers-timeout"),
+      requestTimeoutMs: num(values["request-timeout"], "request-timeout"),
+    });
+  } catch (e) {
+    await handler.close();
+    throw e instanceof RangeError ? new UsageError(e.message.replace(/^serveNode: /, "")) : e;
+  }
   log(`focal-reward serve: listening on ${srv.url} (state: ${values.store ? `redis ${redactUrl(values.store)}` : values["state-dir"] ? `dir ${values["state-dir"]}` : "memory"})`);
 
   return new Promise<number>((resolve) => {
@@ -166,6 +194,23 @@ export async function serve(
     process.on("SIGTERM", stop);
     process.on("SIGINT", stop);
   });
+}
+
+/**
+ * `--judge rules`: the rules checked (regexes by the ReDoS check, loaded only when there is one)
+ * and run in a worker thread, so that --judge-timeout stops a rule that runs away.
+ */
+async function rulesJudgeOffThread(criteria: Parameters<typeof rulesFromRubric>[0]): Promise<Judge> {
+  const rules = rulesFromRubric(criteria);
+  const options: RulesJudgeOptions = {};
+  if (hasRegexRule(rules)) {
+    const { loadRegexCheck } = await import("../service/regex-check.js");
+    const check = await loadRegexCheck();
+    if (typeof check === "string") process.stderr.write(`focal-reward serve: note: ${check}\n`);
+    else options.checkRegex = check;
+  }
+  const { workerRulesJudge } = await import("../service/rules-worker.js");
+  return workerRulesJudge(rules, options);
 }
 
 export async function run(values: Values): Promise<number> {

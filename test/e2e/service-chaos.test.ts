@@ -5,11 +5,15 @@
  * same: every acknowledged update is in the final state exactly once (seq 1..N, state = the
  * sequential replay of what was acknowledged). kill -9 under load is in service-e2e.test.ts.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { replayCheck, runTrainers, startServer, writeRubric } from "../support/serve-load.js";
+import { CRITERIA, K, replayCheck, runLoad, runTrainers, settle, startServer, writeRubric } from "../support/serve-load.js";
+import { CLI as MAIN } from "../support/paths.js";
+/** Open files for the EMFILE test: enough to start and serve some, too few for 48 connections and the store. */
+const FD_LIMIT = 40;
 
 type Server = Awaited<ReturnType<typeof startServer>>;
 const dirs: string[] = [];
@@ -52,4 +56,72 @@ describe("serve under chaos", () => {
     console.log(`two writers: ${result.issued} steps over two servers, ${seen} compare-and-set conflicts, ${result.retried.size} retried (conflicts past the handler's own retries), final seq ${check.serverSeq}`);
     await c.stop();
   }, 240_000);
+
+  it("disk full (ulimit -f): writes that do not fit answer 503 with nothing applied; the rest is kept exactly", async () => {
+    const stateDir = join(tempDir(), "state");
+    // files up to 32-64 KiB (the shell's blocks): a run record and a 64-row answer fit, a 16,384-row answer does not
+    const s = await start({ stateDir, ulimit: "-f 64" });
+    const big = JSON.stringify({ run: "bench", criteria: CRITERIA.map((c) => c.id), scores: Array(16384 * K).fill(0.5), groupSizes: Array(2048).fill(8) });
+    const refused: number[] = [];
+    const acks = new Map<number, number>();
+    const load = runTrainers({ url: s.url, steps: 120, connections: 8, acks });
+    for (let i = 0; i < 6; i++) {
+      const res = await fetch(`${s.url}/v1/score`, { method: "POST", headers: { "content-type": "application/json", "idempotency-key": `big-${i}` }, body: big });
+      const problem = (await res.json()) as { type?: string; detail?: string };
+      expect(problem.type, `${res.status} ${String(problem.detail).slice(0, 200)}`).toBe("urn:focal-reward:problem:store-unavailable");
+      expect(problem.detail).toMatch(/EFBIG/);
+      refused.push(res.status);
+    }
+    const result = await load;
+    expect(refused).toEqual(Array(6).fill(503));
+    expect(files(stateDir).filter((f) => f.endsWith(".tmp"))).toEqual([]);
+    expect(s.output()).not.toMatch(/unhandled|EFBIG.*\n.*at /);
+    expect((await s.stop()).code).toBe(0);
+    const again = await start({ stateDir });
+    const check = await replayCheck({ url: again.url, acks: result.acks });
+    expect(check.problems).toEqual([]);
+    expect(check.serverSeq).toBe(result.issued);
+    await again.stop();
+  }, 240_000);
+
+  it("too few file descriptors (ulimit -n): requests fail or are retried, the server keeps serving, nothing lost or doubled", async () => {
+    const stateDir = join(tempDir(), "state");
+    const s = await start({ stateDir, ulimit: `-n ${FD_LIMIT}` });
+    // 48 keep-alive connections hold more descriptors than the process has: accepts and the
+    // store's files fail with EMFILE (503, or a cut connection) while they are open
+    const load = await runLoad({ url: s.url, amount: 200, connections: 48 });
+    const failed = load.result.non2xx + load.result.errors;
+    expect(failed).toBeGreaterThan(0); // the shortage was felt
+    expect(s.child.exitCode).toBe(null); // still serving
+    // then, as trainers do, every unanswered step is retried with its key until answered
+    const replays = await settle({ url: s.url, issued: load.issued, acks: load.acks });
+    const result = { acks: load.acks, issued: load.issued.length, retried: { size: failed }, replays };
+    const health = await fetch(`${s.url}/healthz`);
+    expect(health.status).toBe(200);
+    expect((await s.stop()).code).toBe(0);
+    const again = await start({ stateDir });
+    const check = await replayCheck({ url: again.url, acks: result.acks });
+    expect(check.problems).toEqual([]);
+    expect(check.serverSeq).toBe(result.issued);
+    console.log(`EMFILE: ulimit -n ${FD_LIMIT}, 48 clients, ${result.issued} steps, ${result.retried.size} retried, ${result.replays} answered from the store; final seq ${check.serverSeq}`);
+    await again.stop();
+  }, 240_000);
+
+  it("refuses at startup: --scope group with pow3r (state shared by all runs, never saved), a catastrophic regex rule", async () => {
+    const dir = tempDir();
+    const rubric = join(dir, "r.json");
+    writeFileSync(rubric, JSON.stringify({ criteria: [{ id: "a" }, { id: "b", rule: { regex: "^(\\w+\\s?)*$" } }] }));
+    const run = (args: string[]) => spawnSync(process.execPath, [MAIN, "serve", "--rubric", rubric, "--port", "0", ...args], { encoding: "utf8", timeout: 60_000 });
+    const pow3r = run(["--scope", "group", "--method", "pow3r"]);
+    expect(pow3r.status).toBe(2);
+    expect(pow3r.stderr).toMatch(/--scope group with method pow3r: pow3r carries state from call to call/);
+    const redos = run(["--judge", "rules"]);
+    expect(redos.status).not.toBe(0);
+    expect(redos.stderr).toMatch(/rules\.b\.regex: .* can backtrack catastrophically/);
+  }, 120_000);
 });
+
+/** Every file under dir, relative. */
+function files(dir: string): string[] {
+  return readdirSync(dir, { recursive: true }) as string[];
+}
