@@ -77,7 +77,7 @@ export function serveNode(handler: FetchHandler, options: NodeServeOptions = {})
 
   /** Answers without reading the body, and closes the connection (the unread body is not parsed as a request). */
   function refuse(res: ServerResponse, status: number, detail: string, headers: Record<string, string> = {}): void {
-    const out = problemBody(status, detail, status === 413 ? "body" : undefined);
+    const out = problemBody(status, detail);
     res.writeHead(status, { "content-type": "application/problem+json", "content-length": String(Buffer.byteLength(out)), connection: "close", ...headers });
     res.end(out);
   }
@@ -89,15 +89,18 @@ export function serveNode(handler: FetchHandler, options: NodeServeOptions = {})
     try {
       const cl = req.headers["content-length"];
       const announced = cl === undefined ? 0 : Number(cl);
-      if (announced > limit) return refuse(res, 413, `request body larger than ${limit} bytes (Content-Length ${cl}; serve --max-body)`);
-      if (held + announced > maxInflightBytes) {
+      // Over the limit by its Content-Length: the handler answers 413 from the header alone (and
+      // counts it); the body is discarded as it arrives, never held, so the client can read the answer.
+      const early = announced > limit;
+      if (early) req.resume();
+      if (!early && held + announced > maxInflightBytes) {
         return refuse(res, 503, `request bodies in flight would pass ${maxInflightBytes} bytes (serve --max-inflight-bytes); retry`, { "retry-after": "1" });
       }
-      mine = announced;
+      mine = early ? 0 : announced;
       held += mine;
       let over = false;
       let busy = false;
-      const body = await new Promise<Buffer | undefined>((resolve, reject) => {
+      const body = early ? undefined : await new Promise<Buffer | undefined>((resolve, reject) => {
         const chunks: Buffer[] = [];
         let total = 0;
         const done = () => resolve(chunks.length === 0 ? undefined : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
