@@ -578,7 +578,11 @@ export function streamWeights(): void {
   }
   let w = focalWeights(SATW, BASEW, FSTREAM);
   for (let k = 0; k < KP; k++) store<f32>(FSTREAMR + (<usize>k << 2), <f32>load<f64>(w + (<usize>k << 3)));
+  streamSum = laneSum(FSTREAMR);
 }
+
+/** laneSum(FSTREAMR), kept by streamWeights for scoreOne. */
+let streamSum: f32 = 0;
 
 /** GB (f32) and GBW (f64): a group's instance weights at `at`, lanes past K 0. */
 function loadGroupBase(at: usize): void {
@@ -843,7 +847,7 @@ export function scoreOne(): f32 {
     let rW = weightedMeanWide(ROWW, w);
     return rW == rW ? <f32>rW : d;
   }
-  let r = weightedMean(ROWU, FSTREAMR);
+  let r = rowMean(ROWU, FSTREAMR, streamSum); // score()'s sums for the same row
   return r == r ? r : d;
 }
 

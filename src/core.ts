@@ -274,6 +274,11 @@ class FocalEngine implements Engine {
 
   scoreOne(row: ArrayLike<number> | Readonly<Record<string, number | null | undefined>> | readonly NamedScore[]): number {
     const k = this.criteria.length;
+    if (row instanceof Float32Array && row.length === k && this.settings.outOfScale !== "error") {
+      // The hot path: checked in place, copied once (into the kernel's row).
+      for (let i = 0; i < k; i++) if (row[i] === Infinity || row[i] === -Infinity) throw infiniteCell(this.criteria[i], row[i]);
+      return this.stepped !== undefined ? this.stepped.scoreOne(row, this.steps!) : this.impl.scoreOne(row);
+    }
     const values = this.row;
     if (row instanceof Float32Array && row.length === k) {
       values.set(row);
@@ -302,9 +307,7 @@ class FocalEngine implements Engine {
     } else {
       throw new TypeError("scoreOne: expected an array of scores, [{ name, score }] or a { criterion: score } record");
     }
-    for (let i = 0; i < k; i++) {
-      if (values[i] === Infinity || values[i] === -Infinity) throw new RangeError(`scoreOne: criterion '${this.criteria[i]}' is ${values[i]}; scores must be finite or NaN`);
-    }
+    for (let i = 0; i < k; i++) if (values[i] === Infinity || values[i] === -Infinity) throw infiniteCell(this.criteria[i], values[i]);
     if (this.settings.outOfScale === "error") {
       const e = outOfScaleError(this.rubric, values, 1, undefined);
       if (e instanceof OutOfScaleError) throw new OutOfScaleError(-1, e.criterion, e.value, e.scale, "scoreOne");
@@ -348,6 +351,8 @@ function outputBuffers(into: unknown, n: number, wLen: number): OutputBuffers {
   }
   return o as unknown as OutputBuffers;
 }
+
+const infiniteCell = (id: string, x: number) => new RangeError(`scoreOne: criterion '${id}' is ${x}; scores must be finite or NaN`);
 
 /** One score: a number (NaN = absent) or null/undefined (absent). */
 function cell(x: unknown, i: number, where: string): number {

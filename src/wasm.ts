@@ -87,6 +87,9 @@ export class WasmBackend implements Backend {
   private readonly stats: Float64Array;
   /** Out-of-scale counts of the last call, likewise. */
   private readonly outside: Float64Array;
+  /** scoreOne's input (Region.Row): its f32 index and a view of it. */
+  private readonly rowAt: number;
+  private row: Float32Array;
 
   constructor(
     readonly name: BackendName,
@@ -130,6 +133,8 @@ export class WasmBackend implements Backend {
       if (name !== "End") this.f64[kernel.slot(Head.SettingsAt + Setting[name as keyof typeof Setting]) >>> 3] = value;
     }
     kernel.configure();
+    this.rowAt = kernel.region(Region.Row) >>> 2;
+    this.row = this.f32.subarray(this.rowAt, this.rowAt + k);
   }
 
   /** Writes K values into a region of f32 lanes. */
@@ -250,7 +255,9 @@ export class WasmBackend implements Backend {
   }
 
   scoreOne(row: Float32Array): number {
-    this.put(Region.Row, row);
+    // A view of the kernel's row, made again only once growing memory detached it (length 0).
+    if (this.row.length === 0) this.row = this.f32.subarray(this.rowAt, this.rowAt + this.k);
+    this.row.set(row);
     return this.kernel.scoreOne();
   }
 
