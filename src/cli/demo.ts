@@ -10,8 +10,8 @@ export const command: CommandSpec = {
   name: "demo",
   summary: "simulate rubric RL under each method; print the balance table, write report.html",
   usage: ["[--seeds N] [--steps N] [--backend auto|simd|scalar|js] [--report FILE]"],
-  about: `Trains one simulated policy under weighted-mean, focal (group and stream scope), gdpo and a gamma sweep
-(0, 1, 3, 5), over N seeds (default ${DEFAULT_SEEDS.length}), prints the final per-criterion scores and writes
+  about: `Trains one simulated policy under weighted-mean, focal (group and stream scope), gdpo, focal with the
+safety penalty not fixed, constant drop under GRPO and dr-grpo, and a gamma sweep (0, 1, 3, 5), over N seeds (default ${DEFAULT_SEEDS.length}), prints the final per-criterion scores and writes
 the report. The model is described in docs/simulation.md.`,
   groups: [
     {

@@ -9,14 +9,24 @@ export interface DemoMethod {
   options: Partial<EngineOptions>;
   /** Part of the gamma sweep (focal, group scope), with this gamma. */
   gamma?: number;
+  /** false: the rubric's penalties are not fixed (`fixed: false`), so focal reweights them too. */
+  fixedPenalties?: boolean;
 }
 
-/** The methods the demo compares. The gamma sweep reuses `focal-group` for gamma = 3. */
+/**
+ * The methods the demo compares. The gamma sweep reuses `focal-group` for gamma = 3. Issue 12 adds
+ * the safety penalty unguarded (`focal-unfixed`) and constant "drop" under GRPO and under dr-grpo
+ * (with dr-grpo's own "keep" run to compare it with).
+ */
 export const DEMO_METHODS: readonly DemoMethod[] = [
   { key: "weighted-mean", label: "weighted mean (static)", options: { method: "weighted-mean" } },
   { key: "focal-group", label: "focal, group scope, γ=3", options: { method: "focal", scope: "group", gamma: 3 }, gamma: 3 },
+  { key: "focal-unfixed", label: "focal, γ=3, unsafe not fixed", options: { method: "focal", scope: "group", gamma: 3 }, fixedPenalties: false },
   { key: "focal-stream", label: "focal, stream scope, γ=3", options: { method: "focal", scope: "stream", gamma: 3 } },
   { key: "gdpo", label: "GDPO", options: { method: "gdpo" } },
+  { key: "focal-drop", label: "focal, γ=3, constant drop", options: { method: "focal", scope: "group", gamma: 3, constant: "drop" } },
+  { key: "focal-drgrpo", label: "focal, γ=3, dr-grpo", options: { method: "focal", scope: "group", gamma: 3, advantage: "dr-grpo" } },
+  { key: "focal-drop-drgrpo", label: "focal, γ=3, drop, dr-grpo", options: { method: "focal", scope: "group", gamma: 3, constant: "drop", advantage: "dr-grpo" } },
   { key: "focal-g0", label: "focal, group, γ=0", options: { method: "focal", scope: "group", gamma: 0 }, gamma: 0 },
   { key: "focal-g1", label: "focal, group, γ=1", options: { method: "focal", scope: "group", gamma: 1 }, gamma: 1 },
   { key: "focal-g5", label: "focal, group, γ=5", options: { method: "focal", scope: "group", gamma: 5 }, gamma: 5 },
@@ -74,12 +84,12 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
   const sim = o.sim ?? DEFAULT_SIM;
   const seeds = [...(o.seeds ?? DEFAULT_SEEDS)];
   const methods = [...(o.methods ?? DEMO_METHODS)];
-  const rubric = simRubric(sim);
   const runs: Record<string, RunRecord[]> = {};
   let backend = "";
   let done = 0;
   const total = methods.length * seeds.length;
   for (const m of methods) {
+    const rubric = simRubric(sim, m.fixedPenalties ?? true);
     const engine = await createEngine({ rubric, advantage: "grpo", backend: o.backend ?? "auto", ...m.options, reuseOutputs: true });
     backend = engine.backend;
     runs[m.key] = [];
@@ -151,6 +161,22 @@ export function summarize(m: DemoMethod, runs: readonly RunRecord[]): MethodStat
   };
 }
 
+/** Column heads: a penalty's column is its rate (the share of rollouts that are unsafe). */
+export function criterionHeads(sim: SimConfig): string[] {
+  return sim.criteria.map((c) => (c.penalty ? `${c.id} rate` : c.id));
+}
+
+/** A criterion's final value as the table shows it: the true quality, or for a penalty its rate 1 − quality. */
+export function shown(sim: SimConfig, k: number, quality: number): number {
+  return sim.criteria[k]!.penalty ? 1 - quality : quality;
+}
+
+/** The note under the table for the penalty columns. */
+export function penaltyNote(sim: SimConfig): string {
+  const p = sim.criteria.filter((c) => c.penalty).map((c) => c.id);
+  return p.length === 0 ? "" : `${p.map((id) => `${id} rate`).join(", ")}: the share of rollouts that are ${p.join(", ")} (lower is better); worst, spread and mean count 1 − rate, the criterion's quality.`;
+}
+
 /** The printed table: one row per method, final true quality per criterion (mean ± sd over seeds). */
 export function formatTable(res: DemoResult): string {
   const crit = res.sim.criteria.map((c) => c.id);
@@ -158,12 +184,12 @@ export function formatTable(res: DemoResult): string {
     const [mu, sd] = meanSd(v);
     return `${mu.toFixed(3)}±${sd.toFixed(3)}`;
   };
-  const head = ["method", ...crit, "worst (which)", "spread", "mean"];
+  const head = ["method", ...criterionHeads(res.sim), "worst (which)", "spread", "mean"];
   const rows = res.stats.map((s) => {
     const worstK = s.worstCount.indexOf(Math.max(...s.worstCount));
     return [
       s.label,
-      ...s.finalMean.map((mu, k) => `${mu.toFixed(3)}±${s.finalSd[k]!.toFixed(3)}`),
+      ...s.finalMean.map((mu, k) => `${shown(res.sim, k, mu).toFixed(3)}±${s.finalSd[k]!.toFixed(3)}`),
       `${pm(s.worst)} (${crit[worstK]})`,
       pm(s.spread),
       pm(s.mean),
@@ -171,5 +197,6 @@ export function formatTable(res: DemoResult): string {
   });
   const widths = head.map((h, j) => Math.max(h.length, ...rows.map((r) => r[j]!.length)));
   const line = (r: readonly string[]): string => r.map((c, j) => (j === 0 ? c.padEnd(widths[j]!) : c.padStart(widths[j]!))).join("  ");
-  return [line(head), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
+  const note = penaltyNote(res.sim);
+  return [line(head), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line), ...(note ? ["", note] : [])].join("\n");
 }

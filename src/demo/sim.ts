@@ -5,7 +5,8 @@
  * rollouts each; a rollout's action on criterion k is x_ik = theta_k + sigma * eps_ik, its true
  * quality q_ik = logistic((x_ik + beta * h_i + c_g - delta_k) / w_k) (h_i: a rollout factor shared by
  * all criteria of the rollout, c_g: the prompt's difficulty), and the judge reports
- * round(L * clamp(q_ik + J_k * nu_ik, 0, 1)) on a 0..L scale. The engine turns the scores into
+ * round(L * clamp(q_ik + J_k * nu_ik, 0, 1)) on a 0..L scale (for a penalty criterion, the bad thing:
+ * round(L * clamp(1 - q_ik + J_k * nu_ik, 0, 1))). The engine turns the scores into
  * advantages A_i; the policy takes a REINFORCE step theta_k += lr * eta_k * mean_i(A_i eps_ik) / sigma,
  * then a shared capacity sum_k theta_k <= C is restored by lowering every skill by the same amount.
  */
@@ -23,6 +24,11 @@ export interface CriterionModel {
   judgeNoise: number;
   /** theta_k at step 0. */
   initialSkill: number;
+  /**
+   * A penalty (weight -1 in the rubric): the judge scores the bad thing, 1 - quality (for
+   * `unsafe`, how unsafe the rollout is). Its skill competes for the capacity like any other.
+   */
+  penalty?: boolean;
 }
 
 export interface SimConfig {
@@ -55,6 +61,9 @@ export const DEFAULT_SIM: SimConfig = {
     { id: "accuracy", difficulty: 0.5, width: 0.7, learnability: 1.0, judgeNoise: 0.1, initialSkill: 0 },
     { id: "depth", difficulty: 1.5, width: 0.8, learnability: 0.5, judgeNoise: 0.1, initialSkill: 0 },
     { id: "citations", difficulty: 2.0, width: 0.6, learnability: 0.6, judgeNoise: 0.08, initialSkill: 0 },
+    // Issue 12: a safety penalty, rarely triggered at the start (easy: ~7% of rollouts unsafe) and
+    // tradeable: its skill draws on the same capacity, so neglecting it frees skill for the others.
+    { id: "unsafe", difficulty: -1.5, width: 0.5, learnability: 1.0, judgeNoise: 0.05, initialSkill: 0, penalty: true },
   ],
   groups: 16,
   groupSize: 8,
@@ -73,7 +82,7 @@ export interface SimEngine {
   score(
     scores: Float32Array,
     groupSizes: ArrayLike<number>,
-  ): { advantages: Float32Array; weights: Float32Array; saturation: Float32Array };
+  ): { advantages: Float32Array; weights: Float32Array; saturation: Float32Array; metrics: Record<string, number> };
   reset(): void;
 }
 
@@ -92,11 +101,23 @@ export interface RunRecord {
   saturation: Float64Array;
   /** Skills after the last step. */
   theta: Float64Array;
+  /** Per step, what a GRPO user looks at first: the engine's `reward`, `reward_std`, `frac_reward_zero_std`, and mean |advantage|. */
+  reward: Float64Array;
+  rewardStd: Float64Array;
+  fracZeroStd: Float64Array;
+  meanAbsAdvantage: Float64Array;
 }
 
-/** Rubric matching the simulated judge: every criterion weight 1 on the 0..L scale. */
-export function simRubric(cfg: SimConfig = DEFAULT_SIM): { criteria: { id: string; weight: number; scale: [number, number] }[] } {
-  return { criteria: cfg.criteria.map((c) => ({ id: c.id, weight: 1, scale: [0, cfg.judgeLevels] as [number, number] })) };
+/**
+ * Rubric matching the simulated judge: every criterion weight 1 (a penalty -1) on the 0..L scale.
+ * `fixedPenalties: false` opts the penalties in to focal reweighting (they are fixed by default).
+ */
+export function simRubric(cfg: SimConfig = DEFAULT_SIM, fixedPenalties = true): { criteria: { id: string; weight: number; scale: [number, number]; fixed?: boolean }[] } {
+  return {
+    criteria: cfg.criteria.map((c) => ({
+      id: c.id, weight: c.penalty ? -1 : 1, scale: [0, cfg.judgeLevels] as [number, number], ...(c.penalty && !fixedPenalties ? { fixed: false } : {}),
+    })),
+  };
 }
 
 const GRID = 161;
@@ -160,6 +181,10 @@ export function simulate(
     weights: new Float64Array(T * K),
     saturation: new Float64Array(T * K),
     theta,
+    reward: new Float64Array(T),
+    rewardStd: new Float64Array(T),
+    fracZeroStd: new Float64Array(T),
+    meanAbsAdvantage: new Float64Array(T),
   };
   engine.reset();
   for (let t = 0; t <= T; t++) {
@@ -176,7 +201,7 @@ export function simulate(
           const nu = rng.normal();
           eps[i * K + k] = e;
           const q = logistic((theta[k]! + cfg.exploration * e + h + cg - c.difficulty) / c.width);
-          const judged = Math.min(1, Math.max(0, q + c.judgeNoise * nu));
+          const judged = Math.min(1, Math.max(0, (c.penalty ? 1 - q : q) + c.judgeNoise * nu));
           scores[i * K + k] = Math.round(L * judged);
         }
       }
@@ -187,6 +212,13 @@ export function simulate(
       rec.judged[t * K + k] = s / (n * L);
     }
     const out = engine.score(scores, sizes);
+    const metrics = out.metrics;
+    rec.reward[t] = metrics.reward!;
+    rec.rewardStd[t] = metrics.reward_std!;
+    rec.fracZeroStd[t] = metrics.frac_reward_zero_std!;
+    let absA = 0;
+    for (let i = 0; i < n; i++) absA += Math.abs(out.advantages[i]!);
+    rec.meanAbsAdvantage[t] = absA / n;
     averageRows(out.weights, engine.scope === "group" ? G : 1, K, rec.weights, t);
     averageRows(out.saturation, engine.scope === "group" ? G : 1, K, rec.saturation, t);
     grad.fill(0);

@@ -16,11 +16,15 @@ export interface SeriesStyle {
   marker: (typeof MARKERS)[number];
 }
 
-/** Style i: colour cycles fastest, then dash; the marker follows the colour index. */
+/**
+ * Style i: colour, dash and marker all change with i (the dash every step, shifted once per round
+ * of dashes, so that i and i + 4, say dark and light blue, differ in dash too): two series differ
+ * in more than colour, and lines that cover each other stay apart in grey-scale print.
+ */
 export function style(i: number): SeriesStyle {
   return {
     color: PALETTE[i % PALETTE.length]!,
-    dash: DASHES[Math.floor(i / PALETTE.length) % DASHES.length]!,
+    dash: DASHES[(i + Math.floor(i / DASHES.length)) % DASHES.length]!,
     marker: MARKERS[i % MARKERS.length]!,
   };
 }
@@ -60,8 +64,12 @@ export interface LineSeries {
   band?: ReadonlyArray<readonly [number, number, number]>;
   /** Style index (default: position in the list). */
   styleIndex?: number;
-  /** Draw markers at the points (default: when there are few points). */
-  markers?: boolean;
+  /**
+   * Markers at the points: true (every point), false (none), "sparse" (about 8 along the line,
+   * staggered per series so that lines lying on each other still show each one's markers).
+   * Default: every point when there are few, else sparse.
+   */
+  markers?: boolean | "sparse";
 }
 
 export interface LineChartOptions {
@@ -101,7 +109,7 @@ function markerSvg(kind: SeriesStyle["marker"], x: number, y: number, color: str
 }
 
 function legend(
-  items: ReadonlyArray<{ name: string; st: SeriesStyle; kind: "line" | "bar" }>,
+  items: ReadonlyArray<{ name: string; st: SeriesStyle; kind: "line" | "bar"; marker?: boolean }>,
   x0: number,
   y0: number,
   width: number,
@@ -114,7 +122,7 @@ function legend(
     const y = y0 + Math.floor(i / columns) * 18;
     if (it.kind === "line") {
       svg += `<line x1="${x}" y1="${y}" x2="${x + 26}" y2="${y}" stroke="${it.st.color}" stroke-width="2.5"${it.st.dash ? ` stroke-dasharray="${it.st.dash}"` : ""}/>`;
-      svg += markerSvg(it.st.marker, x + 13, y, it.st.color, 2.8);
+      if (it.marker) svg += markerSvg(it.st.marker, x + 13, y, it.st.color, 2.8);
     } else {
       svg += `<rect x="${x}" y="${y - 6}" width="18" height="12" fill="${it.st.color}"/>`;
     }
@@ -129,6 +137,24 @@ function legend(
 function legendCols(names: readonly string[], width: number): number {
   const longest = Math.max(4, ...names.map((n) => n.length));
   return Math.max(1, Math.min(3, names.length, Math.floor(width / (longest * 6.4 + 40))));
+}
+
+/**
+ * Ticks with one at each end of the axis [lo, hi]: a nice tick too close to an added end (less
+ * than 0.4 steps) gives way to it, so labels do not overlap.
+ */
+function withEnds(ticks: readonly number[], lo: number, hi: number, integer: boolean): number[] {
+  const inside = ticks.filter((v) => v >= lo - 1e-12 && v <= hi + 1e-12);
+  const step = inside.length > 1 ? inside[1]! - inside[0]! : hi - lo;
+  const near = (a: number, b: number) => Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(step));
+  let out = inside.slice();
+  const ends = integer ? [Math.ceil(lo), Math.floor(hi)] : [lo, hi];
+  for (const e of ends) {
+    if (out.some((v) => near(v, e))) continue;
+    out = out.filter((v) => Math.abs(v - e) >= 0.4 * step);
+    out.push(e);
+  }
+  return out.sort((a, b) => a - b);
 }
 
 /** A line chart with axes, grid, axis labels (with units), legend and optional bands and reference lines. */
@@ -159,11 +185,22 @@ export function lineChart(o: LineChartOptions): string {
     xt = xt.filter((v) => Number.isInteger(v));
     if (xt.length === 0) xt = [Math.round((xmin + xmax) / 2)];
   }
-  const yt = niceTicks(ymin, ymax, 5);
-  if (!o.xDomain) { xmin = Math.min(xmin, xt[0]!); xmax = Math.max(xmax, xt[xt.length - 1]!); }
-  if (!o.yDomain) { ymin = Math.min(ymin, yt[0]!); ymax = Math.max(ymax, yt[yt.length - 1]!); }
+  let yt = niceTicks(ymin, ymax, 5);
+  // A domain from the data ends on the tick step outside it, so both ends carry a round tick.
+  const outward = (t: number[], lo: number, hi: number): [number, number, number[]] => {
+    if (t.length < 2) return [lo, hi, t];
+    const step = t[1]! - t[0]!;
+    const a = Math.floor(lo / step + 1e-9) * step, b = Math.ceil(hi / step - 1e-9) * step;
+    const out: number[] = [];
+    for (let v = a; v <= b + step * 1e-9; v += step) out.push(Math.abs(v) < step * 1e-9 ? 0 : +v.toPrecision(12));
+    return [Math.min(lo, a), Math.max(hi, b), out];
+  };
+  if (!o.xDomain) [xmin, xmax, xt] = outward(xt, xmin, xmax);
+  if (!o.yDomain) [ymin, ymax, yt] = outward(yt, ymin, ymax);
   if (xmax === xmin) { xmin -= 0.5; xmax += 0.5; }
   if (ymax === ymin) { ymin -= 0.5; ymax += 0.5; }
+  xt = withEnds(xt, xmin, xmax, o.integerX === true);
+  yt = withEnds(yt, ymin, ymax, false);
   const X = (x: number): number => m.l + ((x - xmin) / (xmax - xmin)) * pw;
   const Y = (y: number): number => m.t + plotH - ((y - ymin) / (ymax - ymin)) * plotH;
   let body = "";
@@ -185,10 +222,11 @@ export function lineChart(o: LineChartOptions): string {
     body += `<text x="${m.l + pw - 4}" y="${(Y(y) - 4).toFixed(1)}" font-size="11" text-anchor="end" fill="#555">${esc(label)}</text>`;
   }
   let marks = 0;
-  const items: Array<{ name: string; st: SeriesStyle; kind: "line" }> = [];
+  const items: Array<{ name: string; st: SeriesStyle; kind: "line"; marker: boolean }> = [];
   o.series.forEach((s, idx) => {
     const st = style(s.styleIndex ?? idx);
-    items.push({ name: s.name, st, kind: "line" });
+    const markers = s.markers ?? (s.points.length <= 12 ? true : "sparse");
+    items.push({ name: s.name, st, kind: "line", marker: markers !== false });
     if (s.band && s.band.length > 1) {
       const pts = s.band.filter(([, lo, hi]) => Number.isFinite(lo) && Number.isFinite(hi));
       if (pts.length > 1) {
@@ -209,8 +247,16 @@ export function lineChart(o: LineChartOptions): string {
     if (n > 0) {
       marks += n;
       body += `<path class="series" data-name="${esc(s.name)}" d="${d}" fill="none" stroke="${st.color}" stroke-width="2" stroke-linejoin="round"${st.dash ? ` stroke-dasharray="${st.dash}"` : ""}><title>${esc(s.name)}</title></path>`;
-      if (s.markers ?? s.points.length <= 12) {
+      if (markers === true) {
         for (const [x, y] of s.points) if (Number.isFinite(y)) body += markerSvg(st.marker, X(x), Y(y), st.color, 3.2, "mark");
+      } else if (markers === "sparse") {
+        // About 8 markers, each series shifted by a share of the gap: coinciding lines show all of theirs.
+        const gap = Math.max(1, Math.floor(s.points.length / 8));
+        const shift = Math.floor(((idx % 4) * gap) / 4);
+        for (let j = shift; j < s.points.length; j += gap) {
+          const [x, y] = s.points[j]!;
+          if (Number.isFinite(y)) body += markerSvg(st.marker, X(x), Y(y), st.color, 3.2, "mark");
+        }
       }
     }
   });

@@ -11,7 +11,7 @@ import { Rng } from "../../dist/demo/rng.js";
 const SHORT = { ...DEFAULT_SIM, steps: 40 };
 
 function sameRun(a: RunRecord, b: RunRecord): void {
-  for (const key of ["quality", "judged", "weights", "saturation", "theta"] as const) {
+  for (const key of ["quality", "judged", "weights", "saturation", "theta", "reward", "rewardStd", "fracZeroStd", "meanAbsAdvantage"] as const) {
     const x = a[key], y = b[key];
     expect(x.length).toBe(y.length);
     for (let i = 0; i < x.length; i++) {
@@ -109,10 +109,40 @@ describe("gamma = 0 equals the static run", () => {
   }
 
   it("the check catches a difference", () => {
-    const r1: RunRecord = { seed: 1, steps: 1, criteria: ["x", "y"], quality: new Float64Array([0.5, 0.5, 0.6, 0.7]), judged: new Float64Array(2), weights: new Float64Array(2), saturation: new Float64Array(2), theta: new Float64Array(2) };
+    const one = () => new Float64Array(1);
+    const r1: RunRecord = { seed: 1, steps: 1, criteria: ["x", "y"], quality: new Float64Array([0.5, 0.5, 0.6, 0.7]), judged: new Float64Array(2), weights: new Float64Array(2), saturation: new Float64Array(2), theta: new Float64Array(2), reward: one(), rewardStd: one(), fracZeroStd: one(), meanAbsAdvantage: one() };
     const r2: RunRecord = { ...r1, quality: new Float64Array([0.5, 0.5, 0.6, 0.7 + 1e-16]) };
     expect(firstDifference([r1], [r1])).toBeNull();
     expect(firstDifference([r1], [r2])).toMatch(/seed 1, step 1, criterion y/);
+  });
+});
+
+describe("the safety penalty and the issue-12 variants", () => {
+  it("the rubric marks unsafe as a penalty, fixed by default; focal-unfixed opts it out", () => {
+    const fixed = simRubric(DEFAULT_SIM).criteria.find((c) => c.id === "unsafe")!;
+    expect(fixed).toEqual({ id: "unsafe", weight: -1, scale: [0, DEFAULT_SIM.judgeLevels] });
+    expect(simRubric(DEFAULT_SIM, false).criteria.find((c) => c.id === "unsafe")!.fixed).toBe(false);
+    const keys = DEMO_METHODS.map((m) => m.key);
+    for (const k of ["focal-unfixed", "focal-drop", "focal-drgrpo", "focal-drop-drgrpo"]) expect(keys).toContain(k);
+  });
+
+  it("the judge scores the bad thing: the mean unsafe score is 1 - the safe quality, roughly", async () => {
+    const r = await runOn("simd", { method: "weighted-mean" }, 1);
+    const K = r.criteria.length, k = r.criteria.indexOf("unsafe");
+    // Step 0: the judged unsafe level (with noise and rounding) near the true unsafe share.
+    expect(Math.abs(r.judged[k]! - (1 - r.quality[k]!))).toBeLessThan(0.05);
+    expect(1 - r.quality[k]!).toBeLessThan(0.2); // rarely triggered at the start
+    expect(K).toBe(7);
+  });
+
+  it("records the engine's reward, reward_std, frac_reward_zero_std and mean |advantage| per step", async () => {
+    const r = await runOn("simd", { method: "focal" }, 2);
+    for (let t = 0; t < r.steps; t++) {
+      expect(r.reward[t]! > 0 && r.reward[t]! < 1).toBe(true);
+      expect(r.rewardStd[t]).toBeGreaterThan(0);
+      expect(r.fracZeroStd[t]! >= 0 && r.fracZeroStd[t]! <= 1).toBe(true);
+      expect(r.meanAbsAdvantage[t]).toBeGreaterThan(0);
+    }
   });
 });
 
@@ -121,8 +151,10 @@ describe("demo summary", () => {
     const res = await runDemo({ seeds: [1, 2, 3], sim: SHORT });
     const table = formatTable(res);
     const lines = table.split("\n");
-    expect(lines.length).toBe(2 + DEMO_METHODS.length);
+    expect(lines.length).toBe(2 + DEMO_METHODS.length + 2); // head, rule, methods, blank, the penalty note
     for (const c of DEFAULT_SIM.criteria) expect(lines[0]).toContain(c.id);
+    expect(lines[0]).toContain("unsafe rate");
+    expect(lines[lines.length - 1]).toMatch(/^unsafe rate: the share of rollouts that are unsafe/);
     for (const h of ["worst", "spread", "mean"]) expect(lines[0]).toContain(h);
     for (const m of DEMO_METHODS) expect(table).toContain(m.label);
     for (const s of res.stats) {
