@@ -108,8 +108,12 @@ function validate(body: unknown, schemaSupported: boolean): ChatRequest {
   return b;
 }
 
-/** The criteria as the model reads them from the user message: ids and allowed verdicts. */
-export function readCriteria(user: string): { id: string; choices: string[] }[] {
+/** The prompt's and the response's sections of the user message: an opening tag to its own closing tag. */
+const SECTION = /<((?:prompt|response)(?:-\d+)?)>\n([\s\S]*?)\n<\/\1>/g;
+
+/** The criteria as the model reads them from the user message (outside the sections): ids and allowed verdicts. */
+export function readCriteria(message: string): { id: string; choices: string[] }[] {
+  const user = message.replace(SECTION, "");
   const out: { id: string; choices: string[] }[] = [];
   const re = /^- id: ("(?:[^"\\]|\\.)*")\n {2}statement: .*\n {2}allowed verdicts \(lowest to highest\): (.*)$/gm;
   for (let m = re.exec(user); m; m = re.exec(user)) {
@@ -124,7 +128,7 @@ export function readCriteria(user: string): { id: string; choices: string[] }[] 
  */
 export function grade(body: ChatRequest): string {
   const user = body.messages.find((m) => m.role === "user")?.content ?? "";
-  const response = /<response>\n([\s\S]*)\n<\/response>/.exec(user)?.[1] ?? "";
+  const response = [...user.matchAll(SECTION)].find((m) => m[1]!.startsWith("response"))?.[2] ?? "";
   if (response.includes("[judge:refuse]")) return "Sorry, I cannot grade this response.";
   const verdicts: Record<string, { reason: string; verdict: string }> = {};
   for (const c of readCriteria(user)) {
