@@ -6,14 +6,16 @@
  *
  * The log is written once per format into a temporary folder (JSONL, CSV, Parquet through
  * hyparquet-writer, Arrow IPC through apache-arrow), then each command runs as a fresh process,
- * as users run it: rows/s = rows / wall time of that process (start to exit), peak RSS from
- * /usr/bin/time. score writes JSONL to /dev/null; replay writes its report; compare prints JSON.
+ * as users run it: rows/s = rows / wall time of that process (start to exit), CPU time and peak
+ * RSS from /usr/bin/time. score writes JSONL to /dev/null; replay writes its report; compare prints JSON.
  *
  * Run from the repository root (after npm run build):
  *   npm run bench:cli -- [--rows N] [--criteria K] [--formats jsonl,csv,parquet,arrow] [--commands read,replay,compare,score] [--dir DIR] [--cli PATH]
  * --dir keeps the logs in DIR (reused by a later run with the same --rows and --criteria);
- * --cli runs another build's dist/cli/main.js (e.g. the last release's) on the same logs, for a
- * before/after table from one machine.
+ * --cli A,B runs these builds' dist/cli/main.js instead (e.g. the last release's and this one),
+ * each command back to back on the same logs: a before/after table from one machine and one run.
+ * Besides rows/s of wall time it prints rows per CPU second (user + system of the process),
+ * which a loaded machine changes less.
  */
 import { spawnSync } from "node:child_process";
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -32,8 +34,8 @@ const COMMANDS = arg("commands", "read,replay,compare,score").split(",");
 const GROUP = 16, STEP = 1024;
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const CLI = arg("cli", join(ROOT, "dist", "cli", "main.js"));
-if (!existsSync(CLI)) throw new Error(`${CLI} missing: run \`npm run build\` first`);
+const CLIS = arg("cli", join(ROOT, "dist", "cli", "main.js")).split(",");
+for (const cli of CLIS) if (!existsSync(cli)) throw new Error(`${cli} missing: run \`npm run build\` first`);
 const DIR = arg("dir", undefined);
 const tmp = mkdtempSync(join(tmpdir(), "focal-cli-bench-"));
 process.on("exit", () => rmSync(tmp, { recursive: true, force: true }));
@@ -150,46 +152,55 @@ for (const f of FORMATS) {
   process.stderr.write(`wrote ${f}: ${(statSync(file).size / 2 ** 20).toFixed(0)} MiB in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
 }
 
-const READ = `import { openLog } from ${JSON.stringify(join(CLI, "..", "..", "log", "open.js"))};
+const readScript = (cli) => `import { openLog } from ${JSON.stringify(join(cli, "..", "..", "log", "open.js"))};
 const log = await openLog(process.argv[1], { rubric: ${JSON.stringify(ids.map((id) => ({ id })))} });
 let rows = 0; for await (const s of log.steps) rows += s.valid.length;
 if (rows !== ${ROWS}) throw new Error("read " + rows + " rows");`;
 
-function run(command, file) {
+/** One fresh process: wall seconds, CPU seconds (user + system: what the load of the machine does not change as much) and peak RSS. */
+function run(cli, command, file) {
   const args = {
-    read: ["--input-type=module", "-e", READ, file],
-    replay: [CLI, "replay", file, "--rubric", rubric, "--report", join(tmp, "report.html")],
-    compare: [CLI, "compare", "--input", file, "--rubric", rubric, "--output-format", "json", "--output", join(tmp, "compare.json")],
-    score: [CLI, "score", "--input", file, "--rubric", rubric, "--output", "/dev/null"],
+    read: ["--input-type=module", "-e", readScript(cli), file],
+    replay: [cli, "replay", file, "--rubric", rubric, "--report", join(tmp, "report.html")],
+    compare: [cli, "compare", "--input", file, "--rubric", rubric, "--output-format", "json", "--output", join(tmp, "compare.json")],
+    score: [cli, "score", "--input", file, "--rubric", rubric, "--output", "/dev/null"],
   }[command];
   const t0 = performance.now();
-  const r = spawnSync("/usr/bin/time", ["-f", "%M", process.execPath, ...args], { encoding: "utf8", maxBuffer: 1 << 26 });
+  const r = spawnSync("/usr/bin/time", ["-f", "%M %U %S", process.execPath, ...args], { encoding: "utf8", maxBuffer: 1 << 26 });
   const secs = (performance.now() - t0) / 1000;
   if (r.status !== 0) throw new Error(`${command} ${file}: ${r.stderr}`);
-  const kib = Number(r.stderr.trim().split("\n").pop());
-  return { secs, rss: kib / 1024 };
+  const [kib, user, sys] = r.stderr.trim().split("\n").pop().split(" ").map(Number);
+  return { secs, cpu: user + sys, rss: kib / 1024 };
 }
 
+// With several --cli builds, each command and format runs them back to back (the same load for both).
 const results = [];
 for (const command of COMMANDS) {
   for (const f of FORMATS) {
-    const { secs, rss } = run(command, files[f]);
-    results.push({ command, format: f, rowsPerSec: ROWS / secs, secs, rss });
-    process.stderr.write(`${command} ${f}: ${(ROWS / secs / 1e6).toFixed(2)} M rows/s, ${rss.toFixed(0)} MiB\n`);
+    for (const cli of CLIS) {
+      const { secs, cpu, rss } = run(cli, command, files[f]);
+      results.push({ cli, command, format: f, rowsPerSec: ROWS / secs, rowsPerCpu: ROWS / cpu, secs, rss });
+      process.stderr.write(`${cli} ${command} ${f}: ${(ROWS / secs / 1e6).toFixed(2)} M rows/s, ${(ROWS / cpu / 1e6).toFixed(2)} M rows per CPU second, ${rss.toFixed(0)} MiB\n`);
+    }
   }
 }
 
 const fmt = (x) => (x >= 1e6 ? `${(x / 1e6).toFixed(2)}M` : x >= 1e4 ? `${(x / 1e3).toFixed(0)}k` : x.toFixed(0));
 console.log(`\nfocal-reward CLI, ${ROWS.toLocaleString("en-US")} rows x ${K} criteria, ${STEP} rows a step (groups of ${GROUP}); methods focal,weighted-mean,gdpo`);
-console.log(`cli: ${CLI}`);
-console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? "?"}, load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}, node ${process.version}\n`);
-console.log(`| command | ${FORMATS.join(" | ")} |`);
-console.log(`|---|${FORMATS.map(() => "---:").join("|")}|`);
-for (const command of COMMANDS) {
-  const row = FORMATS.map((f) => {
-    const r = results.find((x) => x.command === command && x.format === f);
-    const base = results.find((x) => x.command === command && x.format === "jsonl");
-    return `${fmt(r.rowsPerSec)} rows/s (${r.rss.toFixed(0)} MiB${base && f !== "jsonl" ? `, ${(r.rowsPerSec / base.rowsPerSec).toFixed(1)}x jsonl` : ""})`;
-  });
-  console.log(`| ${command} | ${row.join(" | ")} |`);
+console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? "?"}, load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}, node ${process.version}`);
+console.log("rows/s (wall) / rows per CPU second, peak RSS\n");
+for (const cli of CLIS) {
+  console.log(`${cli}\n`);
+  console.log(`| command | ${FORMATS.join(" | ")} |`);
+  console.log(`|---|${FORMATS.map(() => "---:").join("|")}|`);
+  for (const command of COMMANDS) {
+    const row = FORMATS.map((f) => {
+      const r = results.find((x) => x.cli === cli && x.command === command && x.format === f);
+      const first = results.find((x) => x.cli === CLIS[0] && x.command === command && x.format === f);
+      const vs = cli !== CLIS[0] ? `, ${(r.rowsPerCpu / first.rowsPerCpu).toFixed(1)}x per CPU s` : "";
+      return `${fmt(r.rowsPerSec)} / ${fmt(r.rowsPerCpu)} (${r.rss.toFixed(0)} MiB${vs})`;
+    });
+    console.log(`| ${command} | ${row.join(" | ")} |`);
+  }
+  console.log("");
 }
