@@ -131,8 +131,9 @@ export class FileStore implements StateStore {
   put(key: string, value: Uint8Array, expected?: number): Promise<number | undefined> {
     return this.#serial(key, async () => {
       this.#check();
+      // The version only (from the file names): a corrupt record can be replaced.
       let current = this.#versions.get(key);
-      if (current === undefined) current = (await this.#read(key))?.version ?? 0;
+      if (current === undefined) current = await this.#latest(key);
       for (let attempt = 0; attempt < 64; attempt++) {
         if (expected !== undefined && expected !== current) return undefined;
         const version = current + 1;
@@ -142,7 +143,7 @@ export class FileStore implements StateStore {
         }
         // Another writer has version N: reload (the compare-and-set then fails, or an unconditional write goes after it).
         this.#versions.delete(key);
-        current = (await this.#read(key))?.version ?? 0;
+        current = await this.#latest(key);
       }
       throw new StoreUnavailableError(`state store: '${key}' kept changing under 64 writes`);
     }).catch(unavailable);
@@ -239,6 +240,11 @@ export class FileStore implements StateStore {
     }
     const versions = names.map((n) => REC.exec(n)).filter((m) => m !== null).map((m) => Number(m[1]));
     return { latest: versions.reduce((a, b) => Math.max(a, b), 0), versions };
+  }
+
+  /** The newest version of `key` (0: none), from the file names: a corrupt record has one too. */
+  async #latest(key: string): Promise<number> {
+    return (await this.#list(key)).latest || ((await this.#legacy(key))?.version ?? 0);
   }
 
   /** A record of the first layout (FRS1), if there is one. */

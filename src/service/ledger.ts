@@ -183,6 +183,14 @@ const dec = new TextDecoder();
 export const runKey = (run: string) => `run/${run}`;
 export const respKey = (run: string, batch: string) => `resp/${run}/${batch}`;
 
+/**
+ * A deleted run's record: no snapshot, read as "no state". DELETE writes it over the record instead
+ * of deleting the key, so the store's version never restarts: a ledger (or replica) still caching
+ * the old record at version v cannot win a compare-and-set against a recreated run that reached v
+ * again (ABA); it conflicts, reloads and applies on top. 16 bytes on any store.
+ */
+const TOMBSTONE = new KeyWindow().encode(0, [], 0, new Uint8Array(0));
+
 export async function sha256hex(data: Uint8Array | string, bytes: number): Promise<string> {
   const input = typeof data === "string" ? enc.encode(data) : data;
   const d = new Uint8Array(await crypto.subtle.digest("SHA-256", input as Uint8Array<ArrayBuffer>));
@@ -249,7 +257,7 @@ export class RunLedger {
   cached(): RunView[] {
     const out: RunView[] = [];
     for (const s of this.#runs.values()) {
-      if (s.version > 0 && s.corrupt === undefined) out.push({ run: s.run, version: s.version, seq: s.seq, snapshot: s.snapshot, weights: s.weights, saturation: s.saturation });
+      if (s.snapshot && s.corrupt === undefined) out.push({ run: s.run, version: s.version, seq: s.seq, snapshot: s.snapshot, weights: s.weights, saturation: s.saturation });
     }
     return out;
   }
@@ -296,6 +304,7 @@ export class RunLedger {
     } catch (e) {
       return { ...empty, version: rec.version, corrupt: `its state record is corrupt (${e instanceof Error ? e.message : String(e)})` };
     }
+    if (r.snapshot.length === 0) return { ...empty, version: rec.version }; // a deleted run: its next write goes on from this version
     const problem = await this.#check(r.snapshot);
     if (problem !== undefined) {
       const why = problem instanceof Error ? problem.message : String(problem);
@@ -390,11 +399,16 @@ export class RunLedger {
         if (!(e instanceof CorruptRecordError)) throw e;
       }
       try {
-        if (rec) batches = [...new Set(decodeRunRecord(rec.value).window.entries.map((e) => e.batch))];
+        if (rec) {
+          const r = decodeRunRecord(rec.value);
+          existed = r.snapshot.length > 0; // else already deleted
+          batches = [...new Set(r.window.entries.map((e) => e.batch))];
+        }
       } catch {
         // a corrupt record names no batches: its stored answers stay (they are never read again)
       }
-      await store.delete(runKey(slot.run));
+      // Unconditional: a delete wins over any state. A tombstone, not a delete: see TOMBSTONE.
+      if (existed) await store.put(runKey(slot.run), TOMBSTONE);
     } catch (error) {
       slot.loaded = false;
       entry.resolve({ kind: "storeFailed", during: "commit", error });
@@ -428,17 +442,12 @@ export class RunLedger {
     const fix = entries[at] as RestoreEntry;
     const { store } = this.#o;
     try {
-      // The corrupt record's version may be unreadable: it is removed, and the new one written as version 1.
-      await store.delete(runKey(slot.run));
-      const version = await store.put(runKey(slot.run), new KeyWindow().encode(slot.seq, [], 0, fix.bytes), 0);
-      if (version === undefined) {
-        slot.loaded = false; // another writer got there first: its record is what the next jobs see
-        fix.resolve({ kind: "conflict", attempts: 1 });
-      } else {
-        Object.assign(slot, { version, snapshot: fix.bytes.slice(), window: new KeyWindow(), corrupt: undefined, weights: undefined, saturation: undefined });
-        await this.#engineOf(slot, true);
-        fix.resolve({ kind: "restored", run: slot.run, version, seq: slot.seq });
-      }
+      // The corrupt record's value cannot be read, its version may not be either: replaced whatever it is
+      // (no delete: versions never restart, see TOMBSTONE).
+      const version = (await store.put(runKey(slot.run), new KeyWindow().encode(slot.seq, [], 0, fix.bytes)))!;
+      Object.assign(slot, { version, snapshot: fix.bytes.slice(), window: new KeyWindow(), corrupt: undefined, weights: undefined, saturation: undefined });
+      await this.#engineOf(slot, true);
+      fix.resolve({ kind: "restored", run: slot.run, version, seq: slot.seq });
     } catch (error) {
       slot.loaded = false;
       fix.resolve({ kind: "storeFailed", during: "commit", error });

@@ -44,7 +44,7 @@ export interface StateStore {
    * Resolves only once the value is durable to the store's own standard.
    */
   put(key: string, value: Uint8Array, expected?: number): Promise<number | undefined>;
-  /** Remove `key` (no-op when absent). */
+  /** Remove `key` (no-op when absent). Its versions start again at 1, so records written by compare-and-set (a run's) are overwritten with a tombstone instead (ledger.ts). */
   delete(key: string): Promise<void>;
   /** Flush and release resources. The store is not used afterwards. */
   close?(): Promise<void>;

@@ -122,6 +122,24 @@ describe("service handlers sharing one Redis", () => {
     expect(decodeRunRecord(rec!.value).snapshot).toEqual(e.snapshot());
   });
 
+  it("a run deleted and recreated through one handler: another caching it at the same version reloads, never overwrites it (no ABA)", async () => {
+    const [sa, sb] = await Promise.all([open("aba:"), open("aba:")]);
+    const [a, b] = [sa, sb].map((store) => createHandler({ rubric: RUBRIC, createEngine, scope: "stream", store } as HandlerOptions));
+    const bodies = Array.from({ length: 5 }, (_, i) => columnar(700 + i, "aba"));
+    await post(a!, bodies[0]!);
+    await post(a!, bodies[1]!); // a caches the run at version 2
+    const del = await b!(new Request("http://service.test/v1/runs/aba", { method: "DELETE" }));
+    expect(del.status).toBe(200);
+    expect((await post(b!, bodies[2]!)).json.seq).toBe(1);
+    expect((await post(b!, bodies[3]!)).json.seq).toBe(2);
+    expect((await sb.get("run/aba"))!.version).toBe(5); // the delete was version 3: versions go on
+    const late = await post(a!, bodies[4]!);
+    expect(late).toMatchObject({ status: 200, json: { seq: 3 } });
+    const e = await createEngine({ rubric: RUBRIC, scope: "stream" });
+    for (const x of bodies.slice(2)) e.score(Float32Array.from(x.scores), x.groupSizes);
+    expect(decodeRunRecord((await sa.get("run/aba"))!.value).snapshot).toEqual(e.snapshot());
+  });
+
   it("Redis down: a request answers 503 store-unavailable with Retry-After and applies nothing; the service recovers by itself", async () => {
     const h = createHandler({ rubric: RUBRIC, createEngine, scope: "stream", store: await open("outage:") } as HandlerOptions);
     const [a, b] = [columnar(900, "outage"), columnar(901, "outage")];

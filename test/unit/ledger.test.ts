@@ -167,6 +167,32 @@ describe.each(await stores())("RunLedger on the %s store", (_name, open) => {
     expect(one.counts.conflicts + two.counts.conflicts).toBeGreaterThan(0);
     await store.close?.();
   });
+
+  it("a run deleted and recreated by another ledger: one caching the old record at the same version reloads, never overwrites it (no ABA)", async () => {
+    const store = await open();
+    const a = ledger(store).l, b = ledger(store).l;
+    const s = Array.from({ length: 5 }, (_, i) => scores(300 + i));
+    await a.score("r", job(s[0]!));
+    await a.score("r", job(s[1]!)); // a caches r at version 2
+    expect((await b.remove("r")).kind).toBe("removed");
+    expect((await b.view("r")).snapshot).toBeUndefined(); // a deleted run reads as no state
+    await b.score("r", job(s[2]!));
+    const recreated = await b.score("r", job(s[3]!)); // the new record has seq 2 and a version past the deleted one's
+    expect(recreated.kind === "applied" && recreated.seq).toBe(2);
+    expect((await b.view("r")).version).toBeGreaterThan(2);
+    const late = await a.score("r", job(s[4]!));
+    expect(late.kind === "applied" && late.seq).toBe(3);
+    const fresh = await ledger(store).l.view("r");
+    expect(fresh.seq).toBe(3);
+    expect(fresh.snapshot).toEqual(await replayed([s[2]!, s[3]!, s[4]!]));
+    // A ledger caching a deleted run does not bring it back either: its write starts the run afresh.
+    await a.score("gone", job(s[0]!));
+    await b.remove("gone");
+    const after = await a.score("gone", job(s[1]!));
+    expect(after.kind === "applied" && after.seq).toBe(1);
+    expect((await ledger(store).l.view("gone")).snapshot).toEqual(await replayed([s[1]!]));
+    await store.close?.();
+  });
 });
 
 describe("RunLedger failures", () => {

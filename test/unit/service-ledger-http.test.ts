@@ -3,7 +3,7 @@
  * answer that cannot be read, keys scoped by route, corrupt or foreign run records and their
  * repair (PUT, DELETE /v1/runs/:run), an unparsable URL, and the disk and memory bounds.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -155,7 +155,7 @@ describe("a run record that cannot be used is clear and repairable", () => {
     expect((await call(h, "PUT", "/v1/runs/r/state", snapshot, { "content-type": "application/octet-stream", "if-match": '"1"' })).status).toBe(409);
     const put = await call(h, "PUT", "/v1/runs/r/state", snapshot, { "content-type": "application/octet-stream" });
     expect(put.status).toBe(200);
-    expect(put.json).toMatchObject({ run: "r", version: 1 });
+    expect(put.json).toMatchObject({ run: "r", version: 2 }); // over the corrupt version 1: versions never restart
     const orphans = [...filesByKey(dir).keys()].filter((k) => k.startsWith("resp/")); // the corrupt record named them: they are never read again
     const after = await call(h, "POST", "/v1/score", columnar(2), { "idempotency-key": "b" });
     expect(after.status).toBe(200);
@@ -169,7 +169,12 @@ describe("a run record that cannot be used is clear and repairable", () => {
     expect(del.json).toEqual({ run: "r", deleted: true });
     expect((await call(h, "GET", "/v1/runs/r/state")).status).toBe(404);
     expect((await call(h, "DELETE", "/v1/runs/r")).status).toBe(404);
-    expect((await call(h, "POST", "/v1/score", columnar(3))).json.seq).toBe(1);
+    // Of the deleted run only its tombstone is left (one small record carrying the version).
+    const runDir = join(dir, Buffer.from("run/r").toString("base64url"));
+    expect(readdirSync(runDir).map((f) => [f, statSync(join(runDir, f)).size])).toEqual([["4.rec", 12 + 16]]);
+    const fresh = await call(h, "POST", "/v1/score", columnar(3));
+    expect(fresh.json.seq).toBe(1);
+    expect((await call(h, "GET", "/v1/runs/r/state")).headers.get("etag")).toBe('"5"'); // not "1": a stale If-Match cannot match the new run
     expect((await call(h, "GET", "/v1/runs/r")).headers.get("allow")).toBe("DELETE");
     await h.close();
     expect(orphans).toHaveLength(1);
