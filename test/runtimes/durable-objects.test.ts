@@ -120,4 +120,16 @@ describe("Durable Objects in workerd (examples/workers)", () => {
     expect((await post(bodies[0], "crowd/0")).seq).toBe(seqs[0]); // the idempotency window survived too
     expect((await post(body(5000, "crowd"), "crowd/next")).seq).toBe(bodies.length + 1);
   }, 120_000);
+
+  it("DELETE in a run's object: the run starts afresh at seq 1, its store version goes on (no ABA)", async () => {
+    const bodies = Array.from({ length: 3 }, (_, i) => body(7000 + i, "gone"));
+    expect((await post(bodies[0], "gone/0")).seq).toBe(1);
+    expect((await post(bodies[1], "gone/1")).seq).toBe(2);
+    expect((await fetch(`${base}/v1/runs/gone`, { method: "DELETE" })).status).toBe(200);
+    expect((await fetch(`${base}/v1/runs/gone/state`)).status).toBe(404);
+    expect((await post(bodies[2], "gone/2")).seq).toBe(1);
+    const res = await fetch(`${base}/v1/runs/gone/state`);
+    expect(res.headers.get("etag")).toBe('"4"'); // 1, 2, the tombstone 3, then 4; not "1" again
+    expect(new Uint8Array(await res.arrayBuffer())).toEqual(await sequentialReplay([bodies[2]!], [1]));
+  }, 60_000);
 });
