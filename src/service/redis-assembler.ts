@@ -12,6 +12,7 @@
  * Answers must be JSON values; rows too, or give a `codec`.
  */
 import { type Assembler, AssemblerBusy, type AssemblerOptions, type AssemblerStats, type CloseReason, type ScoreGroup, WAIT_BUCKETS, checkLimits, recordWait } from "./assembler.js";
+import { HttpError } from "./problem.js";
 import { createRedisClient } from "./redis-store.js";
 import { StoreUnavailableError } from "./store.js";
 
@@ -96,8 +97,32 @@ interface Wire {
 
 interface Reply<Out> {
   answers?: [string, Out][];
-  error?: string;
+  error?: WireError;
   ids?: string[];
+}
+
+/**
+ * A scoring error as it crosses to another replica: what the handler answers depends on its kind
+ * (an HttpError's status and problem type, a store failure's 503 or 500 outcome-unknown), so the
+ * kind travels with the message; anything else stays a plain Error (a 500, as it would be here).
+ */
+interface WireError {
+  message: string;
+  http?: { status: number; field?: string; headers: Record<string, string>; reason?: string; type?: string };
+  store?: { unknownOutcome: boolean };
+}
+
+function errorToWire(e: unknown): WireError {
+  const message = e instanceof Error ? e.message : String(e);
+  if (e instanceof HttpError) return { message, http: { status: e.status, field: e.field, headers: e.headers, reason: e.reason, type: e.type } };
+  if (e instanceof StoreUnavailableError) return { message, store: { unknownOutcome: e.unknownOutcome } };
+  return { message };
+}
+
+function errorFromWire(w: WireError): Error {
+  if (w.http) return new HttpError(w.http.status, w.message, w.http.field, w.http.headers, w.http.reason, w.http.type);
+  if (w.store) return new StoreUnavailableError(w.message, w.store.unknownOutcome);
+  return new Error(w.message);
 }
 
 const text = (b: unknown) => (typeof b === "string" ? b : Buffer.from(b as Uint8Array).toString());
@@ -249,7 +274,7 @@ export class RedisGroupAssembler<Row, Out> implements Assembler<Row, Out> {
     } catch (e) {
       for (const w of wires) {
         const r = reply(w.to);
-        r.error = e instanceof Error ? e.message : String(e);
+        r.error = errorToWire(e);
         (r.ids ??= []).push(w.id);
       }
     }
@@ -265,7 +290,7 @@ export class RedisGroupAssembler<Row, Out> implements Assembler<Row, Out> {
       recordWait(this.#wait, (now - w.at) / 1000);
       w.resolve(out);
     }
-    if (r.error) this.#fail(r.ids ?? [], new Error(r.error));
+    if (r.error) this.#fail(r.ids ?? [], errorFromWire(r.error));
   }
 
   #fail(ids: string[], err: unknown): void {

@@ -6,7 +6,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AssemblerBusy } from "../../dist/service/assembler.js";
+import { HttpError } from "../../dist/service/problem.js";
 import { RedisGroupAssembler } from "../../dist/service/redis-assembler.js";
+import { StoreUnavailableError } from "../../dist/service/store.js";
 import { prng } from "../support/prng.js";
 import { type RedisServer, startRedis } from "../support/redis-server.js";
 
@@ -90,6 +92,36 @@ describe("RedisGroupAssembler", () => {
     expect(a!.stats().heldRows).toBe(0);
     expect(await a!.submit("run", rows.slice(0, 3))).toHaveLength(3); // closed by their deadlines
     expect(rec.calls.map((c) => c.reason)).toEqual(["timeout", "timeout", "timeout"]);
+  });
+
+  it("a scoring error reaches the other replicas' submitters as what it is: an HttpError keeps its status, field and type, a store failure its outcome", async () => {
+    const thrown: Record<string, Error> = {
+      step: new HttpError(409, "step 3 is closed", "step", { "x-test": "1" }, "closed", "urn:test:stale"),
+      store: new StoreUnavailableError("store write: outcome unknown", true),
+      bug: new TypeError("a bug"),
+    };
+    const score = (_run: string, key: string) => {
+      throw thrown[key]!;
+    };
+    const [a, b] = await replicas(2, "a5:", score);
+    for (const key of Object.keys(thrown)) {
+      // One row from a, the three that fill the group from b: b scores it, a hears the error over Redis.
+      const fromA = a!.submit("run", [{ key, row: { prompt: key, sample: 0, score: 0 } }]).then(() => undefined, (e: Error) => e);
+      await new Promise((r) => setTimeout(r, 30));
+      const fromB = b!.submit("run", [1, 2, 3].map((s) => ({ key, row: { prompt: key, sample: s, score: s } }))).then(() => undefined, (e: Error) => e);
+      const [ea, eb] = await Promise.all([fromA, fromB]);
+      for (const e of [ea, eb]) expect(e?.message).toBe(thrown[key]!.message);
+      if (key === "step") {
+        expect(ea).toBeInstanceOf(HttpError);
+        expect(ea).toMatchObject({ status: 409, field: "step", headers: { "x-test": "1" }, reason: "closed", type: "urn:test:stale" });
+      } else if (key === "store") {
+        expect(ea).toBeInstanceOf(StoreUnavailableError);
+        expect((ea as StoreUnavailableError).unknownOutcome).toBe(true);
+      } else {
+        expect(ea).not.toBeInstanceOf(HttpError);
+        expect(ea).not.toBeInstanceOf(StoreUnavailableError);
+      }
+    }
   });
 
   it("Redis down: a submission fails as store-unavailable; it works again when Redis is back", async () => {
