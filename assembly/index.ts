@@ -384,7 +384,7 @@ export function score(): i32 {
     // Pass 1: normalize into U (f32) and UW (f64), direct reward per row (U at the rows' own places when kept).
     if (keep) U = U0 + <usize>start * uBytes;
     let top = normalizeGroup(scores + <usize>start * rowBytes, U, UW, m, valid != 0 ? valid + <usize>start : 0,
-      outD + (<usize>start << 2), DW, LO, INV, LOW, INVW, bW, laneSumWide(bW));
+      outD + (<usize>start << 2), DW, LO, INV, LOW, INVW, bW, laneSumWide(bW), P);
     let anyValid = groupAnyValid;
     let dense = !groupHasAbsent;
     // Tilted saturation (steps 2-3, f64) and per-criterion statistics over the valid rows.
@@ -430,7 +430,7 @@ export function score(): i32 {
     start += m;
   }
   if (sawInfinity) return 1;
-  if (method == MethodCode.SaMrpo) saMrpo(groups, scores, valid, sizes, instW, outD, outA, U0, UW, DW);
+  if (method == MethodCode.SaMrpo) saMrpo(groups, scores, valid, sizes, instW, outD, outA, U0, UW, DW, P);
   if (method == MethodCode.Pow3r) pow3rRewards(groups, sizes, scores, instW, BASE, GB, outD, outR, outW, outS, SAT, FW, decay);
 
   if (stream) {
@@ -608,7 +608,7 @@ function streamSaturation(out: usize): void {
  * b_k (1 - s_k)^gamma. The rows are normalized again, group by group, into U: the first pass had
  * no s yet. gamma = 0 makes every factor exactly 1: gdpo bit for bit.
  */
-function saMrpo(groups: i32, scores: usize, valid: usize, sizes: usize, instW: usize, outD: usize, outA: usize, U: usize, UW: usize, DW: usize): void {
+function saMrpo(groups: i32, scores: usize, valid: usize, sizes: usize, instW: usize, outD: usize, outA: usize, U: usize, UW: usize, DW: usize, P: usize): void {
   for (let k = 0; k < KP; k++) {
     let w = <usize>k << 3;
     let c = k < K ? load<f64>(MCNT + w) : 0;
@@ -621,7 +621,7 @@ function saMrpo(groups: i32, scores: usize, valid: usize, sizes: usize, instW: u
     let b = BASE, bW = BASEW;
     if (instW != 0) { loadGroupBase(instW + <usize>g * rowBytes); b = GB; bW = GBW; }
     normalizeGroup(scores + <usize>start * rowBytes, U, UW, m, valid != 0 ? valid + <usize>start : 0,
-      outD + (<usize>start << 2), DW, LO, INV, LOW, INVW, bW, laneSumWide(bW));
+      outD + (<usize>start << 2), DW, LO, INV, LOW, INVW, bW, laneSumWide(bW), P);
     if (groupAnyValid) gdpoGroup(start, m, U, b, outD, outA, SAF);
     start += m;
   }

@@ -3,6 +3,9 @@
 
 import { K, KP, TAIL_KEEP } from "./rows";
 
+/** Rows the simd build counts a chunk of at a time (64 rows of K = 16: 4 KiB). */
+const OUT_OF_SCALE_BLOCK = 64;
+
 /**
  * Counts, per criterion, over the rows of `rows` raw rows at `src` that the caller did not mask
  * (`valid`: one byte per row, 0 = no mask), the present scores (not NaN) and those outside their
@@ -16,27 +19,45 @@ export function outOfScale(src: usize, rows: i32, valid: usize, lo: usize, hi: u
   let rowBytes = <usize>K << 2;
   let chunks = KP >> 2;
   let tail = (K & 3) != 0;
-  let full = tail ? chunks - 1 : chunks;
-  for (let i = 0; i < rows; i++) {
-    if (valid != 0 && load<u8>(valid + <usize>i) == 0) continue;
-    let r = src + <usize>i * rowBytes;
-    if (ASC_FEATURE_SIMD) {
-      // Lanes past K (the next row, or the host's zero padding after the last) are masked off.
-      for (let c = 0; c <= full; c++) {
-        if (c == full && !tail) break;
+  if (ASC_FEATURE_SIMD) {
+    // A block of rows at a time, one chunk of 4 criteria at a time: the counts stay in registers
+    // and the block's rows in L1 between chunks. Lanes past K (the next row, or the host's zero
+    // padding after the last) are counted and masked off once per block.
+    let keep = v128.load(TAIL_KEEP);
+    for (let r0 = 0; r0 < rows; r0 += OUT_OF_SCALE_BLOCK) {
+      let r1 = min(rows, r0 + OUT_OF_SCALE_BLOCK);
+      for (let c = 0; c < chunks; c++) {
         let o = <usize>c << 4;
-        let x = v128.load(r + o);
-        let outside = v128.or(f32x4.lt(x, v128.load(lo + o)), f32x4.gt(x, v128.load(hi + o)));
-        let here = f32x4.eq(x, x);
-        if (c == full) {
-          let keep = v128.load(TAIL_KEEP);
+        let lov = v128.load(lo + o), hiv = v128.load(hi + o);
+        let outside = i32x4.splat(0), here = i32x4.splat(0);
+        let at = src + <usize>r0 * rowBytes + o;
+        let end = src + <usize>r1 * rowBytes + o;
+        if (valid == 0) {
+          for (; at < end; at += rowBytes) {
+            let x = v128.load(at);
+            outside = i32x4.sub(outside, v128.or(f32x4.lt(x, lov), f32x4.gt(x, hiv)));
+            here = i32x4.sub(here, f32x4.eq(x, x));
+          }
+        } else {
+          for (let i = r0; i < r1; i++, at += rowBytes) {
+            if (load<u8>(valid + <usize>i) == 0) continue;
+            let x = v128.load(at);
+            outside = i32x4.sub(outside, v128.or(f32x4.lt(x, lov), f32x4.gt(x, hiv)));
+            here = i32x4.sub(here, f32x4.eq(x, x));
+          }
+        }
+        if (tail && c == chunks - 1) {
           outside = v128.and(outside, keep);
           here = v128.and(here, keep);
         }
-        v128.store(out + o, i32x4.sub(v128.load(out + o), outside));
-        v128.store(present + o, i32x4.sub(v128.load(present + o), here));
+        v128.store(out + o, i32x4.add(v128.load(out + o), outside));
+        v128.store(present + o, i32x4.add(v128.load(present + o), here));
       }
-    } else {
+    }
+  } else {
+    for (let i = 0; i < rows; i++) {
+      if (valid != 0 && load<u8>(valid + <usize>i) == 0) continue;
+      let r = src + <usize>i * rowBytes;
       for (let k = 0; k < K; k++) {
         let o = <usize>k << 2;
         let x = load<f32>(r + o);

@@ -8,6 +8,11 @@
 import { K, KP, TAIL_KEEP, noteInfinity, clamp01 } from "./rows";
 import { exp64, expw } from "./mathf";
 
+/** 1.0 in f32x4 lanes, then in f64x2 lanes: loaded once a group rather than built at each use. */
+const ONES = memory.data<f64>([
+  reinterpret<f64>(0x3f8000003f800000), reinterpret<f64>(0x3f8000003f800000), 1.0, 1.0,
+]);
+
 /** Set by normalizeGroup: some row of the group is valid; some valid row has an absent criterion. */
 export let groupAnyValid: bool = false;
 export let groupHasAbsent: bool = false;
@@ -89,23 +94,83 @@ export function normalizeRowWide(src: usize, dst: usize, dstW: usize, lo: usize,
  * normalizeRowWide over the m rows of a group (K scores apart at `src`; KP lanes apart at `U`
  * and `UW`): direct rewards in f64 into dW and in f32 into d, NaN where `valid` (0 = no mask)
  * marks the row invalid. Returns the best direct reward among the valid rows (-Infinity: none).
+ * `part`: scratch of 32 bytes a row (simd build).
  */
 export function normalizeGroup(src: usize, U: usize, UW: usize, m: i32, valid: usize, d: usize, dW: usize,
-  lo: usize, inv: usize, loW: usize, invW: usize, w: usize, den: f64): f64 {
+  lo: usize, inv: usize, loW: usize, invW: usize, w: usize, den: f64, part: usize): f64 {
   let rowBytes = <usize>K << 2;
   let uBytes = <usize>KP << 2;
   let top: f64 = -Infinity;
   let any = false;
   let absent = false;
-  for (let i = 0; i < m; i++) {
-    let di = normalizeRowWide(src + <usize>i * rowBytes, U + <usize>i * uBytes, UW + (<usize>i * uBytes << 1), lo, inv, loW, invW, w, den);
-    if (valid != 0 && load<u8>(valid + <usize>i) == 0) di = NaN;
-    store<f64>(dW + (<usize>i << 3), di);
-    store<f32>(d + (<usize>i << 2), <f32>di);
-    if (di == di) {
-      any = true;
-      if (di > top) top = di;
-      if (rowAbsent) absent = true;
+  if (ASC_FEATURE_SIMD) {
+    // normalizeRowWide's v128 branch with the loops swapped: a chunk of 4 criteria at a time over
+    // all the rows, its affine map and weights held in registers, each row's two partial sums
+    // kept at `part` (2 f64x2 a row) between chunks, so that every row still adds its chunks in
+    // order. The infinity check runs once a group, on the extremes of its scores (pmin / pmax
+    // skip NaN), instead of |x| per row.
+    let chunks = KP >> 2;
+    let last = chunks - 1;
+    let big = f32x4.splat(0), small = f32x4.splat(0);
+    let one = v128.load(ONES), oneW = v128.load(ONES, 16);
+    let uwBytes = uBytes << 1;
+    for (let c = 0; c < chunks; c++) {
+      let o = <usize>c << 4;
+      let ow = <usize>c << 5;
+      let keep = c == last && (K & 3) != 0 ? v128.load(TAIL_KEEP) : i32x4.splat(-1); // lanes past K read past the row
+      let lo4 = v128.load(lo + o), inv4 = v128.load(inv + o);
+      let loL = v128.load(loW + ow), loH = v128.load(loW + ow, 16);
+      let invL = v128.load(invW + ow), invH = v128.load(invW + ow, 16);
+      let wL = v128.load(w + ow), wH = v128.load(w + ow, 16);
+      let xs = src + o, us = U + o, uws = UW + ow, ps = part;
+      for (let i = 0; i < m; i++) {
+        let x = v128.and(v128.load(xs), keep);
+        big = f32x4.pmax(big, x);
+        small = f32x4.pmin(small, x);
+        v128.store(us, f32x4.pmax(f32x4.pmin(f32x4.mul(f32x4.sub(x, lo4), inv4), one), f32x4.splat(0)));
+        let xl = f64x2.promote_low_f32x4(x);
+        let xh = f64x2.promote_low_f32x4(v128.shuffle<f32>(x, x, 2, 3, 0, 1));
+        let ul = f64x2.pmax(f64x2.pmin(f64x2.mul(f64x2.sub(xl, loL), invL), oneW), f64x2.splat(0));
+        let uh = f64x2.pmax(f64x2.pmin(f64x2.mul(f64x2.sub(xh, loH), invH), oneW), f64x2.splat(0));
+        v128.store(uws, ul);
+        v128.store(uws, uh, 16);
+        let tl = f64x2.mul(wL, ul), th = f64x2.mul(wH, uh);
+        if (c > 0) {
+          tl = f64x2.add(v128.load(ps), tl);
+          th = f64x2.add(v128.load(ps, 16), th);
+        }
+        v128.store(ps, tl);
+        v128.store(ps, th, 16);
+        xs += rowBytes; us += uBytes; uws += uwBytes; ps += 32;
+      }
+    }
+    for (let i = 0; i < m; i++) {
+      let ps = part + (<usize>i << 5);
+      let num = (load<f64>(ps) + load<f64>(ps, 16)) + (load<f64>(ps, 8) + load<f64>(ps, 24));
+      // w u is NaN exactly where a criterion is absent (u is clamped, w finite).
+      let rowNaN = num != num;
+      let di = rowNaN ? weightedMeanWide(UW + <usize>i * uwBytes, w) : den > 0 ? num / den : NaN;
+      if (valid != 0 && load<u8>(valid + <usize>i) == 0) di = NaN;
+      store<f64>(dW + (<usize>i << 3), di);
+      store<f32>(d + (<usize>i << 2), <f32>di);
+      if (di == di) {
+        any = true;
+        if (di > top) top = di;
+        if (rowNaN) absent = true;
+      }
+    }
+    if (v128.any_true(v128.or(f32x4.eq(big, f32x4.splat(Infinity)), f32x4.eq(small, f32x4.splat(-Infinity))))) noteInfinity();
+  } else {
+    for (let i = 0; i < m; i++) {
+      let di = normalizeRowWide(src + <usize>i * rowBytes, U + <usize>i * uBytes, UW + (<usize>i * uBytes << 1), lo, inv, loW, invW, w, den);
+      if (valid != 0 && load<u8>(valid + <usize>i) == 0) di = NaN;
+      store<f64>(dW + (<usize>i << 3), di);
+      store<f32>(d + (<usize>i << 2), <f32>di);
+      if (di == di) {
+        any = true;
+        if (di > top) top = di;
+        if (rowAbsent) absent = true;
+      }
     }
   }
   groupAnyValid = any;

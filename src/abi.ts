@@ -52,7 +52,7 @@ export enum Call {
   Scores, Valid, Sizes, InstanceWeights,
   /** Outputs: rows f32 each, then groups x K f32 (stream scope: K). */
   Rewards, Direct, Advantages, Weights, Saturation,
-  /** Scratch: NormalizedRows rows of KP f32 lanes; one f64 per row of the widest group (the tilt). */
+  /** Scratch: NormalizedRows rows of KP f32 lanes; four f64 per row of the widest group (the tilt; pass 1's partial sums). */
   Normalized, Tilt, NormalizedRows,
   /** Scratch for the widest group: its rows' normalized scores in f64 (KP lanes), their direct rewards in f64. */
   NormalizedWide, DirectWide,

@@ -66,7 +66,7 @@ function plan(start: number, k: number, rows: number, groups: number, widest: nu
   p.outW = take(groups * k * 4);
   p.outS = take(groups * k * 4);
   p.u = take(uRows * kp * 4);
-  p.p = take(widest * 8);
+  p.p = take(widest * 32);
   p.uw = take(widest * kp * 8);
   p.dw = take(widest * 8);
   p.end = at;
