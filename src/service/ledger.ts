@@ -109,6 +109,8 @@ interface ScoreEntry {
   type: "score";
   job: ScoreJob;
   keyHash: string | undefined;
+  /** The key's hash as releases before the route scoping stored it: their keys still replay after an upgrade. */
+  legacyHash: string | undefined;
   bodyHash: string;
   resolve(o: ScoreOutcome): void;
   reject(e: unknown): void;
@@ -212,14 +214,15 @@ export class RunLedger {
 
   /** Apply a score job to `run`'s state (or answer a committed key's retry). */
   async score(run: string, job: ScoreJob): Promise<ScoreOutcome> {
-    let keyHash: string | undefined;
+    let keyHash: string | undefined, legacyHash: string | undefined;
     let bodyHash = "";
     if (job.idempotency && this.#o.window > 0) {
       const { scope, key, body } = job.idempotency;
       keyHash = await sha256hex(`${scope}\u0000${run}\u0000${key}`, 8);
+      legacyHash = await sha256hex(`${run}\u0000${key}`, 8);
       bodyHash = await sha256hex(body, 16);
     }
-    return new Promise<ScoreOutcome>((resolve, reject) => this.#enqueue(this.#slot(run), { type: "score", job, keyHash, bodyHash, resolve, reject }));
+    return new Promise<ScoreOutcome>((resolve, reject) => this.#enqueue(this.#slot(run), { type: "score", job, keyHash, legacyHash, bodyHash, resolve, reject }));
   }
 
   /**
@@ -420,10 +423,10 @@ export class RunLedger {
   }
 
   /** The stored answer of a committed key (an outcome: a failed read answers this job alone). */
-  async #stored(slot: Slot, entry: ScoreEntry, batchId: string): Promise<ScoreOutcome> {
+  async #stored(slot: Slot, entry: ScoreEntry, keyHash: string, batchId: string): Promise<ScoreOutcome> {
     try {
       const rec = await this.#o.store.get(respKey(slot.run, batchId));
-      const stored = rec && (JSON.parse(dec.decode(rec.value)) as Record<string, { b: string; body?: string } | undefined>)[entry.keyHash!];
+      const stored = rec && (JSON.parse(dec.decode(rec.value)) as Record<string, { b: string; body?: string } | undefined>)[keyHash];
       if (stored && stored.b !== entry.bodyHash) return { kind: "keyReused" };
       if (stored?.body === undefined) return { kind: "responseGone" };
       this.#o.events?.replay?.();
@@ -496,9 +499,9 @@ export class RunLedger {
             drafts[i] = (entries[j] as ScoreEntry).bodyHash === e.bodyHash ? { t: "sameKey", of: j } : { t: "final", outcome: { kind: "keyReused" } };
             continue;
           }
-          const committed = slot.window.batchOf(h);
-          if (committed !== undefined) {
-            drafts[i] = { t: "stored", read: this.#stored(slot, e, committed) };
+          const found = [h, e.legacyHash].find((k) => k !== undefined && slot.window.batchOf(k) !== undefined);
+          if (found !== undefined) {
+            drafts[i] = { t: "stored", read: this.#stored(slot, e, found, slot.window.batchOf(found)!) };
             continue;
           }
         }
