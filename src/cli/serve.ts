@@ -113,8 +113,9 @@ export async function serve(
   const maxBodyBytes = num(values["max-body"], "max-body") ?? 8 * 1024 * 1024;
   // Group scope shares one engine across all runs and persists nothing: a method that carries
   // state across calls (pow3r's contrasts; src/core.ts counts its updates) would mix the runs.
-  if (options.scope === "group" && options.method === "pow3r") {
-    throw new UsageError("--scope group with method pow3r: pow3r carries state from call to call, which the group scope would share across all runs and never save; use --scope stream (per-run state, kept in the state store)");
+  // Said here as a usage error (exit 2); createHandler refuses it too.
+  if (options.method === "pow3r") {
+    throw new UsageError("--method pow3r cannot be served: it carries state from call to call, which --scope group would share across all runs and never save (and --scope stream is focal's); score pow3r offline with score or replay, or serve another method");
   }
   const port = num(values.port, "port") ?? 8787;
 

@@ -227,6 +227,9 @@ export function createHandler(options: HandlerOptions): FetchHandler {
     const template = await createEngine(engineOptions);
     const stream = template.scope === "stream";
     if (stepped && !stream) throw new RangeError(`createHandler: stepped needs scope "stream", not "${template.scope}"`);
+    // The group scope shares one engine across all runs and saves nothing: a method with state
+    // across calls (pow3r's contrasts) would mix the runs' traffic.
+    if (template.method === "pow3r") throw new RangeError('createHandler: method "pow3r" cannot be served: it carries state from call to call, which scope "group" would share across all runs and never save (and scope "stream" is focal\'s); score pow3r offline (focal-reward score/replay) or serve another method');
     const criteria = template.criteria;
     const byId = new Map(serviceCriteria.map((c) => [c.id, c] as const));
     const index = new Map(criteria.map((c, k) => [c, k] as const));

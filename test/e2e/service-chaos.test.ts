@@ -116,7 +116,10 @@ describe("serve under chaos", () => {
     const run = (args: string[]) => spawnSync(process.execPath, [MAIN, "serve", "--rubric", rubric, "--port", "0", ...args], { encoding: "utf8", timeout: 60_000 });
     const pow3r = run(["--scope", "group", "--method", "pow3r"]);
     expect(pow3r.status).toBe(2);
-    expect(pow3r.stderr).toMatch(/--scope group with method pow3r: pow3r carries state from call to call/);
+    expect(pow3r.stderr).toMatch(/--method pow3r cannot be served: it carries state from call to call/);
+    const pow3rStream = run(["--method", "pow3r"]); // the default scope, stream, is focal's alone
+    expect(pow3rStream.status).toBe(2);
+    expect(pow3rStream.stderr).toMatch(/--method pow3r cannot be served/);
     const redos = run(["--judge", "rules"]);
     expect(redos.status).not.toBe(0);
     expect(redos.stderr).toMatch(/rules\.b\.regex: .* can backtrack catastrophically/);

@@ -124,6 +124,12 @@ describe("POST /v1/score", () => {
     expect(res.json.weights[1].format).toBeGreaterThan(0);
     expect((await call(h, "GET", "/v1/runs/default/state")).status).toBe(404);
   });
+
+  it("the group scope refuses a method with state across calls (pow3r): it would share that state across runs and never save it", async () => {
+    const h = make({ scope: "group", method: "pow3r" });
+    await expect(h.ready).rejects.toThrow(/"pow3r" cannot be served.*share across all runs/);
+    expect((await call(h, "POST", "/v1/score", { groups: [{ rows: [{ accuracy: 1 }, { accuracy: 0 }] }] })).status).toBe(500);
+  });
 });
 
 describe("bad input: problem+json naming the field, state untouched", () => {
