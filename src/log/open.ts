@@ -5,11 +5,11 @@
  * columnar file's schema, or (JSONL without a rubric) a first pass over the file that only
  * collects the criterion ids (stdin is held in memory for that, when the command allows it).
  */
-import { createReadStream, statSync } from "node:fs";
+import { statSync } from "node:fs";
 import type { Criterion } from "../types.js";
 import { openCsv } from "./csv.js";
 import { readSteps, scanCriteria } from "./jsonl.js";
-import { lineBatches, lineChunks } from "./lines.js";
+import { fileChunks, lineBatches, lineChunks } from "./lines.js";
 import { InputError, type Step } from "./step.js";
 
 export const LOG_FORMATS = ["jsonl", "csv", "parquet", "arrow"] as const;
@@ -50,6 +50,7 @@ export async function openLog(path: string | undefined, o: OpenLogOptions = {}):
   const stdin = path === undefined || path === "-";
   const format = o.format ?? (stdin ? undefined : formatOf(path)) ?? "jsonl";
   let stream: (NodeJS.ReadableStream & { bytesRead?: number }) | undefined;
+  const counter = { bytes: 0 };
   let size: number | undefined;
   if (!stdin) {
     try {
@@ -61,8 +62,8 @@ export async function openLog(path: string | undefined, o: OpenLogOptions = {}):
       throw e;
     }
   }
-  const open = () => (stream = stdin ? process.stdin : createReadStream(path, { highWaterMark: 1 << 20 }));
-  const bytesRead = () => stream?.bytesRead ?? 0;
+  const open = () => (stdin ? (stream = process.stdin) : fileChunks(path, counter));
+  const bytesRead = () => stream?.bytesRead ?? counter.bytes;
 
   if (format === "parquet" || format === "arrow") {
     if (stdin && format === "parquet") throw new Error("a Parquet log must be a file (its index is at the end): give --input FILE");
@@ -94,7 +95,7 @@ export async function openLog(path: string | undefined, o: OpenLogOptions = {}):
       batches = held;
       criteria = (await scanCriteria(held)).map((id) => ({ id }));
     } else {
-      criteria = (await scanCriteria(lineBatches(createReadStream(path, { highWaterMark: 1 << 20 })))).map((id) => ({ id }));
+      criteria = (await scanCriteria(lineBatches(fileChunks(path, { bytes: 0 })))).map((id) => ({ id }));
     }
     if (criteria.length === 0) throw new InputError(1, "empty input: no rollouts");
   }
