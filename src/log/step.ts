@@ -104,7 +104,8 @@ export class StepBuilder {
     this.rowGroup[i] = g;
     this.rowValid[i] = valid ? 1 : 0;
     this.rowLine[i] = line;
-    this.buf.fill(NaN, i * this.k, (i + 1) * this.k);
+    const buf = this.buf; // a loop: the row is short, a call to fill() costs more
+    for (let j = i * this.k, end = j + this.k; j < end; j++) buf[j] = NaN;
     this.started = true;
     return i * this.k;
   }
