@@ -10,7 +10,7 @@ import {
   loadPadded, storeUnpadded,
 } from "./rows";
 import {
-  normalizeGroup, normalizeRowWide, groupAnyValid, groupHasAbsent, weightedMeanWide, laneDotWide, laneSumWide, tiltWide, tiltedSums, saturationWide,
+  normalizeGroup, normalizeRowWide, groupAnyValid, groupHasAbsent, weightedMeanWide, denseRewardsWide, laneSumWide, tiltWide, tiltedSums, saturationWide,
 } from "./wide";
 import { aggregatorLayout, configureAggregators, aggregateGroup, aggregateOne, beginCall, fGrpoScale, pow3rRewards } from "./aggregators";
 import { AbiQuery, AdvantageCode, Call, Head, MethodCode, Region, ScopeCode, Setting, Stat, Summary } from "../src/abi";
@@ -403,13 +403,15 @@ export function score(): i32 {
           memory.copy(outR + (<usize>start << 2), outD + (<usize>start << 2), <usize>m << 2);
         } else {
           let den = laneSumWide(w);
-          for (let i = 0; i < m; i++) {
-            let o = <usize>(start + i) << 2;
-            let d = load<f32>(outD + o);
-            if (d != d) continue;
-            let u = UW + (<usize>i * uBytes << 1);
-            let r = dense ? (den > 0 ? laneDotWide(u, w) / den : <f64>NaN) : weightedMeanWide(u, w);
-            store<f32>(outR + o, r == r ? <f32>r : d);
+          if (dense && den > 0) denseRewardsWide(UW, m, w, den, outD + (<usize>start << 2), outR + (<usize>start << 2), P);
+          else {
+            for (let i = 0; i < m; i++) {
+              let o = <usize>(start + i) << 2;
+              let d = load<f32>(outD + o);
+              if (d != d) continue;
+              let r = dense ? <f64>NaN : weightedMeanWide(UW + (<usize>i * uBytes << 1), w);
+              store<f32>(outR + o, r == r ? <f32>r : d);
+            }
           }
         }
       } else if (aggregated()) {

@@ -351,33 +351,49 @@ export function groupStats(U: usize, d: usize, m: i32, dense: bool, sum: usize, 
     let one = f32x4.splat(1);
     let inf = f32x4.splat(Infinity);
     let ninf = f32x4.splat(-Infinity);
-    for (let o: usize = 0; o < uBytes; o += 16) {
-      let s = f32x4.splat(0), q = f32x4.splat(0), n = f32x4.splat(valid);
-      let mn = inf, mx = ninf;
-      if (dense) {
-        for (let i = 0; i < m; i++) {
+    if (dense) {
+      // Two chunks a turn (one when the last is alone), their sums in registers over the rows.
+      let n = f32x4.splat(valid);
+      for (let o: usize = 0; o < uBytes; o += 32) {
+        let single = o + 32 > uBytes;
+        let s = f32x4.splat(0), q = f32x4.splat(0), mn = inf, mx = ninf;
+        let s1 = f32x4.splat(0), q1 = f32x4.splat(0), mn1 = inf, mx1 = ninf;
+        let at = U + o;
+        for (let i = 0; i < m; i++, at += uBytes) {
           let di = load<f32>(d + (<usize>i << 2));
           if (di != di) continue;
-          let x = v128.load(U + <usize>i * uBytes + o);
+          let x = v128.load(at);
           s = f32x4.add(s, x);
           q = f32x4.add(q, f32x4.mul(x, x));
           mn = f32x4.pmin(mn, x);
           mx = f32x4.pmax(mx, x);
+          if (single) continue;
+          let y = v128.load(at, 16);
+          s1 = f32x4.add(s1, y);
+          q1 = f32x4.add(q1, f32x4.mul(y, y));
+          mn1 = f32x4.pmin(mn1, y);
+          mx1 = f32x4.pmax(mx1, y);
         }
-      } else {
-        n = f32x4.splat(0);
-        for (let i = 0; i < m; i++) {
-          let di = load<f32>(d + (<usize>i << 2));
-          if (di != di) continue;
-          let x = v128.load(U + <usize>i * uBytes + o);
-          let mk = f32x4.eq(x, x);
-          let xm = v128.and(mk, x);
-          s = f32x4.add(s, xm);
-          q = f32x4.add(q, f32x4.mul(xm, xm));
-          n = f32x4.add(n, v128.and(mk, one));
-          mn = f32x4.pmin(mn, v128.bitselect(x, inf, mk));
-          mx = f32x4.pmax(mx, v128.bitselect(x, ninf, mk));
-        }
+        v128.store(sum + o, s); v128.store(sq + o, q); v128.store(cnt + o, n); v128.store(lo + o, mn); v128.store(hi + o, mx);
+        if (single) break;
+        v128.store(sum + o, s1, 16); v128.store(sq + o, q1, 16); v128.store(cnt + o, n, 16); v128.store(lo + o, mn1, 16); v128.store(hi + o, mx1, 16);
+      }
+      return;
+    }
+    for (let o: usize = 0; o < uBytes; o += 16) {
+      let s = f32x4.splat(0), q = f32x4.splat(0), n = f32x4.splat(0);
+      let mn = inf, mx = ninf;
+      for (let i = 0; i < m; i++) {
+        let di = load<f32>(d + (<usize>i << 2));
+        if (di != di) continue;
+        let x = v128.load(U + <usize>i * uBytes + o);
+        let mk = f32x4.eq(x, x);
+        let xm = v128.and(mk, x);
+        s = f32x4.add(s, xm);
+        q = f32x4.add(q, f32x4.mul(xm, xm));
+        n = f32x4.add(n, v128.and(mk, one));
+        mn = f32x4.pmin(mn, v128.bitselect(x, inf, mk));
+        mx = f32x4.pmax(mx, v128.bitselect(x, ninf, mk));
       }
       v128.store(sum + o, s); v128.store(sq + o, q); v128.store(cnt + o, n); v128.store(lo + o, mn); v128.store(hi + o, mx);
     }

@@ -237,6 +237,55 @@ export function laneDotWide(u: usize, w: usize): f64 {
   }
 }
 
+/**
+ * sum(w u) / den for the m f64 rows at UW (KP lanes apart), every lane present (den =
+ * laneSumWide(w) > 0), in f32 into `out`; a row whose `d` (f32) is NaN is left as it is. The
+ * same sums as laneDotWide's; the simd build takes a chunk over all the rows at a time, with its
+ * weights in registers and each row's two partial sums at `part` (32 bytes a row) between chunks.
+ */
+export function denseRewardsWide(UW: usize, m: i32, w: usize, den: f64, d: usize, out: usize, part: usize): void {
+  let uwBytes = <usize>KP << 3;
+  if (ASC_FEATURE_SIMD) {
+    let chunks = KP >> 2;
+    let last = chunks - 1;
+    for (let c = 0; c < chunks; c++) {
+      let ow = <usize>c << 5;
+      let wL = v128.load(w + ow), wH = v128.load(w + ow, 16);
+      let at = UW + ow, ps = part;
+      for (let i = 0; i < m; i++, at += uwBytes, ps += 32) {
+        let tl = f64x2.mul(wL, v128.load(at)), th = f64x2.mul(wH, v128.load(at, 16));
+        if (c > 0) {
+          tl = f64x2.add(v128.load(ps), tl);
+          th = f64x2.add(v128.load(ps, 16), th);
+        }
+        if (c == last) {
+          // (l0 + l2) + (l1 + l3): the lanes of tl + th, added.
+          let t = f64x2.add(tl, th);
+          store<f64>(ps, f64x2.extract_lane(t, 0) + f64x2.extract_lane(t, 1));
+          continue;
+        }
+        v128.store(ps, tl);
+        v128.store(ps, th, 16);
+      }
+    }
+    for (let i = 0; i < m; i++) {
+      let o = <usize>i << 2;
+      let di = load<f32>(d + o);
+      if (di != di) continue;
+      let r = load<f64>(part + (<usize>i << 5)) / den;
+      store<f32>(out + o, r == r ? <f32>r : di);
+    }
+  } else {
+    for (let i = 0; i < m; i++) {
+      let o = <usize>i << 2;
+      let di = load<f32>(d + o);
+      if (di != di) continue;
+      let r = laneDotWide(UW + <usize>i * uwBytes, w) / den;
+      store<f32>(out + o, r == r ? <f32>r : di);
+    }
+  }
+}
+
 /** Sum of the KP lanes of an f64 vector in the lane tree order. */
 export function laneSumWide(w: usize): f64 {
   let t0: f64 = 0, t1: f64 = 0, t2: f64 = 0, t3: f64 = 0;
@@ -278,32 +327,49 @@ export function tiltedSums(UW: usize, d: usize, p: usize, m: i32, dense: bool, t
   if (ASC_FEATURE_SIMD) {
     let ninf = f64x2.splat(-Infinity);
     let tv = f64x2.splat(tau);
-    for (let o: usize = 0; o < uBytes; o += 16) {
-      let a = f64x2.splat(0), ms = f64x2.splat(pSum);
-      if (dense) {
-        for (let i = 0; i < m; i++) {
+    if (dense) {
+      // Eight criteria a turn (four while fewer are left), their sums in registers over the rows.
+      let ms = f64x2.splat(pSum);
+      let o: usize = 0;
+      for (; o < uBytes; o += 64) {
+        let four = o + 64 > uBytes;
+        let a0 = f64x2.splat(0), a1 = f64x2.splat(0), a2 = f64x2.splat(0), a3 = f64x2.splat(0);
+        let at = UW + o;
+        for (let i = 0; i < m; i++, at += uBytes) {
           let pi = load<f64>(p + (<usize>i << 3));
           if (pi == 0) continue;
-          a = f64x2.add(a, f64x2.mul(f64x2.splat(pi), v128.load(UW + <usize>i * uBytes + o)));
+          let pv = f64x2.splat(pi);
+          a0 = f64x2.add(a0, f64x2.mul(pv, v128.load(at)));
+          a1 = f64x2.add(a1, f64x2.mul(pv, v128.load(at, 16)));
+          if (four) continue;
+          a2 = f64x2.add(a2, f64x2.mul(pv, v128.load(at, 32)));
+          a3 = f64x2.add(a3, f64x2.mul(pv, v128.load(at, 48)));
         }
-      } else {
-        let top = ninf;
-        ms = f64x2.splat(0);
-        for (let i = 0; i < m; i++) {
-          let di = load<f64>(d + (<usize>i << 3));
-          if (di != di) continue;
-          let x = v128.load(UW + <usize>i * uBytes + o);
-          top = f64x2.pmax(top, v128.bitselect(f64x2.splat(di), ninf, f64x2.eq(x, x)));
-        }
-        for (let i = 0; i < m; i++) {
-          let di = load<f64>(d + (<usize>i << 3));
-          if (di != di) continue;
-          let x = v128.load(UW + <usize>i * uBytes + o);
-          let mk = f64x2.eq(x, x);
-          let pv = v128.and(mk, expw(f64x2.div(f64x2.sub(f64x2.splat(di), top), tv)));
-          a = f64x2.add(a, f64x2.mul(pv, v128.and(mk, x)));
-          ms = f64x2.add(ms, pv);
-        }
+        v128.store(acc + o, a0); v128.store(acc + o, a1, 16);
+        v128.store(mass + o, ms); v128.store(mass + o, ms, 16);
+        if (four) break;
+        v128.store(acc + o, a2, 32); v128.store(acc + o, a3, 48);
+        v128.store(mass + o, ms, 32); v128.store(mass + o, ms, 48);
+      }
+      return;
+    }
+    for (let o: usize = 0; o < uBytes; o += 16) {
+      let a = f64x2.splat(0), ms = f64x2.splat(0);
+      let top = ninf;
+      for (let i = 0; i < m; i++) {
+        let di = load<f64>(d + (<usize>i << 3));
+        if (di != di) continue;
+        let x = v128.load(UW + <usize>i * uBytes + o);
+        top = f64x2.pmax(top, v128.bitselect(f64x2.splat(di), ninf, f64x2.eq(x, x)));
+      }
+      for (let i = 0; i < m; i++) {
+        let di = load<f64>(d + (<usize>i << 3));
+        if (di != di) continue;
+        let x = v128.load(UW + <usize>i * uBytes + o);
+        let mk = f64x2.eq(x, x);
+        let pv = v128.and(mk, expw(f64x2.div(f64x2.sub(f64x2.splat(di), top), tv)));
+        a = f64x2.add(a, f64x2.mul(pv, v128.and(mk, x)));
+        ms = f64x2.add(ms, pv);
       }
       v128.store(acc + o, a);
       v128.store(mass + o, ms);
