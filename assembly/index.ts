@@ -263,6 +263,72 @@ function mixFocal(b: usize, sat: usize, sumB: f64): void {
   }
 }
 
+/** gamma is a whole number up to 8: focalCoefficients multiplies h by itself. */
+// @ts-ignore: decorator
+@inline function wholePower(): bool {
+  let power = <i32>gammaW;
+  return <f64>power == gammaW && power <= 8;
+}
+
+/**
+ * focalWeights without fixed criteria, bounds or mixing, for a whole gamma (the defaults): the
+ * same operations lane by lane (simd: two criteria a turn), the coefficients' total in criterion
+ * order in both builds. Into COEFW, FWW and FW; returns COEFW (b where the total is 0).
+ */
+function plainFocal(sat: usize, b: usize, sumB: f64): usize {
+  let power = <i32>gammaW;
+  let k = 0;
+  if (ASC_FEATURE_SIMD) {
+    let one = f64x2.splat(1), eps = f64x2.splat(epsW);
+    for (; k < KP; k += 2) {
+      let o = <usize>k << 3;
+      let s = v128.load(sat + o);
+      let h = f64x2.add(f64x2.sub(one, s), eps);
+      let pw = one;
+      for (let j = 0; j < power; j++) pw = f64x2.mul(pw, h);
+      v128.store(COEFW + o, v128.and(f64x2.eq(s, s), f64x2.mul(v128.load(b + o), pw)));
+    }
+  } else {
+    for (; k < KP; k++) {
+      let o = <usize>k << 3;
+      let s = load<f64>(sat + o);
+      let h = (1 - s) + epsW;
+      let pw: f64 = 1;
+      for (let j = 0; j < power; j++) pw = pw * h;
+      store<f64>(COEFW + o, s == s ? load<f64>(b + o) * pw : 0);
+    }
+  }
+  // Lanes without a saturation hold +0, which leaves the total as it is.
+  let total: f64 = 0;
+  for (k = 0; k < K; k++) total += load<f64>(COEFW + (<usize>k << 3));
+  if (!(total > 0)) {
+    for (k = 0; k < KP; k++) {
+      let o = <usize>k << 3;
+      store<f64>(FWW + o, k < K && present(sat, k) ? load<f64>(b + o) / sumB : 0);
+    }
+    storeFocal();
+    return b;
+  }
+  k = 0;
+  if (ASC_FEATURE_SIMD) {
+    let t = f64x2.splat(total);
+    for (; k < KP; k += 2) {
+      let o = <usize>k << 3;
+      let f = f64x2.div(v128.load(COEFW + o), t);
+      v128.store(FWW + o, f);
+      v128.store64_lane(FW + (<usize>k << 2), f32x4.demote_f64x2_zero(f), 0);
+    }
+  } else {
+    for (; k < KP; k++) {
+      let o = <usize>k << 3;
+      let f = load<f64>(COEFW + o) / total;
+      store<f64>(FWW + o, f);
+      store<f32>(FW + (<usize>k << 2), <f32>f);
+    }
+  }
+  return COEFW;
+}
+
 /**
  * Focal weights from the f64 saturation `sat` (NaN = criterion not in use) and the f64 base
  * weights b: into FWW (f64) and `out` (f32). Returns the f64 vector to weight rewards with:
@@ -277,6 +343,7 @@ function focalWeights(sat: usize, b: usize, out: usize): usize {
     sumB += load<f64>(b + (<usize>k << 3));
     if (load<f32>(FIXED + (<usize>k << 2)) != 0) anyFixed = true;
   }
+  if (!anyFixed && !bounded && mixW == 1 && out == FW && wholePower()) return plainFocal(sat, b, sumB);
   let total = focalCoefficients(sat, b, anyFixed);
   let w: usize;
   if (anyFixed) {

@@ -407,6 +407,16 @@ export function tiltedSums(UW: usize, d: usize, p: usize, m: i32, dense: bool, t
 
 /** s = clamp(acc / mass, 0, 1) where mass > 0, NaN (no estimate) elsewhere; in f64 (sat) and f32 (sat32). */
 export function saturationWide(acc: usize, mass: usize, sat: usize, sat32: usize): void {
+  if (ASC_FEATURE_SIMD) {
+    let nan = f64x2.splat(NaN);
+    for (let o: usize = 0, end = <usize>KP << 3; o < end; o += 16) {
+      let mv = v128.load(mass + o);
+      let s = v128.bitselect(clampWide(f64x2.div(v128.load(acc + o), mv)), nan, f64x2.gt(mv, f64x2.splat(0)));
+      v128.store(sat + o, s);
+      v128.store64_lane(sat32 + (o >> 1), f32x4.demote_f64x2_zero(s), 0);
+    }
+    return;
+  }
   for (let k = 0; k < KP; k++) {
     let o = <usize>k << 3;
     let mv = load<f64>(mass + o);
