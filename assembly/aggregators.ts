@@ -405,7 +405,7 @@ export function beginCall(): void {
 function pow3rWeights(b: usize, mask: usize, out: usize): void {
   for (let k = 0; k < KP; k++) {
     let o = <usize>k << 2;
-    let c: f32 = k < K && load<f32>(SEEN + o) != 0 ? load<f32>(SBAR + o) : 0;
+    let c: f32 = k < K && load<f32>(SEEN + o) != 0 ? <f32>load<f64>(SBAR + (<usize>k << 3)) : 0;
     store<f32>(out + o, load<f32>(b + o) * c);
   }
   let total = sumWhere(out, mask);
@@ -441,7 +441,8 @@ export function pow3rRewards(groups: i32, sizes: usize, scores: usize, instW: us
     if (cnt == 0) continue;
     let chat = <f32>(load<f64>(CSUM + (<usize>k << 3)) / cnt);
     let seen = load<f32>(SEEN + o) != 0;
-    store<f32>(SBAR + o, seen ? decay * load<f32>(SBAR + o) + (1 - decay) * chat : chat);
+    // cbar is f32 arithmetic kept in the f64 state slots (exact there).
+    store<f64>(SBAR + (<usize>k << 3), seen ? decay * <f32>load<f64>(SBAR + (<usize>k << 3)) + (1 - decay) * chat : chat);
     store<f32>(SEEN + o, 1);
   }
   let rowBytes = <usize>K << 2;

@@ -27,7 +27,7 @@ let gamma: f32 = 3;
 let bounded = false;
 let minWeight: f64 = 0;
 let maxWeight: f64 = 1;
-let decay: f32 = 0.9;
+let decay: f32 = 0.9, decayW: f64 = 0.9;
 let advEps: f64 = 1e-6;
 // The same settings unrounded, for the f64 path (spec "Precision contract").
 let gammaW: f64 = 3;
@@ -100,7 +100,7 @@ export function configure(): void {
   method = <i32>setting(Setting.Method); scope = <i32>setting(Setting.Scope); advantage = <i32>setting(Setting.Advantage);
   gamma = <f32>setting(Setting.Gamma);
   bounded = setting(Setting.Bounded) != 0; minWeight = setting(Setting.MinWeight); maxWeight = setting(Setting.MaxWeight);
-  decay = <f32>setting(Setting.Decay); advEps = setting(Setting.AdvEps);
+  decay = <f32>setting(Setting.Decay); decayW = setting(Setting.Decay); advEps = setting(Setting.AdvEps);
   dropConstant = setting(Setting.DropConstant) != 0;
   gammaW = setting(Setting.Gamma); epsW = setting(Setting.Eps); tauW = setting(Setting.Tau); mixW = setting(Setting.Mix);
   configureAggregators(slot(Head.SettingsAt));
@@ -440,7 +440,7 @@ export function score(): i32 {
   let stream = scope != ScopeCode.Group && method == MethodCode.Focal;
   let keep = stream && uRows >= n;
   let U0 = U;
-  if (stream) { fill(SATSUM, 0); fill(SATN, 0); }
+  if (stream) { memory.fill(SATSUM, 0, <usize>KP << 3); memory.fill(SATN, 0, <usize>KP << 3); }
   if (method == MethodCode.Pow3r) beginCall();
 
   let start = 0;
@@ -600,39 +600,26 @@ function accumulateWeights(): void {
   }
 }
 
+/** The stream scope's sums over the call's groups: each group's saturation (f64) where it has one. */
 function accumulatePresent(): void {
-  let k = 0;
-  if (ASC_FEATURE_SIMD) {
-    let one = f32x4.splat(1);
-    for (; k + 4 <= K; k += 4) {
-      let o = <usize>k << 2;
-      let s = v128.load(SAT + o);
-      let has = f32x4.eq(s, s);
-      let sum = v128.load(SATSUM + o);
-      let cnt = v128.load(SATN + o);
-      v128.store(SATSUM + o, v128.bitselect(f32x4.add(sum, s), sum, has));
-      v128.store(SATN + o, v128.bitselect(f32x4.add(cnt, one), cnt, has));
-    }
-  }
-  for (; k < K; k++) {
-    let o = <usize>k << 2;
-    let s = load<f32>(SAT + o);
+  for (let k = 0; k < K; k++) {
+    let o = <usize>k << 3;
+    let s = load<f64>(SATW + o);
     if (s != s) continue;
-    store<f32>(SATSUM + o, load<f32>(SATSUM + o) + s);
-    store<f32>(SATN + o, load<f32>(SATN + o) + 1);
+    store<f64>(SATSUM + o, load<f64>(SATSUM + o) + s);
+    store<f64>(SATN + o, load<f64>(SATN + o) + 1);
   }
 }
 
 /** sbar <- shat on a criterion's first estimate, else decay sbar + (1 - decay) shat. */
 function updateStream(): void {
   for (let k = 0; k < K; k++) {
-    let o = <usize>k << 2;
-    let cnt = load<f32>(SATN + o);
+    let cnt = load<f64>(SATN + (<usize>k << 3));
     if (cnt == 0) continue;
-    let shat = load<f32>(SATSUM + o) / cnt;
-    let seen = load<f32>(SEEN + o) != 0;
-    store<f32>(SBAR + o, seen ? decay * load<f32>(SBAR + o) + (1 - decay) * shat : shat);
-    store<f32>(SEEN + o, 1);
+    let shat = load<f64>(SATSUM + (<usize>k << 3)) / cnt;
+    let seen = load<f32>(SEEN + (<usize>k << 2)) != 0;
+    store<f64>(SBAR + (<usize>k << 3), seen ? decayW * load<f64>(SBAR + (<usize>k << 3)) + (1 - decayW) * shat : shat);
+    store<f32>(SEEN + (<usize>k << 2), 1);
   }
   streamWeights();
 }
@@ -640,9 +627,8 @@ function updateStream(): void {
 /** Stream weights from sbar over all K criteria (no estimate counts as 0). */
 export function streamWeights(): void {
   for (let k = 0; k < KP; k++) {
-    let o = <usize>k << 2;
-    let s: f32 = k < K ? (load<f32>(SEEN + o) != 0 ? load<f32>(SBAR + o) : 0) : NaN;
-    store<f32>(SAT + o, s);
+    let s: f64 = k < K ? (load<f32>(SEEN + (<usize>k << 2)) != 0 ? load<f64>(SBAR + (<usize>k << 3)) : 0) : NaN;
+    store<f32>(SAT + (<usize>k << 2), <f32>s);
     store<f64>(SATW + (<usize>k << 3), s);
   }
   let w = focalWeights(SATW, BASEW, FSTREAM);
@@ -662,10 +648,10 @@ function loadGroupBase(at: usize): void {
 function streamSaturation(out: usize): void {
   for (let k = 0; k < K; k++) {
     let o = <usize>k << 2;
-    store<f32>(out + o, load<f32>(SEEN + o) != 0 ? load<f32>(SBAR + o) : NaN);
+    store<f32>(out + o, load<f32>(SEEN + o) != 0 ? <f32>load<f64>(SBAR + (<usize>k << 3)) : NaN);
     let w = <usize>k << 3;
     store<f64>(MWEIGHT + w, load<f32>(FSTREAM + o));
-    store<f64>(MSAT + w, load<f32>(SAT + o));
+    store<f64>(MSAT + w, load<f64>(SATW + w));
   }
 }
 

@@ -78,14 +78,17 @@ export enum Region {
   // Rubric, written by the host: the affine map u = (x - lo) * inv (penalties flipped), base
   // weights, and 1-or-0 flags per lane: guarded (fixed), penalty, required; the raw scale ends.
   Lo, Inv, Base, Fixed, Penalty, Required, ScaleLo, ScaleHi,
-  // Stream state (host-readable and -writable): saturation estimates, seen flags (1 or 0).
-  Sbar, Seen,
+  // Stream state (host-readable and -writable): saturation estimates (f64: the precision contract
+  // holds across calls), seen flags (f32, 1 or 0).
+  Sbar, Seen = Sbar + 2,
   /** scoreOne's input row, written by the host. */
   Row,
   // Kernel scratch (f32).
   StreamWeights, StreamWeightsUsed, RowNormalized, Saturation, FocalWeights,
-  GroupBase, GroupSum, GroupSq, GroupCount, GroupMin, GroupMax, SatSum, SatCount,
-  SaMrpoFactor, AggregatorRow, AggregatorWeights,
+  GroupBase, GroupSum, GroupSq, GroupCount, GroupMin, GroupMax,
+  /** A call's sums of group saturations and their counts (f64). */
+  SatSum, SatCount = SatSum + 2,
+  SaMrpoFactor = SatCount + 2, AggregatorRow, AggregatorWeights,
   /** outOfScale's counts (i32 lanes, host-readable): scores outside the scale, present scores. */
   OutOfScale, ScalePresent,
   /** Per-criterion statistics (host-readable): Stat.End f64 vectors, field-major. */

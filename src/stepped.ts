@@ -84,8 +84,8 @@ export class StepTracker {
     if (st === undefined) return { sbar, seen };
     for (let c = 0; c < this.k; c++) {
       if (st.count[c] === 0) continue;
-      const shat = Math.fround((Number(st.qSum[c]) / st.count[c]) / Q_SCALE);
-      sbar[c] = seen[c] ? Math.fround(this.decay * sbar[c] + (1 - this.decay) * shat) : shat;
+      const shat = (Number(st.qSum[c]) / st.count[c]) / Q_SCALE;
+      sbar[c] = seen[c] ? this.decay * sbar[c] + (1 - this.decay) * shat : shat;
       seen[c] = 1;
     }
     return { sbar, seen };

@@ -262,11 +262,12 @@ export class WasmBackend implements Backend {
   }
 
   getState(): StreamState {
-    return { sbar: Float64Array.from(this.take(Region.Sbar)), seen: Uint8Array.from(this.take(Region.Seen)) };
+    const at = this.kernel.region(Region.Sbar) >>> 3;
+    return { sbar: this.f64.slice(at, at + this.k), seen: Uint8Array.from(this.take(Region.Seen)) };
   }
 
   setState(state: StreamState): void {
-    this.put(Region.Sbar, state.sbar);
+    this.f64.set(state.sbar, this.kernel.region(Region.Sbar) >>> 3);
     this.put(Region.Seen, state.seen);
     this.kernel.streamWeights();
   }

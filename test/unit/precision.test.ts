@@ -3,7 +3,8 @@
  * (the independent oracle, test/support/oracle.ts) for tau >= 1e-3, gamma <= 16, any eps, K <= 256,
  * on every backend, simd and scalar bit for bit. Small tau amplifies the rounding of d_i by 1/tau,
  * large gamma that of the saturation, so the cases sit at those edges; gamma 40 checks that weights
- * which differ by many orders of magnitude stay apart (no exp clamp collapsing them).
+ * which differ by many orders of magnitude stay apart (no exp clamp collapsing them). The stream
+ * scope's state carries across calls, so its cases score a sequence of calls against the oracle's.
  */
 import { describe, expect, it } from "vitest";
 import { createEngine } from "../../dist/index.js";
@@ -109,5 +110,49 @@ describe("precision contract (spec): within 1e-6 of float64", () => {
       c.opts.gamma = 40;
       await check(c);
     }
+  }, 120_000);
+});
+
+describe("precision contract (spec), stream scope: within 1e-6 of float64 across calls", () => {
+  it("sequences of 12 calls at gamma up to 16, tau down to 1e-3, eps down to 0, on every backend (24 seeded cases)", async () => {
+    let worst = 0;
+    for (let seed = 1; seed <= 24; seed++) {
+      const r = prng(33_000 + seed);
+      const K = pick(r, [2, 3, 5, 16, 33]);
+      const criteria: Criterion[] = Array.from({ length: K }, (_, k) => ({ id: `c${k}`, weight: pick(r, [0.1, 1 / 3, 1, 2.7]) }));
+      const opts: Omit<EngineOptions, "backend"> = {
+        rubric: criteria, method: "focal", scope: "stream", advantage: "none",
+        gamma: pick(r, [3, 8, 16]), eps: pick(r, [0, 0.01, 0.05]), tau: pick(r, [1e-3, 0.01, 1]), decay: pick(r, [0.5, 0.9, 0.99]),
+      };
+      // Saturated profiles: little headroom, where gamma amplifies the rounding of the estimate most.
+      const profile = Array.from({ length: K }, () => pick(r, [0.99, 0.9, 0.6]));
+      const calls = Array.from({ length: 12 }, () => {
+        const n = int(r, 32, 700);
+        const scores = new Float32Array(n * K);
+        for (let i = 0; i < n * K; i++) scores[i] = Math.min(1, Math.max(0, profile[i % K] + (r() - 0.5) * 0.2));
+        return { scores, sizes: randomSizes(r, n, 16) };
+      });
+      const engines = await Promise.all(BACKENDS.map((backend) => createEngine({ ...opts, backend } as EngineOptions)));
+      let state: Parameters<typeof oracleScore>[0]["state"];
+      for (const [j, c] of calls.entries()) {
+        const o = oracleScore({ ...opts, criteria, scores: c.scores, groupSizes: c.sizes, state });
+        state = o.state;
+        const bits: Record<string, number[]> = {};
+        for (const [b, e] of engines.entries()) {
+          const res = e.score(c.scores, c.sizes);
+          for (const f of ["rewards", "weights"] as const) {
+            for (let i = 0; i < o[f].length; i++) {
+              const err = Math.abs(res[f][i] - o[f][i]);
+              if (!(err <= TOL)) expect.fail(`seed ${seed} call ${j} ${BACKENDS[b]} ${f}[${i}]: ${res[f][i]} vs float64 ${o[f][i]} (|d| = ${err.toExponential(2)})`);
+              worst = Math.max(worst, err);
+            }
+            if (BACKENDS[b] === "simd") bits[f] = Array.from(u32(res[f]));
+            if (BACKENDS[b] === "scalar") expect(Array.from(u32(res[f])), `seed ${seed} call ${j}: simd vs scalar ${f}`).toEqual(bits[f]);
+          }
+        }
+      }
+    }
+    if (process.env.FOCAL_TEST_VERBOSE) console.log(`stream worst |d| ${worst.toExponential(2)}`);
+    expect(worst).toBeLessThanOrEqual(TOL);
   }, 120_000);
 });
