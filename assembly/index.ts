@@ -6,7 +6,7 @@
 // foldStats), so the simd and scalar builds give the same bits.
 
 import {
-  K, KP, setShape, sawInfinity, resetInfinity, normalizeRow, weightedMean, weightedMeanDense4, rowMean, laneSum, groupStats, fill,
+  K, KP, setShape, sawInfinity, resetInfinity, rowHasAbsent, normalizeRow, weightedMean, weightedMeanDense4, rowMean, laneSum, groupStats, fill,
   loadPadded, storeUnpadded,
 } from "./rows";
 import {
@@ -634,10 +634,12 @@ export function streamWeights(): void {
   let w = focalWeights(SATW, BASEW, FSTREAM);
   for (let k = 0; k < KP; k++) store<f32>(FSTREAMR + (<usize>k << 2), <f32>load<f64>(w + (<usize>k << 3)));
   streamSum = laneSum(FSTREAMR);
+  baseSumWide = laneSumWide(BASEW);
 }
 
-/** laneSum(FSTREAMR), kept by streamWeights for scoreOne. */
+/** laneSum(FSTREAMR) and laneSumWide(BASEW), kept by streamWeights for scoreOne. */
 let streamSum: f32 = 0;
+let baseSumWide: f64 = 0;
 
 /** GB (f32) and GBW (f64): a group's instance weights at `at`, lanes past K 0. */
 function loadGroupBase(at: usize): void {
@@ -888,10 +890,22 @@ function gdpoBatch(n: i32, outD: usize, outA: usize): void {
 // ---------------------------------------------------------------------------------------------
 // One rollout
 
-/** Reward of the row in Region.Row: with the stream weights, or as a group of one. NaN if invalid. */
+/**
+ * Reward of the row in Region.Row: with the stream weights, or as a group of one. NaN if invalid,
+ * and NaN for a row with an infinite score (the host then says which: it checks only NaN results).
+ */
 export function scoreOne(): f32 {
-  let dW = normalizeRowWide(ROW, ROWU, ROWW, LO, INV, LOW, INVW, BASEW, laneSumWide(BASEW)); // the host rejects infinities
-  if (dW != dW) return NaN;
+  resetInfinity();
+  if (scope == ScopeCode.Stream && method == MethodCode.Focal) {
+    // The common case in one float32 pass: with every criterion present, the float64 direct
+    // reward below is NaN only when the base weights sum to 0, and normalizeRow adds the same
+    // sums as rowMean below. Anything else takes the general path.
+    let r = normalizeRow(ROW, ROWU, LO, INV, FSTREAMR, streamSum);
+    if (sawInfinity) return NaN;
+    if (!rowHasAbsent && r == r && baseSumWide > 0) return r;
+  }
+  let dW = normalizeRowWide(ROW, ROWU, ROWW, LO, INV, LOW, INVW, BASEW, laneSumWide(BASEW));
+  if (sawInfinity || dW != dW) return NaN;
   let d = <f32>dW;
   if (aggregated()) return aggregateOne(method, ROWU, BASE, d);
   if (method != MethodCode.Focal) return d;

@@ -82,7 +82,7 @@ export interface Backend {
   readonly name: BackendName;
   /** Scores a batch; throws (and changes nothing) when a score is infinite. */
   score(batch: Batch, outputs: Outputs): RawResult;
-  /** One normalized-rubric row of K raw scores (NaN = absent); NaN when the row is invalid. */
+  /** One row of K raw scores (NaN = absent); NaN when the row is invalid or has an infinite score. */
   scoreOne(row: Float32Array): number;
   /** A view of n x K floats where score() reads its input without a copy, if the backend has one. */
   input(n: number): Float32Array;

@@ -274,10 +274,12 @@ class FocalEngine implements Engine {
 
   scoreOne(row: ArrayLike<number> | Readonly<Record<string, number | null | undefined>> | readonly NamedScore[]): number {
     const k = this.criteria.length;
-    if (row instanceof Float32Array && row.length === k && this.settings.outOfScale !== "error") {
-      // The hot path: checked in place, copied once (into the kernel's row).
-      for (let i = 0; i < k; i++) if (row[i] === Infinity || row[i] === -Infinity) throw infiniteCell(this.criteria[i], row[i]);
-      return this.stepped !== undefined ? this.stepped.scoreOne(row, this.steps!) : this.impl.scoreOne(row);
+    if (row instanceof Float32Array && row.length === k && this.settings.outOfScale !== "error" && this.stepped === undefined) {
+      // The hot path: a row with an infinite score scores NaN (Backend.scoreOne), so only a NaN
+      // result is looked at again, to say which score it was.
+      const r = this.impl.scoreOne(row);
+      if (r !== r) this.checkFinite(row);
+      return r;
     }
     const values = this.row;
     if (row instanceof Float32Array && row.length === k) {
@@ -307,13 +309,18 @@ class FocalEngine implements Engine {
     } else {
       throw new TypeError("scoreOne: expected an array of scores, [{ name, score }] or a { criterion: score } record");
     }
-    for (let i = 0; i < k; i++) if (values[i] === Infinity || values[i] === -Infinity) throw infiniteCell(this.criteria[i], values[i]);
+    this.checkFinite(values);
     if (this.settings.outOfScale === "error") {
       const e = outOfScaleError(this.rubric, values, 1, undefined);
       if (e instanceof OutOfScaleError) throw new OutOfScaleError(-1, e.criterion, e.value, e.scale, "scoreOne");
     }
     if (this.stepped !== undefined) return this.stepped.scoreOne(values, this.steps!);
     return this.impl.scoreOne(values);
+  }
+
+  /** scoreOne's error for an infinite score. */
+  private checkFinite(row: Float32Array): void {
+    for (let i = 0; i < row.length; i++) if (row[i] === Infinity || row[i] === -Infinity) throw infiniteCell(this.criteria[i], row[i]);
   }
 
   snapshot(): Uint8Array {

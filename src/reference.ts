@@ -344,6 +344,7 @@ export class ReferenceBackend implements Backend {
   }
 
   scoreOne(row: Float32Array): number {
+    for (let k = 0; k < row.length; k++) if (row[k] === Infinity || row[k] === -Infinity) return NaN;
     const u = Float64Array.from(row, (x, k) => this.normalize(x, k));
     const d = this.weightedMean(u, this.rubric.base);
     if (!Number.isNaN(d) && isAggregator(this.s.method)) return this.agg.one(u, d, this.sbar, this.seen);

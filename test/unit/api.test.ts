@@ -94,6 +94,9 @@ describe.each(BACKENDS)("rejected calls leave the %s engine untouched", (backend
   it("scoreOne with an unknown criterion", () => expectUntouched(backend, (e) => e.scoreOne({ accuracy: 1, style: 0 }), /unknown criterion 'style'/));
   it("scoreOne with the wrong length", () => expectUntouched(backend, (e) => e.scoreOne([1, 2]), /expected 3 scores, got 2/));
   it("scoreOne with an infinite score", () => expectUntouched(backend, (e) => e.scoreOne([1, Infinity, 0]), /'tone' is Infinity/));
+  // A Float32Array of K takes the hot path, which looks for the infinity only once the row scored NaN.
+  it("scoreOne with an infinite score in a Float32Array", () =>
+    expectUntouched(backend, (e) => e.scoreOne(Float32Array.of(1, 5, -Infinity)), /'harm' is -Infinity/));
 });
 
 describe.each(BACKENDS)("scoreOne input shapes (%s)", (backend) => {
@@ -105,6 +108,19 @@ describe.each(BACKENDS)("scoreOne input shapes (%s)", (backend) => {
     expect(e.scoreOne([{ name: "tone", score: 6 }, { name: "accuracy", score: 0.8, metadata: { why: "ok" } }])).toBe(byOrder);
     expect(e.scoreOne(Float32Array.of(0.8, 6, NaN))).toBe(byOrder);
     expect(e.scoreOne([{ name: "harm", score: null }])).toBeNaN(); // nothing judged: no reward
+  });
+  it("a Float32Array with an infinity or an absent score, in either scope: the same errors and results as an array", async () => {
+    for (const scope of ["group", "stream"] as const) {
+      const e = await createEngine({ rubric, scope, backend });
+      if (scope === "stream") e.score(batch, [2, 2]);
+      for (const row of [[0.8, 6, 0.1], [0.8, NaN, 0.1], [NaN, NaN, NaN], [2, -3, 0.5]]) {
+        expect(Object.is(e.scoreOne(Float32Array.from(row)), e.scoreOne(row)), `${scope} ${row}`).toBe(true);
+      }
+      for (const row of [[Infinity, 6, 0.1], [NaN, 6, Infinity], [0.8, -Infinity, NaN]]) {
+        const which = ["accuracy", "tone", "harm"][row.findIndex((x) => Math.abs(x) === Infinity)];
+        expect(() => e.scoreOne(Float32Array.from(row)), `${scope} ${row}`).toThrow(new RegExp(`'${which}' is -?Infinity`));
+      }
+    }
   });
   it("refuses unknown, repeated or non-numeric named scores", async () => {
     const e = await streamEngine(backend);
