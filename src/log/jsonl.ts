@@ -10,7 +10,8 @@
  * wrong, goes to JSON.parse, which decides (so values and errors are JSON.parse's).
  */
 import { eachLine, type Lines } from "./lines.js";
-import { scanEnd, scanJson } from "./number.js";
+import { isAscii } from "node:buffer";
+import { scanEnd, scanJsonBytes } from "./number.js";
 import { InputError, SCORE_MAX, StepBuilder, float32Problem, type Step } from "./step.js";
 
 /** One parsed line. */
@@ -89,86 +90,90 @@ export interface LineChunk {
 }
 
 /**
- * The common line shape read in place: parse() returns false (having changed nothing the slow
- * path relies on) for anything but keys step (a number), group (a number or a string without
- * escapes), scores (criterion: number | null) and valid (a boolean), each at most once, and
- * other keys whose value is a string without escapes, a number, true, false or null, with JSON
- * whitespace. The group and step of the previous line are reused when their text repeats.
+ * The common line shape read in place, from the line's UTF-8 bytes (a byte is one load; a
+ * string's charCodeAt checks the string's representation every time): parse() returns false
+ * (having changed nothing the slow path relies on) for anything but keys step (a number), group
+ * (a number or a string without escapes), scores (criterion: number | null) and valid (a
+ * boolean), each at most once, and other keys whose value is a string without escapes, a
+ * number, true, false or null, with JSON whitespace. The group and step of the previous line are
+ * reused when their bytes repeat. b[e] must be a newline or past the end of b.
  */
 export class FastLine {
-  private lastGroupText = "";
+  private lastGroupBytes = new Uint8Array(0);
   private lastGroupKey = "";
   private lastGroup: unknown = undefined;
   private lastStep = NaN;
   private lastStepKey = "";
   private next = 0;
+  private readonly ids: Uint8Array[];
 
-  constructor(private readonly ids: readonly string[], private readonly column: ReadonlyMap<string, number>, private readonly scores: Float64Array, private readonly row: Row) {}
+  constructor(ids: readonly string[], private readonly column: ReadonlyMap<string, number>, private readonly scores: Float64Array, private readonly row: Row) {
+    this.ids = ids.map((id) => Buffer.from(id, "utf8"));
+  }
 
-  parse(s: string, i: number, e: number): boolean {
+  parse(b: Uint8Array, i: number, e: number): boolean {
     let seen = 0, valid = true, step = NaN;
     let groupAt = -1, groupEnd = -1;
-    i = ws(s, i + 1, e);
-    if (s.charCodeAt(i) === 125) return false;
+    i = ws(b, i + 1, e);
+    if (b[i] === 125) return false;
     const scores = this.scores;
     for (let k = 0; k < scores.length; k++) scores[k] = NaN;
     for (;;) {
-      if (s.charCodeAt(i) !== 34) return false;
-      const k0 = i + 1, q = plainString(s, k0, e);
+      if (b[i] !== 34) return false;
+      const k0 = i + 1, q = plainString(b, k0, e);
       if (q < 0) return false;
-      i = ws(s, q + 1, e);
-      if (s.charCodeAt(i) !== 58) return false;
-      i = ws(s, i + 1, e);
+      i = ws(b, q + 1, e);
+      if (b[i] !== 58) return false;
+      i = ws(b, i + 1, e);
       const len = q - k0;
-      if (len === 6 && same(s, k0, "scores")) {
+      if (len === 6 && same(b, k0, SCORES)) {
         if (seen & 4) return false;
         seen |= 4;
-        i = this.parseScores(s, i, e);
+        i = this.parseScores(b, i, e);
         if (i < 0) return false;
-      } else if (len === 5 && same(s, k0, "group")) {
+      } else if (len === 5 && same(b, k0, GROUP)) {
         if (seen & 2) return false;
         seen |= 2;
         groupAt = i;
-        if (s.charCodeAt(i) === 34) {
-          const end = plainString(s, i + 1, e);
+        if (b[i] === 34) {
+          const end = plainString(b, i + 1, e);
           if (end < 0) return false;
           i = end + 1;
         } else {
-          if (Number.isNaN(scanJson(s, i))) return false;
+          if (Number.isNaN(scanJsonBytes(b, i))) return false;
           i = scanEnd;
         }
         groupEnd = i;
-      } else if (len === 4 && same(s, k0, "step")) {
+      } else if (len === 4 && same(b, k0, STEP)) {
         if (seen & 1) return false;
         seen |= 1;
-        step = scanJson(s, i);
+        step = scanJsonBytes(b, i);
         if (Number.isNaN(step)) return false;
         i = scanEnd;
-      } else if (len === 5 && same(s, k0, "valid")) {
+      } else if (len === 5 && same(b, k0, VALID)) {
         if (seen & 8) return false;
         seen |= 8;
-        if (s.startsWith("true", i)) i += 4;
-        else if (s.startsWith("false", i)) { valid = false; i += 5; }
+        if (same(b, i, TRUE)) i += 4;
+        else if (same(b, i, FALSE)) { valid = false; i += 5; }
         else return false;
       } else {
         // Another key (ignored): skipped when its value is a plain string, a number or a literal.
-        i = skipScalar(s, i, e);
+        i = skipScalar(b, i, e);
         if (i < 0) return false;
       }
-      i = ws(s, i, e);
-      const c = s.charCodeAt(i);
-      if (c === 44) { i = ws(s, i + 1, e); continue; }
+      i = ws(b, i, e);
+      const c = b[i];
+      if (c === 44) { i = ws(b, i + 1, e); continue; }
       if (c !== 125) return false;
-      i = ws(s, i + 1, e);
+      i = ws(b, i + 1, e);
       break;
     }
     if (i !== e || (seen & 6) !== 6) return false;
     const row = this.row;
     const gl = groupEnd - groupAt;
-    if (gl !== this.lastGroupText.length || !same(s, groupAt, this.lastGroupText)) {
-      const text = s.slice(groupAt, groupEnd);
-      const g: unknown = s.charCodeAt(groupAt) === 34 ? text.slice(1, -1) : Number(text);
-      this.lastGroupText = text;
+    if (gl !== this.lastGroupBytes.length || !same(b, groupAt, this.lastGroupBytes)) {
+      const g: unknown = b[groupAt] === 34 ? text(b, groupAt + 1, groupEnd - 1) : Number(text(b, groupAt, groupEnd));
+      this.lastGroupBytes = new Uint8Array(b.subarray(groupAt, groupEnd)); // a copy: b is reused
       this.lastGroup = g;
       this.lastGroupKey = typeof g === "string" ? `"${g}` : (JSON.stringify(g) ?? "null");
     }
@@ -189,82 +194,92 @@ export class FastLine {
     return true;
   }
 
-  /** The scores object at s[i] into `scores`; the index after it, or -1. */
-  private parseScores(s: string, i: number, e: number): number {
-    if (s.charCodeAt(i) !== 123) return -1;
-    i = ws(s, i + 1, e);
-    if (s.charCodeAt(i) === 125) return i + 1;
-    const ids = this.ids, K = ids.length;
+  /** The scores object at b[i] into `scores`; the index after it, or -1. */
+  private parseScores(b: Uint8Array, i: number, e: number): number {
+    if (b[i] !== 123) return -1;
+    i = ws(b, i + 1, e);
+    if (b[i] === 125) return i + 1;
+    const ids = this.ids, K = ids.length, scores = this.scores;
     for (;;) {
-      if (s.charCodeAt(i) !== 34) return -1;
-      const k0 = i + 1, q = plainString(s, k0, e);
+      if (b[i] !== 34) return -1;
+      const k0 = i + 1, q = plainString(b, k0, e);
       if (q < 0) return -1;
       // Criteria usually come in the same order on every line: try the next one first.
       let k = this.next < K ? this.next : 0;
-      if (K === 0 || ids[k]!.length !== q - k0 || !same(s, k0, ids[k]!)) {
-        const c = this.column.get(s.slice(k0, q));
+      if (K === 0 || ids[k]!.length !== q - k0 || !same(b, k0, ids[k]!)) {
+        const c = this.column.get(text(b, k0, q));
         if (c === undefined) return -1;
         k = c;
       }
       this.next = k + 1;
-      i = ws(s, q + 1, e);
-      if (s.charCodeAt(i) !== 58) return -1;
-      i = ws(s, i + 1, e);
-      if (s.charCodeAt(i) === 110) {
-        if (!s.startsWith("null", i)) return -1;
-        this.scores[k] = NaN;
+      i = ws(b, q + 1, e);
+      if (b[i] !== 58) return -1;
+      i = ws(b, i + 1, e);
+      if (b[i] === 110) {
+        if (!same(b, i, NULL)) return -1;
+        scores[k] = NaN;
         i += 4;
       } else {
-        const x = scanJson(s, i);
+        const x = scanJsonBytes(b, i);
         if (!(x <= SCORE_MAX && x >= -SCORE_MAX)) return -1; // NaN (no number), infinite or outside float32
-        this.scores[k] = x;
+        scores[k] = x;
         i = scanEnd;
       }
-      i = ws(s, i, e);
-      const c = s.charCodeAt(i);
-      if (c === 44) { i = ws(s, i + 1, e); continue; }
+      i = ws(b, i, e);
+      const c = b[i];
+      if (c === 44) { i = ws(b, i + 1, e); continue; }
       return c === 125 ? i + 1 : -1;
     }
   }
 }
 
-/** Past the plain string, number, true, false or null at s[i], or -1 (anything else). */
-function skipScalar(s: string, i: number, e: number): number {
-  const c = s.charCodeAt(i);
+const ascii = (w: string) => Uint8Array.from(w, (c) => c.charCodeAt(0));
+const SCORES = ascii("scores"), GROUP = ascii("group"), STEP = ascii("step"), VALID = ascii("valid");
+const TRUE = ascii("true"), FALSE = ascii("false"), NULL = ascii("null");
+
+/** Past the plain string, number, true, false or null at b[i], or -1 (anything else). */
+function skipScalar(b: Uint8Array, i: number, e: number): number {
+  const c = b[i];
   if (c === 34) {
-    const q = plainString(s, i + 1, e);
+    const q = plainString(b, i + 1, e);
     return q < 0 ? -1 : q + 1;
   }
-  if (c === 116) return s.startsWith("true", i) ? i + 4 : -1;
-  if (c === 102) return s.startsWith("false", i) ? i + 5 : -1;
-  if (c === 110) return s.startsWith("null", i) ? i + 4 : -1;
-  return Number.isNaN(scanJson(s, i)) ? -1 : scanEnd;
+  if (c === 116) return same(b, i, TRUE) ? i + 4 : -1;
+  if (c === 102) return same(b, i, FALSE) ? i + 5 : -1;
+  if (c === 110) return same(b, i, NULL) ? i + 4 : -1;
+  return Number.isNaN(scanJsonBytes(b, i)) ? -1 : scanEnd;
 }
 
-/** s has `word` at `at` (a loop the compiler inlines, quicker here than startsWith). */
-function same(s: string, at: number, word: string): boolean {
-  for (let j = 0; j < word.length; j++) if (s.charCodeAt(at + j) !== word.charCodeAt(j)) return false;
+/** b holds `word` at `at` (a literal never spans a newline, so reading past the line fails in time). */
+function same(b: Uint8Array, at: number, word: Uint8Array): boolean {
+  for (let j = 0; j < word.length; j++) if (b[at + j] !== word[j]) return false;
   return true;
 }
 
 /** Past JSON whitespace (no newline occurs inside a line). */
-function ws(s: string, i: number, e: number): number {
+function ws(b: Uint8Array, i: number, e: number): number {
   while (i < e) {
-    const c = s.charCodeAt(i);
+    const c = b[i]!;
     if (c !== 32 && c !== 9 && c !== 13) break;
     i++;
   }
   return i;
 }
 
-/** The closing quote of a string starting at s[i] with no escape or control character, or -1. */
-function plainString(s: string, i: number, e: number): number {
+/** The closing quote of a string starting at b[i] with no escape or control character, or -1. */
+function plainString(b: Uint8Array, i: number, e: number): number {
   for (; i < e; i++) {
-    const c = s.charCodeAt(i);
+    const c = b[i]!;
     if (c === 34) return i;
     if (c === 92 || c < 32) return -1;
   }
   return -1;
+}
+
+/** b[a..e) as text: ASCII as one-byte characters, the rest as UTF-8 (as lineChunks decodes). */
+function text(b: Uint8Array, a: number, e: number): string {
+  const part = b.subarray(a, e);
+  return Buffer.from(part.buffer, part.byteOffset, part.length).toString(isAscii(part) ? "latin1" : "utf8");
 }
 
 function isBlank(text: string): boolean {
@@ -293,9 +308,11 @@ function stripBom(text: string): string {
 
 /**
  * Splits a log into steps; `criteria` fixes the columns and rejects unknown ids. The input is
- * lines, batches of lines, or chunks of whole lines (lineChunks(): no string made per line).
+ * lines, batches of lines, chunks of whole lines, or (lineBytes()) the bytes of whole lines,
+ * read in place with no string made per line. Text is read as its UTF-8 bytes, unless it is not
+ * well-formed (a lone surrogate has no UTF-8 form): then it goes to JSON.parse line by line.
  */
-export async function* readSteps(lines: Lines | AsyncIterable<LineChunk>, criteria: readonly string[]): AsyncGenerator<Step> {
+export async function* readSteps(lines: Lines | AsyncIterable<LineChunk> | AsyncIterable<Uint8Array> | Iterable<Uint8Array>, criteria: readonly string[]): AsyncGenerator<Step> {
   const K = criteria.length;
   const column = new Map(criteria.map((id, k) => [id, k]));
   const builder = new StepBuilder(criteria);
@@ -304,15 +321,14 @@ export async function* readSteps(lines: Lines | AsyncIterable<LineChunk>, criter
   const fast = new FastLine(criteria, column, scores, row);
   let stepKey: string | undefined;
   let line = 0;
-  const take = (text: string, a: number, e: number): Step | undefined => {
-    line++;
-    if (a === e) return undefined;
-    if (text.charCodeAt(a) !== 123 || !fast.parse(text, a, e)) {
-      let t = a === 0 && e === text.length ? text : text.slice(a, e);
-      if (line === 1) t = stripBom(t);
-      if (t.charCodeAt(0) !== 123 && isBlank(t)) return undefined;
-      p.parse(t, line);
-    }
+  /** The line's text through JSON.parse; false for a blank line. */
+  const slow = (t: string): boolean => {
+    if (line === 1) t = stripBom(t);
+    if (t.charCodeAt(0) !== 123 && isBlank(t)) return false;
+    p.parse(t, line);
+    return true;
+  };
+  const add = (): Step | undefined => {
     let done: Step | undefined;
     if (row.stepKey !== stepKey) {
       if (builder.started) done = builder.flush();
@@ -324,26 +340,57 @@ export async function* readSteps(lines: Lines | AsyncIterable<LineChunk>, criter
     for (let k = 0; k < K; k++) values[at + k] = scores[k]!;
     return done;
   };
+  const take = (b: Uint8Array, a: number, e: number): Step | undefined => {
+    line++;
+    if (a === e) return undefined;
+    if (b[a] !== 123 || !fast.parse(b, a, e)) {
+      if (!slow(text(b, a, e))) return undefined;
+    }
+    return add();
+  };
+  const takeText = (t: string): Step | undefined => {
+    line++;
+    return t !== "" && slow(t) ? add() : undefined;
+  };
   for await (const item of lines) {
-    if (typeof item === "object" && "chunk" in item) {
-      const text = item.chunk;
+    if (item instanceof Uint8Array || (typeof item === "object" && "chunk" in item)) {
+      let b: Uint8Array;
+      if (item instanceof Uint8Array) b = item;
+      else if (wellFormed(item.chunk)) b = Buffer.from(item.chunk, "utf8");
+      else {
+        for (const t of item.chunk.split("\n")) {
+          const done = takeText(t);
+          if (done) yield done;
+        }
+        continue;
+      }
       for (let a = 0; ; ) {
-        let e = text.indexOf("\n", a);
-        if (e < 0) e = text.length;
-        const done = take(text, a, e);
+        let e = b.indexOf(10, a);
+        if (e < 0) e = b.length;
+        const done = take(b, a, e);
         if (done) yield done;
-        if (e === text.length) break;
+        if (e === b.length) break;
         a = e + 1;
       }
       continue;
     }
     const batch = typeof item === "string" ? [item] : item;
-    for (let b = 0; b < batch.length; b++) {
-      const text = batch[b]!;
-      const done = take(text, 0, text.length);
+    for (let i = 0; i < batch.length; i++) {
+      const t = batch[i]!;
+      let done: Step | undefined;
+      if (wellFormed(t)) {
+        const b = Buffer.from(t, "utf8");
+        done = take(b, 0, b.length);
+      } else done = takeText(t);
       if (done) yield done;
     }
   }
   if (builder.started) yield builder.flush();
   else throw new InputError(Math.max(line, 1), "empty input: no rollouts");
+}
+
+/** No lone surrogate (every character has a UTF-8 form). */
+function wellFormed(t: string): boolean {
+  const f = (t as { isWellFormed?: () => boolean }).isWellFormed;
+  return f ? f.call(t) : !/[\uD800-\uDFFF]/.test(t);
 }

@@ -38,12 +38,12 @@ export async function* fileChunks(path: string, counter: { bytes: number }): Asy
 }
 
 /**
- * Chunks of whole lines of `stream` (UTF-8; a leading byte order mark is dropped), joined by "\n"
- * without the last newline. Chunks are cut at newline bytes (0x0A never occurs inside a
- * multi-byte character), so each piece decodes on its own: ASCII as one-byte strings (a copy, no
- * decoding), the rest as UTF-8. The input's buffers may be reused once the next is asked for.
+ * The bytes of `stream` in chunks of whole lines (a leading UTF-8 byte order mark dropped),
+ * without the last newline of each chunk. Chunks are cut at newline bytes (0x0A never occurs
+ * inside a multi-byte character). Only a line that spans chunks is copied (joined once); the rest
+ * are views of the input's buffers, which may be reused once the next chunk is asked for.
  */
-export async function* lineChunks(stream: NodeJS.ReadableStream | AsyncIterable<Buffer>): AsyncGenerator<{ chunk: string }> {
+export async function* lineBytes(stream: NodeJS.ReadableStream | AsyncIterable<Buffer> | Iterable<Buffer>): AsyncGenerator<Buffer> {
   let carry: Buffer[] = [];
   let first = true;
   for await (const raw of stream as AsyncIterable<Buffer | string>) {
@@ -57,17 +57,21 @@ export async function* lineChunks(stream: NodeJS.ReadableStream | AsyncIterable<
       if (chunk.length > 0) carry.push(Buffer.from(chunk));
       continue;
     }
-    // Only the line that spans chunks is copied (joined with its start); the rest decodes in place.
     let from = 0;
     if (carry.length > 0) {
       from = chunk.indexOf(10) + 1;
-      yield { chunk: decode(Buffer.concat([...carry, chunk.subarray(0, from - 1)])) };
+      yield Buffer.concat([...carry, chunk.subarray(0, from - 1)]);
       if (from > nl) from = -1;
     }
-    if (from >= 0) yield* pieces(chunk.subarray(from, nl));
+    if (from >= 0) yield chunk.subarray(from, nl);
     carry = nl + 1 < chunk.length ? [Buffer.from(chunk.subarray(nl + 1))] : [];
   }
-  if (carry.length > 0) yield { chunk: decode(Buffer.concat(carry)) };
+  if (carry.length > 0) yield Buffer.concat(carry);
+}
+
+/** lineBytes() decoded: chunks of whole lines joined by "\n", in pieces of at most PIECE bytes. */
+export async function* lineChunks(stream: NodeJS.ReadableStream | AsyncIterable<Buffer> | Iterable<Buffer>): AsyncGenerator<{ chunk: string }> {
+  for await (const b of lineBytes(stream)) yield* pieces(b);
 }
 
 /** Whole lines `b` (without the last newline) in pieces of at most PIECE bytes, cut at newlines (a longer line is one piece). */
@@ -84,7 +88,7 @@ function* pieces(b: Buffer): Generator<{ chunk: string }> {
 }
 
 /** Batches of lines of `stream`, one array per chunk (see lineChunks). */
-export async function* lineBatches(stream: NodeJS.ReadableStream | AsyncIterable<Buffer>): AsyncGenerator<string[]> {
+export async function* lineBatches(stream: NodeJS.ReadableStream | AsyncIterable<Buffer> | Iterable<Buffer>): AsyncGenerator<string[]> {
   for await (const { chunk } of lineChunks(stream)) yield chunk.split("\n");
 }
 

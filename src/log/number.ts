@@ -12,37 +12,47 @@ const POW10 = Array.from({ length: 23 }, (_, i) => 10 ** i);
 export let scanEnd = 0;
 
 /**
- * scanNumber(s, i, true), quicker for the usual score spellings ("1", "0.37", "-0.5": at most 15
- * digits, no exponent), which it reads in one pass; anything else goes to scanNumber. The value
- * is the same double: mant is exact (< 2^53) and so is mant / 10^frac, correctly rounded.
+ * scanNumber(text, i, true) where text is the bytes b as one-byte characters, quicker for the
+ * usual score spellings ("1", "0.37", "-0.5": at most 15 digits, no exponent), read in one
+ * pass; anything else is handed to scanNumber. The value is the same double: mant is exact
+ * (< 2^53) and so is mant / 10^frac, one correctly rounded division.
  */
-export function scanJson(s: string, i: number): number {
-  let j = i, c = s.charCodeAt(j);
+export function scanJsonBytes(b: Uint8Array, i: number): number {
+  let j = i, c = b[j]!;
   const neg = c === 45;
-  if (neg) c = s.charCodeAt(++j);
+  if (neg) c = b[++j]!;
   if (!(c >= 48 && c <= 57)) return NaN;
   let mant = c - 48, digits = 1, frac = 0;
-  c = s.charCodeAt(++j);
-  if (mant === 0 && c >= 48 && c <= 57) return scanNumber(s, i, true); // a leading zero: not JSON
+  c = b[++j]!;
+  if (mant === 0 && c >= 48 && c <= 57) return slowBytes(b, i); // a leading zero: not JSON
   while (c >= 48 && c <= 57) {
     mant = mant * 10 + (c - 48);
     digits++;
-    c = s.charCodeAt(++j);
+    c = b[++j]!;
   }
   if (c === 46) {
-    c = s.charCodeAt(++j);
+    c = b[++j]!;
     if (!(c >= 48 && c <= 57)) return NaN;
     while (c >= 48 && c <= 57) {
       mant = mant * 10 + (c - 48);
       digits++;
       frac++;
-      c = s.charCodeAt(++j);
+      c = b[++j]!;
     }
   }
-  if (digits > 15 || c === 101 || c === 69) return scanNumber(s, i, true);
+  if (digits > 15 || c === 101 || c === 69) return slowBytes(b, i);
   scanEnd = j;
   const v = frac === 0 ? mant : mant < SMALL && frac <= 3 ? SMALL_VALUES[(frac - 1) * SMALL + mant]! : mant / POW10[frac]!;
   return neg ? -v : v;
+}
+
+/** scanNumber on the text of the run of number characters (digits, "+-.eE") at b[i]. */
+function slowBytes(b: Uint8Array, i: number): number {
+  let j = i;
+  for (let c = b[j]; j < b.length && ((c! >= 48 && c! <= 57) || c === 43 || c === 45 || c === 46 || c === 101 || c === 69); c = b[++j]);
+  const v = scanNumber(String.fromCharCode(...b.subarray(i, j)), 0, true);
+  if (!Number.isNaN(v)) scanEnd += i;
+  return v;
 }
 
 /** mant / 10^frac for mant < SMALL, frac 1-3 (scores are mostly such), made once: a load is quicker than a division. */

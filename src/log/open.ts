@@ -9,7 +9,7 @@ import { statSync } from "node:fs";
 import type { Criterion } from "../types.js";
 import { openCsv } from "./csv.js";
 import { readSteps, scanCriteria } from "./jsonl.js";
-import { fileChunks, lineBatches, lineChunks } from "./lines.js";
+import { fileChunks, lineBatches, lineBytes } from "./lines.js";
 import { InputError, type Step } from "./step.js";
 
 export const LOG_FORMATS = ["jsonl", "csv", "parquet", "arrow"] as const;
@@ -86,22 +86,21 @@ export async function openLog(path: string | undefined, o: OpenLogOptions = {}):
   }
 
   let criteria = o.rubric;
-  let batches: AsyncIterable<readonly string[]> | Iterable<readonly string[]> | undefined;
+  let held: Buffer[] | undefined;
   if (!criteria) {
     if (stdin) {
       if (!o.holdStdin) throw new Error("a JSONL log on stdin needs --rubric (the criteria must be known before the first step)");
-      const held: (readonly string[])[] = [];
-      for await (const batch of lineBatches(open())) held.push(batch);
-      batches = held;
-      criteria = (await scanCriteria(held)).map((id) => ({ id }));
+      held = [];
+      for await (const b of open() as AsyncIterable<Buffer | string>) held.push(typeof b === "string" ? Buffer.from(b) : b);
+      criteria = (await scanCriteria(lineBatches(held))).map((id) => ({ id }));
     } else {
       criteria = (await scanCriteria(lineBatches(fileChunks(path, { bytes: 0 })))).map((id) => ({ id }));
     }
     if (criteria.length === 0) throw new InputError(1, "empty input: no rollouts");
   }
   const ids = criteria.map((c) => c.id);
-  const steps = batches ? readSteps(batches, ids) : (async function* () {
-    yield* readSteps(lineChunks(open()), ids);
+  const steps = (async function* () {
+    yield* readSteps(lineBytes(held ?? open()), ids);
   })();
   return { criteria, steps, bytesRead, size };
 }

@@ -146,7 +146,10 @@ describe("JSONL reader", () => {
     const row: Row = { stepKey: "", step: undefined, groupKey: "", group: undefined, valid: true };
     const scores = new Float64Array(2);
     const fast = new FastLine(["a", "b"], new Map([["a", 0], ["b", 1]]), scores, row);
-    const take = (line: string) => fast.parse(line, 0, line.length);
+    const take = (line: string) => {
+      const b = Buffer.from(line); // FastLine reads the line's UTF-8 bytes
+      return fast.parse(b, 0, b.length);
+    };
     expect(take('{"step":3,"group":"p1","scores":{"a":0.25,"b":null},"valid":false}')).toBe(true);
     expect([row.step, row.stepKey, row.group, row.groupKey, row.valid, scores[0], scores[1]]).toEqual([3, "=3", "p1", '"p1', false, 0.25, NaN]);
     expect(take('{ "group" : 7 , "scores" : { "b" : -1e-3 , "a" : 1 } , "source" : "x" , "n" : null }\r')).toBe(true);
