@@ -59,13 +59,18 @@ export interface PreparedCall {
   scored: number;
 }
 
-/** Normalized scores (penalties flipped) of a call, shared by the methods compared on it. */
-export function prepare(rubric: CompiledRubric, scores: ArrayLike<number>, groupSizes: ArrayLike<number>, valid?: ArrayLike<number | boolean>): PreparedCall {
+/**
+ * Normalized scores (penalties flipped) of a call, shared by the methods compared on it.
+ * `reuse`: the previous call's, whose buffers are written again (a replay's calls, one after
+ * another: fresh buffers per call cost their page faults and garbage collections).
+ */
+export function prepare(rubric: CompiledRubric, scores: ArrayLike<number>, groupSizes: ArrayLike<number>, valid?: ArrayLike<number | boolean>, reuse?: PreparedCall): PreparedCall {
   const K = rubric.ids.length;
   const n = scores.length / K;
-  const u = new Float64Array(n * K);
-  const present = new Uint8Array(groupSizes.length * K);
-  const outOfScale = new Float64Array(K);
+  const G = groupSizes.length;
+  const u = reuse && reuse.u.buffer.byteLength >= 8 * n * K ? new Float64Array(reuse.u.buffer, 0, n * K) : new Float64Array(n * K);
+  const present = reuse && reuse.present.buffer.byteLength >= G * K ? new Uint8Array(reuse.present.buffer, 0, G * K).fill(0) : new Uint8Array(G * K);
+  const outOfScale = reuse ? reuse.outOfScale : new Float64Array(K);
   const { outside: clamped, present: scored } = countOutOfScale(rubric, scores, n, valid, outOfScale);
   for (let g = 0, i = 0; g < groupSizes.length; g++) {
     for (const end = i + groupSizes[g]!; i < end; i++) {

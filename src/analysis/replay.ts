@@ -9,7 +9,7 @@ import { createEngine } from "../index.js";
 import { stepError, type Step } from "../log/step.js";
 import { compileRubric } from "../rubric.js";
 import type { Criterion, EngineOptions, Rubric, ScoreResult } from "../types.js";
-import { Diagnostics, prepare, type OutOfScaleCount } from "./diagnostics.js";
+import { Diagnostics, prepare, type OutOfScaleCount, type PreparedCall } from "./diagnostics.js";
 import type { ReplayMethod } from "./methods.js";
 
 export type { ReplayMethod } from "./methods.js";
@@ -213,11 +213,12 @@ export async function replay(steps: AsyncIterable<Step>, o: ReplayOptions): Prom
   const rowVals = new Float64Array(2 * K);
   const scratch = new RankScratch();
   const wStep = new Float64Array(K), wStepN = new Float64Array(K), sStep = new Float64Array(K), sStepN = new Float64Array(K);
+  let last: PreparedCall | undefined;
   for await (const st of steps) {
     if (st.criteria.length !== K || st.criteria.some((c, k) => c !== ids[k])) throw new Error("step criteria do not match the rubric");
     const G = st.groupSizes.length;
     const n = st.valid.length;
-    const call = prepare(rubric, st.scores, st.groupSizes, st.valid);
+    const call = (last = prepare(rubric, st.scores, st.groupSizes, st.valid, last));
     const present = call.present;
     for (let i = 0; i < n; i++) if (st.valid[i]) validRows++;
     const outs: ScoreResult[] = engines.map((e, mi) => {

@@ -5,7 +5,7 @@
  */
 import { createEngine } from "../index.js";
 import { compileRubric } from "../rubric.js";
-import { Diagnostics, prepare } from "../analysis/diagnostics.js";
+import { Diagnostics, prepare, type PreparedCall } from "../analysis/diagnostics.js";
 import { parseMethods } from "../analysis/methods.js";
 import type { Engine } from "../types.js";
 import { INPUT_FLAGS, LOG_FORMAT, METHODS_FLAG, SHARED_ENGINE_GROUP, engineFlags, readRubricFile, warnOutOfScale } from "./common.js";
@@ -67,9 +67,10 @@ export async function run(values: Values): Promise<number> {
   const t0 = performance.now();
   const bar = progress("compare", log);
   let steps = 0, rows = 0, groups = 0;
+  let last: PreparedCall | undefined;
   try {
     for await (const step of log.steps) {
-      const call = prepare(rubric, step.scores, step.groupSizes, step.valid);
+      const call = (last = prepare(rubric, step.scores, step.groupSizes, step.valid, last));
       engines.forEach((e, m) => {
         let out;
         try {

@@ -41,10 +41,10 @@ function plain(v: unknown): unknown {
   return typeof v === "bigint" ? (Number.isSafeInteger(Number(v)) ? Number(v) : String(v)) : v;
 }
 
-/** Steps of a columnar source (consecutive equal `step` values form one step). */
-export async function* columnSteps(source: ColumnarSource, criteria: readonly string[]): AsyncGenerator<Step> {
+/** Steps of a columnar source (consecutive equal `step` values form one step); `reuse` as StepBuilder's. */
+export async function* columnSteps(source: ColumnarSource, criteria: readonly string[], reuse = false): AsyncGenerator<Step> {
   const K = criteria.length;
-  const builder = new StepBuilder(criteria);
+  const builder = new StepBuilder(criteria, reuse);
   let row = 0, stepKey: string | undefined, lastStep: unknown = Symbol("none");
   let lastGroup: unknown = Symbol("none"), lastGroupKey = "";
   for await (const b of source.batches(criteria)) {

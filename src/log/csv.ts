@@ -75,6 +75,8 @@ export interface CsvOptions {
   criteria?: readonly string[];
   /** Called once with the header's columns that are neither criteria nor step/group/valid. */
   onIgnored?: (columns: string[]) => void;
+  /** A step's arrays may be reused once the next step is read (StepBuilder's reuse). */
+  reuse?: boolean;
 }
 
 export interface CsvLog {
@@ -183,7 +185,7 @@ class CsvReader {
     this.header = header;
     this.headerLine = at;
     this.criteria = criteria;
-    this.b = new StepBuilder(criteria);
+    this.b = new StepBuilder(criteria, this.opts.reuse);
   }
 
   private startRow(step: string | undefined, group: string, valid: string | undefined, at: number): number {

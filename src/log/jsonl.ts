@@ -311,11 +311,12 @@ function stripBom(text: string): string {
  * lines, batches of lines, chunks of whole lines, or (lineBytes()) the bytes of whole lines,
  * read in place with no string made per line. Text is read as its UTF-8 bytes, unless it is not
  * well-formed (a lone surrogate has no UTF-8 form): then it goes to JSON.parse line by line.
+ * `reuse`: a step's arrays may be reused once the next step is read.
  */
-export async function* readSteps(lines: Lines | AsyncIterable<LineChunk> | AsyncIterable<Uint8Array> | Iterable<Uint8Array>, criteria: readonly string[]): AsyncGenerator<Step> {
+export async function* readSteps(lines: Lines | AsyncIterable<LineChunk> | AsyncIterable<Uint8Array> | Iterable<Uint8Array>, criteria: readonly string[], reuse = false): AsyncGenerator<Step> {
   const K = criteria.length;
   const column = new Map(criteria.map((id, k) => [id, k]));
-  const builder = new StepBuilder(criteria);
+  const builder = new StepBuilder(criteria, reuse);
   const p = new LineParser(column, new Float64Array(K));
   const { row, scores } = p;
   const fast = new FastLine(criteria, column, scores, row);

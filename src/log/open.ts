@@ -77,11 +77,11 @@ export async function openLog(path: string | undefined, o: OpenLogOptions = {}):
       const ignored = source.columns.filter((c) => c !== "step" && c !== "group" && c !== "valid" && !used.has(c));
       if (ignored.length > 0) o.onIgnored?.(ignored);
     }
-    return { criteria, steps: columnSteps(source, criteria.map((c) => c.id)), bytesRead: () => 0, size: undefined };
+    return { criteria, steps: columnSteps(source, criteria.map((c) => c.id), true), bytesRead: () => 0, size: undefined };
   }
 
   if (format === "csv") {
-    const csv = await openCsv(lineBatches(open()), { criteria: o.rubric?.map((c) => c.id), onIgnored: o.onIgnored });
+    const csv = await openCsv(lineBatches(open()), { criteria: o.rubric?.map((c) => c.id), onIgnored: o.onIgnored, reuse: true });
     return { criteria: o.rubric ?? csv.criteria.map((id) => ({ id })), steps: csv.steps, bytesRead, size };
   }
 
@@ -100,7 +100,7 @@ export async function openLog(path: string | undefined, o: OpenLogOptions = {}):
   }
   const ids = criteria.map((c) => c.id);
   const steps = (async function* () {
-    yield* readSteps(lineBytes(held ?? open()), ids);
+    yield* readSteps(lineBytes(held ?? open()), ids, true);
   })();
   return { criteria, steps, bytesRead, size };
 }

@@ -64,7 +64,14 @@ export class StepBuilder {
   step: unknown = undefined;
   started = false;
 
-  constructor(readonly criteria: readonly string[]) {
+  /** reuse: the buffers of step N are written again for step N + 2 (see Log.steps). */
+  private spare: { buf: Float32Array; valid: Uint8Array; lines: number[]; order: Int32Array } | undefined;
+
+  /**
+   * `reuse`: a step's arrays may be reused once the next step is read (fresh buffers for every
+   * step cost their page faults and garbage collections); else each step keeps its own.
+   */
+  constructor(readonly criteria: readonly string[], private readonly reuse = false) {
     this.k = criteria.length;
     this.buf = new Float32Array(64 * Math.max(1, this.k));
     this.rowGroup = new Int32Array(64);
@@ -121,24 +128,35 @@ export class StepBuilder {
     this.rowValid = grow(this.rowValid, cap);
   }
 
-  /** The step so far, regrouped; the builder is emptied and starts on fresh buffers. */
+  /** The step so far, regrouped; the builder is emptied and starts on fresh (or spare) buffers. */
   flush(): Step {
     const groups = this.groupValues.length, n = this.n, k = this.k;
     const groupSizes = new Array<number>(groups).fill(0);
     for (let i = 0; i < n; i++) groupSizes[this.rowGroup[i]!]!++;
     let scores: Float32Array, valid: Uint8Array, lines: number[];
-    const order = new Int32Array(n);
+    const spare = this.spare;
+    const orderBuf = spare && spare.order.length >= n ? spare.order : new Int32Array(n);
+    const order = orderBuf.subarray(0, n);
     if (this.contiguous) {
-      // The step keeps the buffers (no copy); the builder allocates new ones of the same size.
+      // The step keeps the buffers (no copy); the builder goes on with new ones of the same size,
+      // or (reuse) with the spare set: the step before this one's, which the reader is done with.
       scores = this.buf.subarray(0, n * k);
       valid = this.rowValid.subarray(0, n);
       lines = this.rowLine;
       lines.length = n;
       for (let i = 0; i < n; i++) order[i] = i;
       const cap = this.rowGroup.length;
-      this.buf = new Float32Array(cap * Math.max(1, k));
-      this.rowValid = new Uint8Array(cap);
-      this.rowLine = [];
+      const next = spare && spare.buf.length >= cap * Math.max(1, k) && spare.valid.length >= cap ? spare : undefined;
+      if (this.reuse) this.spare = { buf: this.buf, valid: this.rowValid, lines, order: orderBuf };
+      if (next) {
+        this.buf = next.buf;
+        this.rowValid = next.valid;
+        this.rowLine = next.lines;
+      } else {
+        this.buf = new Float32Array(cap * Math.max(1, k));
+        this.rowValid = new Uint8Array(cap);
+        this.rowLine = [];
+      }
     } else {
       const next = new Array<number>(groups);
       for (let g = 0, at = 0; g < groups; at += groupSizes[g]!, g++) next[g] = at;

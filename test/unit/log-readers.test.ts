@@ -8,7 +8,7 @@
 import { describe, expect, it } from "vitest";
 import { Readable } from "node:stream";
 import { FastLine, readSteps, type Row } from "../../dist/log/jsonl.js";
-import { lineChunks } from "../../dist/log/lines.js";
+import { lineBytes, lineChunks } from "../../dist/log/lines.js";
 import type { Step } from "../../dist/log/step.js";
 import { prng } from "../support/prng.js";
 
@@ -115,6 +115,29 @@ describe("JSONL reader", () => {
       expect(Array.from(s.lines)).toEqual(e.lines);
       // bit for bit (NaN == NaN, -0 != 0)
       expect(Array.from(s.scores).map((x) => Object.is(x, -0) ? "-0" : x)).toEqual(e.scores.map((x) => Object.is(x, -0) ? "-0" : x));
+    });
+  });
+
+  it("with reuse (as openLog reads), each step, read before the next one, equals the JSON.parse reading", async () => {
+    const r = prng(5);
+    const lines: string[] = [];
+    for (let i = 0; i < 3000; i++) lines.push(randomLine(r, String(Math.floor(i / (1 + (i % 7) * 40)))));
+    const exp = reference(lines, IDS);
+    const got: { groups: unknown[]; sizes: number[]; scores: number[]; valid: number[]; lines: number[]; order: number[] }[] = [];
+    const buffers = new Set<ArrayBufferLike>();
+    for await (const s of readSteps(lineBytes([Buffer.from(lines.join("\n"))]), IDS, true)) {
+      buffers.add(s.scores.buffer);
+      got.push({ groups: s.groups, sizes: s.groupSizes, scores: Array.from(s.scores), valid: Array.from(s.valid), lines: Array.from(s.lines), order: Array.from(s.order) });
+    }
+    expect(got.length).toBe(exp.length);
+    expect(buffers.size).toBeLessThan(got.length); // buffers were reused
+    got.forEach((s, i) => {
+      expect(s.groups).toEqual(exp[i]!.groups);
+      expect(s.sizes).toEqual(exp[i]!.sizes);
+      expect(s.lines).toEqual(exp[i]!.lines);
+      expect(s.valid).toEqual(exp[i]!.valid);
+      expect(s.scores.map((x) => Object.is(x, -0) ? "-0" : x)).toEqual(exp[i]!.scores.map((x) => Object.is(x, -0) ? "-0" : x));
+      expect(s.order.length).toBe(s.valid.length);
     });
   });
 
