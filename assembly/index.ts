@@ -470,7 +470,7 @@ export function score(): i32 {
           memory.copy(outR + (<usize>start << 2), outD + (<usize>start << 2), <usize>m << 2);
         } else {
           let den = laneSumWide(w);
-          if (dense && den > 0) denseRewardsWide(UW, m, w, den, outD + (<usize>start << 2), outR + (<usize>start << 2), P);
+          if (dense && den > 0) denseRewardsWide(UW, m, w, den, outD + (<usize>start << 2), outR + (<usize>start << 2));
           else {
             for (let i = 0; i < m; i++) {
               let o = <usize>(start + i) << 2;

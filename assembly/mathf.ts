@@ -166,27 +166,39 @@ export function exp64(x: f64): f64 {
   return p * scale;
 }
 
+/**
+ * exp64's constants, each in both lanes of a v128: expw loads them, one instruction each where V8
+ * builds a v128 constant in three at every use.
+ */
+const EXPW_TABLE = memory.data<f64>([
+  EXP_MIN_W, EXP_MIN_W, EXP_MAX_W, EXP_MAX_W, LOG2E_W, LOG2E_W, LN2_HI_W, LN2_HI_W, LN2_LO_W, LN2_LO_W,
+  T13, T13, T12, T12, T11, T11, T10, T10, T9, T9, T8, T8, T7, T7, T6, T6, T5, T5, T4, T4, T3, T3, T2, T2, 1, 1,
+]);
+
+// @ts-ignore: decorator
+@inline function ew(j: i32): v128 { return v128.load(EXPW_TABLE + (<usize>j << 4)); }
+
 /** Two lanes of exp64, operation for operation. */
 // @ts-ignore: decorator
 @inline export function expw(x: v128): v128 {
-  x = f64x2.pmin(f64x2.pmax(x, f64x2.splat(EXP_MIN_W)), f64x2.splat(EXP_MAX_W));
-  let n = f64x2.nearest(f64x2.mul(x, f64x2.splat(LOG2E_W)));
-  let r = f64x2.sub(x, f64x2.mul(n, f64x2.splat(LN2_HI_W)));
-  r = f64x2.sub(r, f64x2.mul(n, f64x2.splat(LN2_LO_W)));
-  let p = f64x2.splat(T13);
-  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(T12));
-  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(T11));
-  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(T10));
-  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(T9));
-  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(T8));
-  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(T7));
-  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(T6));
-  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(T5));
-  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(T4));
-  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(T3));
-  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(T2));
-  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(1));
-  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(1));
+  x = f64x2.pmin(f64x2.pmax(x, ew(0)), ew(1));
+  let n = f64x2.nearest(f64x2.mul(x, ew(2)));
+  let r = f64x2.sub(x, f64x2.mul(n, ew(3)));
+  r = f64x2.sub(r, f64x2.mul(n, ew(4)));
+  let p = ew(5);
+  p = f64x2.add(f64x2.mul(p, r), ew(6));
+  p = f64x2.add(f64x2.mul(p, r), ew(7));
+  p = f64x2.add(f64x2.mul(p, r), ew(8));
+  p = f64x2.add(f64x2.mul(p, r), ew(9));
+  p = f64x2.add(f64x2.mul(p, r), ew(10));
+  p = f64x2.add(f64x2.mul(p, r), ew(11));
+  p = f64x2.add(f64x2.mul(p, r), ew(12));
+  p = f64x2.add(f64x2.mul(p, r), ew(13));
+  p = f64x2.add(f64x2.mul(p, r), ew(14));
+  p = f64x2.add(f64x2.mul(p, r), ew(15));
+  p = f64x2.add(f64x2.mul(p, r), ew(16));
+  p = f64x2.add(f64x2.mul(p, r), ew(17));
+  p = f64x2.add(f64x2.mul(p, r), ew(17));
   let scale = i64x2.shl(i64x2.add(i64x2.extend_low_i32x4_s(i32x4.trunc_sat_f64x2_s_zero(n)), i64x2.splat(1023)), 52);
   return f64x2.mul(p, scale);
 }

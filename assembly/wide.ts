@@ -240,49 +240,31 @@ export function laneDotWide(u: usize, w: usize): f64 {
 /**
  * sum(w u) / den for the m f64 rows at UW (KP lanes apart), every lane present (den =
  * laneSumWide(w) > 0), in f32 into `out`; a row whose `d` (f32) is NaN is left as it is. The
- * same sums as laneDotWide's; the simd build takes a chunk over all the rows at a time, with its
- * weights in registers and each row's two partial sums at `part` (32 bytes a row) between chunks.
+ * same sums as laneDotWide's, in a loop of their own.
  */
-export function denseRewardsWide(UW: usize, m: i32, w: usize, den: f64, d: usize, out: usize, part: usize): void {
+export function denseRewardsWide(UW: usize, m: i32, w: usize, den: f64, d: usize, out: usize): void {
   let uwBytes = <usize>KP << 3;
-  if (ASC_FEATURE_SIMD) {
-    let chunks = KP >> 2;
-    let last = chunks - 1;
-    for (let c = 0; c < chunks; c++) {
-      let ow = <usize>c << 5;
-      let wL = v128.load(w + ow), wH = v128.load(w + ow, 16);
-      let at = UW + ow, ps = part;
-      for (let i = 0; i < m; i++, at += uwBytes, ps += 32) {
-        let tl = f64x2.mul(wL, v128.load(at)), th = f64x2.mul(wH, v128.load(at, 16));
-        if (c > 0) {
-          tl = f64x2.add(v128.load(ps), tl);
-          th = f64x2.add(v128.load(ps, 16), th);
-        }
-        if (c == last) {
-          // (l0 + l2) + (l1 + l3): the lanes of tl + th, added.
-          let t = f64x2.add(tl, th);
-          store<f64>(ps, f64x2.extract_lane(t, 0) + f64x2.extract_lane(t, 1));
-          continue;
-        }
-        v128.store(ps, tl);
-        v128.store(ps, th, 16);
+  let end = <usize>KP << 3;
+  for (let i = 0; i < m; i++) {
+    let o = <usize>i << 2;
+    let di = load<f32>(d + o);
+    if (di != di) continue;
+    let u = UW + <usize>i * uwBytes;
+    let num: f64;
+    if (ASC_FEATURE_SIMD) {
+      let nl = f64x2.splat(0), nh = f64x2.splat(0);
+      for (let ow: usize = 0; ow < end; ow += 32) {
+        nl = f64x2.add(nl, f64x2.mul(v128.load(w + ow), v128.load(u + ow)));
+        nh = f64x2.add(nh, f64x2.mul(v128.load(w + ow, 16), v128.load(u + ow, 16)));
       }
+      // (l0 + l2) + (l1 + l3): the lanes of nl + nh, added.
+      let t = f64x2.add(nl, nh);
+      num = f64x2.extract_lane(t, 0) + f64x2.extract_lane(t, 1);
+    } else {
+      num = laneDotWide(u, w);
     }
-    for (let i = 0; i < m; i++) {
-      let o = <usize>i << 2;
-      let di = load<f32>(d + o);
-      if (di != di) continue;
-      let r = load<f64>(part + (<usize>i << 5)) / den;
-      store<f32>(out + o, r == r ? <f32>r : di);
-    }
-  } else {
-    for (let i = 0; i < m; i++) {
-      let o = <usize>i << 2;
-      let di = load<f32>(d + o);
-      if (di != di) continue;
-      let r = laneDotWide(UW + <usize>i * uwBytes, w) / den;
-      store<f32>(out + o, r == r ? <f32>r : di);
-    }
+    let r = num / den;
+    store<f32>(out + o, r == r ? <f32>r : di);
   }
 }
 
