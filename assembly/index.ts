@@ -36,6 +36,8 @@ let tauW: f64 = 1;
 let mixW: f64 = 1;
 /** constant "drop" (group scope, focal): leave a group's constant criteria out of steps 4-7. */
 let dropConstant = false;
+/** Some criterion of the rubric is fixed (guarded); read from Region.Fixed by configure(). */
+let rubricFixed = false;
 /** The spread at or below which a criterion is constant in its group (spec). */
 const CONSTANT_SPREAD: f32 = 1e-6;
 
@@ -102,6 +104,8 @@ export function configure(): void {
   bounded = setting(Setting.Bounded) != 0; minWeight = setting(Setting.MinWeight); maxWeight = setting(Setting.MaxWeight);
   decay = <f32>setting(Setting.Decay); decayW = setting(Setting.Decay); advEps = setting(Setting.AdvEps);
   dropConstant = setting(Setting.DropConstant) != 0;
+  rubricFixed = false;
+  for (let k = 0; k < K; k++) if (load<f32>(FIXED + (<usize>k << 2)) != 0) rubricFixed = true;
   gammaW = setting(Setting.Gamma); epsW = setting(Setting.Eps); tauW = setting(Setting.Tau); mixW = setting(Setting.Mix);
   configureAggregators(slot(Head.SettingsAt));
   streamWeights();
@@ -263,6 +267,13 @@ function mixFocal(b: usize, sat: usize, sumB: f64): void {
   }
 }
 
+/** Sum of b over the criteria present in `sat`, in criterion order. */
+function presentSum(sat: usize, b: usize): f64 {
+  let sumB: f64 = 0;
+  for (let k = 0; k < K; k++) if (present(sat, k)) sumB += load<f64>(b + (<usize>k << 3));
+  return sumB;
+}
+
 /** gamma is a whole number up to 8: focalCoefficients multiplies h by itself. */
 // @ts-ignore: decorator
 @inline function wholePower(): bool {
@@ -275,7 +286,7 @@ function mixFocal(b: usize, sat: usize, sumB: f64): void {
  * same operations lane by lane (simd: two criteria a turn), the coefficients' total in criterion
  * order in both builds. Into COEFW, FWW and FW; returns COEFW (b where the total is 0).
  */
-function plainFocal(sat: usize, b: usize, sumB: f64): usize {
+function plainFocal(sat: usize, b: usize): usize {
   let power = <i32>gammaW;
   let k = 0;
   if (ASC_FEATURE_SIMD) {
@@ -302,6 +313,7 @@ function plainFocal(sat: usize, b: usize, sumB: f64): usize {
   let total: f64 = 0;
   for (k = 0; k < K; k++) total += load<f64>(COEFW + (<usize>k << 3));
   if (!(total > 0)) {
+    let sumB = presentSum(sat, b);
     for (k = 0; k < KP; k++) {
       let o = <usize>k << 3;
       store<f64>(FWW + o, k < K && present(sat, k) ? load<f64>(b + o) / sumB : 0);
@@ -336,14 +348,12 @@ function plainFocal(sat: usize, b: usize, sumB: f64): usize {
  * direct reward bit for bit (b itself).
  */
 function focalWeights(sat: usize, b: usize, out: usize): usize {
-  let sumB: f64 = 0;
+  if (!rubricFixed && !bounded && mixW == 1 && out == FW && wholePower()) return plainFocal(sat, b);
+  let sumB = presentSum(sat, b);
   let anyFixed = false;
   for (let k = 0; k < K; k++) {
-    if (!present(sat, k)) continue;
-    sumB += load<f64>(b + (<usize>k << 3));
-    if (load<f32>(FIXED + (<usize>k << 2)) != 0) anyFixed = true;
+    if (present(sat, k) && load<f32>(FIXED + (<usize>k << 2)) != 0) anyFixed = true;
   }
-  if (!anyFixed && !bounded && mixW == 1 && out == FW && wholePower()) return plainFocal(sat, b, sumB);
   let total = focalCoefficients(sat, b, anyFixed);
   let w: usize;
   if (anyFixed) {
@@ -415,6 +425,32 @@ function focalKept(b: usize): usize {
 // ---------------------------------------------------------------------------------------------
 // Batches
 
+/**
+ * Steps 4-7 for one group (focal, group scope): the weights from SATW into FW, the rewards of its
+ * m rows (UW, direct rewards at d) into `out`; invalid rows are left to finishRewards.
+ */
+function focalRewards(bW: usize, UW: usize, m: i32, dense: bool, d: usize, out: usize): void {
+  let w = dropConstant ? focalKept(bW) : focalWeights(SATW, bW, FW);
+  if (w == bW) {
+    // The base weights: the focal reward is the direct one (the same f64 sums).
+    memory.copy(out, d, <usize>m << 2);
+    return;
+  }
+  let den = laneSumWide(w);
+  if (dense && den > 0) {
+    denseRewardsWide(UW, m, w, den, d, out);
+    return;
+  }
+  let uwBytes = <usize>KP << 3;
+  for (let i = 0; i < m; i++) {
+    let o = <usize>i << 2;
+    let di = load<f32>(d + o);
+    if (di != di) continue;
+    let r = dense ? <f64>NaN : weightedMeanWide(UW + <usize>i * uwBytes, w);
+    store<f32>(out + o, r == r ? <f32>r : di);
+  }
+}
+
 // @ts-ignore: decorator
 @inline function call(c: i32): f64 { return load<f64>(slot(Head.CallAt + c)); }
 
@@ -464,23 +500,7 @@ export function score(): i32 {
       accumulatePresent();
     } else if (anyValid) {
       if (method == MethodCode.Focal) {
-        let w = dropConstant ? focalKept(bW) : focalWeights(SATW, bW, FW);
-        if (w == bW) {
-          // The base weights: the focal reward is the direct one (the same f64 sums).
-          memory.copy(outR + (<usize>start << 2), outD + (<usize>start << 2), <usize>m << 2);
-        } else {
-          let den = laneSumWide(w);
-          if (dense && den > 0) denseRewardsWide(UW, m, w, den, outD + (<usize>start << 2), outR + (<usize>start << 2));
-          else {
-            for (let i = 0; i < m; i++) {
-              let o = <usize>(start + i) << 2;
-              let d = load<f32>(outD + o);
-              if (d != d) continue;
-              let r = dense ? <f64>NaN : weightedMeanWide(UW + (<usize>i * uBytes << 1), w);
-              store<f32>(outR + o, r == r ? <f32>r : d);
-            }
-          }
-        }
+        focalRewards(bW, UW, m, dense, outD + (<usize>start << 2), outR + (<usize>start << 2));
       } else if (aggregated()) {
         aggregateGroup(method, start, m, U, b, SAT, outD, outR, FW);
       } else {
