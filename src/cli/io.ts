@@ -103,10 +103,11 @@ export class AtomicFile {
 
 /**
  * Output built as bytes in one buffer (large writes, no string per row): take() hands over what
- * was written and starts a new buffer of the same size (the old one belongs to the writer now).
+ * was written and goes on in a new buffer of the same size (the old one belongs to the writer
+ * now), or in the one taken before it.
  */
 export class ByteRows {
-  private buf = Buffer.allocUnsafe(1 << 16);
+  private buf: Buffer = Buffer.allocUnsafe(1 << 16);
   private at = 0;
 
   bytes(b: Uint8Array): void {
@@ -121,12 +122,19 @@ export class ByteRows {
     this.at += this.buf.write(s, this.at, "latin1");
   }
 
-  take(): Buffer {
+  /**
+   * What was written. `reuse`: the next rows go into the buffer taken before this one (its write
+   * must be over), else into a new one. Fresh buffers per step cost their page faults.
+   */
+  take(reuse = false): Buffer {
     const done = this.buf.subarray(0, this.at);
-    this.buf = Buffer.allocUnsafe(this.buf.length);
+    const spare = this.spare;
+    if (reuse) this.spare = this.buf;
+    this.buf = reuse && spare && spare.length >= this.buf.length ? spare : Buffer.allocUnsafe(this.buf.length);
     this.at = 0;
     return done;
   }
+  private spare: Buffer | undefined;
 
   private grow(n: number): void {
     const b = Buffer.allocUnsafe(Math.max(2 * this.buf.length, this.at + n));

@@ -62,9 +62,13 @@ export async function run(values: Values): Promise<number> {
   const bar = progress("score", log);
   const outside = new OutOfScaleTally(log.criteria);
   let rows = 0;
+  let inflight: Promise<void> | undefined;
   try {
     const write = (text: string | Uint8Array) => (out ? out.write(text) : writeOut(text));
     const bytes = new ByteRows();
+    // Into a file, a step's rows are written while the next step is read and scored (one write
+    // in flight, in one of two buffers); stdout keeps the buffers it is given, so it gets fresh ones.
+    const overlap = out !== undefined; // (then out.write below)
     if (csv) await write(`${["step", "group", "reward", "direct", "advantage", ...engine.criteria.map((id) => `weight/${id}`)].map(csvCell).join(",")}\n`);
     for await (const step of log.steps) {
       let result: ScoreResult;
@@ -75,7 +79,12 @@ export async function run(values: Values): Promise<number> {
         throw stepError(step, e);
       }
       outside.add(result.metrics);
-      await write(csv ? csvRows(engine, step, result, bytes) : jsonRows(engine, step, result, bytes));
+      const rowsOut = csv ? csvRows(engine, step, result, bytes, overlap) : jsonRows(engine, step, result, bytes, overlap);
+      await inflight;
+      if (out) {
+        inflight = out.write(rowsOut);
+        inflight.catch(() => {}); // awaited before the next write, or below
+      } else await write(rowsOut);
       if (metrics && !metricsError) {
         // A metrics file that cannot be written loses the metrics, not the scoring or the state.
         await metrics.write(`${JSON.stringify({ step: step.step ?? null, ...result.metrics })}\n`).catch((e: Error) => {
@@ -87,10 +96,13 @@ export async function run(values: Values): Promise<number> {
       bar.tick(rows);
     }
     bar.done();
+    await inflight;
     await out?.commit();
     warnOutOfScale("score", outside.list(), file !== undefined);
-  } catch (e) {
+  } catch (err) {
     bar.done();
+    // A write that failed before the error came first.
+    const e = (await inflight?.then(() => undefined, (w: unknown) => w)) ?? err;
     await Promise.all([out?.abort(), metrics?.abort()]);
     if (e instanceof InputError) {
       process.stderr.write(`focal-reward score: ${e.message}\n`);
@@ -131,7 +143,7 @@ function groupOfRows(step: Step): Int32Array {
  * The output of a step as bytes: per group, the text before and after the numbers is encoded
  * once; per row only the three numbers are written (no string of the whole step is built).
  */
-function jsonRows(engine: Engine, step: Step, r: ScoreResult, out: ByteRows): Buffer {
+function jsonRows(engine: Engine, step: Step, r: ScoreResult, out: ByteRows, reuse: boolean): Buffer {
   const weights = weightsJson(engine, step, r);
   const perGroup = engine.scope === "group";
   const stepJson = step.step === undefined ? "" : `"step":${JSON.stringify(step.step)},`;
@@ -140,10 +152,10 @@ function jsonRows(engine: Engine, step: Step, r: ScoreResult, out: ByteRows): Bu
   return rowBytes(step, out, head, (i) => {
     const d = r.direct[i]!;
     return `${num(r.rewards[i]!)},"direct":${Number.isNaN(d) ? "null" : num(d)},"advantage":${num(r.advantages[i]!)}`;
-  }, (g) => tail[perGroup ? g : 0]!);
+  }, (g) => tail[perGroup ? g : 0]!, reuse);
 }
 
-function csvRows(engine: Engine, step: Step, r: ScoreResult, out: ByteRows): Buffer {
+function csvRows(engine: Engine, step: Step, r: ScoreResult, out: ByteRows, reuse: boolean): Buffer {
   const k = engine.criteria.length;
   const perGroup = engine.scope === "group";
   const stepCell = step.step === undefined ? "" : csvCell(typeof step.step === "string" ? step.step : JSON.stringify(step.step));
@@ -159,11 +171,11 @@ function csvRows(engine: Engine, step: Step, r: ScoreResult, out: ByteRows): Buf
   return rowBytes(step, out, head, (i) => {
     const d = r.direct[i]!;
     return `${num(r.rewards[i]!)},${Number.isNaN(d) ? "" : num(d)},${num(r.advantages[i]!)}`;
-  }, (g) => tail[perGroup ? g : 0]!);
+  }, (g) => tail[perGroup ? g : 0]!, reuse);
 }
 
 /** The step's rows in input order: head of the row's group, its numbers (ASCII), tail. */
-function rowBytes(step: Step, out: ByteRows, head: Buffer[], numbers: (i: number) => string, tail: (g: number) => Buffer): Buffer {
+function rowBytes(step: Step, out: ByteRows, head: Buffer[], numbers: (i: number) => string, tail: (g: number) => Buffer, reuse: boolean): Buffer {
   const groupOfRow = groupOfRows(step);
   for (let j = 0; j < step.order.length; j++) {
     const i = step.order[j]!;
@@ -172,7 +184,7 @@ function rowBytes(step: Step, out: ByteRows, head: Buffer[], numbers: (i: number
     out.ascii(numbers(i));
     out.bytes(tail(g));
   }
-  return out.take();
+  return out.take(reuse);
 }
 
 /** A float32 output as JSON (NaN and infinities cannot occur in outputs; null guards them). */
