@@ -36,7 +36,7 @@
  *   focal/mean_abs_advantage mean |advantage| over the valid rows (the size of the update; F-GRPO
  *                            and all-or-nothing shrink it)
  */
-import { compileRubric, countOutOfScale, normalizedScore, scaleOf, type CompiledRubric } from "../rubric.js";
+import { compileRubric, countOutOfScale, scaleOf, type CompiledRubric } from "../rubric.js";
 import type { Criterion, Rubric, ScoreResult } from "../types.js";
 
 export interface DiagnosticsOptions {
@@ -72,13 +72,21 @@ export function prepare(rubric: CompiledRubric, scores: ArrayLike<number>, group
   const present = reuse && reuse.present.buffer.byteLength >= G * K ? new Uint8Array(reuse.present.buffer, 0, G * K).fill(0) : new Uint8Array(G * K);
   const outOfScale = reuse ? reuse.outOfScale : new Float64Array(K);
   const { outside: clamped, present: scored } = countOutOfScale(rubric, scores, n, valid, outOfScale);
+  // normalizedScore(rubric, x, k), written out: a double returned from a call that is not
+  // inlined is a heap number (16 bytes of garbage per score)
+  const { lo, inv, penalty } = rubric;
   for (let g = 0, i = 0; g < groupSizes.length; g++) {
     for (const end = i + groupSizes[g]!; i < end; i++) {
       const ok = valid === undefined || !!valid[i];
       for (let k = 0; k < K; k++) {
         const x = scores[i * K + k]!;
-        u[i * K + k] = normalizedScore(rubric, x, k);
-        if (ok && x === x) present[g * K + k] = 1;
+        if (x !== x) {
+          u[i * K + k] = NaN;
+          continue;
+        }
+        const v = Math.min(Math.max((x - lo[k]!) * inv[k]!, 0), 1);
+        u[i * K + k] = penalty[k] ? 1 - v : v;
+        if (ok) present[g * K + k] = 1;
       }
     }
   }
@@ -117,6 +125,7 @@ export class Diagnostics {
   readonly rubric: CompiledRubric;
   private readonly K: number;
   private readonly at: number;
+  private readonly pass: Float64Array;
   private readonly req: Uint8Array;
   // per criterion
   private readonly cnt: Float64Array; private readonly sum: Float64Array; private readonly sq: Float64Array;
@@ -146,6 +155,7 @@ export class Diagnostics {
     const t = options.threshold ?? 0.5;
     if (typeof t !== "number" || !(t >= 0 && t <= 1)) throw new RangeError(`threshold must be in [0, 1], got ${String(t)}`);
     this.at = t - PASS_SLACK;
+    this.pass = Float64Array.of(this.at);
     const any = this.rubric.required.some((x) => x === 1);
     this.req = Uint8Array.from(this.rubric.required, (x) => (any ? x : 1));
     const v = () => new Float64Array(K);
@@ -195,7 +205,7 @@ export class Diagnostics {
         rSum += ri; rSq += ri * ri; dSum += di; dMean += di; absA += Math.abs(a[i]!);
         lo = Math.min(lo, ri); hi = Math.max(hi, ri);
         best = Math.max(best, ri); bestD = Math.max(bestD, di);
-        if (passes(u, i * K, K, req, at)) strict++;
+        if (passes(u, i * K, K, req, this.pass)) strict++;
       }
       this.rSum = rSum; this.rSq = rSq; this.dSum = dSum; this.absA = absA; this.strict += strict;
       dMean /= nv;
@@ -204,7 +214,7 @@ export class Diagnostics {
       let nt = 0;
       for (let x = 0; x < nv; x++) if (rv[x] === best) tops[nt++] = valid[x]!;
       this.topGroups++;
-      for (let t = 0; t < nt; t++) if (passes(u, tops[t]! * K, K, req, at)) this.topStrict += 1 / nt;
+      for (let t = 0; t < nt; t++) if (passes(u, tops[t]! * K, K, req, this.pass)) this.topStrict += 1 / nt;
       // per criterion
       here.fill(0);
       let baseSum = 0;
@@ -360,8 +370,13 @@ function balance(prefix: string, xs: number[]): Record<string, number> {
   };
 }
 
-/** Every required criterion judged in the row at u[o..o+K) has u >= at (a NaN is not judged). */
-function passes(u: Float64Array, o: number, K: number, req: Uint8Array, at: number): boolean {
-  for (let k = 0; k < K; k++) if (req[k] === 1 && u[o + k]! < at) return false;
+/**
+ * Every required criterion judged in the row at u[o..o+K) has u >= at[0] (a NaN is not judged).
+ * The threshold comes in an array: a double argument to a call that is not inlined is a heap
+ * number allocated per call.
+ */
+function passes(u: Float64Array, o: number, K: number, req: Uint8Array, at: Float64Array): boolean {
+  const t = at[0]!;
+  for (let k = 0; k < K; k++) if (req[k] === 1 && u[o + k]! < t) return false;
   return true;
 }

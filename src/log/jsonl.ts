@@ -11,7 +11,7 @@
  */
 import { eachLine, type Lines } from "./lines.js";
 import { isAscii } from "node:buffer";
-import { scanEnd, scanJsonBytes } from "./number.js";
+import { scanJsonBytes } from "./number.js";
 import { InputError, SCORE_MAX, StepBuilder, float32Problem, type Step } from "./step.js";
 
 /** One parsed line. */
@@ -106,6 +106,8 @@ export class FastLine {
   private lastStepKey = "";
   private next = 0;
   private readonly ids: Uint8Array[];
+  /** Where a step or group number is read (see scanJsonBytes). */
+  private readonly number = new Float64Array(1);
 
   constructor(ids: readonly string[], private readonly column: ReadonlyMap<string, number>, private readonly scores: Float64Array, private readonly row: Row) {
     this.ids = ids.map((id) => Buffer.from(id, "utf8"));
@@ -140,16 +142,16 @@ export class FastLine {
           if (end < 0) return false;
           i = end + 1;
         } else {
-          if (Number.isNaN(scanJsonBytes(b, i))) return false;
-          i = scanEnd;
+          i = scanJsonBytes(b, i, this.number, 0);
+          if (i < 0) return false;
         }
         groupEnd = i;
       } else if (len === 4 && same(b, k0, STEP)) {
         if (seen & 1) return false;
         seen |= 1;
-        step = scanJsonBytes(b, i);
-        if (Number.isNaN(step)) return false;
-        i = scanEnd;
+        i = scanJsonBytes(b, i, this.number, 0);
+        if (i < 0) return false;
+        step = this.number[0]!;
       } else if (len === 5 && same(b, k0, VALID)) {
         if (seen & 8) return false;
         seen |= 8;
@@ -220,10 +222,10 @@ export class FastLine {
         scores[k] = NaN;
         i += 4;
       } else {
-        const x = scanJsonBytes(b, i);
-        if (!(x <= SCORE_MAX && x >= -SCORE_MAX)) return -1; // NaN (no number), infinite or outside float32
-        scores[k] = x;
-        i = scanEnd;
+        i = scanJsonBytes(b, i, scores, k);
+        if (i < 0) return -1;
+        const x = scores[k]!;
+        if (!(x <= SCORE_MAX && x >= -SCORE_MAX)) return -1; // infinite or outside float32
       }
       i = ws(b, i, e);
       const c = b[i];
@@ -237,6 +239,8 @@ const ascii = (w: string) => Uint8Array.from(w, (c) => c.charCodeAt(0));
 const SCORES = ascii("scores"), GROUP = ascii("group"), STEP = ascii("step"), VALID = ascii("valid");
 const TRUE = ascii("true"), FALSE = ascii("false"), NULL = ascii("null");
 
+const scratch = new Float64Array(1);
+
 /** Past the plain string, number, true, false or null at b[i], or -1 (anything else). */
 function skipScalar(b: Uint8Array, i: number, e: number): number {
   const c = b[i];
@@ -247,7 +251,7 @@ function skipScalar(b: Uint8Array, i: number, e: number): number {
   if (c === 116) return same(b, i, TRUE) ? i + 4 : -1;
   if (c === 102) return same(b, i, FALSE) ? i + 5 : -1;
   if (c === 110) return same(b, i, NULL) ? i + 4 : -1;
-  return Number.isNaN(scanJsonBytes(b, i)) ? -1 : scanEnd;
+  return scanJsonBytes(b, i, scratch, 0);
 }
 
 /** b holds `word` at `at` (a literal never spans a newline, so reading past the line fails in time). */

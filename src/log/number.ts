@@ -12,19 +12,21 @@ const POW10 = Array.from({ length: 23 }, (_, i) => 10 ** i);
 export let scanEnd = 0;
 
 /**
- * scanNumber(text, i, true) where text is the bytes b as one-byte characters, quicker for the
- * usual score spellings ("1", "0.37", "-0.5": at most 15 digits, no exponent), read in one
- * pass; anything else is handed to scanNumber. The value is the same double: mant is exact
- * (< 2^53) and so is mant / 10^frac, one correctly rounded division.
+ * The JSON number at b[i..] (its bytes as one-byte characters) into out[k], as scanNumber(text,
+ * i, true) reads it; returns the index past it, or -1 if there is none. The usual score
+ * spellings ("1", "0.37", "-0.5": at most 15 digits, no exponent) are read in one pass; anything
+ * else is handed to scanNumber. The value is the same double: mant is exact (< 2^53) and so is
+ * mant / 10^frac, one correctly rounded division. (Written to out, not returned: a double
+ * returned from a call that is not inlined is a heap number, 16 bytes of garbage per score.)
  */
-export function scanJsonBytes(b: Uint8Array, i: number): number {
+export function scanJsonBytes(b: Uint8Array, i: number, out: Float64Array, k: number): number {
   let j = i, c = b[j]!;
   const neg = c === 45;
   if (neg) c = b[++j]!;
-  if (!(c >= 48 && c <= 57)) return NaN;
+  if (!(c >= 48 && c <= 57)) return -1;
   let mant = c - 48, digits = 1, frac = 0;
   c = b[++j]!;
-  if (mant === 0 && c >= 48 && c <= 57) return slowBytes(b, i); // a leading zero: not JSON
+  if (mant === 0 && c >= 48 && c <= 57) return slowBytes(b, i, out, k); // a leading zero: not JSON
   while (c >= 48 && c <= 57) {
     mant = mant * 10 + (c - 48);
     digits++;
@@ -32,7 +34,7 @@ export function scanJsonBytes(b: Uint8Array, i: number): number {
   }
   if (c === 46) {
     c = b[++j]!;
-    if (!(c >= 48 && c <= 57)) return NaN;
+    if (!(c >= 48 && c <= 57)) return -1;
     while (c >= 48 && c <= 57) {
       mant = mant * 10 + (c - 48);
       digits++;
@@ -40,19 +42,20 @@ export function scanJsonBytes(b: Uint8Array, i: number): number {
       c = b[++j]!;
     }
   }
-  if (digits > 15 || c === 101 || c === 69) return slowBytes(b, i);
-  scanEnd = j;
+  if (digits > 15 || c === 101 || c === 69) return slowBytes(b, i, out, k);
   const v = frac === 0 ? mant : mant < SMALL && frac <= 3 ? SMALL_VALUES[(frac - 1) * SMALL + mant]! : mant / POW10[frac]!;
-  return neg ? -v : v;
+  out[k] = neg ? -v : v;
+  return j;
 }
 
 /** scanNumber on the text of the run of number characters (digits, "+-.eE") at b[i]. */
-function slowBytes(b: Uint8Array, i: number): number {
+function slowBytes(b: Uint8Array, i: number, out: Float64Array, k: number): number {
   let j = i;
   for (let c = b[j]; j < b.length && ((c! >= 48 && c! <= 57) || c === 43 || c === 45 || c === 46 || c === 101 || c === 69); c = b[++j]);
   const v = scanNumber(String.fromCharCode(...b.subarray(i, j)), 0, true);
-  if (!Number.isNaN(v)) scanEnd += i;
-  return v;
+  if (Number.isNaN(v)) return -1;
+  out[k] = v;
+  return i + scanEnd;
 }
 
 /** mant / 10^frac for mant < SMALL, frac 1-3 (scores are mostly such), made once: a load is quicker than a division. */
