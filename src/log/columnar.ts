@@ -178,6 +178,7 @@ export async function parquetSource(path: string): Promise<ColumnarSource> {
     async *batches(criteria) {
       const wanted = ["step", "group", "valid", ...criteria].filter((c) => columns.includes(c));
       const scoreColumns = new Set(criteria);
+      const reused = new Map<string, Float64Array>();
       let start = 0;
       for (const rg of metadata.row_groups) {
         const rows = Number(rg.num_rows);
@@ -193,7 +194,11 @@ export async function parquetSource(path: string): Promise<ColumnarSource> {
             const at = Number(meta.dictionary_page_offset || meta.data_page_offset);
             const bytes = new Uint8Array(await file.slice(at, at + Number(meta.total_compressed_size)));
             // a step column only without nulls (a null step is "no step", not NaN)
-            const values = numberChunk(pages, bytes, meta.type, meta.codec, element.repetition_type !== "REQUIRED", rows, score);
+            // The column's buffer is reused by the next row group (columnSteps is done with this
+            // one by then): fresh memory per row group costs its page faults.
+            let out = reused.get(name);
+            if (!out || out.length < rows) reused.set(name, (out = new Float64Array(rows)));
+            const values = numberChunk(pages, bytes, meta.type, meta.codec, element.repetition_type !== "REQUIRED", out.subarray(0, rows), score);
             if (values) {
               data[name] = values;
               continue;
@@ -262,14 +267,14 @@ let levels: Int32Array = new Int32Array(0), indices: Int32Array = new Int32Array
 const fit = (a: Int32Array, n: number): Int32Array => (a.length >= n ? a : new Int32Array(Math.max(n, 2 * a.length)));
 
 /**
- * A numeric column chunk (`rows` values) as a Float64Array, NaN where null (for a score, a null
+ * A numeric column chunk (out.length values) into out, NaN where null (for a score, a null
  * and a NaN are both "not judged"; `nulls` false: a null makes it undefined); undefined for
  * anything unusual (an encoding other than plain or dictionary, a page that does not add up, a
  * decoding error), which hyparquet then reads as before.
  */
-function numberChunk(h: PageFunctions, bytes: Uint8Array, type: string, codec: string, optional: boolean, rows: number, nulls: boolean): Float64Array | undefined {
+function numberChunk(h: PageFunctions, bytes: Uint8Array, type: string, codec: string, optional: boolean, out: Float64Array, nulls: boolean): Float64Array | undefined {
   try {
-    const out = new Float64Array(rows);
+    const rows = out.length;
     const reader = { view: view(bytes), offset: 0 };
     let dict: Float64Array | undefined;
     let filled = 0;
