@@ -111,7 +111,10 @@ export class FastLine {
 
   constructor(ids: readonly string[], private readonly column: ReadonlyMap<string, number>, private readonly scores: Float64Array, private readonly row: Row) {
     this.ids = ids.map((id) => Buffer.from(id, "utf8"));
+    // `"id":` as it appears in the usual line, for ids that need no escape in JSON
+    this.keys = ids.map((id) => (/^[^"\\\u0000-\u001f]*$/.test(id) ? Buffer.from(`"${id}":`, "utf8") : undefined));
   }
+  private readonly keys: (Uint8Array | undefined)[];
 
   parse(b: Uint8Array, i: number, e: number): boolean {
     let seen = 0, valid = true, step = NaN;
@@ -203,20 +206,25 @@ export class FastLine {
     if (b[i] === 125) return i + 1;
     const ids = this.ids, K = ids.length, scores = this.scores;
     for (;;) {
-      if (b[i] !== 34) return -1;
-      const k0 = i + 1, q = plainString(b, k0, e);
-      if (q < 0) return -1;
-      // Criteria usually come in the same order on every line: try the next one first.
+      // Criteria usually come in the same order on every line, written the same way: try the
+      // next one's `"id":` first.
       let k = this.next < K ? this.next : 0;
-      if (K === 0 || ids[k]!.length !== q - k0 || !same(b, k0, ids[k]!)) {
-        const c = this.column.get(text(b, k0, q));
-        if (c === undefined) return -1;
-        k = c;
+      const key = this.keys[k];
+      if (key !== undefined && same(b, i, key)) i = ws(b, i + key.length, e);
+      else {
+        if (b[i] !== 34) return -1;
+        const k0 = i + 1, q = plainString(b, k0, e);
+        if (q < 0) return -1;
+        if (K === 0 || ids[k]!.length !== q - k0 || !same(b, k0, ids[k]!)) {
+          const c = this.column.get(text(b, k0, q));
+          if (c === undefined) return -1;
+          k = c;
+        }
+        i = ws(b, q + 1, e);
+        if (b[i] !== 58) return -1;
+        i = ws(b, i + 1, e);
       }
       this.next = k + 1;
-      i = ws(b, q + 1, e);
-      if (b[i] !== 58) return -1;
-      i = ws(b, i + 1, e);
       if (b[i] === 110) {
         if (!same(b, i, NULL)) return -1;
         scores[k] = NaN;
