@@ -75,8 +75,6 @@ export interface CsvOptions {
   criteria?: readonly string[];
   /** Called once with the header's columns that are neither criteria nor step/group/valid. */
   onIgnored?: (columns: string[]) => void;
-  /** A step's arrays may be reused once the next step is read (StepBuilder's reuse). */
-  reuse?: boolean;
 }
 
 export interface CsvLog {
@@ -185,7 +183,9 @@ class CsvReader {
     this.header = header;
     this.headerLine = at;
     this.criteria = criteria;
-    this.b = new StepBuilder(criteria, this.opts.reuse);
+    // No buffer reuse: a chunk's lines can close several steps before the first is read (the
+    // ready queue), and a step's buffers may only be written again once it has been used.
+    this.b = new StepBuilder(criteria);
   }
 
   private startRow(step: string | undefined, group: string, valid: string | undefined, at: number): number {

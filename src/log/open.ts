@@ -81,7 +81,7 @@ export async function openLog(path: string | undefined, o: OpenLogOptions = {}):
   }
 
   if (format === "csv") {
-    const csv = await openCsv(lineBatches(open()), { criteria: o.rubric?.map((c) => c.id), onIgnored: o.onIgnored, reuse: true });
+    const csv = await openCsv(lineBatches(open()), { criteria: o.rubric?.map((c) => c.id), onIgnored: o.onIgnored });
     return { criteria: o.rubric ?? csv.criteria.map((id) => ({ id })), steps: csv.steps, bytesRead, size };
   }
 

@@ -227,3 +227,44 @@ describe("JSONL reader", () => {
     expect(Array.from(interleaved!.order)).toEqual([0, 2, 1]);
   });
 });
+
+describe("openLog: every format gives the same steps, read as the CLI reads them", () => {
+  it("a multi-step log as JSONL and as CSV: the same scores, groups and lines in every step, each step used before the next is read", async () => {
+    const { openLog } = await import("../../dist/log/open.js");
+    const { mkdtempSync, rmSync, writeFileSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const dir = mkdtempSync(join(tmpdir(), "focal-log-"));
+    try {
+      const r = prng(17), K = 5, ids = Array.from({ length: K }, (_, k) => `c${k}`);
+      const jsonl: string[] = [], csv = [`step,group,${ids.join(",")}`];
+      // Small steps, many to a read chunk: a reader that builds several steps ahead must not share their buffers.
+      for (let s = 0; s < 200; s++) {
+        for (let g = 0; g < 1 + (s % 4); g++) {
+          for (let i = 0; i < 1 + ((s + g) % 3); i++) {
+            const v = ids.map(() => Math.round(r() * 1000) / 1000);
+            jsonl.push(JSON.stringify({ step: s, group: `g${g}`, scores: Object.fromEntries(ids.map((id, k) => [id, v[k]])) }));
+            csv.push(`${s},g${g},${v.join(",")}`);
+          }
+        }
+      }
+      writeFileSync(join(dir, "log.jsonl"), jsonl.join("\n") + "\n");
+      writeFileSync(join(dir, "log.csv"), csv.join("\n") + "\n");
+      const read = async (file: string) => {
+        const out: { groups: unknown[]; sizes: number[]; scores: number[]; lines: number[] }[] = [];
+        for await (const s of (await openLog(join(dir, file))).steps) {
+          out.push({ groups: [...s.groups], sizes: [...s.groupSizes], scores: Array.from(s.scores), lines: Array.from(s.lines) });
+        }
+        return out;
+      };
+      const [a, b] = [await read("log.jsonl"), await read("log.csv")];
+      expect(a).toHaveLength(200);
+      expect(b.map((s) => s.scores)).toEqual(a.map((s) => s.scores));
+      expect(b.map((s) => s.groups)).toEqual(a.map((s) => s.groups));
+      expect(b.map((s) => s.sizes)).toEqual(a.map((s) => s.sizes));
+      expect(b.map((s) => s.lines.map((l) => l - 1))).toEqual(a.map((s) => s.lines)); // CSV counts its header line
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
