@@ -4,7 +4,8 @@
  */
 
 /** Exit codes of every command: 0 done, 1 bad input or a failure while running, 2 bad usage. */
-export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
+/** closedPipe: what a shell reports for a process ended by SIGPIPE (128 + 13), as `cmd | head` ends it. */
+export const EXIT = { ok: 0, failure: 1, usage: 2, closedPipe: 141 } as const;
 
 export interface Flag {
   /** Without the dashes. */

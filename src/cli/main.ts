@@ -79,6 +79,13 @@ function usageError(spec: CommandSpec, e: unknown): number {
   return EXIT.usage;
 }
 
+// The reader of stdout went away (`focal-reward score ... | head`): stop at once and quietly, as a
+// process ended by SIGPIPE would; nothing after this point (a --state save) reflects what was read.
+process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+  if (e.code !== "EPIPE") throw e;
+  process.exit(EXIT.closedPipe);
+});
+
 main(process.argv.slice(2)).then(
   (code) => (process.exitCode = code),
   (err: unknown) => {

@@ -175,3 +175,16 @@ describe("long lines", () => {
     expect(r.stdout.trim().split("\n").length).toBe(2);
   }, 60000);
 });
+
+describe("a reader that closes stdout early (focal-reward score ... | head -1)", () => {
+  it("ends the command quietly with 141, as SIGPIPE would, and saves no --state", async () => {
+    const log = join(dir, "long.jsonl");
+    writeFileSync(log, `${Array.from({ length: 400 }, (_, s) => rows(64, s).join("\n")).join("\n")}\n`);
+    const state = join(dir, "pipe-state.bin");
+    const r = spawnSync("bash", ["-c", 'set -o pipefail; "$@" | head -1', "bash", process.execPath, CLI, "score", "--input", log, "--scope", "stream", "--state", state], { encoding: "utf8", cwd: dir, timeout: 60000 });
+    expect(r.stdout.trim().split("\n")).toHaveLength(1);
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(141);
+    expect(existsSync(state)).toBe(false);
+  }, 60000);
+});
