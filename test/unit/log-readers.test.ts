@@ -229,7 +229,7 @@ describe("JSONL reader", () => {
 });
 
 describe("openLog: every format gives the same steps, read as the CLI reads them", () => {
-  it("a multi-step log as JSONL and as CSV: the same scores, groups and lines in every step, each step used before the next is read", async () => {
+  it("a multi-step log as JSONL, CSV, Parquet and Arrow: the same scores, groups and lines in every step, each step used before the next is read", async () => {
     const { openLog } = await import("../../dist/log/open.js");
     const { mkdtempSync, rmSync, writeFileSync } = await import("node:fs");
     const { tmpdir } = await import("node:os");
@@ -250,6 +250,17 @@ describe("openLog: every format gives the same steps, read as the CLI reads them
       }
       writeFileSync(join(dir, "log.jsonl"), jsonl.join("\n") + "\n");
       writeFileSync(join(dir, "log.csv"), csv.join("\n") + "\n");
+      // The same rows as Parquet (row groups of 50) and Arrow IPC (record batches of 70).
+      const rowsOf = csv.slice(1).map((l) => l.split(","));
+      const step = rowsOf.map((x) => Number(x[0])), group = rowsOf.map((x) => x[1]!);
+      const cols = ids.map((_, k) => rowsOf.map((x) => Number(x[2 + k])));
+      const { parquetWriteFile } = await import("hyparquet-writer");
+      parquetWriteFile({ filename: join(dir, "log.parquet"), rowGroupSize: 50, columnData: [{ name: "step", data: step, type: "DOUBLE" }, { name: "group", data: group, type: "STRING" }, ...ids.map((id, k) => ({ name: id, data: cols[k]!, type: "DOUBLE" as const }))] });
+      const { tableFromArrays, tableToIPC, Table } = await import("apache-arrow");
+      const t = tableFromArrays({ step: Float64Array.from(step), group, ...Object.fromEntries(ids.map((id, k) => [id, Float64Array.from(cols[k]!)])) } as Record<string, Float64Array | string[]>);
+      const batches = [];
+      for (let at = 0; at < t.numRows; at += 70) batches.push(...t.slice(at, Math.min(at + 70, t.numRows)).batches);
+      writeFileSync(join(dir, "log.arrow"), tableToIPC(new Table(batches), "file"));
       const read = async (file: string) => {
         const out: { groups: unknown[]; sizes: number[]; scores: number[]; lines: number[] }[] = [];
         for await (const s of (await openLog(join(dir, file))).steps) {
@@ -263,6 +274,12 @@ describe("openLog: every format gives the same steps, read as the CLI reads them
       expect(b.map((s) => s.groups)).toEqual(a.map((s) => s.groups));
       expect(b.map((s) => s.sizes)).toEqual(a.map((s) => s.sizes));
       expect(b.map((s) => s.lines.map((l) => l - 1))).toEqual(a.map((s) => s.lines)); // CSV counts its header line
+      for (const file of ["log.parquet", "log.arrow"]) {
+        const c = await read(file);
+        expect(c.map((s) => s.scores), file).toEqual(a.map((s) => s.scores));
+        expect(c.map((s) => s.groups), file).toEqual(a.map((s) => s.groups));
+        expect(c.map((s) => s.sizes), file).toEqual(a.map((s) => s.sizes));
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
