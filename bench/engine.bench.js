@@ -2,9 +2,10 @@
 // SWEEP=1 adds the size sweep and the input paths). Part 1 starts one fresh process per backend
 // and output mode (bench/step-calls.js) and scores K=16, n=65,536 in groups of 16 once per
 // simulated training step, with a pause, then back to back; a float64 numpy version of the same
-// group pipeline (bench/numpy_focal.py) runs the same way when numpy is importable. Machines are
+// group pipeline (bench/numpy_focal.py) runs the same way when numpy is importable; last, the CLI per
+// format (bench/cli.bench.js, CLI_ROWS rows, default 300,000). Machines are
 // shared and noisy: compare the ratios, measured side by side in this run.
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -187,3 +188,15 @@ const checks = [
 console.log("\n## targets\n");
 for (const [name, ok, value] of checks) console.log(`- ${ok ? "met" : "MISSED"}: ${name} (${value})`);
 console.log(`\nsimd vs scalar, group steady: ${x(gs.steady, g.steady)}`);
+
+// The CLI per format, in the same run (bench/cli.bench.js: each command a fresh process on a
+// generated log). CLI_ROWS=0 skips it; the issue's figures are for 10,000,000 rows (npm run bench:cli).
+const CLI_ROWS = Number(process.env.CLI_ROWS ?? (QUICK ? 20000 : 300000));
+if (CLI_ROWS > 0) {
+  console.log("\n## The CLI per format\n");
+  const cli = spawnSync(process.execPath, [new URL("./cli.bench.js", import.meta.url).pathname, "--rows", String(CLI_ROWS)], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 24 });
+  const out = cli.stdout ?? "";
+  // cli.bench.js prints a line per measurement, then its summary from the header on.
+  const at = out.indexOf("focal-reward CLI,");
+  console.log(at >= 0 ? out.slice(at).trim() : `bench/cli.bench.js failed (exit ${cli.status}):\n${out}`);
+}
