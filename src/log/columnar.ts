@@ -422,20 +422,26 @@ function concat(prev: ArrayLike<unknown> | undefined, part: ArrayLike<unknown>, 
 export async function arrowSource(path: string | undefined): Promise<ColumnarSource> {
   type Ar = typeof import("apache-arrow");
   const ar = await optional<Ar>("apache-arrow", "Arrow IPC");
-  const { createReadStream } = await import("node:fs");
-  const open = () => ar.RecordBatchReader.from(path === undefined ? process.stdin : createReadStream(path)) as unknown as Promise<AsyncIterable<InstanceType<Ar["RecordBatch"]>> & { schema: InstanceType<Ar["Schema"]>; open(): Promise<unknown> }>;
-  const head = await open();
+  // A file is given as a file handle: apache-arrow then reads the IPC file format a record
+  // batch at a time (random access); from a stream it reads the whole file into memory first.
+  const { open } = await import("node:fs/promises");
+  const source = path === undefined ? process.stdin : await open(path, "r");
+  const head = await (ar.RecordBatchReader.from(source as never) as unknown as Promise<AsyncIterable<InstanceType<Ar["RecordBatch"]>> & { schema: InstanceType<Ar["Schema"]>; open(): Promise<unknown> }>);
   await head.open();
   const columns = head.schema.fields.map((f) => f.name);
   return {
     columns,
     async *batches(criteria) {
-      for await (const batch of head) {
-        const col = (name: string) => {
-          const v = batch.getChild(name);
-          return v ? arrowColumn(v) : undefined;
-        };
-        yield { rows: batch.numRows, step: col("step"), group: col("group")!, valid: col("valid"), scores: criteria.map(col) };
+      try {
+        for await (const batch of head) {
+          const col = (name: string) => {
+            const v = batch.getChild(name);
+            return v ? arrowColumn(v) : undefined;
+          };
+          yield { rows: batch.numRows, step: col("step"), group: col("group")!, valid: col("valid"), scores: criteria.map(col) };
+        }
+      } finally {
+        if (source !== process.stdin) await (source as { close(): Promise<void> }).close().catch(() => {});
       }
     },
   };
