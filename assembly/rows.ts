@@ -341,7 +341,7 @@ export function sumWhere(src: usize, mask: usize): f32 {
 export function groupStats(U: usize, d: usize, m: i32, dense: bool, sum: usize, sq: usize, cnt: usize, lo: usize, hi: usize): void {
   let uBytes = <usize>KP << 2;
   let valid: f32 = 0;
-  if (dense) {
+  if (dense && !ASC_FEATURE_SIMD) {
     for (let i = 0; i < m; i++) {
       let di = load<f32>(d + (<usize>i << 2));
       if (di == di) valid += 1;
@@ -352,16 +352,20 @@ export function groupStats(U: usize, d: usize, m: i32, dense: bool, sum: usize, 
     let inf = f32x4.splat(Infinity);
     let ninf = f32x4.splat(-Infinity);
     if (dense) {
-      // Two chunks a turn (one when the last is alone), their sums in registers over the rows.
-      let n = f32x4.splat(valid);
+      // Two chunks a turn (one when the last is alone), their sums in registers over the rows;
+      // the valid rows counted on the first turn, and not tested again when all are.
+      let all = false;
       for (let o: usize = 0; o < uBytes; o += 32) {
         let single = o + 32 > uBytes;
         let s = f32x4.splat(0), q = f32x4.splat(0), mn = inf, mx = ninf;
         let s1 = f32x4.splat(0), q1 = f32x4.splat(0), mn1 = inf, mx1 = ninf;
         let at = U + o;
         for (let i = 0; i < m; i++, at += uBytes) {
-          let di = load<f32>(d + (<usize>i << 2));
-          if (di != di) continue;
+          if (!all) {
+            let di = load<f32>(d + (<usize>i << 2));
+            if (di != di) continue;
+            if (o == 0) valid += 1;
+          }
           let x = v128.load(at);
           s = f32x4.add(s, x);
           q = f32x4.add(q, f32x4.mul(x, x));
@@ -374,6 +378,8 @@ export function groupStats(U: usize, d: usize, m: i32, dense: bool, sum: usize, 
           mn1 = f32x4.pmin(mn1, y);
           mx1 = f32x4.pmax(mx1, y);
         }
+        all = valid == <f32>m;
+        let n = f32x4.splat(valid);
         v128.store(sum + o, s); v128.store(sq + o, q); v128.store(cnt + o, n); v128.store(lo + o, mn); v128.store(hi + o, mx);
         if (single) break;
         v128.store(sum + o, s1, 16); v128.store(sq + o, q1, 16); v128.store(cnt + o, n, 16); v128.store(lo + o, mn1, 16); v128.store(hi + o, mx1, 16);

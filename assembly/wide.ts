@@ -144,7 +144,31 @@ export function normalizeGroup(src: usize, U: usize, UW: usize, m: i32, valid: u
         xs += rowBytes; us += uBytes; uws += uwBytes; ps += 32;
       }
     }
-    for (let i = 0; i < m; i++) {
+    let i = 0;
+    if (valid == 0 && den > 0) {
+      // Two rows a turn while both have every criterion: d = num / den in f64x2 lanes, the best
+      // by pmax (d >= 0, never NaN here: the same as the row loop's d > top).
+      let dv = f64x2.splat(den);
+      let best = f64x2.splat(-Infinity);
+      let pairs = false;
+      for (; i + 2 <= m; i += 2) {
+        let ps = part + (<usize>i << 5);
+        let a = f64x2.add(v128.load(ps), v128.load(ps, 16)); // (l0 + l2), (l1 + l3) of row i
+        let b = f64x2.add(v128.load(ps, 32), v128.load(ps, 48)); // and of row i + 1
+        let num = f64x2.add(v128.shuffle<f64>(a, b, 0, 2), v128.shuffle<f64>(a, b, 1, 3));
+        if (i32x4.bitmask(f64x2.eq(num, num)) != 15) break; // a row has an absent criterion
+        let q = f64x2.div(num, dv);
+        v128.store(dW + (<usize>i << 3), q);
+        v128.store64_lane(d + (<usize>i << 2), f32x4.demote_f64x2_zero(q), 0);
+        best = f64x2.pmax(best, q);
+        pairs = true;
+      }
+      if (pairs) {
+        any = true;
+        top = max(f64x2.extract_lane(best, 0), f64x2.extract_lane(best, 1));
+      }
+    }
+    for (; i < m; i++) {
       let ps = part + (<usize>i << 5);
       let num = (load<f64>(ps) + load<f64>(ps, 16)) + (load<f64>(ps, 8) + load<f64>(ps, 24));
       // w u is NaN exactly where a criterion is absent (u is clamped, w finite).
