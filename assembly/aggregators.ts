@@ -3,6 +3,8 @@
 // order (4 lane partial sums in chunk order, then (l0 + l2) + (l1 + l3)), so the simd and scalar
 // builds give identical bits. Per-criterion group statistics are plain scalar f64 code shared by
 // both builds. src/aggregators.ts is the float64 reference of every formula below.
+// One file for the twelve (~520 lines): they share the row kernels, the masks and the group
+// statistics at its top, and src/aggregators.ts mirrors it formula for formula.
 //
 // Notation (per row i): u_ik the normalized score (NaN = absent; penalties already flipped), b_k
 // the base weight of the row's group (>= 0), "active" = present and b_k > 0, W_i = sum_active b_k.
