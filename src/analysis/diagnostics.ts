@@ -57,6 +57,40 @@ export interface PreparedCall {
   /** Their total, and the present scores of unmasked rows (the share's denominator). */
   clamped: number;
   scored: number;
+  /** Kept by Diagnostics.add for the other methods on this call (see memoOf). */
+  memo?: CallMemo;
+}
+
+/** Per group (nv: its valid rows, 0 = not kept yet) and per group x criterion, what add() keeps. */
+interface CallMemo {
+  /** The threshold the counts of passes (yes) are for. */
+  at: number;
+  nv: Int32Array; rows: Int32Array;
+  c: Int32Array; yes: Int32Array; flat: Uint8Array;
+  s0: Float64Array; s1: Float64Array; q0: Float64Array; q1: Float64Array;
+}
+
+function memoOf(call: PreparedCall, G: number, K: number, at: number): CallMemo {
+  const m = call.memo;
+  if (m && m.nv.length === G && m.c.length === G * K && m.rows.length === call.n) {
+    if (m.at !== at) {
+      m.at = at;
+      m.nv.fill(0);
+    }
+    return m;
+  }
+  const f = () => new Float64Array(G * K);
+  return (call.memo = {
+    at,
+    nv: new Int32Array(G), rows: new Int32Array(call.n),
+    c: new Int32Array(G * K), yes: new Int32Array(G * K), flat: new Uint8Array(G * K),
+    s0: f(), s1: f(), q0: f(), q1: f(),
+  });
+}
+
+function sameRows(kept: Int32Array, at: number, valid: Int32Array, nv: number): boolean {
+  for (let x = 0; x < nv; x++) if (kept[at + x] !== valid[x]) return false;
+  return true;
 }
 
 /**
@@ -90,7 +124,9 @@ export function prepare(rubric: CompiledRubric, scores: ArrayLike<number>, group
       }
     }
   }
-  return { n, sizes: groupSizes, u, present, outOfScale, clamped, scored };
+  const memo = reuse?.memo;
+  if (memo) memo.nv.fill(0); // kept for this call's groups anew
+  return { n, sizes: groupSizes, u, present, outOfScale, clamped, scored, memo };
 }
 
 /** A criterion's scores outside its scale [lo, hi] (clamped into it). */
@@ -218,19 +254,46 @@ export class Diagnostics {
       // per criterion
       here.fill(0);
       let baseSum = 0;
+      // What depends on the data alone (counts, constancy, passes, the sums' step from the
+      // value before to the value after this group) is kept for the next method on this call,
+      // used when its valid rows are the same and its sums are where this one's were.
+      const memo = memoOf(call, G, K, at);
+      const record = memo.nv[g] === 0;
+      const known = !record && memo.nv[g] === nv && sameRows(memo.rows, start, valid, nv);
       for (let k = 0; k < K; k++) {
-        let c = 0, mn = Infinity, mx = -Infinity, yes = 0, yesLow = 0, sk = sum[k]!, qk = sq[k]!;
-        for (let x = 0; x < nv; x++) {
-          const i = valid[x]!;
-          const v = u[i * K + k]!;
-          if (v !== v) continue;
-          c++; sk += v; qk += v * v;
-          if (v < mn) mn = v;
-          if (v > mx) mx = v;
-          if (v >= at) { yes++; if (!(a[i]! > 0)) yesLow++; }
+        const gk = g * K + k;
+        let c = 0, yes = 0, yesLow = 0, flat: boolean;
+        if (known && (memo.c[gk] === 0 || (Object.is(sum[k], memo.s0[gk]) && Object.is(sq[k], memo.q0[gk])))) {
+          c = memo.c[gk]!;
+          if (c === 0) continue;
+          sum[k] = memo.s1[gk]!; sq[k] = memo.q1[gk]!;
+          yes = memo.yes[gk]!;
+          flat = memo.flat[gk] === 1;
+          if (yes > 0 && yes < c) {
+            for (let x = 0; x < nv; x++) {
+              const i = valid[x]!;
+              if (u[i * K + k]! >= at && !(a[i]! > 0)) yesLow++;
+            }
+          }
+        } else {
+          let mn = Infinity, mx = -Infinity, sk = sum[k]!, qk = sq[k]!;
+          for (let x = 0; x < nv; x++) {
+            const i = valid[x]!;
+            const v = u[i * K + k]!;
+            if (v !== v) continue;
+            c++; sk += v; qk += v * v;
+            if (v < mn) mn = v;
+            if (v > mx) mx = v;
+            if (v >= at) { yes++; if (!(a[i]! > 0)) yesLow++; }
+          }
+          flat = mn === mx;
+          if (record) {
+            memo.c[gk] = c; memo.yes[gk] = yes; memo.flat[gk] = flat ? 1 : 0;
+            memo.s0[gk] = sum[k]!; memo.s1[gk] = sk; memo.q0[gk] = sq[k]!; memo.q1[gk] = qk;
+          }
+          if (c === 0) continue;
+          sum[k] = sk; sq[k] = qk;
         }
-        if (c === 0) continue;
-        sum[k] = sk; sq[k] = qk;
         here[k] = 1;
         baseSum += base[k]!;
         cnt[k]! += c;
@@ -239,7 +302,7 @@ export class Diagnostics {
         const satur = perGroup ? s[g * K + k]! : s[k]!;
         wSum[k]! += weight;
         if (!Number.isNaN(satur)) { satSum[k]! += satur; satN[k]!++; }
-        if (mn === mx) { constant[k]!++; wConst[k]! += weight; }
+        if (flat) { constant[k]!++; wConst[k]! += weight; }
         if (yes === 0) unexplored[k]!++;
         if (yes > 0 && yes < c) { sat[k]! += yes; suppressed[k]! += yesLow; }
         let tv = 0, tc = 0;
@@ -248,6 +311,10 @@ export class Diagnostics {
           if (v === v) { tv += v; tc++; }
         }
         if (tc > 0) { top[k]! += tv / tc; topN[k]!++; }
+      }
+      if (record) {
+        memo.nv[g] = nv;
+        memo.rows.set(valid.subarray(0, nv), start);
       }
       if (baseSum > 0) for (let k = 0; k < K; k++) if (here[k]) this.staticSum[k]! += base[k]! / baseSum;
       // ranking against the direct reward

@@ -82,3 +82,41 @@ describe("diagnostics", () => {
     expect(() => new Diagnostics(RUBRIC, { threshold: 2 })).toThrow(RangeError);
   });
 });
+
+describe("diagnostics shared by several methods on one call", () => {
+  it("give the metrics each gives alone, bit for bit (thresholds, methods and reused calls mixed)", async () => {
+    const { prng } = await import("../support/prng.js");
+    const r = prng(31);
+    const crit: Criterion[] = [{ id: "a", required: true }, { id: "b" }, { id: "c", weight: -1 }, { id: "d" }];
+    const engines = await Promise.all((["focal", "weighted-mean", "gdpo", "min"] as const).map((method) => createEngine({ rubric: crit, method, backend: "js" })));
+    const calls = Array.from({ length: 12 }, (_, c) => {
+      const sizes = Array.from({ length: 1 + (c % 5) }, () => 1 + Math.floor(r() * 9));
+      const n = sizes.reduce((x, y) => x + y, 0);
+      const scores = Array.from({ length: n * 4 }, () => (r() < 0.15 ? NaN : r() < 0.2 ? Math.round(r() * 2) / 2 : r()));
+      const valid = Array.from({ length: n }, () => r() > 0.1);
+      return { sizes, scores, valid, out: engines.map((e) => { const o = e.score(scores, sizes, { valid }); return { rewards: o.rewards.slice(), direct: o.direct.slice(), advantages: o.advantages.slice(), weights: o.weights.slice(), saturation: o.saturation.slice(), metrics: {} }; }) };
+    });
+    const thresholds = [0.5, 0.7, 0.5, 0.3];
+    const alone = engines.map((_, m) => {
+      const d = new Diagnostics(crit, { threshold: thresholds[m] });
+      for (const c of calls) d.add(prepare(d.rubric, c.scores, c.sizes, c.valid), c.out[m]!);
+      return d.metrics();
+    });
+    const shared = engines.map((_, m) => new Diagnostics(crit, { threshold: thresholds[m] }));
+    let last: ReturnType<typeof prepare> | undefined;
+    for (const c of calls) {
+      const call = (last = prepare(shared[0]!.rubric, c.scores, c.sizes, c.valid, last));
+      for (const m of [2, 0, 3, 1]) shared[m]!.add(call, c.out[m]!);
+      shared[1]!.add(call, c.out[1]!); // the same method twice on one call (its sums have moved on)
+    }
+    const twice = new Diagnostics(crit, { threshold: thresholds[1] });
+    for (const c of calls) {
+      const call = prepare(twice.rubric, c.scores, c.sizes, c.valid);
+      twice.add(call, c.out[1]!);
+      twice.add(call, c.out[1]!);
+    }
+    const bits = (m: Record<string, number>) => JSON.stringify(Object.entries(m).map(([k, v]) => [k, Object.is(v, -0) ? "-0" : String(v)]));
+    for (const m of [0, 2, 3]) expect(bits(shared[m]!.metrics()), `method ${m}`).toBe(bits(alone[m]!));
+    expect(bits(shared[1]!.metrics())).toBe(bits(twice.metrics()));
+  });
+});
