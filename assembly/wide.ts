@@ -269,7 +269,32 @@ export function laneDotWide(u: usize, w: usize): f64 {
 export function denseRewardsWide(UW: usize, m: i32, w: usize, den: f64, d: usize, out: usize): void {
   let uwBytes = <usize>KP << 3;
   let end = <usize>KP << 3;
-  for (let i = 0; i < m; i++) {
+  let i = 0;
+  if (ASC_FEATURE_SIMD) {
+    // Two rows a turn while both are valid, sharing the weights' loads; each row's sums as below.
+    for (; i + 2 <= m; i += 2) {
+      let o = <usize>i << 2;
+      let d0 = load<f32>(d + o), d1 = load<f32>(d + o, 4);
+      if (d0 != d0 || d1 != d1) break;
+      let u = UW + <usize>i * uwBytes;
+      let al = f64x2.splat(0), ah = f64x2.splat(0), bl = f64x2.splat(0), bh = f64x2.splat(0);
+      for (let ow: usize = 0; ow < end; ow += 32) {
+        let wl = v128.load(w + ow), wh = v128.load(w + ow, 16);
+        al = f64x2.add(al, f64x2.mul(wl, v128.load(u + ow)));
+        ah = f64x2.add(ah, f64x2.mul(wh, v128.load(u + ow, 16)));
+        bl = f64x2.add(bl, f64x2.mul(wl, v128.load(u + uwBytes + ow)));
+        bh = f64x2.add(bh, f64x2.mul(wh, v128.load(u + uwBytes + ow, 16)));
+      }
+      // (l0 + l2) + (l1 + l3) of each row: the lanes of its low + high sums, added.
+      let a = f64x2.add(al, ah), b = f64x2.add(bl, bh);
+      let num = f64x2.add(v128.shuffle<f64>(a, b, 0, 2), v128.shuffle<f64>(a, b, 1, 3));
+      let r = f64x2.div(num, f64x2.splat(den));
+      let r32 = f32x4.demote_f64x2_zero(r);
+      store<f32>(out + o, f64x2.extract_lane(r, 0) == f64x2.extract_lane(r, 0) ? f32x4.extract_lane(r32, 0) : d0);
+      store<f32>(out + o, f64x2.extract_lane(r, 1) == f64x2.extract_lane(r, 1) ? f32x4.extract_lane(r32, 1) : d1, 4);
+    }
+  }
+  for (; i < m; i++) {
     let o = <usize>i << 2;
     let di = load<f32>(d + o);
     if (di != di) continue;
