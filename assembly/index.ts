@@ -4,6 +4,9 @@
 // Per-row work runs in 4-lane chunks (rows.ts); per-group bookkeeping below is scalar code shared
 // by both builds, or lane-wise vector code that adds the same values in the same order (see
 // foldStats), so the simd and scalar builds give the same bits.
+// One file (~950 lines): the exports (configure, score, scoreOne, the stream state) share the
+// region pointers and settings held in this module's globals; rows.ts, wide.ts, aggregators.ts and
+// scale.ts hold the kernels that need none of them.
 
 import {
   K, KP, setShape, sawInfinity, resetInfinity, rowHasAbsent, normalizeRow, weightedMean, weightedMeanDense4, rowMean, laneSum, groupStats, fill,
