@@ -6,7 +6,7 @@
 // foldStats), so the simd and scalar builds give the same bits.
 // One file (~950 lines): the exports (configure, score, scoreOne, the stream state) share the
 // region pointers and settings held in this module's globals; rows.ts, wide.ts, aggregators.ts and
-// scale.ts hold the kernels that need none of them.
+// scale.ts hold the kernels, given what they need as arguments or once at layout time.
 
 import {
   K, KP, setShape, sawInfinity, resetInfinity, rowHasAbsent, normalizeRow, weightedMean, weightedMeanDense4, rowMean, laneSum, groupStats, fill,
