@@ -447,15 +447,38 @@ export async function arrowSource(path: string | undefined): Promise<ColumnarSou
   };
 }
 
+const utf8 = new TextDecoder("utf-8"); // as apache-arrow decodes Utf8 values
+
+function sameBytes(b: Uint8Array, x: number, y: number, n: number): boolean {
+  for (let j = 0; j < n; j++) if (b[x + j] !== b[y + j]) return false;
+  return true;
+}
+
 /** An Arrow vector as an array-like: int and float columns without nulls as their typed array (no copy). */
 function arrowColumn(v: { data: readonly { values: unknown; nullCount: number; length: number; offset: number }[]; length: number; get(i: number): unknown; type: { typeId: number } }): ArrayLike<unknown> {
   const d = v.data;
-  const t = v.type.typeId; // 2 Int, 3 Float (apache-arrow's Type enum)
+  const t = v.type.typeId; // 2 Int, 3 Float, 5 Utf8 (apache-arrow's Type enum)
   if ((t === 2 || t === 3) && d.length === 1 && d[0]!.nullCount === 0 && ArrayBuffer.isView(d[0]!.values)) {
     const vals = d[0]!.values as Float64Array;
     return vals.subarray(d[0]!.offset, d[0]!.offset + d[0]!.length);
   }
   const out = new Array<unknown>(v.length);
+  if (t === 5 && d.every((c) => c.nullCount === 0 && c.offset === 0 && (c as { valueOffsets?: unknown }).valueOffsets instanceof Int32Array)) {
+    // Utf8 without nulls (a group column): a value whose bytes repeat the row before's reuses its
+    // string (groups are runs of rows), else it is decoded as apache-arrow's get() decodes it.
+    let i = 0;
+    for (const c of d) {
+      const offsets = (c as unknown as { valueOffsets: Int32Array }).valueOffsets, bytes = c.values as Uint8Array;
+      let px = 0, py = -1, last: string | undefined;
+      for (let r = 0; r < c.length; r++, i++) {
+        const x = offsets[r]!, y = offsets[r + 1]!;
+        if (last === undefined || y - x !== py - px || !sameBytes(bytes, x, px, y - x)) last = utf8.decode(bytes.subarray(x, y));
+        out[i] = last;
+        px = x; py = y;
+      }
+    }
+    return out;
+  }
   for (let i = 0; i < v.length; i++) out[i] = v.get(i);
   return out;
 }
