@@ -96,6 +96,15 @@ export function normalizeRowWide(src: usize, dst: usize, dstW: usize, lo: usize,
  * marks the row invalid. Returns the best direct reward among the valid rows (-Infinity: none).
  * `part`: scratch of 32 bytes a row (simd build).
  */
+/** Row i's direct reward into dW (f64) and d (f32), NaN for an invalid row; returns what was stored. */
+// @ts-ignore: decorator
+@inline function storeDirect(i: i32, di: f64, valid: usize, dW: usize, d: usize): f64 {
+  if (valid != 0 && load<u8>(valid + <usize>i) == 0) di = NaN;
+  store<f64>(dW + (<usize>i << 3), di);
+  store<f32>(d + (<usize>i << 2), <f32>di);
+  return di;
+}
+
 export function normalizeGroup(src: usize, U: usize, UW: usize, m: i32, valid: usize, d: usize, dW: usize,
   lo: usize, inv: usize, loW: usize, invW: usize, w: usize, den: f64, part: usize): f64 {
   let rowBytes = <usize>K << 2;
@@ -173,10 +182,7 @@ export function normalizeGroup(src: usize, U: usize, UW: usize, m: i32, valid: u
       let num = (load<f64>(ps) + load<f64>(ps, 16)) + (load<f64>(ps, 8) + load<f64>(ps, 24));
       // w u is NaN exactly where a criterion is absent (u is clamped, w finite).
       let rowNaN = num != num;
-      let di = rowNaN ? weightedMeanWide(UW + <usize>i * uwBytes, w) : den > 0 ? num / den : NaN;
-      if (valid != 0 && load<u8>(valid + <usize>i) == 0) di = NaN;
-      store<f64>(dW + (<usize>i << 3), di);
-      store<f32>(d + (<usize>i << 2), <f32>di);
+      let di = storeDirect(i, rowNaN ? weightedMeanWide(UW + <usize>i * uwBytes, w) : den > 0 ? num / den : NaN, valid, dW, d);
       if (di == di) {
         any = true;
         if (di > top) top = di;
@@ -186,10 +192,7 @@ export function normalizeGroup(src: usize, U: usize, UW: usize, m: i32, valid: u
     if (v128.any_true(v128.or(f32x4.eq(big, f32x4.splat(Infinity)), f32x4.eq(small, f32x4.splat(-Infinity))))) noteInfinity();
   } else {
     for (let i = 0; i < m; i++) {
-      let di = normalizeRowWide(src + <usize>i * rowBytes, U + <usize>i * uBytes, UW + (<usize>i * uBytes << 1), lo, inv, loW, invW, w, den);
-      if (valid != 0 && load<u8>(valid + <usize>i) == 0) di = NaN;
-      store<f64>(dW + (<usize>i << 3), di);
-      store<f32>(d + (<usize>i << 2), <f32>di);
+      let di = storeDirect(i, normalizeRowWide(src + <usize>i * rowBytes, U + <usize>i * uBytes, UW + (<usize>i * uBytes << 1), lo, inv, loW, invW, w, den), valid, dW, d);
       if (di == di) {
         any = true;
         if (di > top) top = di;
