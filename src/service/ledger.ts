@@ -193,9 +193,17 @@ export const respKey = (run: string, batch: string) => `resp/${run}/${batch}`;
  */
 const TOMBSTONE = new KeyWindow().encode(0, [], 0, new Uint8Array(0));
 
+/**
+ * Node's synchronous SHA-256 where the runtime lends it without an import (Node >= 20.16, Bun):
+ * ~5 us a digest against WebCrypto's ~40 us (a keyed request takes three). Elsewhere WebCrypto.
+ */
+const nodeCrypto = (globalThis as { process?: { getBuiltinModule?(id: string): unknown } }).process?.getBuiltinModule?.("node:crypto") as
+  | typeof import("node:crypto")
+  | undefined;
+
 export async function sha256hex(data: Uint8Array | string, bytes: number): Promise<string> {
   const input = typeof data === "string" ? enc.encode(data) : data;
-  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", input as Uint8Array<ArrayBuffer>));
+  const d = nodeCrypto ? nodeCrypto.createHash("sha256").update(input).digest() : new Uint8Array(await crypto.subtle.digest("SHA-256", input as Uint8Array<ArrayBuffer>));
   return hex(d.subarray(0, bytes));
 }
 

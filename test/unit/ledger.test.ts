@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { createEngine } from "../../dist/index.js";
 import { FileStore } from "../../dist/service/file-store.js";
-import { type ScoreJob, RunLedger } from "../../dist/service/ledger.js";
+import { type ScoreJob, RunLedger, sha256hex } from "../../dist/service/ledger.js";
 import { MemoryStore, type StateStore } from "../../dist/service/index.js";
 import type { Engine, EngineOptions, ScoreResult } from "../../src/types.js";
 import { prng } from "../support/prng.js";
@@ -340,5 +340,18 @@ describe("KeyWindow bytes", () => {
     expect(old.seq).toBe(3);
     expect(old.window.batchOf(h(9))).toBe(h(900));
     expect(old.snapshot).toEqual(Uint8Array.of(5));
+  });
+});
+
+describe("sha256hex (idempotency keys and bodies)", () => {
+  it("Node's synchronous digest gives WebCrypto's bytes, so keys stored by either runtime match", async () => {
+    const r = prng(9);
+    for (const input of ["", "a", "/v1/score\u0000run\u0000step-1", "é\u0000✓", Uint8Array.from({ length: 5000 }, () => Math.floor(r() * 256))]) {
+      const bytes = typeof input === "string" ? new TextEncoder().encode(input) : input;
+      const web = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+      const want = Array.from(web.subarray(0, 16), (b) => b.toString(16).padStart(2, "0")).join("");
+      expect(await sha256hex(input, 16)).toBe(want);
+      expect(await sha256hex(input, 8)).toBe(want.slice(0, 16));
+    }
   });
 });
