@@ -112,9 +112,9 @@ export class WasmBackend implements Backend {
     this.put(Region.Inv, inv);
     this.put(Region.Base, rubric.base);
     // The focal method's float64 path takes them unrounded (spec "Precision contract").
-    this.f64.set(lo, kernel.region(Region.LoWide) >>> 3);
-    this.f64.set(inv, kernel.region(Region.InvWide) >>> 3);
-    this.f64.set(rubric.base, kernel.region(Region.BaseWide) >>> 3);
+    this.putWide(Region.LoWide, lo);
+    this.putWide(Region.InvWide, inv);
+    this.putWide(Region.BaseWide, rubric.base);
     this.put(Region.Fixed, rubric.fixed);
     this.put(Region.Penalty, rubric.penalty);
     this.put(Region.Required, requiredMask(rubric));
@@ -146,6 +146,17 @@ export class WasmBackend implements Backend {
   private take(r: Region): Float32Array {
     const at = this.kernel.region(r) >>> 2;
     return this.f32.subarray(at, at + this.k);
+  }
+
+  /** Writes K values into a region of f64 lanes. */
+  private putWide(r: Region, values: ArrayLike<number>): void {
+    this.f64.set(values, this.kernel.region(r) >>> 3);
+  }
+
+  /** K values of a region of f64 lanes. */
+  private takeWide(r: Region): Float64Array {
+    const at = this.kernel.region(r) >>> 3;
+    return this.f64.subarray(at, at + this.k);
   }
 
   /** Grows memory to hold `end` bytes and refreshes the views (growing detaches old ones). */
@@ -240,10 +251,7 @@ export class WasmBackend implements Backend {
       }
       for (const f of OUTPUT_FIELDS) outs[f].set(this.f32.subarray(from[f][0] >>> 2, (from[f][0] >>> 2) + from[f][1]));
     }
-    for (let f = 0; f < Stat.End; f++) {
-      const at = this.kernel.region(Region.Stats + 2 * f) >>> 3;
-      stats.set(this.f64.subarray(at, at + k), f * k);
-    }
+    for (let f = 0; f < Stat.End; f++) stats.set(this.takeWide(Region.Stats + 2 * f), f * k);
     const at = region(Region.OutOfScale) >>> 2, presentAt = region(Region.ScalePresent) >>> 2;
     let present = 0;
     for (let c = 0; c < k; c++) {
@@ -262,12 +270,11 @@ export class WasmBackend implements Backend {
   }
 
   getState(): StreamState {
-    const at = this.kernel.region(Region.Sbar) >>> 3;
-    return { sbar: this.f64.slice(at, at + this.k), seen: Uint8Array.from(this.take(Region.Seen)) };
+    return { sbar: this.takeWide(Region.Sbar).slice(), seen: Uint8Array.from(this.take(Region.Seen)) };
   }
 
   setState(state: StreamState): void {
-    this.f64.set(state.sbar, this.kernel.region(Region.Sbar) >>> 3);
+    this.putWide(Region.Sbar, state.sbar);
     this.put(Region.Seen, state.seen);
     this.kernel.streamWeights();
   }
