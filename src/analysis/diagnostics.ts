@@ -36,7 +36,7 @@
  *   focal/mean_abs_advantage mean |advantage| over the valid rows (the size of the update; F-GRPO
  *                            and all-or-nothing shrink it)
  */
-import { compileRubric, countOutOfScale, scaleOf, type CompiledRubric } from "../rubric.js";
+import { compileRubric, countOutOfScale, normalizeRows, scaleOf, type CompiledRubric } from "../rubric.js";
 import type { Criterion, Rubric, ScoreResult } from "../types.js";
 
 export interface DiagnosticsOptions {
@@ -106,22 +106,11 @@ export function prepare(rubric: CompiledRubric, scores: ArrayLike<number>, group
   const present = reuse && reuse.present.buffer.byteLength >= G * K ? new Uint8Array(reuse.present.buffer, 0, G * K).fill(0) : new Uint8Array(G * K);
   const outOfScale = reuse ? reuse.outOfScale : new Float64Array(K);
   const { outside: clamped, present: scored } = countOutOfScale(rubric, scores, n, valid, outOfScale);
-  // normalizedScore(rubric, x, k), written out: a double returned from a call that is not
-  // inlined is a heap number (16 bytes of garbage per score)
-  const { lo, inv, penalty } = rubric;
-  for (let g = 0, i = 0; g < groupSizes.length; g++) {
+  normalizeRows(rubric, scores, u);
+  for (let g = 0, i = 0; g < G; g++) {
     for (const end = i + groupSizes[g]!; i < end; i++) {
-      const ok = valid === undefined || !!valid[i];
-      for (let k = 0; k < K; k++) {
-        const x = scores[i * K + k]!;
-        if (x !== x) {
-          u[i * K + k] = NaN;
-          continue;
-        }
-        const v = Math.min(Math.max((x - lo[k]!) * inv[k]!, 0), 1);
-        u[i * K + k] = penalty[k] ? 1 - v : v;
-        if (ok) present[g * K + k] = 1;
-      }
+      if (valid !== undefined && !valid[i]) continue;
+      for (let k = 0; k < K; k++) if (u[i * K + k] === u[i * K + k]) present[g * K + k] = 1;
     }
   }
   const memo = reuse?.memo;
