@@ -9,8 +9,7 @@
  * FastLine, with no object or string made per line; any other line, and any line FastLine finds
  * wrong, goes to JSON.parse, which decides (so values and errors are JSON.parse's).
  */
-import { eachLine, type Lines } from "./lines.js";
-import { isAscii } from "node:buffer";
+import { decode, eachLine, type Lines } from "./lines.js";
 import { scanJsonBytes } from "./number.js";
 import { InputError, SCORE_MAX, StepBuilder, float32Problem, type Step } from "./step.js";
 
@@ -288,11 +287,8 @@ function plainString(b: Uint8Array, i: number, e: number): number {
   return -1;
 }
 
-/** b[a..e) as text: ASCII as one-byte characters, the rest as UTF-8 (as lineChunks decodes). */
-function text(b: Uint8Array, a: number, e: number): string {
-  const part = b.subarray(a, e);
-  return Buffer.from(part.buffer, part.byteOffset, part.length).toString(isAscii(part) ? "latin1" : "utf8");
-}
+/** b[a..e) as text, as lineChunks decodes it. */
+const text = (b: Uint8Array, a: number, e: number): string => decode(b.subarray(a, e));
 
 function isBlank(text: string): boolean {
   for (let i = 0; i < text.length; i++) {

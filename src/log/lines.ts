@@ -92,8 +92,10 @@ export async function* lineBatches(stream: NodeJS.ReadableStream | AsyncIterable
   for await (const { chunk } of lineChunks(stream)) yield chunk.split("\n");
 }
 
-function decode(b: Buffer): string {
-  return isAscii(b) ? b.toString("latin1") : b.toString("utf8");
+/** Bytes as text: ASCII as one-byte characters (a copy, no decoding), the rest as UTF-8. */
+export function decode(b: Uint8Array): string {
+  const buf = Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.length);
+  return isAscii(buf) ? buf.toString("latin1") : buf.toString("utf8");
 }
 
 /** Each line of `lines`, one at a time. */
