@@ -7,14 +7,25 @@
  */
 import { InputError, SCORE_MAX, StepBuilder, float32Problem, type Step } from "./step.js";
 
+/** A group column as codes: row r's group is values[codes[r]] (rows of one code have one value). */
+export interface GroupCodes {
+  codes: Int32Array;
+  values: unknown[];
+}
+
 /** One batch of rows as columns; a score column is numbers with nulls, or a typed array. */
 export interface ColumnBatch {
   rows: number;
   step?: ArrayLike<unknown>;
-  group: ArrayLike<unknown>;
+  group: GroupCodes | ArrayLike<unknown>;
   valid?: ArrayLike<unknown>;
-  /** In criterion order; undefined for a criterion the file lacks. */
+  /** In criterion order; undefined for a criterion the file lacks (or that `matrix` holds). */
   scores: (ArrayLike<unknown> | undefined)[];
+  /**
+   * The scores row by row (rows x K, as a step holds them) of the criteria whose `scores[k]` is
+   * undefined, every one usable (NaN: null, not judged or not in the file); NaN in the others' places.
+   */
+  matrix?: Float32Array;
 }
 
 export interface ColumnarSource {
@@ -41,52 +52,81 @@ function plain(v: unknown): unknown {
   return typeof v === "bigint" ? (Number.isSafeInteger(Number(v)) ? Number(v) : String(v)) : v;
 }
 
+const isCodes = (g: GroupCodes | ArrayLike<unknown>): g is GroupCodes => "codes" in g;
+
+let scratchCodes = new Int32Array(0);
+
+/** A group column of values as codes: a new code where the value differs from the row before's. */
+function groupCodes(g: GroupCodes | ArrayLike<unknown>, rows: number): GroupCodes {
+  if (isCodes(g)) return g;
+  if (scratchCodes.length < rows) scratchCodes = new Int32Array(rows);
+  const codes = scratchCodes, values: unknown[] = [];
+  let last: unknown = Symbol("none");
+  for (let r = 0; r < rows; r++) {
+    const v = g[r];
+    if (v !== last) values.push((last = v));
+    codes[r] = values.length - 1;
+  }
+  return { codes, values };
+}
+
 /** Steps of a columnar source (consecutive equal `step` values form one step); `reuse` as StepBuilder's. */
 export async function* columnSteps(source: ColumnarSource, criteria: readonly string[], reuse = false): AsyncGenerator<Step> {
   const K = criteria.length;
   const builder = new StepBuilder(criteria, reuse);
   let row = 0, stepKey: string | undefined, lastStep: unknown = Symbol("none");
-  let lastGroup: unknown = Symbol("none"), lastGroupKey = "";
   for await (const b of source.batches(criteria)) {
+    const { codes, values } = groupCodes(b.group, b.rows);
+    const keys = new Array<string | undefined>(values.length);
+    const nullGroup = values.some((g) => g === null || g === undefined);
+    const matrix = b.matrix;
     // Segments of rows with one step value (a step can end only at a segment's first row): when
-    // all their scores are usable, the rows are added first and the scores copied column by
-    // column; else row by row, which finds the first bad value in row order.
+    // all their scores are usable (and no group is null, no valid column), the rows are added a
+    // run of one group at a time and the scores copied column by column; else row by row, which
+    // finds the first bad value in row order.
     for (let i = 0; i < b.rows; ) {
       let j = i + 1;
       if (b.step) {
-        const s0 = b.step[i];
-        while (j < b.rows && b.step[j] === s0) j++;
-      } else j = b.rows;
-      const clean = b.scores.every((col) => col === undefined || usable(col, i, j));
-      for (let r = i; r < j; r++) {
-        row++;
-        if (b.step) {
-          const s = b.step[r];
-          if (s !== lastStep) {
-            const key = s === null || s === undefined ? "" : keyOf(s);
-            lastStep = s;
-            if (key !== stepKey) {
-              if (builder.started) yield builder.flush();
-              stepKey = key;
-              builder.step = s === null || s === undefined ? undefined : plain(s);
-            }
+        const s = b.step[i];
+        while (j < b.rows && b.step[j] === s) j++;
+        if (s !== lastStep) {
+          const key = s === null || s === undefined ? "" : keyOf(s);
+          lastStep = s;
+          if (key !== stepKey) {
+            if (builder.started) yield builder.flush();
+            stepKey = key;
+            builder.step = s === null || s === undefined ? undefined : plain(s);
           }
         }
-        const g = b.group[r];
-        if (g === null || g === undefined) throw new InputError(row, "'group' is null", "row");
-        if (g !== lastGroup) {
-          lastGroup = g;
-          lastGroupKey = keyOf(g);
+      } else j = b.rows;
+      const clean = b.scores.every((col) => col === undefined || usable(col, i, j));
+      const first = builder.rows;
+      if (clean && !b.valid && !nullGroup) {
+        for (let r = i; r < j; ) {
+          const c = codes[r]!;
+          let e = r + 1;
+          while (e < j && codes[e] === c) e++;
+          builder.addRun((keys[c] ??= keyOf(values[c])), plain(values[c]), e - r, row + 1);
+          row += e - r;
+          r = e;
         }
-        const v = b.valid?.[r];
-        const at = builder.add(lastGroupKey, plain(g), v === undefined || v === null || v === true || v === 1 || v === 1n, row);
-        if (v !== undefined && v !== null && typeof v !== "boolean" && v !== 0 && v !== 1 && v !== 0n && v !== 1n) {
-          throw new InputError(row, `'valid' must be true or false, got ${String(v)}`, "row");
+        if (matrix) builder.values.set(matrix.subarray(i * K, j * K), first * K);
+      } else {
+        for (let r = i; r < j; r++) {
+          row++;
+          const c = codes[r]!, g = values[c];
+          if (g === null || g === undefined) throw new InputError(row, "'group' is null", "row");
+          const v = b.valid?.[r];
+          const at = builder.add((keys[c] ??= keyOf(g)), plain(g), v === undefined || v === null || v === true || v === 1 || v === 1n, row);
+          if (v !== undefined && v !== null && typeof v !== "boolean" && v !== 0 && v !== 1 && v !== 0n && v !== 1n) {
+            throw new InputError(row, `'valid' must be true or false, got ${String(v)}`, "row");
+          }
+          if (matrix) builder.values.set(matrix.subarray(r * K, (r + 1) * K), at);
+          if (!clean) rowScores(b.scores, r, builder.values, at, criteria, row);
         }
-        if (!clean) rowScores(b.scores, r, builder.values, at, criteria, row);
       }
       if (clean) {
-        const out = builder.values, base = (builder.rows - (j - i)) * K;
+        const out = builder.values, base = first * K;
         for (let k = 0; k < K; k++) {
           const col = b.scores[k];
           if (col) copyColumn(col, i, j, out, base + k, K);
@@ -178,62 +218,129 @@ export async function parquetSource(path: string): Promise<ColumnarSource> {
     async *batches(criteria) {
       const wanted = ["step", "group", "valid", ...criteria].filter((c) => columns.includes(c));
       const scoreColumns = new Set(criteria);
+      // A column's buffer is reused by the next row group (columnSteps is done with this one by
+      // then): fresh memory per row group costs its page faults.
       const reused = new Map<string, Float64Array>();
-      let start = 0;
-      for (const rg of metadata.row_groups) {
-        const rows = Number(rg.num_rows);
-        const data: Record<string, ArrayLike<unknown>> = {};
-        // Score and step columns of plain numbers are decoded here into typed arrays; the rest by hyparquet.
-        const rest: string[] = [];
-        for (const name of wanted) {
-          const chunk = rg.columns.find((c) => c.meta_data?.path_in_schema.length === 1 && c.meta_data.path_in_schema[0] === name);
-          const element = top.find((c) => c.element.name === name)!.element;
-          const meta = chunk?.meta_data;
-          const score = scoreColumns.has(name);
-          if (pages && meta && (score || name === "step") && plainNumbers(element)) {
-            const at = Number(meta.dictionary_page_offset || meta.data_page_offset);
-            const bytes = new Uint8Array(await file.slice(at, at + Number(meta.total_compressed_size)));
-            // a step column only without nulls (a null step is "no step", not NaN)
-            // The column's buffer is reused by the next row group (columnSteps is done with this
-            // one by then): fresh memory per row group costs its page faults.
+      let codes = new Int32Array(0), matrix = new Float32Array(0);
+      const K = criteria.length;
+      const handle = pages ? await (await import("node:fs/promises")).open(path, "r") : undefined;
+      try {
+        let start = 0;
+        for (const rg of metadata.row_groups) {
+          const rows = Number(rg.num_rows);
+          const data: Record<string, ArrayLike<unknown>> = {};
+          let group: GroupCodes | undefined;
+          // Score, step and group columns of plain numbers or strings are decoded here (the
+          // scores into the matrix, row by row); the rest by hyparquet.
+          const rest: string[] = [];
+          const mine: { name: string; meta: ChunkMeta; element: SchemaElement }[] = [];
+          for (const name of wanted) {
+            const meta = rg.columns.find((c) => c.meta_data?.path_in_schema.length === 1 && c.meta_data.path_in_schema[0] === name)?.meta_data;
+            const element = top.find((c) => c.element.name === name)!.element;
+            const ours = scoreColumns.has(name) || name === "step" ? plainNumbers(element) : name === "group" && (plainNumbers(element) || plainText(element));
+            if (pages && handle && meta && ours) mine.push({ name, meta, element });
+            else rest.push(name);
+          }
+          const bytes = await readChunks(handle!, mine.map((c) => c.meta));
+          if (matrix.length < rows * K) matrix = new Float32Array(rows * K);
+          const scores = matrix.subarray(0, rows * K);
+          const inMatrix = new Set<string>();
+          mine.forEach(({ name, meta, element }, i) => {
+            const optional = element.repetition_type !== "REQUIRED";
+            if (name === "group" && element.type === "BYTE_ARRAY") {
+              if (codes.length < rows) codes = new Int32Array(rows);
+              group = textChunk(pages!, bytes[i]!, meta.codec, optional, codes.subarray(0, rows));
+              if (!group) rest.push(name);
+              return;
+            }
+            const score = scoreColumns.has(name);
+            if (score && scoreChunk(pages!, bytes[i]!, meta.type, meta.codec, optional, scores, criteria.indexOf(name), K)) {
+              inMatrix.add(name);
+              return;
+            }
+            // the other numbers (and a score column that has a value out of range: it is read row by row)
             let out = reused.get(name);
             if (!out || out.length < rows) reused.set(name, (out = new Float64Array(rows)));
-            const values = numberChunk(pages, bytes, meta.type, meta.codec, element.repetition_type !== "REQUIRED", out.subarray(0, rows), score);
-            if (values) {
-              data[name] = values;
-              continue;
-            }
-          }
-          rest.push(name);
-        }
-        if (rest.length > 0) {
-          await hy.parquetRead({
-            file, metadata, columns: rest, rowStart: start, rowEnd: start + rows,
-            onChunk: (c) => {
-              // A column may arrive in several chunks (pages); join them in order.
-              const prev = data[c.columnName];
-              data[c.columnName] = prev === undefined && c.rowStart === start && c.rowEnd === start + rows ? c.columnData : concat(prev, c.columnData, c.rowStart - start, rows);
-            },
+            // only a score may have nulls (a null step is "no step", not NaN; a null group an error)
+            const got = numberChunk(pages!, bytes[i]!, meta.type, meta.codec, optional, out.subarray(0, rows), score);
+            if (got) data[name] = got;
+            else rest.push(name);
           });
+          criteria.forEach((c, k) => {
+            if (!inMatrix.has(c)) for (let r = k; r < rows * K; r += K) scores[r] = NaN;
+          });
+          if (rest.length > 0) {
+            await hy.parquetRead({
+              file, metadata, columns: rest, rowStart: start, rowEnd: start + rows,
+              onChunk: (c) => {
+                // A column may arrive in several chunks (pages); join them in order.
+                const prev = data[c.columnName];
+                data[c.columnName] = prev === undefined && c.rowStart === start && c.rowEnd === start + rows ? c.columnData : concat(prev, c.columnData, c.rowStart - start, rows);
+              },
+            });
+          }
+          start += rows;
+          yield { rows, step: data.step, group: group ?? data.group!, valid: data.valid, scores: criteria.map((c) => (inMatrix.has(c) ? undefined : data[c])), matrix: scores };
         }
-        start += rows;
-        yield { rows, step: data.step, group: data.group!, valid: data.valid, scores: criteria.map((c) => data[c]) };
+      } finally {
+        await handle?.close();
       }
     },
   };
 }
 
+interface ChunkMeta { type: string; codec: string; data_page_offset: bigint; dictionary_page_offset?: bigint; total_compressed_size: bigint }
+interface SchemaElement { type?: string; repetition_type?: string; converted_type?: string; logical_type?: { type: string; isSigned?: boolean }; num_children?: number }
+
+let chunkBuffer = new Uint8Array(0);
+
+/**
+ * The bytes of these column chunks (of one row group), in one read per run of adjacent chunks,
+ * into a buffer that the next row group reuses.
+ */
+async function readChunks(handle: import("node:fs/promises").FileHandle, chunks: ChunkMeta[]): Promise<Uint8Array[]> {
+  const at = chunks.map((m) => Number(m.dictionary_page_offset || m.data_page_offset));
+  const order = chunks.map((_, i) => i).sort((x, y) => at[x]! - at[y]!);
+  const spans: { from: number; to: number; into: number }[] = [];
+  const where = new Array<number>(chunks.length);
+  let size = 0;
+  for (const i of order) {
+    const from = at[i]!, to = from + Number(chunks[i]!.total_compressed_size);
+    const last = spans[spans.length - 1];
+    if (last && from >= last.from && from <= last.to + 4096) {
+      // adjacent (or nearly): one read
+      if (to > last.to) size += to - last.to, (last.to = to);
+    } else {
+      spans.push({ from, to, into: size });
+      size += to - from;
+    }
+    const span = spans[spans.length - 1]!;
+    where[i] = span.into + from - span.from;
+  }
+  if (chunkBuffer.length < size) chunkBuffer = new Uint8Array(Math.max(size, 2 * chunkBuffer.length));
+  for (const s of spans) {
+    for (let done = 0; done < s.to - s.from; ) {
+      const { bytesRead } = await handle.read(chunkBuffer, s.into + done, s.to - s.from - done, s.from + done);
+      if (bytesRead === 0) break; // past the end: the decoder finds the chunk short
+      done += bytesRead;
+    }
+  }
+  return chunks.map((m, i) => chunkBuffer.subarray(where[i]!, where[i]! + Number(m.total_compressed_size)));
+}
+
 /**
  * hyparquet's page-level functions (its exported src/*.js modules): page headers, decompression
  * and plain decoding. With them a flat numeric column chunk is decoded into a Float64Array (NaN =
- * null); parquetRead gives such a column as JavaScript arrays (dictionary indices, definition
- * levels, the values as boxed numbers assembled one by one), ~95% of the reading time on a log
- * of dictionary-encoded scores. Undefined if this hyparquet lacks them (then parquetRead reads all).
+ * null) and a string one into codes; parquetRead gives such a column as JavaScript arrays
+ * (dictionary indices, definition levels, the values as boxed numbers assembled one by one),
+ * ~95% of the reading time on a log of dictionary-encoded scores. Undefined if this hyparquet
+ * lacks them (then parquetRead reads all).
  */
 interface PageFunctions {
   parquetHeader(reader: Reader): PageHeader;
   decompressPage(bytes: Uint8Array, size: number, codec: string, compressors: undefined): Uint8Array;
-  readPlain(reader: Reader, type: string, count: number, fixedLength: undefined): ArrayLike<number>;
+  snappyUncompress(bytes: Uint8Array, out: Uint8Array): void;
+  readPlain(reader: Reader, type: string, count: number, fixedLength: undefined): ArrayLike<unknown>;
 }
 interface Reader { view: DataView; offset: number }
 interface PageHeader {
@@ -247,24 +354,136 @@ interface PageHeader {
 
 async function pageReader(): Promise<PageFunctions | undefined> {
   try {
-    const [column, datapage, plain] = (await Promise.all([import("hyparquet/src/column.js"), import("hyparquet/src/datapage.js"), import("hyparquet/src/plain.js")])) as Record<string, unknown>[];
-    const f = { parquetHeader: column!.parquetHeader, decompressPage: datapage!.decompressPage, readPlain: plain!.readPlain };
+    const [column, datapage, plain, snappy] = (await Promise.all([import("hyparquet/src/column.js"), import("hyparquet/src/datapage.js"), import("hyparquet/src/plain.js"), import("hyparquet/src/snappy.js")])) as Record<string, unknown>[];
+    const f = { parquetHeader: column!.parquetHeader, decompressPage: datapage!.decompressPage, snappyUncompress: snappy!.snappyUncompress, readPlain: plain!.readPlain };
     return Object.values(f).every((x) => typeof x === "function") ? (f as unknown as PageFunctions) : undefined;
   } catch {
     return undefined;
   }
 }
 
-/** A top-level column of doubles, floats or int32 with no conversion (hyparquet gives them as numbers, unchanged). */
-function plainNumbers(e: { type?: string; repetition_type?: string; converted_type?: string; logical_type?: unknown; num_children?: number }): boolean {
-  return (e.type === "DOUBLE" || e.type === "FLOAT" || e.type === "INT32") && e.repetition_type !== "REPEATED" && e.converted_type === undefined && e.logical_type === undefined && !e.num_children;
+const SIGNED = new Set(["INT_8", "INT_16", "INT_32", "INT_64"]);
+
+/**
+ * A top-level column of doubles, floats or integers that hyparquet gives as numbers unchanged
+ * (int64 as bigint: taken here when every value is a safe integer, which reads the same).
+ */
+function plainNumbers(e: SchemaElement): boolean {
+  const signed = (e.converted_type === undefined || SIGNED.has(e.converted_type)) && (e.logical_type === undefined || (e.logical_type.type === "INTEGER" && e.logical_type.isSigned === true));
+  const int = e.type === "INT32" || e.type === "INT64";
+  return (int ? signed : (e.type === "DOUBLE" || e.type === "FLOAT") && e.converted_type === undefined && e.logical_type === undefined) && e.repetition_type !== "REPEATED" && !e.num_children;
+}
+
+/** A top-level column of strings that hyparquet decodes as UTF-8 (TextDecoder's defaults). */
+function plainText(e: SchemaElement): boolean {
+  const text = e.converted_type === "UTF8" || e.logical_type?.type === "STRING" || (e.converted_type === undefined && e.logical_type === undefined);
+  return e.type === "BYTE_ARRAY" && text && e.repetition_type !== "REPEATED" && !e.num_children;
 }
 
 const view = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength);
 
-/** Scratch of numberChunk (definition levels and dictionary indices of a page), grown as needed. */
-let levels: Int32Array = new Int32Array(0), indices: Int32Array = new Int32Array(0);
+/** Scratch of the chunk decoders (definition levels, dictionary indices, a decompressed page), grown as needed. */
+let levels: Int32Array = new Int32Array(0), indices: Int32Array = new Int32Array(0), pageBuffer = new Uint8Array(0);
 const fit = (a: Int32Array, n: number): Int32Array => (a.length >= n ? a : new Int32Array(Math.max(n, 2 * a.length)));
+
+/** A page's bytes decompressed: snappy into the scratch buffer (read before the next page is). */
+function decompress(h: PageFunctions, raw: Uint8Array, size: number, codec: string): Uint8Array {
+  if (codec !== "SNAPPY") return h.decompressPage(raw, size, codec, undefined);
+  if (pageBuffer.length < size) pageBuffer = new Uint8Array(Math.max(size, 2 * pageBuffer.length));
+  const out = pageBuffer.subarray(0, size);
+  h.snappyUncompress(raw, out);
+  return out;
+}
+
+/** A data page, decompressed: n values, `present` of them not null (where `levels` is 1, when fewer than n), from page[at..]. */
+interface DataPage { n: number; encoding: string; page: Uint8Array; at: number; present: number }
+
+/**
+ * The pages of a column chunk of `rows` values, in order, to onDictionary (the dictionary page's
+ * bytes, decompressed, and its size) and onData (a data page, and the values before it); false if
+ * the pages do not add up or are of a kind not read here (or a callback returned false).
+ */
+function eachPage(h: PageFunctions, bytes: Uint8Array, codec: string, optional: boolean, rows: number, onDictionary: (page: Uint8Array, count: number) => boolean, onData: (p: DataPage, filled: number) => boolean): boolean {
+  const reader = { view: view(bytes), offset: 0 };
+  let filled = 0;
+  while (filled < rows) {
+    if (reader.offset >= bytes.length) return false;
+    const ph = h.parquetHeader(reader);
+    const raw = bytes.subarray(reader.offset, reader.offset + ph.compressed_page_size);
+    reader.offset += ph.compressed_page_size;
+    if (ph.type === "DICTIONARY_PAGE") {
+      if (!onDictionary(decompress(h, raw, Number(ph.uncompressed_page_size), codec), ph.dictionary_page_header!.num_values)) return false;
+      continue;
+    }
+    let n: number, encoding: string, page: Uint8Array, at = 0, present: number;
+    if (ph.type === "DATA_PAGE" && ph.data_page_header && (!optional || ph.data_page_header.definition_level_encoding === "RLE")) {
+      ({ num_values: n, encoding } = ph.data_page_header);
+      page = decompress(h, raw, Number(ph.uncompressed_page_size), codec);
+      present = n;
+      if (optional) {
+        // version 1: the definition levels (0 null, 1 present) lead the page, after their length
+        if (page.length < 4) return false;
+        const len = view(page).getUint32(0, true);
+        levels = fit(levels, n);
+        present = hybrid(page, 4, 4 + len, 1, levels, n);
+        at = 4 + len;
+      }
+    } else if (ph.type === "DATA_PAGE_V2" && ph.data_page_header_v2) {
+      const d = ph.data_page_header_v2;
+      ({ num_values: n, encoding } = d);
+      if (d.repetition_levels_byte_length) return false;
+      // version 2: the levels are not compressed, the values after them may be
+      const dl = d.definition_levels_byte_length;
+      present = n;
+      if (optional) {
+        levels = fit(levels, n);
+        present = hybrid(raw, 0, dl, 1, levels, n);
+      }
+      const body = raw.subarray(dl), size = Number(ph.uncompressed_page_size) - dl;
+      page = d.is_compressed !== false && size > 0 ? decompress(h, body, size, codec) : body;
+    } else return false;
+    if (filled + n > rows || present < 0) return false;
+    if (!onData({ n, encoding, page, at, present }, filled)) return false;
+    filled += n;
+  }
+  return true;
+}
+
+const DICTIONARY = new Set(["RLE_DICTIONARY", "PLAIN_DICTIONARY"]);
+
+/** A data page's dictionary indices into `indices` (its `present` values); their bit width, or -1 if they do not add up. */
+function pageIndices(p: DataPage): number {
+  if (p.at >= p.page.length) return -1;
+  const width = p.page[p.at]!;
+  indices = fit(indices, p.present);
+  if (width === 0) indices.fill(0, 0, p.present);
+  return width === 0 || hybrid(p.page, p.at + 1, p.page.length, width, indices, p.present) >= 0 ? width : -1;
+}
+
+/** Plain values as doubles (int64: only if all are safe integers, else undefined), `count` of them. */
+function numbers(v: ArrayLike<unknown>, count: number): Float64Array | undefined {
+  if (v.length !== count) return undefined;
+  if (v instanceof Float64Array) return v;
+  if (v instanceof BigInt64Array) {
+    const out = new Float64Array(count);
+    for (let i = 0; i < count; i++) {
+      const x = v[i]!;
+      if (x > 9007199254740991n || x < -9007199254740991n) return undefined;
+      out[i] = Number(x);
+    }
+    return out;
+  }
+  return Float64Array.from(v as ArrayLike<number>);
+}
+
+/** Every value is NaN or a number of float32's range (a score rowScores takes without error). */
+function allUsable(v: Float64Array): boolean {
+  for (let i = 0; i < v.length; i++) {
+    const x = v[i]!;
+    if (!(x <= SCORE_MAX && x >= -SCORE_MAX) && x === x) return false;
+  }
+  return true;
+}
 
 /**
  * A numeric column chunk (out.length values) into out, NaN where null (for a score, a null
@@ -274,66 +493,118 @@ const fit = (a: Int32Array, n: number): Int32Array => (a.length >= n ? a : new I
  */
 function numberChunk(h: PageFunctions, bytes: Uint8Array, type: string, codec: string, optional: boolean, out: Float64Array, nulls: boolean): Float64Array | undefined {
   try {
-    const rows = out.length;
-    const reader = { view: view(bytes), offset: 0 };
     let dict: Float64Array | undefined;
-    let filled = 0;
-    while (filled < rows) {
-      if (reader.offset >= bytes.length) return undefined;
-      const ph = h.parquetHeader(reader);
-      const raw = bytes.subarray(reader.offset, reader.offset + ph.compressed_page_size);
-      reader.offset += ph.compressed_page_size;
-      if (ph.type === "DICTIONARY_PAGE") {
-        const page = h.decompressPage(raw, Number(ph.uncompressed_page_size), codec, undefined);
-        dict = Float64Array.from(h.readPlain({ view: view(page), offset: 0 }, type, ph.dictionary_page_header!.num_values, undefined));
-        continue;
-      }
-      let n: number, encoding: string, page: Uint8Array, at = 0;
-      let present = -1; // -1: no definition levels (every value present)
-      if (ph.type === "DATA_PAGE" && ph.data_page_header && (!optional || ph.data_page_header.definition_level_encoding === "RLE")) {
-        ({ num_values: n, encoding } = ph.data_page_header);
-        page = h.decompressPage(raw, Number(ph.uncompressed_page_size), codec, undefined);
-        if (optional) {
-          // version 1: the definition levels (0 null, 1 present) lead the page, after their length
-          if (page.length < 4) return undefined;
-          const len = view(page).getUint32(0, true);
-          levels = fit(levels, n);
-          present = hybrid(page, 4, 4 + len, 1, levels, n);
-          at = 4 + len;
+    const done = eachPage(h, bytes, codec, optional, out.length, (page, count) => {
+      const d = plainNumbersOf(h, page, 0, type, count);
+      dict = d && Float64Array.from(d); // (a copy: the page's buffer is reused)
+      return dict !== undefined;
+    }, (p, filled) => {
+      const dense = p.present === p.n;
+      if (!nulls && !dense) return false;
+      if (p.encoding === "PLAIN") {
+        const vals = plainNumbersOf(h, p.page, p.at, type, p.present);
+        if (!vals) return false;
+        if (dense) out.set(vals, filled);
+        else spread(out, filled, p.n, levels, vals);
+      } else if (DICTIONARY.has(p.encoding) && dict) {
+        if (pageIndices(p) < 0) return false;
+        lookup(out, filled, p.n, dense ? undefined : levels, indices, dict);
+      } else return false;
+      return true;
+    });
+    return done ? out : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A score column chunk into column k of a rows x K matrix (row by row, float32; NaN where null),
+ * if every value is usable (see `usable`); false if not, or for anything numberChunk leaves to
+ * hyparquet: the column is then read as before. A dictionary's values are checked once.
+ */
+function scoreChunk(h: PageFunctions, bytes: Uint8Array, type: string, codec: string, optional: boolean, out: Float32Array, k: number, K: number): boolean {
+  try {
+    let dict: Float32Array | undefined, padded: Float32Array | undefined;
+    return eachPage(h, bytes, codec, optional, out.length / K, (page, count) => {
+      const d = plainNumbersOf(h, page, 0, type, count);
+      dict = d && allUsable(d) ? Float32Array.from(d) : undefined;
+      padded = undefined;
+      return dict !== undefined;
+    }, (p, filled) => {
+      const dense = p.present === p.n;
+      if (p.encoding === "PLAIN") {
+        const vals = plainNumbersOf(h, p.page, p.at, type, p.present);
+        if (!vals || !allUsable(vals)) return false;
+        place(out, filled * K + k, K, p.n, dense ? undefined : levels, vals);
+      } else if (DICTIONARY.has(p.encoding) && dict) {
+        const width = pageIndices(p);
+        if (width < 0 || width > 20) return false;
+        if (padded?.length !== 1 << width) padded = pad(dict, 1 << width);
+        placeIndexed(out, filled * K + k, K, p.n, dense ? undefined : levels, indices, padded);
+      } else return false;
+      return true;
+    });
+  } catch {
+    return false;
+  }
+}
+
+/** Plain values of a page as doubles (see `numbers`). */
+function plainNumbersOf(h: PageFunctions, page: Uint8Array, at: number, type: string, count: number): Float64Array | undefined {
+  return numbers(h.readPlain({ view: view(page), offset: at }, type, count, undefined), count);
+}
+
+/**
+ * A string column chunk (codes.length values) as codes: the dictionary's values are decoded once
+ * and coded by index, a plain value is decoded where its bytes differ from the value before's;
+ * one code is null (absent, or an index past the dictionary, as hyparquet reads it). Undefined for
+ * anything unusual, which hyparquet then reads.
+ */
+function textChunk(h: PageFunctions, bytes: Uint8Array, codec: string, optional: boolean, codes: Int32Array): GroupCodes | undefined {
+  try {
+    const values: unknown[] = [];
+    let dict = -1, dictSize = 0, nullCode = -1;
+    const nulled = () => (nullCode >= 0 ? nullCode : (nullCode = values.push(null) - 1));
+    const done = eachPage(h, bytes, codec, optional, codes.length, (page, count) => {
+      const raw = h.readPlain({ view: view(page), offset: 0 }, "BYTE_ARRAY", count, undefined) as Uint8Array[];
+      dict = values.length;
+      dictSize = count;
+      for (let i = 0; i < count; i++) values.push(utf8.decode(raw[i]));
+      return true;
+    }, (p, filled) => {
+      const dense = p.present === p.n;
+      if (p.encoding === "PLAIN") {
+        const b = p.page, v = view(b);
+        let pos = p.at, before = -1, length = -1, code = 0;
+        for (let i = 0; i < p.n; i++) {
+          if (!dense && !levels[i]) {
+            codes[filled + i] = nulled();
+            continue;
+          }
+          if (pos + 4 > b.length) return false;
+          const len = v.getUint32(pos, true);
+          pos += 4;
+          if (pos + len > b.length) return false;
+          if (len !== length || !sameBytes(b, pos, before, len)) code = values.push(utf8.decode(b.subarray(pos, pos + len))) - 1;
+          before = pos;
+          length = len;
+          codes[filled + i] = code;
+          pos += len;
         }
-      } else if (ph.type === "DATA_PAGE_V2" && ph.data_page_header_v2) {
-        const d = ph.data_page_header_v2;
-        ({ num_values: n, encoding } = d);
-        if (d.repetition_levels_byte_length) return undefined;
-        // version 2: the levels are not compressed, the values after them may be
-        const dl = d.definition_levels_byte_length;
-        if (optional) {
-          levels = fit(levels, n);
-          present = hybrid(raw, 0, dl, 1, levels, n);
+      } else if (DICTIONARY.has(p.encoding) && dict >= 0) {
+        if (pageIndices(p) < 0) return false;
+        for (let i = 0, j = 0; i < p.n; i++) {
+          if (!dense && !levels[i]) codes[filled + i] = nulled();
+          else {
+            const x = indices[j++]!;
+            codes[filled + i] = x < dictSize ? dict + x : nulled();
+          }
         }
-        const body = raw.subarray(dl), size = Number(ph.uncompressed_page_size) - dl;
-        page = d.is_compressed !== false && size > 0 ? h.decompressPage(body, size, codec, undefined) : body;
-      } else return undefined;
-      if (filled + n > rows || present < -1) return undefined;
-      const count = present < 0 ? n : present;
-      if (!nulls && count !== n) return undefined;
-      if (encoding === "PLAIN") {
-        const v = h.readPlain({ view: view(page), offset: at }, type, count, undefined);
-        if (v.length !== count) return undefined;
-        const vals = v instanceof Float64Array ? v : Float64Array.from(v);
-        if (present < 0) out.set(vals, filled);
-        else spread(out, filled, n, levels, vals);
-      } else if ((encoding === "RLE_DICTIONARY" || encoding === "PLAIN_DICTIONARY") && dict) {
-        if (at >= page.length) return undefined;
-        const width = page[at]!;
-        indices = fit(indices, count);
-        if (width > 0 && hybrid(page, at + 1, page.length, width, indices, count) < 0) return undefined;
-        if (width === 0) indices.fill(0, 0, count);
-        lookup(out, filled, n, present < 0 ? undefined : levels, indices, dict);
-      } else return undefined;
-      filled += n;
-    }
-    return out;
+      } else return false;
+      return true;
+    });
+    return done ? { codes, values } : undefined;
   } catch {
     return undefined;
   }
@@ -357,23 +628,24 @@ function hybrid(b: Uint8Array, pos: number, end: number, width: number, out: Int
       shift += 7;
     } while (c & 0x80);
     if (header & 1) {
-      // bit-packed: groups of 8 values, least significant bits first
-      const count = (header >>> 1) * 8;
-      if (pos + (count * width) / 8 > end) return -2;
-      let acc = 0, bits = 0;
-      for (let k = 0; k < count; k++) {
-        while (bits < width) {
-          acc |= b[pos++]! << bits;
-          bits += 8;
+      // bit-packed: groups of 8 values, least significant bits first; a value is read from the
+      // 4 bytes it starts in (width + shift <= 31), or fewer at the end of b
+      const size = (header >>> 1) * width;
+      if (pos + size > end) return -2;
+      const take = Math.min((header >>> 1) * 8, n - i);
+      for (let k = 0, bit = 0; k < take; k++, bit += width) {
+        const at = pos + (bit >>> 3);
+        let word: number;
+        if (at + 3 < b.length) word = b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24);
+        else {
+          word = 0;
+          for (let q = 0; at + q < b.length; q++) word |= b[at + q]! << (8 * q);
         }
-        if (i < n) {
-          const x = acc & mask;
-          out[i++] = x;
-          sum += x;
-        }
-        acc >>>= width;
-        bits -= width;
+        const x = (word >>> (bit & 7)) & mask;
+        out[i++] = x;
+        sum += x;
       }
+      pos += size;
     } else {
       // a run: one value, repeated
       const count = Math.min(header >>> 1, n - i);
@@ -389,26 +661,56 @@ function hybrid(b: Uint8Array, pos: number, end: number, width: number, out: Int
   return sum;
 }
 
+// (The loops below choose between a value and NaN with if/else: V8 boxes the result of a
+// conditional expression between a typed array's number and NaN, ~16 bytes a value of garbage.)
+
 /** out[at + i] = the next value where levels[i] is 1, else NaN (null). */
 function spread(out: Float64Array, at: number, n: number, levels: Int32Array, vals: Float64Array): void {
-  for (let i = 0, j = 0; i < n; i++) out[at + i] = levels[i] ? vals[j++]! : NaN;
+  for (let i = 0, j = 0; i < n; i++) {
+    if (levels[i]) out[at + i] = vals[j++]!;
+    else out[at + i] = NaN;
+  }
 }
 
 /** out[at + i] = dict[the next index] where present (levels undefined: everywhere), else NaN. */
 function lookup(out: Float64Array, at: number, n: number, levels: Int32Array | undefined, idx: Int32Array, dict: Float64Array): void {
   const m = dict.length;
+  for (let i = 0, j = 0; i < n; i++) {
+    const x = levels === undefined || levels[i] ? idx[j++]! : m;
+    if (x < m) out[at + i] = dict[x]!;
+    else out[at + i] = NaN; // null, or (hyparquet) an index past the dictionary
+  }
+}
+
+/** out[at + i * stride] = the next value where levels[i] is 1 (levels undefined: everywhere), else NaN. */
+function place(out: Float32Array, at: number, stride: number, n: number, levels: Int32Array | undefined, vals: Float64Array): void {
   if (levels === undefined) {
-    for (let i = 0; i < n; i++) {
-      const x = idx[i]!;
-      out[at + i] = x < m ? dict[x]! : NaN; // hyparquet: an index past the dictionary is null
-    }
+    for (let i = 0; i < n; i++, at += stride) out[at] = vals[i]!;
     return;
   }
-  for (let i = 0, j = 0; i < n; i++) {
-    if (levels[i]) {
-      const x = idx[j++]!;
-      out[at + i] = x < m ? dict[x]! : NaN;
-    } else out[at + i] = NaN;
+  for (let i = 0, j = 0; i < n; i++, at += stride) {
+    if (levels[i]) out[at] = vals[j++]!;
+    else out[at] = NaN;
+  }
+}
+
+/** A dictionary of `size` entries (a power of two: every index of the page's bit width), NaN past its end (null, as hyparquet reads an index past it). */
+function pad(dict: Float32Array, size: number): Float32Array {
+  const out = new Float32Array(size).fill(NaN);
+  out.set(dict.subarray(0, size));
+  return out;
+}
+
+/** As `place`, the values being dict[the next index] (dict padded to the indices' width). */
+function placeIndexed(out: Float32Array, at: number, stride: number, n: number, levels: Int32Array | undefined, idx: Int32Array, dict: Float32Array): void {
+  const mask = dict.length - 1;
+  if (levels === undefined) {
+    for (let i = 0; i < n; i++, at += stride) out[at] = dict[idx[i]! & mask]!;
+    return;
+  }
+  for (let i = 0, j = 0; i < n; i++, at += stride) {
+    if (levels[i]) out[at] = dict[idx[j++]! & mask]!;
+    else out[at] = NaN;
   }
 }
 
@@ -433,12 +735,22 @@ export async function arrowSource(path: string | undefined): Promise<ColumnarSou
     columns,
     async *batches(criteria) {
       try {
+        // a score column with nulls is spread into a buffer of its own, reused by the next batch
+        const reused: Float64Array[] = criteria.map(() => new Float64Array(0));
         for await (const batch of head) {
           const col = (name: string) => {
             const v = batch.getChild(name);
             return v ? arrowColumn(v) : undefined;
           };
-          yield { rows: batch.numRows, step: col("step"), group: col("group")!, valid: col("valid"), scores: criteria.map(col) };
+          const scores = criteria.map((name, k) => {
+            const v = batch.getChild(name);
+            if (!v) return undefined;
+            const spread = arrowNulls(v, reused[k]!);
+            if (spread) reused[k] = spread;
+            return spread?.subarray(0, v.length) ?? arrowColumn(v);
+          });
+          const g = batch.getChild("group");
+          yield { rows: batch.numRows, step: col("step"), group: g ? (arrowCodes(g) ?? arrowColumn(g)) : undefined!, valid: col("valid"), scores };
         }
       } finally {
         if (source !== process.stdin) await (source as { close(): Promise<void> }).close().catch(() => {});
@@ -454,31 +766,81 @@ function sameBytes(b: Uint8Array, x: number, y: number, n: number): boolean {
   return true;
 }
 
-/** An Arrow vector as an array-like: int and float columns without nulls as their typed array (no copy). */
-function arrowColumn(v: { data: readonly { values: unknown; nullCount: number; length: number; offset: number }[]; length: number; get(i: number): unknown; type: { typeId: number } }): ArrayLike<unknown> {
+/** The parts of an apache-arrow Vector read here. */
+interface ArrowVector {
+  data: readonly ArrowData[];
+  length: number;
+  get(i: number): unknown;
+  type: { typeId: number; precision?: number };
+}
+interface ArrowData { values: unknown; nullCount: number; length: number; offset: number; nullBitmap?: Uint8Array; valueOffsets?: unknown; dictionary?: ArrowVector }
+
+/** apache-arrow's Type enum: Int, Float, Utf8, Dictionary; Float's precision 0 is half (its values are raw bits). */
+const INT = 2, FLOAT = 3, UTF8 = 5, DICTIONARY_TYPE = -1, HALF = 0;
+
+/** A float column with nulls as doubles, NaN where null, into `into` (grown if short); undefined for any other column. */
+function arrowNulls(v: ArrowVector, into: Float64Array): Float64Array | undefined {
   const d = v.data;
-  const t = v.type.typeId; // 2 Int, 3 Float, 5 Utf8 (apache-arrow's Type enum)
-  if ((t === 2 || t === 3) && d.length === 1 && d[0]!.nullCount === 0 && ArrayBuffer.isView(d[0]!.values)) {
+  if (v.type.typeId !== FLOAT || v.type.precision === HALF || d.length !== 1 || d[0]!.nullCount === 0) return undefined;
+  const { values, offset, length, nullBitmap } = d[0]!;
+  if (!(values instanceof Float64Array || values instanceof Float32Array) || !nullBitmap) return undefined;
+  const out = into.length >= length ? into : new Float64Array(Math.max(length, 2 * into.length));
+  for (let i = 0; i < length; i++) {
+    const at = offset + i;
+    out[i] = (nullBitmap[at >> 3]! >> (at & 7)) & 1 ? values[at]! : NaN;
+  }
+  return out;
+}
+
+let arrowCodeBuffer = new Int32Array(0);
+
+/**
+ * A string column without nulls as group codes: a value whose bytes repeat the row before's
+ * keeps its code (groups are runs of rows), else it is decoded as apache-arrow's get() decodes it;
+ * a dictionary column: its indices. Undefined for other columns.
+ */
+function arrowCodes(v: ArrowVector): GroupCodes | undefined {
+  const d = v.data, t = v.type.typeId;
+  if (!d.every((c) => c.nullCount === 0 && c.offset === 0)) return undefined;
+  if (arrowCodeBuffer.length < v.length) arrowCodeBuffer = new Int32Array(Math.max(v.length, 2 * arrowCodeBuffer.length));
+  const codes = arrowCodeBuffer.subarray(0, v.length), values: unknown[] = [];
+  let i = 0;
+  if (t === UTF8 && d.every((c) => c.valueOffsets instanceof Int32Array)) {
+    for (const c of d) {
+      const offsets = c.valueOffsets as Int32Array, bytes = c.values as Uint8Array;
+      let px = 0, py = -1;
+      for (let r = 0; r < c.length; r++, i++) {
+        const x = offsets[r]!, y = offsets[r + 1]!;
+        if (py < 0 || y - x !== py - px || !sameBytes(bytes, x, px, y - x)) values.push(utf8.decode(bytes.subarray(x, y)));
+        codes[i] = values.length - 1;
+        px = x;
+        py = y;
+      }
+    }
+    return { codes, values };
+  }
+  if (t === DICTIONARY_TYPE && d.length === 1 && d[0]!.dictionary && ArrayBuffer.isView(d[0]!.values) && !(d[0]!.values instanceof BigInt64Array || d[0]!.values instanceof BigUint64Array)) {
+    const dict = d[0]!.dictionary, idx = d[0]!.values as Int32Array;
+    for (let r = 0; r < v.length; r++) {
+      const x = idx[r]!;
+      if (!(x >= 0 && x < dict.length)) return undefined;
+      codes[r] = x;
+    }
+    for (let c = 0; c < dict.length; c++) values.push(dict.get(c));
+    return { codes, values };
+  }
+  return undefined;
+}
+
+/** An Arrow vector as an array-like: int and float columns without nulls as their typed array (no copy). */
+function arrowColumn(v: ArrowVector): ArrayLike<unknown> {
+  const d = v.data;
+  const t = v.type.typeId;
+  if ((t === INT || t === FLOAT) && d.length === 1 && d[0]!.nullCount === 0 && ArrayBuffer.isView(d[0]!.values)) {
     const vals = d[0]!.values as Float64Array;
     return vals.subarray(d[0]!.offset, d[0]!.offset + d[0]!.length);
   }
   const out = new Array<unknown>(v.length);
-  if (t === 5 && d.every((c) => c.nullCount === 0 && c.offset === 0 && (c as { valueOffsets?: unknown }).valueOffsets instanceof Int32Array)) {
-    // Utf8 without nulls (a group column): a value whose bytes repeat the row before's reuses its
-    // string (groups are runs of rows), else it is decoded as apache-arrow's get() decodes it.
-    let i = 0;
-    for (const c of d) {
-      const offsets = (c as unknown as { valueOffsets: Int32Array }).valueOffsets, bytes = c.values as Uint8Array;
-      let px = 0, py = -1, last: string | undefined;
-      for (let r = 0; r < c.length; r++, i++) {
-        const x = offsets[r]!, y = offsets[r + 1]!;
-        if (last === undefined || y - x !== py - px || !sameBytes(bytes, x, px, y - x)) last = utf8.decode(bytes.subarray(x, y));
-        out[i] = last;
-        px = x; py = y;
-      }
-    }
-    return out;
-  }
   for (let i = 0; i < v.length; i++) out[i] = v.get(i);
   return out;
 }

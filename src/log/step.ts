@@ -117,6 +117,19 @@ export class StepBuilder {
     return i * this.k;
   }
 
+  /** `count` valid rows of group `key` on lines `line`, `line + 1`, ...: as many `add` calls, at once. */
+  addRun(key: string, group: unknown, count: number, line: number): number {
+    const at = this.add(key, group, true, line);
+    const from = this.n, to = from + count - 1;
+    if (to > this.rowGroup.length) this.grow(Math.max(to, 2 * this.rowGroup.length));
+    this.rowGroup.fill(this.lastGroup, from, to);
+    this.rowValid.fill(1, from, to);
+    for (let i = from; i < to; i++) this.rowLine[i] = ++line;
+    this.buf.fill(NaN, from * this.k, to * this.k);
+    this.n = to;
+    return at;
+  }
+
   private grow(cap: number): void {
     const grow = <T extends Float32Array | Int32Array | Uint8Array>(a: T, size: number): T => {
       const b = new (a.constructor as new (n: number) => T)(size);

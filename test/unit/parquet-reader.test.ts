@@ -1,9 +1,11 @@
 /**
- * The Parquet reader decodes flat numeric columns itself (src/log/columnar.ts, numberChunk): on
- * files with nulls, NaN, -0, dictionary and plain encodings, several pages and row groups, FLOAT,
- * DOUBLE and INT32, optional and required, in data pages of version 2 (hyparquet-writer's) and
+ * The Parquet reader decodes flat numeric and string columns itself (src/log/columnar.ts: the
+ * scores into a float32 matrix row by row, the step as doubles, the group as codes): on files with
+ * nulls, NaN, -0, dictionary and plain encodings, several pages and row groups, FLOAT, DOUBLE,
+ * INT32 and INT64, optional and required, in data pages of version 2 (hyparquet-writer's) and
  * version 1 (pyarrow's default; made here by rewriting the version 2 pages), every value equals
- * hyparquet's own reading, bit for bit (null as NaN), and the fast path is the one that ran.
+ * hyparquet's own reading, bit for bit (null as NaN, scores as float32), and the fast path is the
+ * one that ran.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -14,7 +16,7 @@ import { ByteWriter, parquetWriteBuffer } from "hyparquet-writer";
 import { writePageHeader } from "hyparquet-writer/src/datapage.js";
 import { writeMetadata } from "hyparquet-writer/src/metadata.js";
 import { afterAll, describe, expect, it } from "vitest";
-import { parquetSource } from "../../dist/log/columnar.js";
+import { parquetSource, type ColumnBatch } from "../../dist/log/columnar.js";
 import { prng } from "../support/prng.js";
 
 const dir = mkdtempSync(join(tmpdir(), "focal-parquet-reader-"));
@@ -41,7 +43,8 @@ function write(file: string, nullable: boolean): void {
     codec: "UNCOMPRESSED",
     columnData: [
       { name: "step", data: Int32Array.from({ length: N }, (_, i) => i >> 7), type: "INT32", nullable },
-      { name: "group", data: col((i) => i >> 3).map((g) => `g${g}`), type: "STRING", nullable },
+      // strings dictionary-encoded (optional) and plain (required: its values decoded where they change)
+      { name: "group", data: col((i) => i >> 3).map((g) => `g\u00e9${g}`), type: "STRING", nullable, ...(nullable ? {} : { encoding: "PLAIN" as const }) },
       { name: "dict", data: COLUMNS.dict, type: "DOUBLE" },
       { name: "plain", data: COLUMNS.plain, type: "DOUBLE", encoding: "PLAIN" },
       { name: "float", data: COLUMNS.float, type: "FLOAT" },
@@ -117,6 +120,11 @@ for (const nullable of [true, false]) {
 }
 
 const bits = (x: unknown) => (x === null || x === undefined ? "NaN" : Object.is(x, -0) ? "-0" : String(x));
+const f32 = (x: unknown) => bits(typeof x === "number" ? Math.fround(x) : x);
+/** Row i's group value, from the batch's codes or values. */
+const groupAt = (b: ColumnBatch, i: number) => ("codes" in b.group ? b.group.values[b.group.codes[i]!] : b.group[i]);
+/** Row i's score k: from the matrix when the batch holds it there, else from its column. */
+const scoreAt = (b: ColumnBatch, i: number, k: number) => (b.scores[k] ? b.scores[k][i] : b.matrix![i * b.scores.length + k]);
 
 describe("Parquet reader: flat numeric columns decoded in place", () => {
   for (const [name, file] of files) {
@@ -129,14 +137,16 @@ describe("Parquet reader: flat numeric columns decoded in place", () => {
       let at = 0, batches = 0;
       for await (const batch of src.batches(IDS)) {
         batches++;
-        // the fast path ran: every score column and the step column are decoded numbers
-        for (const c of batch.scores) expect(c).toBeInstanceOf(Float64Array);
+        // the fast path ran: every score is in the matrix, the step column decoded numbers, the group codes
+        expect(batch.scores.every((c) => c === undefined)).toBe(true);
+        expect(batch.matrix).toBeInstanceOf(Float32Array);
         expect(batch.step).toBeInstanceOf(Float64Array);
+        expect("codes" in batch.group).toBe(true);
         for (let i = 0; i < batch.rows; i++) {
           const row = rows[at + i]!;
           expect(batch.step![i]).toBe(row.step);
-          expect(batch.group[i]).toBe(row.group);
-          IDS.forEach((id, k) => expect(bits(batch.scores[k]![i]), `${id} row ${at + i}`).toBe(bits(row[id])));
+          expect(groupAt(batch, i)).toBe(row.group);
+          IDS.forEach((id, k) => expect(bits(scoreAt(batch, i, k)), `${id} row ${at + i}`).toBe(f32(row[id])));
         }
         at += batch.rows;
       }
@@ -156,7 +166,38 @@ describe("Parquet reader: flat numeric columns decoded in place", () => {
     const src = await parquetSource(f);
     for await (const batch of src.batches(["x"])) {
       expect(Array.from(batch.step!)).toEqual([1, null, 2]);
-      expect(Array.from(batch.scores[0]!)).toEqual([0.5, NaN, 1]);
+      expect([0, 1, 2].map((i) => scoreAt(batch, i, 0))).toEqual([0.5, NaN, 1]);
     }
+  });
+
+  it("a score column with a value outside float32 is read as a column (for its row's error); the others stay in the matrix", async () => {
+    const f = join(dir, "range.parquet");
+    writeFileSync(f, new Uint8Array(parquetWriteBuffer({ columnData: [
+      { name: "group", data: ["a", "a", "b"], type: "STRING" },
+      { name: "x", data: [0.5, 1e39, 1], type: "DOUBLE" },
+      { name: "y", data: [0.25, null, 1], type: "DOUBLE" },
+    ] })));
+    for await (const batch of (await parquetSource(f)).batches(["x", "y", "z"])) {
+      expect(Array.from(batch.scores[0]!)).toEqual([0.5, 1e39, 1]);
+      expect([batch.scores[1], batch.scores[2]]).toEqual([undefined, undefined]);
+      expect(Array.from(batch.matrix!)).toEqual([NaN, 0.25, NaN, NaN, NaN, NaN, NaN, 1, NaN]);
+    }
+  });
+
+  it("int64 steps and groups (pyarrow's integers) read as numbers when they are safe integers, else as hyparquet reads them", async () => {
+    const f = join(dir, "int64.parquet");
+    const big = 2n ** 60n;
+    writeFileSync(f, new Uint8Array(parquetWriteBuffer({ rowGroupSize: 2, columnData: [
+      { name: "step", data: BigInt64Array.from([1n, 1n, -7n, big]), type: "INT64" },
+      { name: "group", data: BigInt64Array.from([5n, 5n, 9007199254740991n, 6n]), type: "INT64" },
+      { name: "x", data: BigInt64Array.from([0n, 1n, 1n, 0n]), type: "INT64" },
+    ] })));
+    const got: unknown[][] = [];
+    for await (const batch of (await parquetSource(f)).batches(["x"])) {
+      got.push([batch.step, Array.from({ length: batch.rows }, (_, i) => groupAt(batch, i)), Array.from({ length: batch.rows }, (_, i) => scoreAt(batch, i, 0))]);
+    }
+    expect(got[0]).toEqual([Float64Array.from([1, 1]), [5, 5], [0, 1]]);
+    expect(got[1]![0]).toEqual([-7n, big]); // 2^60 is no safe integer: hyparquet's bigints
+    expect(got[1]!.slice(1)).toEqual([[9007199254740991, 6], [1, 0]]);
   });
 });
