@@ -13,8 +13,9 @@ import {
   loadPadded, storeUnpadded,
 } from "./rows";
 import {
-  normalizeGroup, normalizeRowWide, groupAnyValid, groupHasAbsent, weightedMeanWide, denseRewardsWide, laneSumWide, tiltWide, tiltedSums, saturationWide,
+  normalizeGroup, normalizeRowWide, groupAnyValid, groupHasAbsent, groupInScale, groupStatsDone, wideLayout, weightedMeanWide, denseRewardsWide, laneSumWide, tiltWide, tiltedSums, saturationWide,
 } from "./wide";
+import { countOutOfScale, addPresent, totalOf } from "./scale";
 import { aggregatorLayout, configureAggregators, aggregateGroup, aggregateOne, beginCall, fGrpoScale, pow3rRewards } from "./aggregators";
 import { AbiQuery, AdvantageCode, Call, Head, MethodCode, Region, ScopeCode, Setting, Stat, Summary } from "../src/abi";
 
@@ -39,6 +40,8 @@ let tauW: f64 = 1;
 let mixW: f64 = 1;
 /** constant "drop" (group scope, focal): leave a group's constant criteria out of steps 4-7. */
 let dropConstant = false;
+/** outOfScale "error": a call with a score out of scale changes nothing (score() returns 2). */
+let refuseOutOfScale = false;
 /** Some criterion of the rubric is fixed (guarded); read from Region.Fixed by configure(). */
 let rubricFixed = false;
 /** The spread at or below which a criterion is constant in its group (spec). */
@@ -52,6 +55,7 @@ let LOW: usize, INVW: usize, BASEW: usize, GBW: usize, ROWW: usize, ACCW: usize,
 let GSUM: usize, GSQ: usize, GCNT: usize, GMIN: usize, GMAX: usize, SATSUM: usize, SATN: usize;
 let MSUM: usize, MSQ: usize, MCNT: usize, MCONST: usize, MPRES: usize, MWEIGHT: usize, MSAT: usize;
 let SORT: usize, SUMMARY: usize, FSTREAMR: usize, FIXED: usize, SAF: usize;
+let SCALE_LO: usize, SCALE_HI: usize, OUTSIDE: usize, PRESENT: usize;
 
 /** KP lanes per vector for k criteria. */
 function lanes(k: i32): usize { return <usize>((k + 3) & ~3); }
@@ -91,6 +95,8 @@ export function layout(base: usize, k: i32): void {
   MSUM = stat(Stat.Sum); MSQ = stat(Stat.Sq); MCNT = stat(Stat.Count); MCONST = stat(Stat.Constant);
   MPRES = stat(Stat.Present); MWEIGHT = stat(Stat.Weight); MSAT = stat(Stat.Saturation);
   SORT = region(Region.Sort);
+  SCALE_LO = region(Region.ScaleLo); SCALE_HI = region(Region.ScaleHi); OUTSIDE = region(Region.OutOfScale); PRESENT = region(Region.ScalePresent);
+  wideLayout(SCALE_LO, SCALE_HI, GSUM, GSQ, GCNT, GMIN, GMAX);
   SUMMARY = slot(Head.SummaryAt);
   aggregatorLayout(region(Region.Penalty), region(Region.Required), region(Region.AggregatorRow), region(Region.AggregatorWeights),
     region(Region.CriterionSum), region(Region.CriterionCount), region(Region.ZMean), region(Region.ZScale),
@@ -107,6 +113,7 @@ export function configure(): void {
   bounded = setting(Setting.Bounded) != 0; minWeight = setting(Setting.MinWeight); maxWeight = setting(Setting.MaxWeight);
   decay = <f32>setting(Setting.Decay); decayW = setting(Setting.Decay); advEps = setting(Setting.AdvEps);
   dropConstant = setting(Setting.DropConstant) != 0;
+  refuseOutOfScale = setting(Setting.RefuseOutOfScale) != 0;
   rubricFixed = false;
   for (let k = 0; k < K; k++) if (load<f32>(FIXED + (<usize>k << 2)) != 0) rubricFixed = true;
   gammaW = setting(Setting.Gamma); epsW = setting(Setting.Eps); tauW = setting(Setting.Tau); mixW = setting(Setting.Mix);
@@ -458,7 +465,9 @@ function focalRewards(bW: usize, UW: usize, m: i32, dense: bool, d: usize, out: 
 @inline function call(c: i32): f64 { return load<f64>(slot(Head.CallAt + c)); }
 
 /**
- * Scores the batch the host described in the head's Call slots. Returns 0, or 1 when a score is infinite (nothing was changed then).
+ * Scores the batch the host described in the head's Call slots. Returns 0; 1 when a score is
+ * infinite, 2 when one is out of scale under outOfScale "error" (nothing but this call's buffers
+ * and counts was changed then; the out-of-scale counts are complete either way).
  * d: direct rewards (NaN marks an invalid row); outW/outS: G x K (group scope) or K (stream).
  * U: uRows normalized rows of KP lanes, at least the widest group's; with n of them, the stream
  * scope keeps every row there for its second pass instead of normalizing it again.
@@ -476,6 +485,8 @@ export function score(): i32 {
   for (let k = 0; k < KP * Stat.End; k++) store<f64>(MSUM + (<usize>k << 3), 0);
   store<f64>(SUMMARY, 0, Summary.ZeroStdGroups << 3);
   store<f64>(SUMMARY, 0, Summary.ActiveGroups << 3);
+  memory.fill(OUTSIDE, 0, uBytes);
+  memory.fill(PRESENT, 0, uBytes);
   let stream = scope != ScopeCode.Group && method == MethodCode.Focal;
   let keep = stream && uRows >= n;
   let U0 = U;
@@ -489,15 +500,18 @@ export function score(): i32 {
     if (instW != 0) { loadGroupBase(instW + <usize>g * rowBytes); b = GB; bW = GBW; }
     // Pass 1: normalize into U (f32) and UW (f64), direct reward per row (U at the rows' own places when kept).
     if (keep) U = U0 + <usize>start * uBytes;
-    let top = normalizeGroup(scores + <usize>start * rowBytes, U, UW, m, valid != 0 ? valid + <usize>start : 0,
-      outD + (<usize>start << 2), DW, LO, INV, LOW, INVW, bW, laneSumWide(bW), P);
+    let rows = scores + <usize>start * rowBytes;
+    let validAt = valid != 0 ? valid + <usize>start : 0;
+    let top = normalizeGroup(rows, U, UW, m, validAt, outD + (<usize>start << 2), DW, LO, INV, LOW, INVW, bW, laneSumWide(bW), P);
+    if (validAt == 0 && groupInScale) addPresent(PRESENT, m);
+    else countOutOfScale(rows, m, validAt, SCALE_LO, SCALE_HI, OUTSIDE, PRESENT);
     let anyValid = groupAnyValid;
     let dense = !groupHasAbsent;
     // Tilted saturation (steps 2-3, f64) and per-criterion statistics over the valid rows.
     if (dense) tiltWide(DW, P, m, top, tauW);
     tiltedSums(UW, DW, P, m, dense, tauW, ACCW, MASSW);
     saturationWide(ACCW, MASSW, SATW, SAT);
-    groupStats(U, outD + (<usize>start << 2), m, dense, GSUM, GSQ, GCNT, GMIN, GMAX);
+    if (!groupStatsDone) groupStats(U, outD + (<usize>start << 2), m, dense, GSUM, GSQ, GCNT, GMIN, GMAX);
     foldStats(anyValid);
     if (stream) {
       accumulatePresent();
@@ -522,6 +536,7 @@ export function score(): i32 {
     start += m;
   }
   if (sawInfinity) return 1;
+  if (refuseOutOfScale && totalOf(OUTSIDE) > 0) return 2;
   if (method == MethodCode.SaMrpo) saMrpo(groups, scores, valid, sizes, instW, outD, outA, U0, UW, DW, P);
   if (method == MethodCode.Pow3r) pow3rRewards(groups, sizes, scores, instW, BASE, GB, outD, outR, outW, outS, SAT, FW, decay);
 
@@ -948,4 +963,3 @@ export function heapBase(): usize {
   return __heap_base;
 }
 
-export { outOfScale } from "./scale";

@@ -1,5 +1,7 @@
-// The out-of-scale count (spec "Validation ranges and strictness"): a pass of its own over the raw
-// scores, before score() changes anything, so that outOfScale "error" can refuse the call whole.
+// The out-of-scale count (spec "Validation ranges and strictness"), group by group in score()'s
+// first pass: a group whose scores normalizeGroup found all present and in scale (assembly/wide.ts)
+// only adds its rows to the present counts. score() refuses the call (outOfScale "error") before
+// it changes any state.
 
 import { K, KP, TAIL_KEEP } from "./rows";
 
@@ -7,15 +9,12 @@ import { K, KP, TAIL_KEEP } from "./rows";
 const OUT_OF_SCALE_BLOCK = 64;
 
 /**
- * Counts, per criterion, over the rows of `rows` raw rows at `src` that the caller did not mask
+ * Adds, per criterion, over the rows of `rows` raw rows at `src` that the caller did not mask
  * (`valid`: one byte per row, 0 = no mask), the present scores (not NaN) and those outside their
- * scale: x < lo or x > hi, with the raw ends at `lo` and `hi` (f32 lanes). Writes i32 lanes at
- * `out` and `present`; returns the total outside. Counts are integers: both builds agree exactly.
+ * scale: x < lo or x > hi, with the raw ends at `lo` and `hi` (f32 lanes), to the i32 lanes at
+ * `out` and `present`. Counts are integers: both builds agree exactly.
  */
-export function outOfScale(src: usize, rows: i32, valid: usize, lo: usize, hi: usize, out: usize, present: usize): i32 {
-  let bytes = <usize>KP << 2;
-  memory.fill(out, 0, bytes);
-  memory.fill(present, 0, bytes);
+export function countOutOfScale(src: usize, rows: i32, valid: usize, lo: usize, hi: usize, out: usize, present: usize): void {
   let rowBytes = <usize>K << 2;
   let chunks = KP >> 2;
   let tail = (K & 3) != 0;
@@ -66,6 +65,18 @@ export function outOfScale(src: usize, rows: i32, valid: usize, lo: usize, hi: u
       }
     }
   }
+}
+
+/** `rows` more present scores for every criterion (i32 lanes at `present`; lanes past K stay 0). */
+export function addPresent(present: usize, rows: i32): void {
+  for (let k = 0; k < K; k++) {
+    let o = <usize>k << 2;
+    store<i32>(present + o, load<i32>(present + o) + rows);
+  }
+}
+
+/** The total of the K i32 lanes at `out`. */
+export function totalOf(out: usize): i32 {
   let total = 0;
   for (let k = 0; k < K; k++) total += load<i32>(out + (<usize>k << 2));
   return total;

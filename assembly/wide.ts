@@ -5,7 +5,7 @@
 // v128 branch (two criteria or two rows a turn in f64x2 lanes) runs the same f64 operations in the
 // same order as its scalar branch (4 per-lane partial sums in chunk order, then (l0 + l2) + (l1 + l3)).
 
-import { K, KP, TAIL_KEEP, noteInfinity, clamp01 } from "./rows";
+import { K, KP, TAIL_KEEP, noteInfinity, clamp01, fill } from "./rows";
 import { exp64, expw } from "./mathf";
 
 /** 1.0 in f32x4 lanes, then in f64x2 lanes: loaded once a group rather than built at each use. */
@@ -16,6 +16,28 @@ const ONES = memory.data<f64>([
 /** Set by normalizeGroup: some row of the group is valid; some valid row has an absent criterion. */
 export let groupAnyValid: bool = false;
 export let groupHasAbsent: bool = false;
+/**
+ * Set by normalizeGroup (simd build): every score of the group is present and within its scale
+ * (assembly/scale.ts need not count it); groupStats's results for the group are already in place.
+ */
+export let groupInScale: bool = false;
+export let groupStatsDone: bool = false;
+
+// Regions normalizeGroup reads and writes besides its arguments (src/abi.ts), set once by wideLayout.
+let SCALE_LO: usize, SCALE_HI: usize, G_SUM: usize, G_SQ: usize, G_CNT: usize, G_MIN: usize, G_MAX: usize;
+
+/** The raw scale ends (f32) and groupStats's five vectors, from index.ts's layout(). */
+export function wideLayout(scaleLo: usize, scaleHi: usize, sum: usize, sq: usize, cnt: usize, min: usize, max: usize): void {
+  SCALE_LO = scaleLo; SCALE_HI = scaleHi; G_SUM = sum; G_SQ = sq; G_CNT = cnt; G_MIN = min; G_MAX = max;
+}
+
+/** Notes an infinite score among the m rows of K scores at `src`. */
+function findInfinity(src: usize, m: i32): void {
+  for (let o: usize = 0, end = <usize>m * K << 2; o < end; o += 4) {
+    if (abs(load<f32>(src + o)) == Infinity) { noteInfinity(); return; }
+  }
+}
+
 /** Set by normalizeRowWide: the row has an absent (NaN) criterion. */
 export let rowAbsent: bool = false;
 
@@ -112,31 +134,52 @@ export function normalizeGroup(src: usize, U: usize, UW: usize, m: i32, valid: u
   let top: f64 = -Infinity;
   let any = false;
   let absent = false;
+  let nan = false;
+  groupInScale = false;
+  groupStatsDone = false;
   if (ASC_FEATURE_SIMD) {
     // normalizeRowWide's v128 branch with the loops swapped: a chunk of 4 criteria at a time over
     // all the rows, its affine map and weights held in registers, each row's two partial sums
     // kept at `part` (2 f64x2 a row) between chunks, so that every row still adds its chunks in
-    // order. The infinity check runs once a group, on the extremes of its scores (pmin / pmax
-    // skip NaN), instead of |x| per row.
+    // order. The same turn keeps the chunk's statistics (groupStats's dense sums over every row)
+    // and the extremes of its raw scores (pmin / pmax skip NaN) in registers: when they lie in
+    // their scales, no score of the group is out of scale or infinite.
     let chunks = KP >> 2;
     let last = chunks - 1;
-    let big = f32x4.splat(0), small = f32x4.splat(0);
     let one = v128.load(ONES), oneW = v128.load(ONES, 16);
+    let inf = f32x4.splat(Infinity), ninf = f32x4.splat(-Infinity);
     let uwBytes = uBytes << 1;
+    let outside = i32x4.splat(0);
     for (let c = 0; c < chunks; c++) {
       let o = <usize>c << 4;
       let ow = <usize>c << 5;
       let keep = c == last && (K & 3) != 0 ? v128.load(TAIL_KEEP) : i32x4.splat(-1); // lanes past K read past the row
       let lo4 = v128.load(lo + o), inv4 = v128.load(inv + o);
+      let sLo = v128.load(SCALE_LO + o), sHi = v128.load(SCALE_HI + o);
+      let xMin = sLo, xMax = sHi;
+      let s = f32x4.splat(0), q = f32x4.splat(0), mn = inf, mx = ninf;
+      let xs = src + o, us = U + o;
+      for (let i = 0; i < m; i++) {
+        let x = v128.and(v128.load(xs), keep);
+        xMin = f32x4.pmin(xMin, x);
+        xMax = f32x4.pmax(xMax, x);
+        let u = f32x4.pmax(f32x4.pmin(f32x4.mul(f32x4.sub(x, lo4), inv4), one), f32x4.splat(0));
+        v128.store(us, u);
+        s = f32x4.add(s, u);
+        q = f32x4.add(q, f32x4.mul(u, u));
+        mn = f32x4.pmin(mn, u);
+        mx = f32x4.pmax(mx, u);
+        xs += rowBytes; us += uBytes;
+      }
+      outside = v128.or(outside, v128.or(f32x4.lt(xMin, sLo), f32x4.gt(xMax, sHi)));
+      v128.store(G_SUM + o, s); v128.store(G_SQ + o, q); v128.store(G_MIN + o, mn); v128.store(G_MAX + o, mx);
       let loL = v128.load(loW + ow), loH = v128.load(loW + ow, 16);
       let invL = v128.load(invW + ow), invH = v128.load(invW + ow, 16);
       let wL = v128.load(w + ow), wH = v128.load(w + ow, 16);
-      let xs = src + o, us = U + o, uws = UW + ow, ps = part;
+      xs = src + o;
+      let uws = UW + ow, ps = part;
       for (let i = 0; i < m; i++) {
         let x = v128.and(v128.load(xs), keep);
-        big = f32x4.pmax(big, x);
-        small = f32x4.pmin(small, x);
-        v128.store(us, f32x4.pmax(f32x4.pmin(f32x4.mul(f32x4.sub(x, lo4), inv4), one), f32x4.splat(0)));
         let xl = f64x2.promote_low_f32x4(x);
         let xh = f64x2.promote_low_f32x4(v128.shuffle<f32>(x, x, 2, 3, 0, 1));
         let ul = f64x2.pmax(f64x2.pmin(f64x2.mul(f64x2.sub(xl, loL), invL), oneW), f64x2.splat(0));
@@ -150,7 +193,7 @@ export function normalizeGroup(src: usize, U: usize, UW: usize, m: i32, valid: u
         }
         v128.store(ps, tl);
         v128.store(ps, th, 16);
-        xs += rowBytes; us += uBytes; uws += uwBytes; ps += 32;
+        xs += rowBytes; uws += uwBytes; ps += 32;
       }
     }
     let i = 0;
@@ -182,6 +225,7 @@ export function normalizeGroup(src: usize, U: usize, UW: usize, m: i32, valid: u
       let num = (load<f64>(ps) + load<f64>(ps, 16)) + (load<f64>(ps, 8) + load<f64>(ps, 24));
       // w u is NaN exactly where a criterion is absent (u is clamped, w finite).
       let rowNaN = num != num;
+      if (rowNaN) nan = true;
       let di = storeDirect(i, rowNaN ? weightedMeanWide(UW + <usize>i * uwBytes, w) : den > 0 ? num / den : NaN, valid, dW, d);
       if (di == di) {
         any = true;
@@ -189,7 +233,14 @@ export function normalizeGroup(src: usize, U: usize, UW: usize, m: i32, valid: u
         if (rowNaN) absent = true;
       }
     }
-    if (v128.any_true(v128.or(f32x4.eq(big, f32x4.splat(Infinity)), f32x4.eq(small, f32x4.splat(-Infinity))))) noteInfinity();
+    let out = v128.any_true(outside);
+    if (out) findInfinity(src, m);
+    groupInScale = !out && !nan;
+    // With every row valid and present, the registers held groupStats's dense sums.
+    if (valid == 0 && den > 0 && !nan) {
+      fill(G_CNT, <f32>m);
+      groupStatsDone = true;
+    }
   } else {
     for (let i = 0; i < m; i++) {
       let di = storeDirect(i, normalizeRowWide(src + <usize>i * rowBytes, U + <usize>i * uBytes, UW + (<usize>i * uBytes << 1), lo, inv, loW, invW, w, den), valid, dW, d);

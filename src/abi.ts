@@ -42,6 +42,7 @@ export enum Setting {
   /** Pass threshold minus its slack. */ PassAt,
   /** F-GRPO exponent; < 0 = off. */ FGrpo,
   /** pow3r's weight floor and clip. */ WeightFloor, WeightClip,
+  /** outOfScale "error": score() refuses a call with a score out of scale. */ RefuseOutOfScale,
   End,
 }
 
@@ -89,7 +90,7 @@ export enum Region {
   /** A call's sums of group saturations and their counts (f64). */
   SatSum, SatCount = SatSum + 2,
   SaMrpoFactor = SatCount + 2, AggregatorRow, AggregatorWeights,
-  /** outOfScale's counts (i32 lanes, host-readable): scores outside the scale, present scores. */
+  /** score()'s out-of-scale counts (i32 lanes, host-readable): scores outside the scale, present scores. */
   OutOfScale, ScalePresent,
   /** Per-criterion statistics (host-readable): Stat.End f64 vectors, field-major. */
   Stats,

@@ -22,8 +22,6 @@ interface Kernel {
   score(): number;
   streamWeights(): void;
   scoreOne(): number;
-  /** Counts scores outside the scale and present ones (assembly/scale.ts); returns the total outside. */
-  outOfScale(scores: number, rows: number, valid: number, lo: number, hi: number, out: number, present: number): number;
   abi(q: AbiQuery): number;
 }
 
@@ -127,7 +125,8 @@ export class WasmBackend implements Backend {
       Bounded: s.minWeight !== undefined || s.maxWeight !== undefined ? 1 : 0, MinWeight: s.minWeight ?? 0, MaxWeight: s.maxWeight ?? 1,
       Mix: s.mix, Decay: s.decay, AdvEps: s.advEps, DropConstant: s.constant === "drop" ? 1 : 0,
       Power: a.power, Temperature: a.temperature, Alpha: a.alpha, PassAt: a.threshold - PASS_SLACK, FGrpo: a.fGrpo ?? -1,
-      WeightFloor: s.minWeight ?? POW3R_FLOOR, WeightClip: s.maxWeight ?? 1, End: 0,
+      WeightFloor: s.minWeight ?? POW3R_FLOOR, WeightClip: s.maxWeight ?? 1,
+      RefuseOutOfScale: s.outOfScale === "error" ? 1 : 0, End: 0,
     };
     for (const [name, value] of Object.entries(values)) {
       if (name !== "End") this.f64[kernel.slot(Head.SettingsAt + Setting[name as keyof typeof Setting]) >>> 3] = value;
@@ -218,12 +217,18 @@ export class WasmBackend implements Backend {
     for (const [name, value] of Object.entries(args)) {
       if (name !== "End") this.f64[this.kernel.slot(Head.CallAt + Call[name as keyof typeof Call]) >>> 3] = value;
     }
-    // Before score() changes anything: outOfScale "error" refuses the call whole.
-    const region = (r: Region) => this.kernel.region(r);
-    const outside = this.kernel.outOfScale(p.scores, n, valid ? p.valid : 0, region(Region.ScaleLo), region(Region.ScaleHi), region(Region.OutOfScale), region(Region.ScalePresent));
-    if (outside > 0 && this.settings.outOfScale === "error") throw outOfScaleError(this.rubric, this.f32.subarray(p.scores >>> 2, (p.scores >>> 2) + n * k), n, valid);
+    // score() counts the scores out of scale as it goes; with outOfScale "error" and any counted,
+    // or an infinite score, it returns before it changes any state, and the call is refused whole.
     const status = this.kernel.score();
-    if (status !== 0) throw infiniteScoreError(this.f32.subarray(p.scores >>> 2, (p.scores >>> 2) + n * k), k);
+    const region = (r: Region) => this.kernel.region(r);
+    const at = region(Region.OutOfScale) >>> 2, presentAt = region(Region.ScalePresent) >>> 2;
+    if (status !== 0) {
+      const scores = this.f32.subarray(p.scores >>> 2, (p.scores >>> 2) + n * k);
+      let outside = 0;
+      for (let c = 0; c < k; c++) outside += this.i32[at + c];
+      if (outside > 0 && this.settings.outOfScale === "error") throw outOfScaleError(this.rubric, scores, n, valid);
+      throw infiniteScoreError(scores, k);
+    }
     const wLen = this.perGroup ? groups * k : k;
     const statLen = Stat.End * k;
     const from = { rewards: [p.rewards, n], direct: [p.direct, n], advantages: [p.advantages, n], weights: [p.outW, wLen], saturation: [p.outS, wLen] } as const;
@@ -252,7 +257,6 @@ export class WasmBackend implements Backend {
       for (const f of OUTPUT_FIELDS) outs[f].set(this.f32.subarray(from[f][0] >>> 2, (from[f][0] >>> 2) + from[f][1]));
     }
     for (let f = 0; f < Stat.End; f++) stats.set(this.takeWide(Region.Stats + 2 * f), f * k);
-    const at = region(Region.OutOfScale) >>> 2, presentAt = region(Region.ScalePresent) >>> 2;
     let present = 0;
     for (let c = 0; c < k; c++) {
       counts[c] = this.i32[at + c];
