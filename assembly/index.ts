@@ -493,16 +493,17 @@ export function score(): i32 {
   if (stream) { memory.fill(SATSUM, 0, <usize>KP << 3); memory.fill(SATN, 0, <usize>KP << 3); }
   if (method == MethodCode.Pow3r) beginCall();
 
+  let baseSum = laneSumWide(BASEW);
   let start = 0;
   for (let g = 0; g < groups; g++) {
     let m = load<i32>(sizes + (<usize>g << 2));
-    let b = BASE, bW = BASEW;
-    if (instW != 0) { loadGroupBase(instW + <usize>g * rowBytes); b = GB; bW = GBW; }
+    let b = BASE, bW = BASEW, bSum = baseSum;
+    if (instW != 0) { loadGroupBase(instW + <usize>g * rowBytes); b = GB; bW = GBW; bSum = laneSumWide(GBW); }
     // Pass 1: normalize into U (f32) and UW (f64), direct reward per row (U at the rows' own places when kept).
     if (keep) U = U0 + <usize>start * uBytes;
     let rows = scores + <usize>start * rowBytes;
     let validAt = valid != 0 ? valid + <usize>start : 0;
-    let top = normalizeGroup(rows, U, UW, m, validAt, outD + (<usize>start << 2), DW, LO, INV, LOW, INVW, bW, laneSumWide(bW), P);
+    let top = normalizeGroup(rows, U, UW, m, validAt, outD + (<usize>start << 2), DW, LO, INV, LOW, INVW, bW, bSum, P);
     if (validAt == 0 && groupInScale) addPresent(PRESENT, m);
     else countOutOfScale(rows, m, validAt, SCALE_LO, SCALE_HI, OUTSIDE, PRESENT);
     let anyValid = groupAnyValid;
@@ -512,7 +513,7 @@ export function score(): i32 {
     tiltedSums(UW, DW, P, m, dense, tauW, ACCW, MASSW);
     saturationWide(ACCW, MASSW, SATW, SAT);
     if (!groupStatsDone) groupStats(U, outD + (<usize>start << 2), m, dense, GSUM, GSQ, GCNT, GMIN, GMAX);
-    foldStats(anyValid);
+    foldStats(anyValid, groupStatsDone);
     if (stream) {
       accumulatePresent();
     } else if (anyValid) {
@@ -586,11 +587,30 @@ export function score(): i32 {
   return f64x2.promote_low_f32x4(v128.load64_zero(at));
 }
 
-function foldStats(anyValid: bool): void {
+/** acc[0..1] += x (f64x2 lanes). */
+// @ts-ignore: decorator
+@inline function addTo2(acc: usize, x: v128): void {
+  v128.store(acc, f64x2.add(v128.load(acc), x));
+}
+
+/** The group's statistics (GSUM ... GMAX) into the call's (MSUM ...); `counted`: every lane has a count (groupStatsDone). */
+function foldStats(anyValid: bool, counted: bool): void {
   if (!anyValid) return;
   let k = 0;
   if (ASC_FEATURE_SIMD) {
     let one = f64x2.splat(1);
+    if (counted) {
+      // addWhere2's sums where every mask is set.
+      for (; k + 2 <= K; k += 2) {
+        let o = <usize>k << 2;
+        let w = <usize>k << 3;
+        addTo2(MSUM + w, wide2(GSUM + o));
+        addTo2(MSQ + w, wide2(GSQ + o));
+        addTo2(MCNT + w, wide2(GCNT + o));
+        addTo2(MPRES + w, one);
+        addTo2(MCONST + w, v128.and(f64x2.eq(wide2(GMIN + o), wide2(GMAX + o)), one));
+      }
+    }
     for (; k + 2 <= K; k += 2) {
       let o = <usize>k << 2;
       let w = <usize>k << 3;

@@ -69,7 +69,15 @@ export function countOutOfScale(src: usize, rows: i32, valid: usize, lo: usize, 
 
 /** `rows` more present scores for every criterion (i32 lanes at `present`; lanes past K stay 0). */
 export function addPresent(present: usize, rows: i32): void {
-  for (let k = 0; k < K; k++) {
+  let k = 0;
+  if (ASC_FEATURE_SIMD) {
+    let add = i32x4.splat(rows);
+    for (; k + 4 <= K; k += 4) {
+      let o = <usize>k << 2;
+      v128.store(present + o, i32x4.add(v128.load(present + o), add));
+    }
+  }
+  for (; k < K; k++) {
     let o = <usize>k << 2;
     store<i32>(present + o, load<i32>(present + o) + rows);
   }

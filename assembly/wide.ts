@@ -112,12 +112,6 @@ export function normalizeRowWide(src: usize, dst: usize, dstW: usize, lo: usize,
   return den > 0 ? num / den : NaN;
 }
 
-/**
- * normalizeRowWide over the m rows of a group (K scores apart at `src`; KP lanes apart at `U`
- * and `UW`): direct rewards in f64 into dW and in f32 into d, NaN where `valid` (0 = no mask)
- * marks the row invalid. Returns the best direct reward among the valid rows (-Infinity: none).
- * `part`: scratch of 32 bytes a row (simd build).
- */
 /** Row i's direct reward into dW (f64) and d (f32), NaN for an invalid row; returns what was stored. */
 // @ts-ignore: decorator
 @inline function storeDirect(i: i32, di: f64, valid: usize, dW: usize, d: usize): f64 {
@@ -127,6 +121,110 @@ export function normalizeRowWide(src: usize, dst: usize, dstW: usize, lo: usize,
   return di;
 }
 
+/** unitRows's findings about a chunk's raw scores. */
+const OUTSIDE = 1;
+
+/** The extremes of a chunk's raw scores kept by unitRows, for inUnit (f32 lanes). */
+const X_MIN = memory.data(16, 16);
+const X_MAX = memory.data(16, 16);
+
+/**
+ * normalizeGroup's f32 turn over one chunk (byte offset o) of m rows: u into U, and into G_SUM ...
+ * G_MAX groupStats's dense sums over every row, rows in order; the raw extremes (pmin / pmax skip
+ * NaN, starting from the scale's ends) into X_MIN / X_MAX. Returns OUTSIDE when a score lies
+ * outside its scale (or is infinite). `masked`: the last chunk, whose lanes past K read past the row.
+ */
+// @ts-ignore: decorator
+@inline function unitRows(xs: usize, us: usize, m: i32, o: usize, lo: usize, inv: usize, masked: bool): i32 {
+  let rowBytes = <usize>K << 2;
+  let uBytes = <usize>KP << 2;
+  let keep = masked ? v128.load(TAIL_KEEP) : i32x4.splat(-1);
+  let one = v128.load(ONES);
+  let lo4 = v128.load(lo + o), inv4 = v128.load(inv + o);
+  let sLo = v128.load(SCALE_LO + o), sHi = v128.load(SCALE_HI + o);
+  let xMin = sLo, xMax = sHi;
+  let s = f32x4.splat(0), q = f32x4.splat(0), mn = f32x4.splat(Infinity), mx = f32x4.splat(-Infinity);
+  for (let i = 0; i < m; i++) {
+    let x = v128.load(xs);
+    if (masked) x = v128.and(x, keep);
+    xMin = f32x4.pmin(xMin, x);
+    xMax = f32x4.pmax(xMax, x);
+    let u = f32x4.pmax(f32x4.pmin(f32x4.mul(f32x4.sub(x, lo4), inv4), one), f32x4.splat(0));
+    v128.store(us, u);
+    s = f32x4.add(s, u);
+    q = f32x4.add(q, f32x4.mul(u, u));
+    mn = f32x4.pmin(mn, u);
+    mx = f32x4.pmax(mx, u);
+    xs += rowBytes; us += uBytes;
+  }
+  v128.store(G_SUM + o, s); v128.store(G_SQ + o, q); v128.store(G_MIN + o, mn); v128.store(G_MAX + o, mx);
+  v128.store(X_MIN, xMin); v128.store(X_MAX, xMax);
+  return v128.any_true(v128.or(f32x4.lt(xMin, sLo), f32x4.gt(xMax, sHi))) ? OUTSIDE : 0;
+}
+
+/**
+ * Whether (x - lo) * inv lies in [0, 1] in f64 for every raw score x of the chunk (f64 offset
+ * ow) between X_MIN and X_MAX: the map is monotone in x, so its values at the two extremes bound
+ * all others, and clamping them would change nothing.
+ */
+function inUnit(ow: usize, loW: usize, invW: usize): bool {
+  let lo = v128.load(X_MIN), hi = v128.load(X_MAX);
+  let loL = v128.load(loW + ow), loH = v128.load(loW + ow, 16);
+  let invL = v128.load(invW + ow), invH = v128.load(invW + ow, 16);
+  let aL = f64x2.mul(f64x2.sub(f64x2.promote_low_f32x4(lo), loL), invL);
+  let aH = f64x2.mul(f64x2.sub(f64x2.promote_low_f32x4(v128.shuffle<f32>(lo, lo, 2, 3, 0, 1)), loH), invH);
+  let bL = f64x2.mul(f64x2.sub(f64x2.promote_low_f32x4(hi), loL), invL);
+  let bH = f64x2.mul(f64x2.sub(f64x2.promote_low_f32x4(v128.shuffle<f32>(hi, hi, 2, 3, 0, 1)), loH), invH);
+  let zero = f64x2.splat(0), one = f64x2.splat(1);
+  let ok = v128.and(v128.and(f64x2.ge(aL, zero), f64x2.le(aL, one)), v128.and(f64x2.ge(aH, zero), f64x2.le(aH, one)));
+  ok = v128.and(ok, v128.and(v128.and(f64x2.ge(bL, zero), f64x2.le(bL, one)), v128.and(f64x2.ge(bH, zero), f64x2.le(bH, one))));
+  return v128.all_true<i64>(ok);
+}
+
+/**
+ * normalizeGroup's f64 turn over one chunk (f64 offset ow) of m rows: u into UW (clamped when
+ * `clamp`; without, the same values when inUnit holds) and each row's two partial sums of w u at
+ * `part`, added to the earlier chunks' unless `first`. `masked`: as unitRows.
+ */
+// @ts-ignore: decorator
+@inline function wideRows(xs: usize, uws: usize, ps: usize, m: i32, ow: usize, loW: usize, invW: usize, w: usize, masked: bool, first: bool, clamp: bool): void {
+  let rowBytes = <usize>K << 2;
+  let uwBytes = <usize>KP << 3;
+  let keep = masked ? v128.load(TAIL_KEEP) : i32x4.splat(-1);
+  let oneW = v128.load(ONES, 16);
+  let loL = v128.load(loW + ow), loH = v128.load(loW + ow, 16);
+  let invL = v128.load(invW + ow), invH = v128.load(invW + ow, 16);
+  let wL = v128.load(w + ow), wH = v128.load(w + ow, 16);
+  for (let i = 0; i < m; i++) {
+    let x = v128.load(xs);
+    if (masked) x = v128.and(x, keep);
+    let xl = f64x2.promote_low_f32x4(x);
+    let xh = f64x2.promote_low_f32x4(v128.shuffle<f32>(x, x, 2, 3, 0, 1));
+    let ul = f64x2.mul(f64x2.sub(xl, loL), invL);
+    let uh = f64x2.mul(f64x2.sub(xh, loH), invH);
+    if (clamp) {
+      ul = f64x2.pmax(f64x2.pmin(ul, oneW), f64x2.splat(0));
+      uh = f64x2.pmax(f64x2.pmin(uh, oneW), f64x2.splat(0));
+    }
+    v128.store(uws, ul);
+    v128.store(uws, uh, 16);
+    let tl = f64x2.mul(wL, ul), th = f64x2.mul(wH, uh);
+    if (!first) {
+      tl = f64x2.add(v128.load(ps), tl);
+      th = f64x2.add(v128.load(ps, 16), th);
+    }
+    v128.store(ps, tl);
+    v128.store(ps, th, 16);
+    xs += rowBytes; uws += uwBytes; ps += 32;
+  }
+}
+
+/**
+ * normalizeRowWide over the m rows of a group (K scores apart at `src`; KP lanes apart at `U`
+ * and `UW`): direct rewards in f64 into dW and in f32 into d, NaN where `valid` (0 = no mask)
+ * marks the row invalid. Returns the best direct reward among the valid rows (-Infinity: none).
+ * `part`: scratch of 32 bytes a row (simd build).
+ */
 export function normalizeGroup(src: usize, U: usize, UW: usize, m: i32, valid: usize, d: usize, dW: usize,
   lo: usize, inv: usize, loW: usize, invW: usize, w: usize, den: f64, part: usize): f64 {
   let rowBytes = <usize>K << 2;
@@ -139,63 +237,35 @@ export function normalizeGroup(src: usize, U: usize, UW: usize, m: i32, valid: u
   groupStatsDone = false;
   if (ASC_FEATURE_SIMD) {
     // normalizeRowWide's v128 branch with the loops swapped: a chunk of 4 criteria at a time over
-    // all the rows, its affine map and weights held in registers, each row's two partial sums
-    // kept at `part` (2 f64x2 a row) between chunks, so that every row still adds its chunks in
-    // order. The same turn keeps the chunk's statistics (groupStats's dense sums over every row)
-    // and the extremes of its raw scores (pmin / pmax skip NaN) in registers: when they lie in
-    // their scales, no score of the group is out of scale or infinite.
+    // all the rows, first in f32 (unitRows: U, the statistics, the raw extremes), then in f64
+    // (wideRows: UW, the direct sums), its affine map and weights held in registers; each row's
+    // two partial sums kept at `part` (2 f64x2 a row) between chunks, so that every row still
+    // adds its chunks in order. When the raw extremes lie in their scales, no score of the group
+    // is out of scale or infinite. Each turn has copies of its own (constant flags) that leave an
+    // operation out: the lane mask but in a last chunk that is part of the row, the first chunk's
+    // sum, the f64 clamps where inUnit shows they change nothing.
     let chunks = KP >> 2;
-    let last = chunks - 1;
-    let one = v128.load(ONES), oneW = v128.load(ONES, 16);
-    let inf = f32x4.splat(Infinity), ninf = f32x4.splat(-Infinity);
-    let uwBytes = uBytes << 1;
-    let outside = i32x4.splat(0);
+    let flags = 0;
     for (let c = 0; c < chunks; c++) {
       let o = <usize>c << 4;
       let ow = <usize>c << 5;
-      let keep = c == last && (K & 3) != 0 ? v128.load(TAIL_KEEP) : i32x4.splat(-1); // lanes past K read past the row
-      let lo4 = v128.load(lo + o), inv4 = v128.load(inv + o);
-      let sLo = v128.load(SCALE_LO + o), sHi = v128.load(SCALE_HI + o);
-      let xMin = sLo, xMax = sHi;
-      let s = f32x4.splat(0), q = f32x4.splat(0), mn = inf, mx = ninf;
-      let xs = src + o, us = U + o;
-      for (let i = 0; i < m; i++) {
-        let x = v128.and(v128.load(xs), keep);
-        xMin = f32x4.pmin(xMin, x);
-        xMax = f32x4.pmax(xMax, x);
-        let u = f32x4.pmax(f32x4.pmin(f32x4.mul(f32x4.sub(x, lo4), inv4), one), f32x4.splat(0));
-        v128.store(us, u);
-        s = f32x4.add(s, u);
-        q = f32x4.add(q, f32x4.mul(u, u));
-        mn = f32x4.pmin(mn, u);
-        mx = f32x4.pmax(mx, u);
-        xs += rowBytes; us += uBytes;
+      let xs = src + o, uws = UW + ow;
+      if (c == chunks - 1 && (K & 3) != 0) {
+        flags |= unitRows(xs, U + o, m, o, lo, inv, true);
+        wideRows(xs, uws, part, m, ow, loW, invW, w, true, c == 0, true);
+        continue;
       }
-      outside = v128.or(outside, v128.or(f32x4.lt(xMin, sLo), f32x4.gt(xMax, sHi)));
-      v128.store(G_SUM + o, s); v128.store(G_SQ + o, q); v128.store(G_MIN + o, mn); v128.store(G_MAX + o, mx);
-      let loL = v128.load(loW + ow), loH = v128.load(loW + ow, 16);
-      let invL = v128.load(invW + ow), invH = v128.load(invW + ow, 16);
-      let wL = v128.load(w + ow), wH = v128.load(w + ow, 16);
-      xs = src + o;
-      let uws = UW + ow, ps = part;
-      for (let i = 0; i < m; i++) {
-        let x = v128.and(v128.load(xs), keep);
-        let xl = f64x2.promote_low_f32x4(x);
-        let xh = f64x2.promote_low_f32x4(v128.shuffle<f32>(x, x, 2, 3, 0, 1));
-        let ul = f64x2.pmax(f64x2.pmin(f64x2.mul(f64x2.sub(xl, loL), invL), oneW), f64x2.splat(0));
-        let uh = f64x2.pmax(f64x2.pmin(f64x2.mul(f64x2.sub(xh, loH), invH), oneW), f64x2.splat(0));
-        v128.store(uws, ul);
-        v128.store(uws, uh, 16);
-        let tl = f64x2.mul(wL, ul), th = f64x2.mul(wH, uh);
-        if (c > 0) {
-          tl = f64x2.add(v128.load(ps), tl);
-          th = f64x2.add(v128.load(ps, 16), th);
-        }
-        v128.store(ps, tl);
-        v128.store(ps, th, 16);
-        xs += rowBytes; uws += uwBytes; ps += 32;
+      flags |= unitRows(xs, U + o, m, o, lo, inv, false);
+      let clamp = !inUnit(ow, loW, invW);
+      if (c == 0) {
+        if (clamp) wideRows(xs, uws, part, m, ow, loW, invW, w, false, true, true);
+        else wideRows(xs, uws, part, m, ow, loW, invW, w, false, true, false);
+      } else {
+        if (clamp) wideRows(xs, uws, part, m, ow, loW, invW, w, false, false, true);
+        else wideRows(xs, uws, part, m, ow, loW, invW, w, false, false, false);
       }
     }
+    let uwBytes = uBytes << 1;
     let i = 0;
     if (valid == 0 && den > 0) {
       // Two rows a turn while both have every criterion: d = num / den in f64x2 lanes, the best
@@ -233,7 +303,7 @@ export function normalizeGroup(src: usize, U: usize, UW: usize, m: i32, valid: u
         if (rowNaN) absent = true;
       }
     }
-    let out = v128.any_true(outside);
+    let out = (flags & OUTSIDE) != 0;
     if (out) findInfinity(src, m);
     groupInScale = !out && !nan;
     // With every row valid and present, the registers held groupStats's dense sums.
