@@ -1,6 +1,7 @@
 /** Output helpers the commands share: stdout with backpressure, atomic files written as a stream, progress, tables. */
 import { type FileHandle, open, rename, stat, unlink } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
+import { writeFloat32 } from "./float-text.js";
 
 /** Writes to stdout, waiting when the pipe is full. */
 export function writeOut(text: string | Uint8Array): Promise<void> | void {
@@ -120,6 +121,14 @@ export class ByteRows {
   ascii(s: string): void {
     if (this.at + s.length > this.buf.length) this.grow(s.length);
     this.at += this.buf.write(s, this.at, "latin1");
+  }
+
+  /** A float32 output as JSON: String(x), or null (NaN and infinities cannot occur in outputs; null guards them). */
+  number(x: number): void {
+    if (this.at + 32 > this.buf.length) this.grow(32);
+    const end = writeFloat32(this.buf, this.at, x);
+    if (end >= 0) this.at = end;
+    else this.ascii(Number.isFinite(x) ? String(x) : "null");
   }
 
   /**

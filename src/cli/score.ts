@@ -150,10 +150,17 @@ function jsonRows(engine: Engine, step: Step, r: ScoreResult, out: ByteRows, reu
   const head = step.groups.map((g) => Buffer.from(`{${stepJson}"group":${JSON.stringify(g) ?? "null"},"reward":`));
   const tail = weights.map((w) => Buffer.from(`,"weights":${w}}\n`));
   return rowBytes(step, out, head, (i) => {
+    out.number(r.rewards[i]!);
+    out.bytes(DIRECT);
     const d = r.direct[i]!;
-    return `${num(r.rewards[i]!)},"direct":${Number.isNaN(d) ? "null" : num(d)},"advantage":${num(r.advantages[i]!)}`;
+    if (Number.isNaN(d)) out.bytes(NULL);
+    else out.number(d);
+    out.bytes(ADVANTAGE);
+    out.number(r.advantages[i]!);
   }, (g) => tail[perGroup ? g : 0]!, reuse);
 }
+
+const DIRECT = Buffer.from(',"direct":'), ADVANTAGE = Buffer.from(',"advantage":'), NULL = Buffer.from("null"), COMMA = Buffer.from(",");
 
 function csvRows(engine: Engine, step: Step, r: ScoreResult, out: ByteRows, reuse: boolean): Buffer {
   const k = engine.criteria.length;
@@ -169,19 +176,23 @@ function csvRows(engine: Engine, step: Step, r: ScoreResult, out: ByteRows, reus
     return Buffer.from(`${cells}\n`);
   });
   return rowBytes(step, out, head, (i) => {
+    out.number(r.rewards[i]!);
+    out.bytes(COMMA);
     const d = r.direct[i]!;
-    return `${num(r.rewards[i]!)},${Number.isNaN(d) ? "" : num(d)},${num(r.advantages[i]!)}`;
+    if (!Number.isNaN(d)) out.number(d);
+    out.bytes(COMMA);
+    out.number(r.advantages[i]!);
   }, (g) => tail[perGroup ? g : 0]!, reuse);
 }
 
-/** The step's rows in input order: head of the row's group, its numbers (ASCII), tail. */
-function rowBytes(step: Step, out: ByteRows, head: Buffer[], numbers: (i: number) => string, tail: (g: number) => Buffer, reuse: boolean): Buffer {
+/** The step's rows in input order: head of the row's group, its numbers (written by `numbers`), tail. */
+function rowBytes(step: Step, out: ByteRows, head: Buffer[], numbers: (i: number) => void, tail: (g: number) => Buffer, reuse: boolean): Buffer {
   const groupOfRow = groupOfRows(step);
   for (let j = 0; j < step.order.length; j++) {
     const i = step.order[j]!;
     const g = groupOfRow[i]!;
     out.bytes(head[g]!);
-    out.ascii(numbers(i));
+    numbers(i);
     out.bytes(tail(g));
   }
   return out.take(reuse);
