@@ -171,7 +171,7 @@ describe("JSONL reader", () => {
     const fast = new FastLine(["a", "b"], new Map([["a", 0], ["b", 1]]), scores, row);
     const take = (line: string) => {
       const b = Buffer.from(line); // FastLine reads the line's UTF-8 bytes
-      return fast.parse(b, 0, b.length);
+      return fast.parse(b, 0) === b.length; // the index past the line, or -1
     };
     expect(take('{"step":3,"group":"p1","scores":{"a":0.25,"b":null},"valid":false}')).toBe(true);
     expect([row.step, row.stepKey, row.group, row.groupKey, row.valid, scores[0], scores[1]]).toEqual([3, "=3", "p1", '"p1', false, 0.25, NaN]);
