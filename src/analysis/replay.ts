@@ -9,7 +9,7 @@ import { createEngine } from "../index.js";
 import { stepError, type Step } from "../log/step.js";
 import { compileRubric } from "../rubric.js";
 import type { Criterion, EngineOptions, Rubric, ScoreResult } from "../types.js";
-import { Diagnostics, prepare, type OutOfScaleCount, type PreparedCall } from "./diagnostics.js";
+import { Diagnostics, finite, prepare, type OutOfScaleCount, type PreparedCall } from "./diagnostics.js";
 import type { ReplayMethod } from "./methods.js";
 
 export type { ReplayMethod } from "./methods.js";
@@ -160,9 +160,28 @@ export function kendallTauB(x: ArrayLike<number>, y: ArrayLike<number>): number 
   return tauB(x, 0, y, 0, x.length);
 }
 
-/** kendallTauB of x[ox..ox+n) and y[oy..oy+n) (views without making them). */
+/**
+ * kendallTauB of x[ox..ox+n) and y[oy..oy+n) (views without making them). Finite values are
+ * counted without branches (the signs of random differences mispredict half the time); a NaN
+ * or an infinity takes the loop with Math.sign, which decides what such a pair counts as.
+ */
 function tauB(x: ArrayLike<number>, ox: number, y: ArrayLike<number>, oy: number, n: number): number {
   let conc = 0, disc = 0, tx = 0, ty = 0;
+  if (finite(x, ox, n) && finite(y, oy, n)) {
+    for (let i = 0; i < n; i++) {
+      const xi = x[ox + i]!, yi = y[oy + i]!;
+      for (let j = i + 1; j < n; j++) {
+        const xj = x[ox + j]!, yj = y[oy + j]!;
+        const dx = +(xi > xj) - +(xi < xj), dy = +(yi > yj) - +(yi < yj);
+        const both = dx * dy, sx = dx * dx, sy = dy * dy;
+        conc += (sx * sy + both) >> 1;
+        disc += (sx * sy - both) >> 1;
+        tx += sy - sx * sy;
+        ty += sx - sx * sy;
+      }
+    }
+    return tau(conc, disc, tx, ty);
+  }
   for (let i = 0; i < n; i++) {
     const xi = x[ox + i]!, yi = y[oy + i]!;
     for (let j = i + 1; j < n; j++) {
@@ -175,6 +194,11 @@ function tauB(x: ArrayLike<number>, ox: number, y: ArrayLike<number>, oy: number
       else disc++;
     }
   }
+  return tau(conc, disc, tx, ty);
+}
+
+/** tau-b from the pair counts: concordant, discordant, tied only in x, tied only in y. */
+function tau(conc: number, disc: number, tx: number, ty: number): number {
   const den = Math.sqrt((conc + disc + tx) * (conc + disc + ty));
   return den === 0 ? NaN : (conc - disc) / den;
 }

@@ -248,6 +248,31 @@ describe("helpers", () => {
     expect(kendallTauB([1, 1, 2], [1, 2, 3])).toBeCloseTo(2 / Math.sqrt(6), 12);
   });
 
+  it("kendallTauB counts pairs as sign(x_i - x_j) * sign(y_i - y_j) does, NaN and infinities included", () => {
+    const reference = (x: number[], y: number[]) => {
+      let conc = 0, disc = 0, tx = 0, ty = 0;
+      for (let i = 0; i < x.length; i++) for (let j = i + 1; j < x.length; j++) {
+        const dx = Math.sign(x[i]! - x[j]!), dy = Math.sign(y[i]! - y[j]!);
+        if (dx === 0 && dy === 0) continue;
+        if (dx === 0) tx++;
+        else if (dy === 0) ty++;
+        else if (dx === dy) conc++;
+        else disc++;
+      }
+      const den = Math.sqrt((conc + disc + tx) * (conc + disc + ty));
+      return den === 0 ? NaN : (conc - disc) / den;
+    };
+    let seed = 5;
+    const rnd = () => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32;
+    const odd = [NaN, Infinity, -Infinity, -0];
+    for (let t = 0; t < 500; t++) {
+      const n = 2 + Math.floor(rnd() * 12);
+      const v = () => (rnd() < 0.05 ? odd[Math.floor(rnd() * 4)]! : Math.floor(rnd() * 4) / 4); // many ties
+      const x = Array.from({ length: n }, v), y = Array.from({ length: n }, v);
+      expect(kendallTauB(x, y), `${x} / ${y}`).toBe(reference(x, y));
+    }
+  });
+
   it("parseMethods rejects unknown and duplicate methods", () => {
     expect(() => parseMethods("focal,nope")).toThrow(/unknown method 'nope'/);
     expect(() => parseMethods("gdpo,gdpo")).toThrow(/twice/);
