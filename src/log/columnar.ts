@@ -19,13 +19,10 @@ export interface ColumnBatch {
   step?: ArrayLike<unknown>;
   group: GroupCodes | ArrayLike<unknown>;
   valid?: ArrayLike<unknown>;
-  /** In criterion order; undefined for a criterion the file lacks (or that `matrix` holds). */
+  /** In criterion order; undefined for a criterion the file lacks. */
   scores: (ArrayLike<unknown> | undefined)[];
-  /**
-   * The scores row by row (rows x K, as a step holds them) of the criteria whose `scores[k]` is
-   * undefined, every one usable (NaN: null, not judged or not in the file); NaN in the others' places.
-   */
-  matrix?: Float32Array;
+  /** usable[k]: the reader found every value of scores[k] usable (see `usable`): no need to look again. */
+  usable?: boolean[];
 }
 
 export interface ColumnarSource {
@@ -79,7 +76,7 @@ export async function* columnSteps(source: ColumnarSource, criteria: readonly st
     const { codes, values } = groupCodes(b.group, b.rows);
     const keys = new Array<string | undefined>(values.length);
     const nullGroup = values.some((g) => g === null || g === undefined);
-    const matrix = b.matrix;
+    const checked = b.scores.map((col, k) => col === undefined || b.usable?.[k] === true);
     // Segments of rows with one step value (a step can end only at a segment's first row): when
     // all their scores are usable (and no group is null, no valid column), the rows are added a
     // run of one group at a time and the scores copied column by column; else row by row, which
@@ -99,7 +96,7 @@ export async function* columnSteps(source: ColumnarSource, criteria: readonly st
           }
         }
       } else j = b.rows;
-      const clean = b.scores.every((col) => col === undefined || usable(col, i, j));
+      const clean = b.scores.every((col, k) => checked[k] || usable(col!, i, j));
       const first = builder.rows;
       if (clean && !b.valid && !nullGroup) {
         for (let r = i; r < j; ) {
@@ -110,7 +107,6 @@ export async function* columnSteps(source: ColumnarSource, criteria: readonly st
           row += e - r;
           r = e;
         }
-        if (matrix) builder.values.set(matrix.subarray(i * K, j * K), first * K);
       } else {
         for (let r = i; r < j; r++) {
           row++;
@@ -121,17 +117,10 @@ export async function* columnSteps(source: ColumnarSource, criteria: readonly st
           if (v !== undefined && v !== null && typeof v !== "boolean" && v !== 0 && v !== 1 && v !== 0n && v !== 1n) {
             throw new InputError(row, `'valid' must be true or false, got ${String(v)}`, "row");
           }
-          if (matrix) builder.values.set(matrix.subarray(r * K, (r + 1) * K), at);
           if (!clean) rowScores(b.scores, r, builder.values, at, criteria, row);
         }
       }
-      if (clean) {
-        const out = builder.values, base = first * K;
-        for (let k = 0; k < K; k++) {
-          const col = b.scores[k];
-          if (col) copyColumn(col, i, j, out, base + k, K);
-        }
-      }
+      if (clean) copyScores(b.scores, i, j, builder.values, first * K);
       i = j;
     }
   }
@@ -161,6 +150,17 @@ function usable(col: ArrayLike<unknown>, i: number, j: number): boolean {
     if (n === undefined || (!(n <= SCORE_MAX && n >= -SCORE_MAX) && n === n)) return false;
   }
   return true;
+}
+
+/**
+ * Rows i..j of every score column into out from `at`, row by row. (A function of its own: in the
+ * generator that calls it, V8 runs these loops at half the speed.)
+ */
+function copyScores(cols: readonly (ArrayLike<unknown> | undefined)[], i: number, j: number, out: Float32Array, at: number): void {
+  for (let k = 0; k < cols.length; k++) {
+    const col = cols[k];
+    if (col) copyColumn(col, i, j, out, at + k, cols.length);
+  }
 }
 
 /** col[i..j) into out[at], out[at + stride], ... (usable values: null and NaN stay NaN). */
@@ -221,7 +221,7 @@ export async function parquetSource(path: string): Promise<ColumnarSource> {
       // A column's buffer is reused by the next row group (columnSteps is done with this one by
       // then): fresh memory per row group costs its page faults.
       const reused = new Map<string, Float64Array>();
-      let codes = new Int32Array(0), matrix = new Float32Array(0);
+      let codes = new Int32Array(0), floats = new Float32Array(0);
       const K = criteria.length;
       const handle = pages ? await (await import("node:fs/promises")).open(path, "r") : undefined;
       try {
@@ -231,7 +231,7 @@ export async function parquetSource(path: string): Promise<ColumnarSource> {
           const data: Record<string, ArrayLike<unknown>> = {};
           let group: GroupCodes | undefined;
           // Score, step and group columns of plain numbers or strings are decoded here (the
-          // scores into the matrix, row by row); the rest by hyparquet.
+          // scores as float32, column after column in one buffer); the rest by hyparquet.
           const rest: string[] = [];
           const mine: { name: string; meta: ChunkMeta; element: SchemaElement }[] = [];
           for (const name of wanted) {
@@ -242,9 +242,8 @@ export async function parquetSource(path: string): Promise<ColumnarSource> {
             else rest.push(name);
           }
           const bytes = await readChunks(handle!, mine.map((c) => c.meta));
-          if (matrix.length < rows * K) matrix = new Float32Array(rows * K);
-          const scores = matrix.subarray(0, rows * K);
-          const inMatrix = new Set<string>();
+          if (floats.length < rows * K) floats = new Float32Array(rows * K);
+          const checked = new Set<string>();
           mine.forEach(({ name, meta, element }, i) => {
             const optional = element.repetition_type !== "REQUIRED";
             if (name === "group" && element.type === "BYTE_ARRAY") {
@@ -254,8 +253,10 @@ export async function parquetSource(path: string): Promise<ColumnarSource> {
               return;
             }
             const score = scoreColumns.has(name);
-            if (score && scoreChunk(pages!, bytes[i]!, meta.type, meta.codec, optional, scores, criteria.indexOf(name), K)) {
-              inMatrix.add(name);
+            const k = criteria.indexOf(name), column = floats.subarray(k * rows, (k + 1) * rows);
+            if (score && scoreChunk(pages!, bytes[i]!, meta.type, meta.codec, optional, column)) {
+              data[name] = column;
+              checked.add(name);
               return;
             }
             // the other numbers (and a score column that has a value out of range: it is read row by row)
@@ -265,9 +266,6 @@ export async function parquetSource(path: string): Promise<ColumnarSource> {
             const got = numberChunk(pages!, bytes[i]!, meta.type, meta.codec, optional, out.subarray(0, rows), score);
             if (got) data[name] = got;
             else rest.push(name);
-          });
-          criteria.forEach((c, k) => {
-            if (!inMatrix.has(c)) for (let r = k; r < rows * K; r += K) scores[r] = NaN;
           });
           if (rest.length > 0) {
             await hy.parquetRead({
@@ -280,7 +278,7 @@ export async function parquetSource(path: string): Promise<ColumnarSource> {
             });
           }
           start += rows;
-          yield { rows, step: data.step, group: group ?? data.group!, valid: data.valid, scores: criteria.map((c) => (inMatrix.has(c) ? undefined : data[c])), matrix: scores };
+          yield { rows, step: data.step, group: group ?? data.group!, valid: data.valid, scores: criteria.map((c) => data[c]), usable: criteria.map((c) => checked.has(c)) };
         }
       } finally {
         await handle?.close();
@@ -451,13 +449,22 @@ function eachPage(h: PageFunctions, bytes: Uint8Array, codec: string, optional: 
 
 const DICTIONARY = new Set(["RLE_DICTIONARY", "PLAIN_DICTIONARY"]);
 
-/** A data page's dictionary indices into `indices` (its `present` values); their bit width, or -1 if they do not add up. */
-function pageIndices(p: DataPage): number {
-  if (p.at >= p.page.length) return -1;
-  const width = p.page[p.at]!;
+/** The bit width of a data page's dictionary indices (-1: no room for it). */
+const indexWidth = (p: DataPage): number => (p.at < p.page.length ? p.page[p.at]! : -1);
+
+/** A data page's dictionary indices into `indices` (its `present` values), or (`placed`) their values where it says; false if they do not add up. */
+function pageIndices(p: DataPage, placed?: Placed): boolean {
+  const width = indexWidth(p);
+  if (width < 0) return false;
   indices = fit(indices, p.present);
-  if (width === 0) indices.fill(0, 0, p.present);
-  return width === 0 || hybrid(p.page, p.at + 1, p.page.length, width, indices, p.present) >= 0 ? width : -1;
+  return hybrid(p.page, p.at + 1, p.page.length, width, indices, width === 0 ? 0 : p.present, placed) >= 0 && (width > 0 || zeros(p.present, placed));
+}
+
+/** Width 0: every index is 0. */
+function zeros(n: number, placed: Placed | undefined): boolean {
+  if (!placed) indices.fill(0, 0, n);
+  else placed.to.fill(placed.dict[0]!, placed.at, placed.at + n);
+  return true;
 }
 
 /** Plain values as doubles (int64: only if all are safe integers, else undefined), `count` of them. */
@@ -507,7 +514,7 @@ function numberChunk(h: PageFunctions, bytes: Uint8Array, type: string, codec: s
         if (dense) out.set(vals, filled);
         else spread(out, filled, p.n, levels, vals);
       } else if (DICTIONARY.has(p.encoding) && dict) {
-        if (pageIndices(p) < 0) return false;
+        if (!pageIndices(p)) return false;
         lookup(out, filled, p.n, dense ? undefined : levels, indices, dict);
       } else return false;
       return true;
@@ -519,14 +526,14 @@ function numberChunk(h: PageFunctions, bytes: Uint8Array, type: string, codec: s
 }
 
 /**
- * A score column chunk into column k of a rows x K matrix (row by row, float32; NaN where null),
+ * A score column chunk into out (float32, NaN where null),
  * if every value is usable (see `usable`); false if not, or for anything numberChunk leaves to
  * hyparquet: the column is then read as before. A dictionary's values are checked once.
  */
-function scoreChunk(h: PageFunctions, bytes: Uint8Array, type: string, codec: string, optional: boolean, out: Float32Array, k: number, K: number): boolean {
+function scoreChunk(h: PageFunctions, bytes: Uint8Array, type: string, codec: string, optional: boolean, out: Float32Array): boolean {
   try {
     let dict: Float32Array | undefined, padded: Float32Array | undefined;
-    return eachPage(h, bytes, codec, optional, out.length / K, (page, count) => {
+    return eachPage(h, bytes, codec, optional, out.length, (page, count) => {
       const d = plainNumbersOf(h, page, 0, type, count);
       dict = d && allUsable(d) ? Float32Array.from(d) : undefined;
       padded = undefined;
@@ -536,12 +543,15 @@ function scoreChunk(h: PageFunctions, bytes: Uint8Array, type: string, codec: st
       if (p.encoding === "PLAIN") {
         const vals = plainNumbersOf(h, p.page, p.at, type, p.present);
         if (!vals || !allUsable(vals)) return false;
-        place(out, filled * K + k, K, p.n, dense ? undefined : levels, vals);
+        place(out, filled, p.n, dense ? undefined : levels, vals);
       } else if (DICTIONARY.has(p.encoding) && dict) {
-        const width = pageIndices(p);
+        // the dictionary padded with NaN to every index of the page's width (past its end: null)
+        const width = indexWidth(p);
         if (width < 0 || width > 20) return false;
         if (padded?.length !== 1 << width) padded = pad(dict, 1 << width);
-        placeIndexed(out, filled * K + k, K, p.n, dense ? undefined : levels, indices, padded);
+        if (dense) return pageIndices(p, { to: out, at: filled, dict: padded });
+        if (!pageIndices(p)) return false;
+        placeIndexed(out, filled, p.n, levels, indices, padded);
       } else return false;
       return true;
     });
@@ -593,7 +603,7 @@ function textChunk(h: PageFunctions, bytes: Uint8Array, codec: string, optional:
           pos += len;
         }
       } else if (DICTIONARY.has(p.encoding) && dict >= 0) {
-        if (pageIndices(p) < 0) return false;
+        if (!pageIndices(p)) return false;
         for (let i = 0, j = 0; i < p.n; i++) {
           if (!dense && !levels[i]) codes[filled + i] = nulled();
           else {
@@ -610,15 +620,20 @@ function textChunk(h: PageFunctions, bytes: Uint8Array, codec: string, optional:
   }
 }
 
+/** Where `hybrid` puts dictionary indices instead of returning them: to[at + i] = dict[index i]. */
+interface Placed { to: Float32Array; at: number; dict: Float32Array }
+
 /**
  * Parquet's RLE / bit-packed hybrid: `n` values of `width` bits (at most 24) from b[pos..end) into
- * out; returns the sum of the values (for definition levels: the values present), or -2 if the
- * data does not add up (hyparquet then decides).
+ * out (or, given `placed`, their dictionary values where it says: one pass less); returns the sum
+ * of the values (for definition levels: the values present), or -2 if the data does not add up
+ * (hyparquet then decides).
  */
-function hybrid(b: Uint8Array, pos: number, end: number, width: number, out: Int32Array, n: number): number {
+function hybrid(b: Uint8Array, pos: number, end: number, width: number, out: Int32Array, n: number, placed?: Placed): number {
   if (width > 24 || end > b.length) return -2;
   const mask = (1 << width) - 1, bytes = (width + 7) >> 3;
-  let i = 0, sum = 0;
+  const to = placed?.to, dict = placed?.dict;
+  let i = 0, sum = 0, at = placed?.at ?? 0;
   while (i < n) {
     let header = 0, shift = 0, c: number;
     do {
@@ -628,21 +643,37 @@ function hybrid(b: Uint8Array, pos: number, end: number, width: number, out: Int
       shift += 7;
     } while (c & 0x80);
     if (header & 1) {
-      // bit-packed: groups of 8 values, least significant bits first; a value is read from the
-      // 4 bytes it starts in (width + shift <= 31), or fewer at the end of b
+      // bit-packed: groups of 8 values, least significant bits first
       const size = (header >>> 1) * width;
       if (pos + size > end) return -2;
-      const take = Math.min((header >>> 1) * 8, n - i);
+      let take = Math.min((header >>> 1) * 8, n - i), p = pos;
+      if (width <= 8) {
+        // a group at a time from the two 32-bit words it starts in (its width bytes, and more)
+        for (; take >= 8 && p + 8 <= b.length; take -= 8, p += width) {
+          const lo = b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24);
+          const hi = b[p + 4]! | (b[p + 5]! << 8) | (b[p + 6]! << 16) | (b[p + 7]! << 24);
+          for (let k = 0, bit = 0; k < 8; k++, bit += width) {
+            const x = (bit + width <= 32 ? lo >>> bit : bit >= 32 ? hi >>> (bit - 32) : (lo >>> bit) | (hi << (32 - bit))) & mask;
+            if (to === undefined) out[i] = x;
+            else to[at++] = dict![x]!;
+            i++;
+            sum += x;
+          }
+        }
+      }
+      // the rest: a value from the 4 bytes it starts in (width + shift <= 31), or fewer at the end of b
       for (let k = 0, bit = 0; k < take; k++, bit += width) {
-        const at = pos + (bit >>> 3);
+        const from = p + (bit >>> 3);
         let word: number;
-        if (at + 3 < b.length) word = b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24);
+        if (from + 3 < b.length) word = b[from]! | (b[from + 1]! << 8) | (b[from + 2]! << 16) | (b[from + 3]! << 24);
         else {
           word = 0;
-          for (let q = 0; at + q < b.length; q++) word |= b[at + q]! << (8 * q);
+          for (let q = 0; from + q < b.length; q++) word |= b[from + q]! << (8 * q);
         }
         const x = (word >>> (bit & 7)) & mask;
-        out[i++] = x;
+        if (to === undefined) out[i] = x;
+        else to[at++] = dict![x]!;
+        i++;
         sum += x;
       }
       pos += size;
@@ -653,7 +684,11 @@ function hybrid(b: Uint8Array, pos: number, end: number, width: number, out: Int
       let x = 0;
       for (let k = 0; k < bytes; k++) x |= b[pos++]! << (8 * k);
       if (x > mask) return -2;
-      out.fill(x, i, i + count);
+      if (to === undefined) out.fill(x, i, i + count);
+      else {
+        to.fill(dict![x]!, at, at + count);
+        at += count;
+      }
       i += count;
       sum += x * count;
     }
@@ -682,13 +717,13 @@ function lookup(out: Float64Array, at: number, n: number, levels: Int32Array | u
   }
 }
 
-/** out[at + i * stride] = the next value where levels[i] is 1 (levels undefined: everywhere), else NaN. */
-function place(out: Float32Array, at: number, stride: number, n: number, levels: Int32Array | undefined, vals: Float64Array): void {
+/** out[at + i] = the next value where levels[i] is 1 (levels undefined: everywhere), else NaN. */
+function place(out: Float32Array, at: number, n: number, levels: Int32Array | undefined, vals: Float64Array): void {
   if (levels === undefined) {
-    for (let i = 0; i < n; i++, at += stride) out[at] = vals[i]!;
+    out.set(vals.subarray(0, n), at);
     return;
   }
-  for (let i = 0, j = 0; i < n; i++, at += stride) {
+  for (let i = 0, j = 0; i < n; i++, at++) {
     if (levels[i]) out[at] = vals[j++]!;
     else out[at] = NaN;
   }
@@ -702,13 +737,9 @@ function pad(dict: Float32Array, size: number): Float32Array {
 }
 
 /** As `place`, the values being dict[the next index] (dict padded to the indices' width). */
-function placeIndexed(out: Float32Array, at: number, stride: number, n: number, levels: Int32Array | undefined, idx: Int32Array, dict: Float32Array): void {
+function placeIndexed(out: Float32Array, at: number, n: number, levels: Int32Array, idx: Int32Array, dict: Float32Array): void {
   const mask = dict.length - 1;
-  if (levels === undefined) {
-    for (let i = 0; i < n; i++, at += stride) out[at] = dict[idx[i]! & mask]!;
-    return;
-  }
-  for (let i = 0, j = 0; i < n; i++, at += stride) {
+  for (let i = 0, j = 0; i < n; i++, at++) {
     if (levels[i]) out[at] = dict[idx[j++]! & mask]!;
     else out[at] = NaN;
   }

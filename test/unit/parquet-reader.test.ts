@@ -1,6 +1,6 @@
 /**
  * The Parquet reader decodes flat numeric and string columns itself (src/log/columnar.ts: the
- * scores into a float32 matrix row by row, the step as doubles, the group as codes): on files with
+ * scores as float32, checked, the step as doubles, the group as codes): on files with
  * nulls, NaN, -0, dictionary and plain encodings, several pages and row groups, FLOAT, DOUBLE,
  * INT32 and INT64, optional and required, in data pages of version 2 (hyparquet-writer's) and
  * version 1 (pyarrow's default; made here by rewriting the version 2 pages), every value equals
@@ -33,6 +33,7 @@ const COLUMNS = {
   int: col(() => (r() < 0.1 ? null : Math.floor(r() * 10) - 5)),
   dense: col(() => Math.round(r() * 100) / 100),
   none: col(() => null),
+  one: col(() => 0.5), // a dictionary of one value: indices of width 0
 };
 const IDS = Object.keys(COLUMNS) as (keyof typeof COLUMNS)[];
 
@@ -51,6 +52,7 @@ function write(file: string, nullable: boolean): void {
       { name: "int", data: COLUMNS.int, type: "INT32" },
       { name: "dense", data: Float64Array.from(COLUMNS.dense), type: "DOUBLE", nullable },
       { name: "none", data: COLUMNS.none, type: "DOUBLE" },
+      { name: "one", data: Float64Array.from(COLUMNS.one as number[]), type: "DOUBLE", nullable },
     ],
   });
   writeFileSync(file, new Uint8Array(buf));
@@ -123,8 +125,6 @@ const bits = (x: unknown) => (x === null || x === undefined ? "NaN" : Object.is(
 const f32 = (x: unknown) => bits(typeof x === "number" ? Math.fround(x) : x);
 /** Row i's group value, from the batch's codes or values. */
 const groupAt = (b: ColumnBatch, i: number) => ("codes" in b.group ? b.group.values[b.group.codes[i]!] : b.group[i]);
-/** Row i's score k: from the matrix when the batch holds it there, else from its column. */
-const scoreAt = (b: ColumnBatch, i: number, k: number) => (b.scores[k] ? b.scores[k][i] : b.matrix![i * b.scores.length + k]);
 
 describe("Parquet reader: flat numeric columns decoded in place", () => {
   for (const [name, file] of files) {
@@ -137,16 +137,16 @@ describe("Parquet reader: flat numeric columns decoded in place", () => {
       let at = 0, batches = 0;
       for await (const batch of src.batches(IDS)) {
         batches++;
-        // the fast path ran: every score is in the matrix, the step column decoded numbers, the group codes
-        expect(batch.scores.every((c) => c === undefined)).toBe(true);
-        expect(batch.matrix).toBeInstanceOf(Float32Array);
+        // the fast path ran: every score column is checked float32, the step column decoded numbers, the group codes
+        for (const c of batch.scores) expect(c).toBeInstanceOf(Float32Array);
+        expect(batch.usable).toEqual(IDS.map(() => true));
         expect(batch.step).toBeInstanceOf(Float64Array);
         expect("codes" in batch.group).toBe(true);
         for (let i = 0; i < batch.rows; i++) {
           const row = rows[at + i]!;
           expect(batch.step![i]).toBe(row.step);
           expect(groupAt(batch, i)).toBe(row.group);
-          IDS.forEach((id, k) => expect(bits(scoreAt(batch, i, k)), `${id} row ${at + i}`).toBe(f32(row[id])));
+          IDS.forEach((id, k) => expect(bits(batch.scores[k]![i]), `${id} row ${at + i}`).toBe(f32(row[id])));
         }
         at += batch.rows;
       }
@@ -166,11 +166,11 @@ describe("Parquet reader: flat numeric columns decoded in place", () => {
     const src = await parquetSource(f);
     for await (const batch of src.batches(["x"])) {
       expect(Array.from(batch.step!)).toEqual([1, null, 2]);
-      expect([0, 1, 2].map((i) => scoreAt(batch, i, 0))).toEqual([0.5, NaN, 1]);
+      expect(Array.from(batch.scores[0]!)).toEqual([0.5, NaN, 1]);
     }
   });
 
-  it("a score column with a value outside float32 is read as a column (for its row's error); the others stay in the matrix", async () => {
+  it("a score column with a value outside float32 is read as doubles, unchecked (for its row's error); the others as checked float32", async () => {
     const f = join(dir, "range.parquet");
     writeFileSync(f, new Uint8Array(parquetWriteBuffer({ columnData: [
       { name: "group", data: ["a", "a", "b"], type: "STRING" },
@@ -178,9 +178,9 @@ describe("Parquet reader: flat numeric columns decoded in place", () => {
       { name: "y", data: [0.25, null, 1], type: "DOUBLE" },
     ] })));
     for await (const batch of (await parquetSource(f)).batches(["x", "y", "z"])) {
-      expect(Array.from(batch.scores[0]!)).toEqual([0.5, 1e39, 1]);
-      expect([batch.scores[1], batch.scores[2]]).toEqual([undefined, undefined]);
-      expect(Array.from(batch.matrix!)).toEqual([NaN, 0.25, NaN, NaN, NaN, NaN, NaN, 1, NaN]);
+      expect(batch.scores[0]).toEqual(Float64Array.from([0.5, 1e39, 1]));
+      expect(batch.scores[1]).toEqual(Float32Array.from([0.25, NaN, 1]));
+      expect([batch.scores[2], batch.usable]).toEqual([undefined, [false, true, false]]);
     }
   });
 
@@ -194,7 +194,7 @@ describe("Parquet reader: flat numeric columns decoded in place", () => {
     ] })));
     const got: unknown[][] = [];
     for await (const batch of (await parquetSource(f)).batches(["x"])) {
-      got.push([batch.step, Array.from({ length: batch.rows }, (_, i) => groupAt(batch, i)), Array.from({ length: batch.rows }, (_, i) => scoreAt(batch, i, 0))]);
+      got.push([batch.step, Array.from({ length: batch.rows }, (_, i) => groupAt(batch, i)), Array.from(batch.scores[0]!)]);
     }
     expect(got[0]).toEqual([Float64Array.from([1, 1]), [5, 5], [0, 1]]);
     expect(got[1]![0]).toEqual([-7n, big]); // 2^60 is no safe integer: hyparquet's bigints
