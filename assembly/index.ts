@@ -298,30 +298,35 @@ function presentSum(sat: usize, b: usize): f64 {
  */
 function plainFocal(sat: usize, b: usize): usize {
   let power = <i32>gammaW;
+  let coef = COEFW;
+  // h^power as ((h h) h)...: the product starts at h, which 1 h is exactly. Lanes without a
+  // saturation (and those past K) hold +0, which leaves the total, in criterion order, as it is.
+  let total: f64 = 0;
   let k = 0;
   if (ASC_FEATURE_SIMD) {
     let one = f64x2.splat(1), eps = f64x2.splat(epsW);
-    for (; k < KP; k += 2) {
-      let o = <usize>k << 3;
+    for (let o: usize = 0, end = <usize>KP << 3; o < end; o += 16) {
       let s = v128.load(sat + o);
       let h = f64x2.add(f64x2.sub(one, s), eps);
-      let pw = one;
-      for (let j = 0; j < power; j++) pw = f64x2.mul(pw, h);
-      v128.store(COEFW + o, v128.and(f64x2.eq(s, s), f64x2.mul(v128.load(b + o), pw)));
+      let pw = power > 0 ? h : one;
+      for (let j = 1; j < power; j++) pw = f64x2.mul(pw, h);
+      let c = v128.and(f64x2.eq(s, s), f64x2.mul(v128.load(b + o), pw));
+      v128.store(coef + o, c);
+      total += f64x2.extract_lane(c, 0);
+      total += f64x2.extract_lane(c, 1);
     }
   } else {
     for (; k < KP; k++) {
       let o = <usize>k << 3;
       let s = load<f64>(sat + o);
       let h = (1 - s) + epsW;
-      let pw: f64 = 1;
-      for (let j = 0; j < power; j++) pw = pw * h;
-      store<f64>(COEFW + o, s == s ? load<f64>(b + o) * pw : 0);
+      let pw: f64 = power > 0 ? h : 1;
+      for (let j = 1; j < power; j++) pw = pw * h;
+      let c = s == s ? load<f64>(b + o) * pw : 0;
+      store<f64>(coef + o, c);
+      total += c;
     }
   }
-  // Lanes without a saturation hold +0, which leaves the total as it is.
-  let total: f64 = 0;
-  for (k = 0; k < K; k++) total += load<f64>(COEFW + (<usize>k << 3));
   if (!(total > 0)) {
     let sumB = presentSum(sat, b);
     for (k = 0; k < KP; k++) {
@@ -334,11 +339,11 @@ function plainFocal(sat: usize, b: usize): usize {
   k = 0;
   if (ASC_FEATURE_SIMD) {
     let t = f64x2.splat(total);
-    for (; k < KP; k += 2) {
-      let o = <usize>k << 3;
-      let f = f64x2.div(v128.load(COEFW + o), t);
-      v128.store(FWW + o, f);
-      v128.store64_lane(FW + (<usize>k << 2), f32x4.demote_f64x2_zero(f), 0);
+    let fww = FWW, fw = FW;
+    for (let o: usize = 0, end = <usize>KP << 3; o < end; o += 16) {
+      let f = f64x2.div(v128.load(coef + o), t);
+      v128.store(fww + o, f);
+      v128.store64_lane(fw + (o >> 1), f32x4.demote_f64x2_zero(f), 0);
     }
   } else {
     for (; k < KP; k++) {

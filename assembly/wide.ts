@@ -130,9 +130,11 @@ const X_MAX = memory.data(16, 16);
 
 /**
  * normalizeGroup's f32 turn over one chunk (byte offset o) of m rows: u into U, and into G_SUM ...
- * G_MAX groupStats's dense sums over every row, rows in order; the raw extremes (pmin / pmax skip
- * NaN, starting from the scale's ends) into X_MIN / X_MAX. Returns OUTSIDE when a score lies
- * outside its scale (or is infinite). `masked`: the last chunk, whose lanes past K read past the row.
+ * G_MAX groupStats's dense results over every row, rows in order; the raw extremes (pmin / pmax
+ * skip NaN) into X_MIN / X_MAX. u is monotone in x, so the u of the raw extremes are u's extremes
+ * (up to the sign of a zero, which min == max and max - min do not see). Returns OUTSIDE when a
+ * score lies outside its scale (or is infinite). `masked`: the last chunk, whose lanes past K read
+ * past the row.
  */
 // @ts-ignore: decorator
 @inline function unitRows(xs: usize, us: usize, m: i32, o: usize, lo: usize, inv: usize, masked: bool): i32 {
@@ -142,8 +144,8 @@ const X_MAX = memory.data(16, 16);
   let one = v128.load(ONES);
   let lo4 = v128.load(lo + o), inv4 = v128.load(inv + o);
   let sLo = v128.load(SCALE_LO + o), sHi = v128.load(SCALE_HI + o);
-  let xMin = sLo, xMax = sHi;
-  let s = f32x4.splat(0), q = f32x4.splat(0), mn = f32x4.splat(Infinity), mx = f32x4.splat(-Infinity);
+  let xMin = f32x4.splat(Infinity), xMax = f32x4.splat(-Infinity);
+  let s = f32x4.splat(0), q = f32x4.splat(0);
   for (let i = 0; i < m; i++) {
     let x = v128.load(xs);
     if (masked) x = v128.and(x, keep);
@@ -153,11 +155,11 @@ const X_MAX = memory.data(16, 16);
     v128.store(us, u);
     s = f32x4.add(s, u);
     q = f32x4.add(q, f32x4.mul(u, u));
-    mn = f32x4.pmin(mn, u);
-    mx = f32x4.pmax(mx, u);
     xs += rowBytes; us += uBytes;
   }
-  v128.store(G_SUM + o, s); v128.store(G_SQ + o, q); v128.store(G_MIN + o, mn); v128.store(G_MAX + o, mx);
+  let uA = f32x4.pmax(f32x4.pmin(f32x4.mul(f32x4.sub(xMin, lo4), inv4), one), f32x4.splat(0));
+  let uB = f32x4.pmax(f32x4.pmin(f32x4.mul(f32x4.sub(xMax, lo4), inv4), one), f32x4.splat(0));
+  v128.store(G_SUM + o, s); v128.store(G_SQ + o, q); v128.store(G_MIN + o, f32x4.pmin(uA, uB)); v128.store(G_MAX + o, f32x4.pmax(uA, uB));
   v128.store(X_MIN, xMin); v128.store(X_MAX, xMax);
   return v128.any_true(v128.or(f32x4.lt(xMin, sLo), f32x4.gt(xMax, sHi))) ? OUTSIDE : 0;
 }
@@ -400,14 +402,27 @@ export function denseRewardsWide(UW: usize, m: i32, w: usize, den: f64, d: usize
       let o = <usize>i << 2;
       let d0 = load<f32>(d + o), d1 = load<f32>(d + o, 4);
       if (d0 != d0 || d1 != d1) break;
-      let u = UW + <usize>i * uwBytes;
+      let u = UW + <usize>i * uwBytes, v = u + uwBytes;
       let al = f64x2.splat(0), ah = f64x2.splat(0), bl = f64x2.splat(0), bh = f64x2.splat(0);
-      for (let ow: usize = 0; ow < end; ow += 32) {
+      let ow: usize = 0;
+      for (; ow + 64 <= end; ow += 64, u += 64, v += 64) { // two chunks a turn, still added in chunk order
         let wl = v128.load(w + ow), wh = v128.load(w + ow, 16);
-        al = f64x2.add(al, f64x2.mul(wl, v128.load(u + ow)));
-        ah = f64x2.add(ah, f64x2.mul(wh, v128.load(u + ow, 16)));
-        bl = f64x2.add(bl, f64x2.mul(wl, v128.load(u + uwBytes + ow)));
-        bh = f64x2.add(bh, f64x2.mul(wh, v128.load(u + uwBytes + ow, 16)));
+        al = f64x2.add(al, f64x2.mul(wl, v128.load(u)));
+        ah = f64x2.add(ah, f64x2.mul(wh, v128.load(u, 16)));
+        bl = f64x2.add(bl, f64x2.mul(wl, v128.load(v)));
+        bh = f64x2.add(bh, f64x2.mul(wh, v128.load(v, 16)));
+        wl = v128.load(w + ow, 32); wh = v128.load(w + ow, 48);
+        al = f64x2.add(al, f64x2.mul(wl, v128.load(u, 32)));
+        ah = f64x2.add(ah, f64x2.mul(wh, v128.load(u, 48)));
+        bl = f64x2.add(bl, f64x2.mul(wl, v128.load(v, 32)));
+        bh = f64x2.add(bh, f64x2.mul(wh, v128.load(v, 48)));
+      }
+      if (ow < end) {
+        let wl = v128.load(w + ow), wh = v128.load(w + ow, 16);
+        al = f64x2.add(al, f64x2.mul(wl, v128.load(u)));
+        ah = f64x2.add(ah, f64x2.mul(wh, v128.load(u, 16)));
+        bl = f64x2.add(bl, f64x2.mul(wl, v128.load(v)));
+        bh = f64x2.add(bh, f64x2.mul(wh, v128.load(v, 16)));
       }
       // (l0 + l2) + (l1 + l3) of each row: the lanes of its low + high sums, added.
       let a = f64x2.add(al, ah), b = f64x2.add(bl, bh);
@@ -469,6 +484,44 @@ export function tiltWide(d: usize, p: usize, m: i32, top: f64, tau: f64): void {
 }
 
 /**
+ * tiltedSums's dense turn over `pairs` f64x2 lanes (2, 4 or 8: a constant) of the m rows at `at`:
+ * acc = sum p u over the rows with p != 0, rows in order; mass = ms.
+ */
+// @ts-ignore: decorator
+@inline function tiltedTurn(at: usize, p: usize, m: i32, acc: usize, mass: usize, ms: v128, pairs: i32): void {
+  let uBytes = <usize>KP << 3;
+  let a0 = f64x2.splat(0), a1 = f64x2.splat(0), a2 = f64x2.splat(0), a3 = f64x2.splat(0);
+  let a4 = f64x2.splat(0), a5 = f64x2.splat(0), a6 = f64x2.splat(0), a7 = f64x2.splat(0);
+  for (let i = 0; i < m; i++, at += uBytes) {
+    let pi = load<f64>(p + (<usize>i << 3));
+    if (pi == 0) continue;
+    let pv = f64x2.splat(pi);
+    a0 = f64x2.add(a0, f64x2.mul(pv, v128.load(at)));
+    a1 = f64x2.add(a1, f64x2.mul(pv, v128.load(at, 16)));
+    if (pairs > 2) {
+      a2 = f64x2.add(a2, f64x2.mul(pv, v128.load(at, 32)));
+      a3 = f64x2.add(a3, f64x2.mul(pv, v128.load(at, 48)));
+    }
+    if (pairs > 4) {
+      a4 = f64x2.add(a4, f64x2.mul(pv, v128.load(at, 64)));
+      a5 = f64x2.add(a5, f64x2.mul(pv, v128.load(at, 80)));
+      a6 = f64x2.add(a6, f64x2.mul(pv, v128.load(at, 96)));
+      a7 = f64x2.add(a7, f64x2.mul(pv, v128.load(at, 112)));
+    }
+  }
+  v128.store(acc, a0); v128.store(acc, a1, 16);
+  v128.store(mass, ms); v128.store(mass, ms, 16);
+  if (pairs > 2) {
+    v128.store(acc, a2, 32); v128.store(acc, a3, 48);
+    v128.store(mass, ms, 32); v128.store(mass, ms, 48);
+  }
+  if (pairs > 4) {
+    v128.store(acc, a4, 64); v128.store(acc, a5, 80); v128.store(acc, a6, 96); v128.store(acc, a7, 112);
+    v128.store(mass, ms, 64); v128.store(mass, ms, 80); v128.store(mass, ms, 96); v128.store(mass, ms, 112);
+  }
+}
+
+/**
  * Tilted sums over a group's f64 rows UW (m rows of KP lanes), criterion by criterion, rows in
  * order: acc = sum p u and mass = sum p over the valid rows where the criterion is present. `dense`:
  * p is the group's tilt (tiltWide; 0 marks an invalid row). Otherwise each criterion shifts by the
@@ -483,29 +536,12 @@ export function tiltedSums(UW: usize, d: usize, p: usize, m: i32, dense: bool, t
     let ninf = f64x2.splat(-Infinity);
     let tv = f64x2.splat(tau);
     if (dense) {
-      // Eight criteria a turn (four while fewer are left), their sums in registers over the rows.
+      // Sixteen criteria a turn (then eight, four), their sums in registers over the rows.
       let ms = f64x2.splat(pSum);
       let o: usize = 0;
-      for (; o < uBytes; o += 64) {
-        let four = o + 64 > uBytes;
-        let a0 = f64x2.splat(0), a1 = f64x2.splat(0), a2 = f64x2.splat(0), a3 = f64x2.splat(0);
-        let at = UW + o;
-        for (let i = 0; i < m; i++, at += uBytes) {
-          let pi = load<f64>(p + (<usize>i << 3));
-          if (pi == 0) continue;
-          let pv = f64x2.splat(pi);
-          a0 = f64x2.add(a0, f64x2.mul(pv, v128.load(at)));
-          a1 = f64x2.add(a1, f64x2.mul(pv, v128.load(at, 16)));
-          if (four) continue;
-          a2 = f64x2.add(a2, f64x2.mul(pv, v128.load(at, 32)));
-          a3 = f64x2.add(a3, f64x2.mul(pv, v128.load(at, 48)));
-        }
-        v128.store(acc + o, a0); v128.store(acc + o, a1, 16);
-        v128.store(mass + o, ms); v128.store(mass + o, ms, 16);
-        if (four) break;
-        v128.store(acc + o, a2, 32); v128.store(acc + o, a3, 48);
-        v128.store(mass + o, ms, 32); v128.store(mass + o, ms, 48);
-      }
+      for (; o + 128 <= uBytes; o += 128) tiltedTurn(UW + o, p, m, acc + o, mass + o, ms, 8);
+      if (o + 64 <= uBytes) { tiltedTurn(UW + o, p, m, acc + o, mass + o, ms, 4); o += 64; }
+      if (o < uBytes) tiltedTurn(UW + o, p, m, acc + o, mass + o, ms, 2);
       return;
     }
     for (let o: usize = 0; o < uBytes; o += 16) {
