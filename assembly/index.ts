@@ -514,8 +514,8 @@ export function score(): i32 {
     let anyValid = groupAnyValid;
     let dense = !groupHasAbsent;
     // Tilted saturation (steps 2-3, f64) and per-criterion statistics over the valid rows.
-    if (dense) tiltWide(DW, P, m, top, tauW);
-    tiltedSums(UW, DW, P, m, dense, tauW, ACCW, MASSW);
+    let pSum = dense ? tiltWide(DW, P, m, top, tauW) : 0;
+    tiltedSums(UW, DW, P, pSum, m, dense, tauW, ACCW, MASSW);
     saturationWide(ACCW, MASSW, SATW, SAT);
     if (!groupStatsDone) groupStats(U, outD + (<usize>start << 2), m, dense, GSUM, GSQ, GCNT, GMIN, GMAX);
     foldStats(anyValid, groupStatsDone);
@@ -605,15 +605,17 @@ function foldStats(anyValid: bool, counted: bool): void {
   if (ASC_FEATURE_SIMD) {
     let one = f64x2.splat(1);
     if (counted) {
-      // addWhere2's sums where every mask is set.
+      // addWhere2's sums where every mask is set; the addresses in locals (V8 reloads globals).
+      let gSum = GSUM, gSq = GSQ, gCnt = GCNT, gMin = GMIN, gMax = GMAX;
+      let mSum = MSUM, mSq = MSQ, mCnt = MCNT, mPres = MPRES, mConst = MCONST;
       for (; k + 2 <= K; k += 2) {
         let o = <usize>k << 2;
         let w = <usize>k << 3;
-        addTo2(MSUM + w, wide2(GSUM + o));
-        addTo2(MSQ + w, wide2(GSQ + o));
-        addTo2(MCNT + w, wide2(GCNT + o));
-        addTo2(MPRES + w, one);
-        addTo2(MCONST + w, v128.and(f64x2.eq(wide2(GMIN + o), wide2(GMAX + o)), one));
+        addTo2(mSum + w, wide2(gSum + o));
+        addTo2(mSq + w, wide2(gSq + o));
+        addTo2(mCnt + w, wide2(gCnt + o));
+        addTo2(mPres + w, one);
+        addTo2(mConst + w, v128.and(f64x2.eq(wide2(gMin + o), wide2(gMax + o)), one));
       }
     }
     for (; k + 2 <= K; k += 2) {
@@ -644,13 +646,14 @@ function foldStats(anyValid: bool, counted: bool): void {
 function accumulateWeights(): void {
   let k = 0;
   if (ASC_FEATURE_SIMD) {
+    let sat = SAT, fw = FW, mWeight = MWEIGHT, mSat = MSAT; // locals: V8 reloads globals
     for (; k + 2 <= K; k += 2) {
       let o = <usize>k << 2;
       let w = <usize>k << 3;
-      let s = wide2(SAT + o);
+      let s = wide2(sat + o);
       let has = f64x2.eq(s, s);
-      addWhere2(MWEIGHT + w, wide2(FW + o), has);
-      addWhere2(MSAT + w, s, has);
+      addWhere2(mWeight + w, wide2(fw + o), has);
+      addWhere2(mSat + w, s, has);
     }
   }
   for (; k < K; k++) {

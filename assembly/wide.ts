@@ -398,10 +398,11 @@ export function denseRewardsWide(UW: usize, m: i32, w: usize, den: f64, d: usize
   let i = 0;
   if (ASC_FEATURE_SIMD) {
     // Two rows a turn while both are valid, sharing the weights' loads; each row's sums as below.
+    let dv = f64x2.splat(den);
     for (; i + 2 <= m; i += 2) {
       let o = <usize>i << 2;
-      let d0 = load<f32>(d + o), d1 = load<f32>(d + o, 4);
-      if (d0 != d0 || d1 != d1) break;
+      let dd = v128.load64_zero(d + o);
+      if ((i32x4.bitmask(f32x4.eq(dd, dd)) & 3) != 3) break;
       let u = UW + <usize>i * uwBytes, v = u + uwBytes;
       let al = f64x2.splat(0), ah = f64x2.splat(0), bl = f64x2.splat(0), bh = f64x2.splat(0);
       let ow: usize = 0;
@@ -427,10 +428,10 @@ export function denseRewardsWide(UW: usize, m: i32, w: usize, den: f64, d: usize
       // (l0 + l2) + (l1 + l3) of each row: the lanes of its low + high sums, added.
       let a = f64x2.add(al, ah), b = f64x2.add(bl, bh);
       let num = f64x2.add(v128.shuffle<f64>(a, b, 0, 2), v128.shuffle<f64>(a, b, 1, 3));
-      let r = f64x2.div(num, f64x2.splat(den));
-      let r32 = f32x4.demote_f64x2_zero(r);
-      store<f32>(out + o, f64x2.extract_lane(r, 0) == f64x2.extract_lane(r, 0) ? f32x4.extract_lane(r32, 0) : d0);
-      store<f32>(out + o, f64x2.extract_lane(r, 1) == f64x2.extract_lane(r, 1) ? f32x4.extract_lane(r32, 1) : d1, 4);
+      let r = f64x2.div(num, dv);
+      // r, or d where r is NaN (d, promoted and demoted again, is d).
+      let rd = v128.bitselect(r, f64x2.promote_low_f32x4(dd), f64x2.eq(r, r));
+      v128.store64_lane(out + o, f32x4.demote_f64x2_zero(rd), 0);
     }
   }
   for (; i < m; i++) {
@@ -465,22 +466,29 @@ export function laneSumWide(w: usize): f64 {
   return (t0 + t2) + (t1 + t3);
 }
 
-/** p[i] = exp((d[i] - top) / tau) in f64, 0 where d is NaN (invalid row); m rows. */
-export function tiltWide(d: usize, p: usize, m: i32, top: f64, tau: f64): void {
+/** p[i] = exp((d[i] - top) / tau) in f64, 0 where d is NaN (invalid row); m rows. Returns their sum, in row order. */
+export function tiltWide(d: usize, p: usize, m: i32, top: f64, tau: f64): f64 {
+  let sum: f64 = 0;
   let i = 0;
   if (ASC_FEATURE_SIMD) {
     let t = f64x2.splat(top), tv = f64x2.splat(tau);
     for (; i + 2 <= m; i += 2) {
       let o = <usize>i << 3;
       let x = v128.load(d + o);
-      v128.store(p + o, v128.and(f64x2.eq(x, x), expw(f64x2.div(f64x2.sub(x, t), tv))));
+      let e = v128.and(f64x2.eq(x, x), expw(f64x2.div(f64x2.sub(x, t), tv)));
+      v128.store(p + o, e);
+      sum += f64x2.extract_lane(e, 0);
+      sum += f64x2.extract_lane(e, 1);
     }
   }
   for (; i < m; i++) {
     let o = <usize>i << 3;
     let x = load<f64>(d + o);
-    store<f64>(p + o, x == x ? exp64((x - top) / tau) : 0);
+    let e = x == x ? exp64((x - top) / tau) : 0;
+    store<f64>(p + o, e);
+    sum += e;
   }
+  return sum;
 }
 
 /**
@@ -523,15 +531,13 @@ export function tiltWide(d: usize, p: usize, m: i32, top: f64, tau: f64): void {
 
 /**
  * Tilted sums over a group's f64 rows UW (m rows of KP lanes), criterion by criterion, rows in
- * order: acc = sum p u and mass = sum p over the valid rows where the criterion is present. `dense`:
- * p is the group's tilt (tiltWide; 0 marks an invalid row). Otherwise each criterion shifts by the
- * best d among the rows that have it, which cancels in acc / mass but keeps small tau from
- * underflowing every row of a criterion the best rollout lacks.
+ * order: acc = sum p u and mass = sum p over the valid rows where the criterion is present.
+ * `dense`: p is the group's tilt (tiltWide; 0 marks an invalid row), pSum its sum. Otherwise each
+ * criterion shifts by the best d among the rows that have it, which cancels in acc / mass but
+ * keeps small tau from underflowing every row of a criterion the best rollout lacks.
  */
-export function tiltedSums(UW: usize, d: usize, p: usize, m: i32, dense: bool, tau: f64, acc: usize, mass: usize): void {
+export function tiltedSums(UW: usize, d: usize, p: usize, pSum: f64, m: i32, dense: bool, tau: f64, acc: usize, mass: usize): void {
   let uBytes = <usize>KP << 3;
-  let pSum: f64 = 0;
-  if (dense) for (let i = 0; i < m; i++) pSum += load<f64>(p + (<usize>i << 3));
   if (ASC_FEATURE_SIMD) {
     let ninf = f64x2.splat(-Infinity);
     let tv = f64x2.splat(tau);
