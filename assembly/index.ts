@@ -13,7 +13,7 @@ import {
   loadPadded, storeUnpadded,
 } from "./rows";
 import {
-  normalizeGroup, normalizeRowWide, groupAnyValid, groupHasAbsent, groupInScale, groupStatsDone, wideLayout, weightedMeanWide, denseRewardsWide, laneSumWide, tiltWide, tiltedSums, saturationWide,
+  normalizeGroup, normalizeRowWide, groupAnyValid, groupHasAbsent, groupInScale, groupStatsDone, wideLayout, configureWide, weightedMeanWide, denseRewardsWide, laneSumWide, tiltWide, tiltedSums, saturationWide,
 } from "./wide";
 import { countOutOfScale, addPresent, totalOf } from "./scale";
 import { aggregatorLayout, configureAggregators, aggregateGroup, aggregateOne, beginCall, fGrpoScale, pow3rRewards } from "./aggregators";
@@ -117,6 +117,7 @@ export function configure(): void {
   rubricFixed = false;
   for (let k = 0; k < K; k++) if (load<f32>(FIXED + (<usize>k << 2)) != 0) rubricFixed = true;
   gammaW = setting(Setting.Gamma); epsW = setting(Setting.Eps); tauW = setting(Setting.Tau); mixW = setting(Setting.Mix);
+  configureWide(LOW, INVW);
   configureAggregators(slot(Head.SettingsAt));
   streamWeights();
 }

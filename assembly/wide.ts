@@ -124,16 +124,12 @@ export function normalizeRowWide(src: usize, dst: usize, dstW: usize, lo: usize,
 /** unitRows's findings about a chunk's raw scores. */
 const OUTSIDE = 1;
 
-/** The extremes of a chunk's raw scores kept by unitRows, for inUnit (f32 lanes). */
-const X_MIN = memory.data(16, 16);
-const X_MAX = memory.data(16, 16);
-
 /**
  * normalizeGroup's f32 turn over one chunk (byte offset o) of m rows: u into U, and into G_SUM ...
- * G_MAX groupStats's dense results over every row, rows in order; the raw extremes (pmin / pmax
- * skip NaN) into X_MIN / X_MAX. u is monotone in x, so the u of the raw extremes are u's extremes
- * (up to the sign of a zero, which min == max and max - min do not see). Returns OUTSIDE when a
- * score lies outside its scale (or is infinite). `masked`: the last chunk, whose lanes past K read
+ * G_MAX groupStats's dense results over every row, rows in order, from the raw extremes (pmin /
+ * pmax skip NaN): u is monotone in x, so the u of the raw extremes are u's extremes (up to the
+ * sign of a zero, which min == max and max - min do not see). Returns OUTSIDE when a score lies
+ * outside its scale (or is infinite). `masked`: the last chunk, whose lanes past K read
  * past the row.
  */
 // @ts-ignore: decorator
@@ -146,79 +142,103 @@ const X_MAX = memory.data(16, 16);
   let sLo = v128.load(SCALE_LO + o), sHi = v128.load(SCALE_HI + o);
   let xMin = f32x4.splat(Infinity), xMax = f32x4.splat(-Infinity);
   let s = f32x4.splat(0), q = f32x4.splat(0);
-  for (let i = 0; i < m; i++) {
+  let i = 0;
+  for (; i + 2 <= m; i += 2) { // two rows a turn: one loop test for both, each still added in row order
+    let x = v128.load(xs), y = v128.load(xs + rowBytes);
+    if (masked) { x = v128.and(x, keep); y = v128.and(y, keep); }
+    xMin = f32x4.pmin(f32x4.pmin(xMin, x), y);
+    xMax = f32x4.pmax(f32x4.pmax(xMax, x), y);
+    let u = unit4(x, lo4, inv4, one), v = unit4(y, lo4, inv4, one);
+    v128.store(us, u);
+    v128.store(us + uBytes, v);
+    s = f32x4.add(f32x4.add(s, u), v);
+    q = f32x4.add(f32x4.add(q, f32x4.mul(u, u)), f32x4.mul(v, v));
+    xs += rowBytes << 1; us += uBytes << 1;
+  }
+  if (i < m) {
     let x = v128.load(xs);
     if (masked) x = v128.and(x, keep);
     xMin = f32x4.pmin(xMin, x);
     xMax = f32x4.pmax(xMax, x);
-    let u = f32x4.pmax(f32x4.pmin(f32x4.mul(f32x4.sub(x, lo4), inv4), one), f32x4.splat(0));
+    let u = unit4(x, lo4, inv4, one);
     v128.store(us, u);
     s = f32x4.add(s, u);
     q = f32x4.add(q, f32x4.mul(u, u));
-    xs += rowBytes; us += uBytes;
   }
-  let uA = f32x4.pmax(f32x4.pmin(f32x4.mul(f32x4.sub(xMin, lo4), inv4), one), f32x4.splat(0));
-  let uB = f32x4.pmax(f32x4.pmin(f32x4.mul(f32x4.sub(xMax, lo4), inv4), one), f32x4.splat(0));
+  let uA = unit4(xMin, lo4, inv4, one), uB = unit4(xMax, lo4, inv4, one);
   v128.store(G_SUM + o, s); v128.store(G_SQ + o, q); v128.store(G_MIN + o, f32x4.pmin(uA, uB)); v128.store(G_MAX + o, f32x4.pmax(uA, uB));
-  v128.store(X_MIN, xMin); v128.store(X_MAX, xMax);
   return v128.any_true(v128.or(f32x4.lt(xMin, sLo), f32x4.gt(xMax, sHi))) ? OUTSIDE : 0;
 }
 
+/** clamp((x - lo) * inv, 0, 1) on f32 lanes (`one`: 1 in every lane). */
+// @ts-ignore: decorator
+@inline function unit4(x: v128, lo: v128, inv: v128, one: v128): v128 {
+  return f32x4.pmax(f32x4.pmin(f32x4.mul(f32x4.sub(x, lo), inv), one), f32x4.splat(0));
+}
+
 /**
- * Whether (x - lo) * inv lies in [0, 1] in f64 for every raw score x of the chunk (f64 offset
- * ow) between X_MIN and X_MAX: the map is monotone in x, so its values at the two extremes bound
- * all others, and clamping them would change nothing.
+ * Whether (x - lo) * inv lies in [0, 1] in f64 for every score x within its scale (the map is
+ * monotone in x: its values at the scale's float32 ends bound all others), so that clamping
+ * changes nothing there. Set by configureWide once the host wrote the rubric.
  */
-function inUnit(ow: usize, loW: usize, invW: usize): bool {
-  let lo = v128.load(X_MIN), hi = v128.load(X_MAX);
-  let loL = v128.load(loW + ow), loH = v128.load(loW + ow, 16);
-  let invL = v128.load(invW + ow), invH = v128.load(invW + ow, 16);
-  let aL = f64x2.mul(f64x2.sub(f64x2.promote_low_f32x4(lo), loL), invL);
-  let aH = f64x2.mul(f64x2.sub(f64x2.promote_low_f32x4(v128.shuffle<f32>(lo, lo, 2, 3, 0, 1)), loH), invH);
-  let bL = f64x2.mul(f64x2.sub(f64x2.promote_low_f32x4(hi), loL), invL);
-  let bH = f64x2.mul(f64x2.sub(f64x2.promote_low_f32x4(v128.shuffle<f32>(hi, hi, 2, 3, 0, 1)), loH), invH);
-  let zero = f64x2.splat(0), one = f64x2.splat(1);
-  let ok = v128.and(v128.and(f64x2.ge(aL, zero), f64x2.le(aL, one)), v128.and(f64x2.ge(aH, zero), f64x2.le(aH, one)));
-  ok = v128.and(ok, v128.and(v128.and(f64x2.ge(bL, zero), f64x2.le(bL, one)), v128.and(f64x2.ge(bH, zero), f64x2.le(bH, one))));
-  return v128.all_true<i64>(ok);
+let scaleInUnit = false;
+
+/** Reads the rubric's f64 map (loW, invW) against the float32 scale ends, for scaleInUnit. */
+export function configureWide(loW: usize, invW: usize): void {
+  scaleInUnit = true;
+  for (let k = 0; k < K; k++) {
+    let lo = load<f64>(loW + (<usize>k << 3)), inv = load<f64>(invW + (<usize>k << 3));
+    let a = (<f64>load<f32>(SCALE_LO + (<usize>k << 2)) - lo) * inv;
+    let b = (<f64>load<f32>(SCALE_HI + (<usize>k << 2)) - lo) * inv;
+    if (!(a >= 0 && a <= 1 && b >= 0 && b <= 1)) scaleInUnit = false;
+  }
 }
 
 /**
  * normalizeGroup's f64 turn over one chunk (f64 offset ow) of m rows: u into UW (clamped when
- * `clamp`; without, the same values when inUnit holds) and each row's two partial sums of w u at
- * `part`, added to the earlier chunks' unless `first`. `masked`: as unitRows.
+ * `clamp`; without, the same values where scaleInUnit holds) and each row's two partial sums of
+ * w u at `part`, added to the earlier chunks' unless `first`. `masked`: as unitRows.
  */
 // @ts-ignore: decorator
 @inline function wideRows(xs: usize, uws: usize, ps: usize, m: i32, ow: usize, loW: usize, invW: usize, w: usize, masked: bool, first: bool, clamp: bool): void {
   let rowBytes = <usize>K << 2;
   let uwBytes = <usize>KP << 3;
   let keep = masked ? v128.load(TAIL_KEEP) : i32x4.splat(-1);
-  let oneW = v128.load(ONES, 16);
   let loL = v128.load(loW + ow), loH = v128.load(loW + ow, 16);
   let invL = v128.load(invW + ow), invH = v128.load(invW + ow, 16);
   let wL = v128.load(w + ow), wH = v128.load(w + ow, 16);
-  for (let i = 0; i < m; i++) {
-    let x = v128.load(xs);
-    if (masked) x = v128.and(x, keep);
-    let xl = f64x2.promote_low_f32x4(x);
-    let xh = f64x2.promote_low_f32x4(v128.shuffle<f32>(x, x, 2, 3, 0, 1));
-    let ul = f64x2.mul(f64x2.sub(xl, loL), invL);
-    let uh = f64x2.mul(f64x2.sub(xh, loH), invH);
-    if (clamp) {
-      ul = f64x2.pmax(f64x2.pmin(ul, oneW), f64x2.splat(0));
-      uh = f64x2.pmax(f64x2.pmin(uh, oneW), f64x2.splat(0));
-    }
-    v128.store(uws, ul);
-    v128.store(uws, uh, 16);
-    let tl = f64x2.mul(wL, ul), th = f64x2.mul(wH, uh);
-    if (!first) {
-      tl = f64x2.add(v128.load(ps), tl);
-      th = f64x2.add(v128.load(ps, 16), th);
-    }
-    v128.store(ps, tl);
-    v128.store(ps, th, 16);
-    xs += rowBytes; uws += uwBytes; ps += 32;
+  let i = 0;
+  for (; i + 2 <= m; i += 2) { // two rows a turn: one loop test for both
+    let x = v128.load(xs), y = v128.load(xs + rowBytes);
+    if (masked) { x = v128.and(x, keep); y = v128.and(y, keep); }
+    wideRow(x, uws, ps, loL, loH, invL, invH, wL, wH, first, clamp);
+    wideRow(y, uws + uwBytes, ps + 32, loL, loH, invL, invH, wL, wH, first, clamp);
+    xs += rowBytes << 1; uws += uwBytes << 1; ps += 64;
   }
+  if (i < m) wideRow(masked ? v128.and(v128.load(xs), keep) : v128.load(xs), uws, ps, loL, loH, invL, invH, wL, wH, first, clamp);
+}
+
+/** wideRows's work on one row's chunk x: its f64 u at `uws`, its two partial sums at `ps`. */
+// @ts-ignore: decorator
+@inline function wideRow(x: v128, uws: usize, ps: usize, loL: v128, loH: v128, invL: v128, invH: v128, wL: v128, wH: v128, first: bool, clamp: bool): void {
+  let xl = f64x2.promote_low_f32x4(x);
+  let xh = f64x2.promote_low_f32x4(v128.shuffle<f32>(x, x, 2, 3, 0, 1));
+  let ul = f64x2.mul(f64x2.sub(xl, loL), invL);
+  let uh = f64x2.mul(f64x2.sub(xh, loH), invH);
+  if (clamp) {
+    let one = f64x2.splat(1);
+    ul = f64x2.pmax(f64x2.pmin(ul, one), f64x2.splat(0));
+    uh = f64x2.pmax(f64x2.pmin(uh, one), f64x2.splat(0));
+  }
+  v128.store(uws, ul);
+  v128.store(uws, uh, 16);
+  let tl = f64x2.mul(wL, ul), th = f64x2.mul(wH, uh);
+  if (!first) {
+    tl = f64x2.add(v128.load(ps), tl);
+    th = f64x2.add(v128.load(ps, 16), th);
+  }
+  v128.store(ps, tl);
+  v128.store(ps, th, 16);
 }
 
 /**
@@ -245,7 +265,7 @@ export function normalizeGroup(src: usize, U: usize, UW: usize, m: i32, valid: u
     // adds its chunks in order. When the raw extremes lie in their scales, no score of the group
     // is out of scale or infinite. Each turn has copies of its own (constant flags) that leave an
     // operation out: the lane mask but in a last chunk that is part of the row, the first chunk's
-    // sum, the f64 clamps where inUnit shows they change nothing.
+    // sum, the f64 clamps where the scores lie in their scales and scaleInUnit holds.
     let chunks = KP >> 2;
     let flags = 0;
     for (let c = 0; c < chunks; c++) {
@@ -257,8 +277,9 @@ export function normalizeGroup(src: usize, U: usize, UW: usize, m: i32, valid: u
         wideRows(xs, uws, part, m, ow, loW, invW, w, true, c == 0, true);
         continue;
       }
-      flags |= unitRows(xs, U + o, m, o, lo, inv, false);
-      let clamp = !inUnit(ow, loW, invW);
+      let f = unitRows(xs, U + o, m, o, lo, inv, false);
+      flags |= f;
+      let clamp = f != 0 || !scaleInUnit;
       if (c == 0) {
         if (clamp) wideRows(xs, uws, part, m, ow, loW, invW, w, false, true, true);
         else wideRows(xs, uws, part, m, ow, loW, invW, w, false, true, false);
