@@ -152,10 +152,7 @@ function usable(col: ArrayLike<unknown>, i: number, j: number): boolean {
   return true;
 }
 
-/**
- * Rows i..j of every score column into out from `at`, row by row. (A function of its own: in the
- * generator that calls it, V8 runs these loops at half the speed.)
- */
+/** Rows i..j of every score column into out from `at`, row by row. */
 function copyScores(cols: readonly (ArrayLike<unknown> | undefined)[], i: number, j: number, out: Float32Array, at: number): void {
   for (let k = 0; k < cols.length; k++) {
     const col = cols[k];
