@@ -3,7 +3,8 @@
  * Incremental build: `node scripts/build.js [wasm|ts] [--force]`. Each step (the two asc builds,
  * tsc) runs only when a hash of its inputs (sources, configs, compiler version) differs from the
  * one recorded after its last success, or its outputs are missing. The hashes live in
- * node_modules/.cache, never in dist/ (which ships).
+ * node_modules/.cache, never in dist/ (which ships), one set per checkout: git worktrees that share
+ * one node_modules through a symlink must not mark each other's dist/ built.
  */
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -12,7 +13,8 @@ import { join } from "node:path";
 
 const root = new URL("..", import.meta.url).pathname;
 const bin = (name) => join(root, "node_modules", ".bin", name);
-const cache = join(root, "node_modules", ".cache", "focal-reward-build");
+const checkout = createHash("sha256").update(root).digest("hex").slice(0, 16);
+const cache = join(root, "node_modules", ".cache", "focal-reward-build", checkout);
 
 /** Every file under `dir` (sorted), for hashing. */
 function files(dir) {

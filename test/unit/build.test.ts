@@ -5,7 +5,7 @@
  * the repository is not touched).
  */
 import { execFileSync } from "node:child_process";
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -36,10 +36,13 @@ for (const o of ${outputs}) fs.writeFileSync(o, "built");
 tool("assemblyscript", "0.28.0", '[`dist/focal-${process.argv[process.argv.length - 1]}.wasm`]');
 tool("typescript", "5.9.0", '["dist/index.js", "dist/index.d.ts"]');
 
-/** Runs the build in the copy; returns what ran (one line per compiler run). */
+/** Runs the build in a checkout (the copy unless told); returns what ran (one line per compiler run). */
 function build(...args: string[]): string[] {
+  return buildIn(dir, ...args);
+}
+function buildIn(checkout: string, ...args: string[]): string[] {
   writeFileSync(log, "");
-  execFileSync(process.execPath, [join(dir, "scripts/build.js"), ...args], { cwd: dir, stdio: "pipe", timeout: 60_000 });
+  execFileSync(process.execPath, [join(checkout, "scripts/build.js"), ...args], { cwd: checkout, stdio: "pipe", timeout: 60_000 });
   return readFileSync(log, "utf8").split("\n").filter(Boolean);
 }
 
@@ -83,5 +86,21 @@ describe("incremental build", () => {
     expect(build("ts", "--force")).toEqual(TSC);
     expect(build("wasm")).toEqual([]);
     expect(() => build("docs")).toThrow(/unknown step 'docs'/);
+  });
+
+  it("a second checkout sharing node_modules through a symlink (a git worktree) keeps its own record", () => {
+    build();
+    const other = join(dir, "worktree");
+    for (const p of ["scripts", "assembly", "src", "asconfig.json", "tsconfig.json"]) cpSync(join(dir, p), join(other, p), { recursive: true });
+    symlinkSync(join(dir, "node_modules"), join(other, "node_modules"));
+    // same sources, no dist/ of its own yet: it builds; the first checkout stays built
+    expect(buildIn(other)).toEqual([...ASC, ...TSC]);
+    expect(build()).toEqual([]);
+    // a change built in one checkout is not taken as built in the other
+    writeFileSync(join(other, "assembly/index.ts"), `${readFileSync(join(other, "assembly/index.ts"), "utf8")}\n// changed\n`);
+    expect(buildIn(other)).toEqual(ASC);
+    writeFileSync(join(dir, "assembly/index.ts"), readFileSync(join(other, "assembly/index.ts")));
+    expect(build()).toEqual(ASC);
+    expect(buildIn(other)).toEqual([]);
   });
 });
