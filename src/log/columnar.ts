@@ -820,7 +820,7 @@ function arrowNulls(v: ArrowVector, into: Float64Array): Float64Array | undefine
   return out;
 }
 
-let arrowCodeBuffer = new Int32Array(0);
+let arrowCodeBuffer = new Int32Array(0), dictCodes = new Int32Array(0);
 
 /**
  * A string column without nulls as group codes: a value whose bytes repeat the row before's
@@ -848,13 +848,16 @@ function arrowCodes(v: ArrowVector): GroupCodes | undefined {
     return { codes, values };
   }
   if (t === DICTIONARY_TYPE && d.length === 1 && d[0]!.dictionary && ArrayBuffer.isView(d[0]!.values) && !(d[0]!.values instanceof BigInt64Array || d[0]!.values instanceof BigUint64Array)) {
+    // the batch's codes number the dictionary entries it uses (a dictionary may hold a whole file's groups)
     const dict = d[0]!.dictionary, idx = d[0]!.values as Int32Array;
+    if (dictCodes.length < dict.length) dictCodes = new Int32Array(Math.max(dict.length, 2 * dictCodes.length));
+    dictCodes.fill(-1, 0, dict.length);
     for (let r = 0; r < v.length; r++) {
       const x = idx[r]!;
       if (!(x >= 0 && x < dict.length)) return undefined;
-      codes[r] = x;
+      if (dictCodes[x]! < 0) dictCodes[x] = values.push(dict.get(x)) - 1;
+      codes[r] = dictCodes[x]!;
     }
-    for (let c = 0; c < dict.length; c++) values.push(dict.get(c));
     return { codes, values };
   }
   return undefined;

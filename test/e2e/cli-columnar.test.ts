@@ -8,7 +8,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { tableFromArrays, tableToIPC, RecordBatch, Table } from "apache-arrow";
+import { Dictionary, Float64, Int32, RecordBatch, Table, Utf8, tableFromArrays, tableToIPC, vectorFromArray } from "apache-arrow";
 import { parquetWriteFile } from "hyparquet-writer";
 import { afterAll, describe, expect, it } from "vitest";
 import { CLI, ROOT } from "../support/paths.js";
@@ -55,6 +55,13 @@ describe("Parquet and Arrow IPC input", () => {
     expect(cli(["compare", "--input", arrow, "--input-format", "arrow", "--output-format", "json", "--rubric", WB_RUBRIC]).stdout).toBe(cmp);
     const rep = cli(["replay", WB_SCORES, "--rubric", WB_RUBRIC, "--report", join(dir, "a.html")]).stdout;
     expect(cli(["replay", parquet, "--rubric", WB_RUBRIC, "--report", join(dir, "b.html")]).stdout).toBe(rep);
+    // a dictionary-encoded group column (pandas' categorical), in several record batches
+    const dictGroup = join(dir, "dict.arrow");
+    {
+      const t = new Table({ group: vectorFromArray(group, new Dictionary(new Utf8(), new Int32())), ...Object.fromEntries(ids.map((id, k) => [id, vectorFromArray(cols[k]!, new Float64())])) });
+      writeFileSync(dictGroup, tableToIPC(new Table([0, 12, 24].map((s) => t.slice(s, Math.min(s + 12, t.numRows)).batches).flat() as RecordBatch[]), "file"));
+    }
+    expect(cli(["score", "--rubric", WB_RUBRIC, "--input", dictGroup]).stdout).toBe(base.stdout);
     // Arrow IPC as a stream on stdin
     const t = tableFromArrays({ group, ...Object.fromEntries(ids.map((id, k) => [id, cols[k]!])) } as Record<string, unknown[]>);
     const piped = spawnSync(process.execPath, [CLI, "score", "--rubric", WB_RUBRIC, "--input-format", "arrow"], { input: Buffer.from(tableToIPC(t, "stream")), encoding: "utf8" });
