@@ -863,11 +863,14 @@ function arrowCodes(v: ArrowVector): GroupCodes | undefined {
   return undefined;
 }
 
-/** An Arrow vector as an array-like: int and float columns without nulls as their typed array (no copy). */
+/**
+ * An Arrow vector as an array-like: int and float columns without nulls as their typed array (no
+ * copy); half floats (their typed array holds the raw bits) and the rest as apache-arrow's get() reads them.
+ */
 function arrowColumn(v: ArrowVector): ArrayLike<unknown> {
   const d = v.data;
   const t = v.type.typeId;
-  if ((t === INT || t === FLOAT) && d.length === 1 && d[0]!.nullCount === 0 && ArrayBuffer.isView(d[0]!.values)) {
+  if ((t === INT || (t === FLOAT && v.type.precision !== HALF)) && d.length === 1 && d[0]!.nullCount === 0 && ArrayBuffer.isView(d[0]!.values)) {
     const vals = d[0]!.values as Float64Array;
     return vals.subarray(d[0]!.offset, d[0]!.offset + d[0]!.length);
   }

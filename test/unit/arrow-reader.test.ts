@@ -1,0 +1,62 @@
+/**
+ * The Arrow IPC reader (src/log/columnar.ts) reads score columns of every float and int type,
+ * with and without nulls, in several record batches, as apache-arrow's own `get()` reads them
+ * (null as NaN): half-precision floats as their values, not their raw bits.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Float16, Float32, Float64, Int32, RecordBatch, Table, Utf8, tableFromIPC, tableToIPC, vectorFromArray } from "apache-arrow";
+import { afterAll, describe, expect, it } from "vitest";
+import { arrowSource } from "../../dist/log/columnar.js";
+import { prng } from "../support/prng.js";
+
+const dir = mkdtempSync(join(tmpdir(), "focal-arrow-reader-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const N = 2000;
+const r = prng(16);
+const col = (f: () => number | null) => Array.from({ length: N }, f);
+const halves = [0, 0.25, 0.5, 0.75, 1, -2, 1 / 3, 0.1, 65504]; // 1/3 and 0.1 round to their nearest half
+const COLUMNS = {
+  half: { type: new Float16(), data: col(() => halves[Math.floor(r() * halves.length)]!) },
+  halfNulls: { type: new Float16(), data: col(() => (r() < 0.1 ? null : halves[Math.floor(r() * halves.length)]!)) },
+  float: { type: new Float32(), data: col(() => Math.fround(r())) },
+  floatNulls: { type: new Float32(), data: col(() => (r() < 0.1 ? null : Math.fround(r()))) },
+  double: { type: new Float64(), data: col(() => r() * 2 - 1) },
+  doubleNulls: { type: new Float64(), data: col(() => (r() < 0.1 ? null : r() < 0.01 ? NaN : r())) },
+  int: { type: new Int32(), data: col(() => Math.floor(r() * 10) - 5) },
+};
+const IDS = Object.keys(COLUMNS) as (keyof typeof COLUMNS)[];
+
+const file = join(dir, "log.arrow");
+{
+  const t = new Table({
+    step: vectorFromArray(col(() => 0).map((_, i) => i >> 8), new Int32()),
+    group: vectorFromArray(col(() => 0).map((_, i) => `g${i >> 4}`), new Utf8()),
+    ...Object.fromEntries(IDS.map((id) => [id, vectorFromArray(COLUMNS[id].data, COLUMNS[id].type)])),
+  });
+  // record batches of 700 rows: slices of one table (offsets into shared buffers)
+  const batches = [0, 700, 1400].map((s) => t.slice(s, Math.min(s + 700, N)).batches).flat() as RecordBatch[];
+  writeFileSync(file, tableToIPC(new Table(batches), "file"));
+}
+
+const bits = (x: unknown) => (x === null || x === undefined ? "NaN" : Object.is(x, -0) ? "-0" : String(x));
+
+describe("Arrow reader", () => {
+  it("reads every score column as apache-arrow's get() does (float16 as values; null as NaN)", async () => {
+    const table = tableFromIPC(readFileSync(file));
+    const src = await arrowSource(file);
+    let at = 0, batches = 0;
+    for await (const batch of src.batches(IDS)) {
+      batches++;
+      for (let i = 0; i < batch.rows; i++) {
+        IDS.forEach((id, k) => expect(bits(batch.scores[k]![i]), `${id} row ${at + i}`).toBe(bits(table.getChild(id)!.get(at + i))));
+      }
+      at += batch.rows;
+    }
+    expect([at, batches]).toEqual([N, 3]);
+    // and half precision is what was written, rounded to the nearest half
+    expect(Array.from({ length: 9 }, (_, i) => table.getChild("half")!.get(i))).toEqual(COLUMNS.half.data.slice(0, 9).map((x) => (x === 1 / 3 ? 0.333251953125 : x === 0.1 ? 0.0999755859375 : x)));
+  });
+});
