@@ -55,7 +55,7 @@ let LOW: usize, INVW: usize, BASEW: usize, GBW: usize, ROWW: usize, ACCW: usize,
 let GSUM: usize, GSQ: usize, GCNT: usize, GMIN: usize, GMAX: usize, SATSUM: usize, SATN: usize;
 let MSUM: usize, MSQ: usize, MCNT: usize, MCONST: usize, MPRES: usize, MWEIGHT: usize, MSAT: usize;
 let SORT: usize, SUMMARY: usize, FSTREAMR: usize, FIXED: usize, SAF: usize;
-let SCALE_LO: usize, SCALE_HI: usize, OUTSIDE: usize, PRESENT: usize;
+let SCALE_LO: usize, SCALE_HI: usize, OUTSIDE: usize, PRESENT: usize, DCONST: usize;
 
 /** KP lanes per vector for k criteria. */
 function lanes(k: i32): usize { return <usize>((k + 3) & ~3); }
@@ -96,6 +96,7 @@ export function layout(base: usize, k: i32): void {
   MPRES = stat(Stat.Present); MWEIGHT = stat(Stat.Weight); MSAT = stat(Stat.Saturation);
   SORT = region(Region.Sort);
   SCALE_LO = region(Region.ScaleLo); SCALE_HI = region(Region.ScaleHi); OUTSIDE = region(Region.OutOfScale); PRESENT = region(Region.ScalePresent);
+  DCONST = region(Region.DenseConstant);
   wideLayout(SCALE_LO, SCALE_HI, GSUM, GSQ, GCNT, GMIN, GMAX);
   SUMMARY = slot(Head.SummaryAt);
   aggregatorLayout(region(Region.Penalty), region(Region.Required), region(Region.AggregatorRow), region(Region.AggregatorWeights),
@@ -493,6 +494,8 @@ export function score(): i32 {
   store<f64>(SUMMARY, 0, Summary.ActiveGroups << 3);
   memory.fill(OUTSIDE, 0, uBytes);
   memory.fill(PRESENT, 0, uBytes);
+  memory.fill(DCONST, 0, uBytes);
+  countedRows = 0; countedGroups = 0;
   let stream = scope != ScopeCode.Group && method == MethodCode.Focal;
   let keep = stream && uRows >= n;
   let U0 = U;
@@ -500,6 +503,8 @@ export function score(): i32 {
   if (method == MethodCode.Pow3r) beginCall();
 
   let baseSum = laneSumWide(BASEW);
+  denseGroups = 0; denseZeroStd = 0;
+  let inScaleRows = 0; // rows of groups whose scores are all present and in scale, added to PRESENT once
   let start = 0;
   for (let g = 0; g < groups; g++) {
     let m = load<i32>(sizes + (<usize>g << 2));
@@ -510,7 +515,7 @@ export function score(): i32 {
     let rows = scores + <usize>start * rowBytes;
     let validAt = valid != 0 ? valid + <usize>start : 0;
     let top = normalizeGroup(rows, U, UW, m, validAt, outD + (<usize>start << 2), DW, LO, INV, LOW, INVW, bW, bSum, P);
-    if (validAt == 0 && groupInScale) addPresent(PRESENT, m);
+    if (validAt == 0 && groupInScale) inScaleRows += m;
     else countOutOfScale(rows, m, validAt, SCALE_LO, SCALE_HI, OUTSIDE, PRESENT);
     let anyValid = groupAnyValid;
     let dense = !groupHasAbsent;
@@ -519,12 +524,13 @@ export function score(): i32 {
     tiltedSums(UW, DW, P, pSum, m, dense, tauW, ACCW, MASSW);
     saturationWide(ACCW, MASSW, SATW, SAT);
     if (!groupStatsDone) groupStats(U, outD + (<usize>start << 2), m, dense, GSUM, GSQ, GCNT, GMIN, GMAX);
-    foldStats(anyValid, groupStatsDone);
+    foldStats(anyValid, groupStatsDone, m);
     if (stream) {
       accumulatePresent();
     } else if (anyValid) {
       if (method == MethodCode.Focal) {
         focalRewards(bW, UW, m, dense, outD + (<usize>start << 2), outR + (<usize>start << 2));
+        if (groupStatsDone && m > 0) finishDense(start, m, outR, outA); // every row valid
       } else if (aggregated()) {
         aggregateGroup(method, start, m, U, b, SAT, outD, outR, FW);
       } else {
@@ -542,6 +548,8 @@ export function score(): i32 {
     }
     start += m;
   }
+  addPresent(PRESENT, inScaleRows);
+  foldCounts();
   if (sawInfinity) return 1;
   if (refuseOutOfScale && totalOf(OUTSIDE) > 0) return 2;
   if (method == MethodCode.SaMrpo) saMrpo(groups, scores, valid, sizes, instW, outD, outA, U0, UW, DW, P);
@@ -599,26 +607,38 @@ export function score(): i32 {
   v128.store(acc, f64x2.add(v128.load(acc), x));
 }
 
-/** The group's statistics (GSUM ... GMAX) into the call's (MSUM ...); `counted`: every lane has a count (groupStatsDone). */
-function foldStats(anyValid: bool, counted: bool): void {
+/**
+ * The group's statistics (GSUM ... GMAX) into the call's (MSUM ...). `counted` (groupStatsDone):
+ * all m rows are valid and present; then the sums are added here, in group order, and the counts
+ * (whole numbers: exact in any order) once a call by foldCounts.
+ */
+function foldStats(anyValid: bool, counted: bool, m: i32): void {
   if (!anyValid) return;
   let k = 0;
   if (ASC_FEATURE_SIMD) {
-    let one = f64x2.splat(1);
     if (counted) {
-      // addWhere2's sums where every mask is set; the addresses in locals (V8 reloads globals).
-      let gSum = GSUM, gSq = GSQ, gCnt = GCNT, gMin = GMIN, gMax = GMAX;
-      let mSum = MSUM, mSq = MSQ, mCnt = MCNT, mPres = MPRES, mConst = MCONST;
+      let gSum = GSUM, gSq = GSQ, gMin = GMIN, gMax = GMAX, mSum = MSUM, mSq = MSQ, dConst = DCONST; // locals: V8 reloads globals
       for (; k + 2 <= K; k += 2) {
         let o = <usize>k << 2;
         let w = <usize>k << 3;
         addTo2(mSum + w, wide2(gSum + o));
         addTo2(mSq + w, wide2(gSq + o));
-        addTo2(mCnt + w, wide2(gCnt + o));
-        addTo2(mPres + w, one);
-        addTo2(mConst + w, v128.and(f64x2.eq(wide2(gMin + o), wide2(gMax + o)), one));
       }
+      for (; k < K; k++) {
+        let o = <usize>k << 2;
+        let w = <usize>k << 3;
+        store<f64>(mSum + w, load<f64>(mSum + w) + load<f32>(gSum + o));
+        store<f64>(mSq + w, load<f64>(mSq + w) + load<f32>(gSq + o));
+      }
+      // -1 in each constant lane (lanes past K too: foldCounts leaves them out).
+      for (let o: usize = 0, end = <usize>KP << 2; o < end; o += 16) {
+        v128.store(dConst + o, i32x4.add(v128.load(dConst + o), f32x4.eq(v128.load(gMin + o), v128.load(gMax + o))));
+      }
+      countedRows += m;
+      countedGroups++;
+      return;
     }
+    let one = f64x2.splat(1);
     for (; k + 2 <= K; k += 2) {
       let o = <usize>k << 2;
       let w = <usize>k << 3;
@@ -641,6 +661,21 @@ function foldStats(anyValid: bool, counted: bool): void {
     store<f64>(MCNT + w, load<f64>(MCNT + w) + c);
     store<f64>(MPRES + w, load<f64>(MPRES + w) + 1);
     if (load<f32>(GMIN + o) == load<f32>(GMAX + o)) store<f64>(MCONST + w, load<f64>(MCONST + w) + 1);
+  }
+}
+
+/** Rows and groups foldStats counted (all rows valid and present) this call; their constant lanes are in DCONST. */
+let countedRows = 0;
+let countedGroups = 0;
+
+/** foldStats's counts of the counted groups into MCNT, MPRES and MCONST. */
+function foldCounts(): void {
+  if (countedGroups == 0) return;
+  for (let k = 0; k < K; k++) {
+    let w = <usize>k << 3;
+    store<f64>(MCNT + w, load<f64>(MCNT + w) + <f64>countedRows);
+    store<f64>(MPRES + w, load<f64>(MPRES + w) + <f64>countedGroups);
+    store<f64>(MCONST + w, load<f64>(MCONST + w) - <f64>load<i32>(DCONST + (<usize>k << 2)));
   }
 }
 
@@ -794,6 +829,12 @@ let totalFlat = false;
 
 /** Sum (f64, in row order) of the rewards of a group's valid rows. */
 function groupTotals(start: i32, m: i32, outR: usize, outD: usize): f64 {
+  return totals(start, m, outR, outD, false);
+}
+
+/** groupTotals's sums; `dense` (a constant): every row is valid, outD is not read. */
+// @ts-ignore: decorator
+@inline function totals(start: i32, m: i32, outR: usize, outD: usize, dense: bool): f64 {
   let sum: f64 = 0;
   let cnt = 0;
   let lo: f32 = Infinity, hi: f32 = -Infinity;
@@ -806,13 +847,19 @@ function groupTotals(start: i32, m: i32, outR: usize, outD: usize): f64 {
     let lov = f32x4.splat(Infinity), hiv = f32x4.splat(-Infinity);
     for (; i + 4 <= end; i += 4) {
       let o = <usize>i << 2;
-      let d = v128.load(outD + o);
-      let valid = f32x4.eq(d, d);
       let r = v128.load(outR + o);
-      cnt += popcnt<i32>(i32x4.bitmask(valid));
-      lov = f32x4.pmin(lov, v128.bitselect(r, lov, valid));
-      hiv = f32x4.pmax(hiv, v128.bitselect(r, hiv, valid));
-      r = v128.and(valid, r);
+      if (dense) {
+        cnt += 4;
+        lov = f32x4.pmin(lov, r);
+        hiv = f32x4.pmax(hiv, r);
+      } else {
+        let d = v128.load(outD + o);
+        let valid = f32x4.eq(d, d);
+        cnt += popcnt<i32>(i32x4.bitmask(valid));
+        lov = f32x4.pmin(lov, v128.bitselect(r, lov, valid));
+        hiv = f32x4.pmax(hiv, v128.bitselect(r, hiv, valid));
+        r = v128.and(valid, r);
+      }
       let r01 = f64x2.promote_low_f32x4(r);
       let r23 = f64x2.promote_low_f32x4(v128.shuffle<f32>(r, r, 2, 3, 0, 1));
       sum += f64x2.extract_lane(r01, 0);
@@ -827,8 +874,10 @@ function groupTotals(start: i32, m: i32, outR: usize, outD: usize): f64 {
   }
   for (; i < end; i++) {
     let o = <usize>i << 2;
-    let d = load<f32>(outD + o);
-    if (d != d) continue;
+    if (!dense) {
+      let d = load<f32>(outD + o);
+      if (d != d) continue;
+    }
     let r = load<f32>(outR + o);
     sum += r; cnt++;
     lo = r < lo ? r : lo;
@@ -839,8 +888,32 @@ function groupTotals(start: i32, m: i32, outR: usize, outD: usize): f64 {
   return sum;
 }
 
+/**
+ * Groups finished in score()'s loop (finishDense) and the zero-std ones among them: when every
+ * group of the call was, finishRewards has nothing left to do.
+ */
+let denseGroups = 0;
+let denseZeroStd = 0;
+
+/**
+ * finishRewards's work for a group of m > 0 rows that are all valid, done while its rewards are in
+ * cache: the same sums and advantages as groupTotals and groupAdvantages, without the row tests.
+ */
+function finishDense(start: i32, m: i32, outR: usize, outA: usize): void {
+  let sum = totals(start, m, outR, 0, true);
+  denseGroups++;
+  if (totalFlat) denseZeroStd++;
+  advantages(start, m, m, sum / <f64>m, outR, 0, outA, true);
+}
+
 /** Invalid rows take their group's mean reward (or the batch's); then advantages per group. */
 function finishRewards(n: i32, groups: i32, sizes: usize, outR: usize, outD: usize, outA: usize): void {
+  if (denseGroups == groups) {
+    store<f64>(SUMMARY, <f64>denseZeroStd, Summary.ZeroStdGroups << 3);
+    store<f64>(SUMMARY, <f64>groups, Summary.ActiveGroups << 3);
+    return;
+  }
+  // Some group needs the row tests: all of them again (a finished group gets the same values).
   let batchSum: f64 = 0;
   let batchCount = 0;
   let emptyGroups = 0;
@@ -861,7 +934,7 @@ function finishRewards(n: i32, groups: i32, sizes: usize, outR: usize, outD: usi
         if (d != d) store<f32>(outR + o, mean);
       }
     }
-    if (method != MethodCode.Gdpo && method != MethodCode.SaMrpo) groupAdvantages(start, m, cnt, sum / <f64>max(cnt, 1), outR, outD, outA);
+    if (method != MethodCode.Gdpo && method != MethodCode.SaMrpo) advantages(start, m, cnt, sum / <f64>max(cnt, 1), outR, outD, outA, false);
     start += m;
   }
   store<f64>(SUMMARY, <f64>zeroStd, Summary.ZeroStdGroups << 3);
@@ -883,42 +956,68 @@ function finishRewards(n: i32, groups: i32, sizes: usize, outR: usize, outD: usi
   if (method == MethodCode.Gdpo || method == MethodCode.SaMrpo) gdpoBatch(n, outD, outA);
 }
 
-function groupAdvantages(start: i32, m: i32, cnt: i32, mean: f64, outR: usize, outD: usize, outA: usize): void {
+/**
+ * A group's advantages from its cnt valid rows' mean reward (0 for an invalid row, and for all
+ * when cnt < 2); `dense` (a constant): every row is valid, outD is not read. One loop per mode.
+ */
+// @ts-ignore: decorator
+@inline function advantages(start: i32, m: i32, cnt: i32, mean: f64, outR: usize, outD: usize, outA: usize, dense: bool): void {
   let mode = cnt >= 2 ? advantage : AdvantageCode.None; // fewer than two valid rows: advantage 0
   let std: f64 = 0;
   if (mode == AdvantageCode.Grpo) {
     let ss: f64 = 0;
     for (let i = start; i < start + m; i++) {
       let o = <usize>i << 2;
-      let d = load<f32>(outD + o);
-      if (d == d) { let x = <f64>load<f32>(outR + o) - mean; ss += x * x; }
+      if (!dense) {
+        let d = load<f32>(outD + o);
+        if (d != d) continue;
+      }
+      let x = <f64>load<f32>(outR + o) - mean;
+      ss += x * x;
     }
     std = Math.sqrt(ss / (cnt - 1));
   }
   let scale = 1 / (std + advEps);
   let others = 1 / <f64>(cnt - 1);
   let total = mean * cnt;
-  let i = start;
   let end = start + m;
+  if (mode == AdvantageCode.Grpo) advantageRows(start, end, AdvantageCode.Grpo, mean, scale, total, others, outR, outD, outA, dense);
+  else if (mode == AdvantageCode.DrGrpo) advantageRows(start, end, AdvantageCode.DrGrpo, mean, scale, total, others, outR, outD, outA, dense);
+  else if (mode == AdvantageCode.Rloo) advantageRows(start, end, AdvantageCode.Rloo, mean, scale, total, others, outR, outD, outA, dense);
+  else advantageRows(start, end, AdvantageCode.None, mean, scale, total, others, outR, outD, outA, dense);
+}
+
+/** advantages's rows start..end for one `mode` (a constant). */
+// @ts-ignore: decorator
+@inline function advantageRows(start: i32, end: i32, mode: i32, mean: f64, scale: f64, total: f64, others: f64,
+  outR: usize, outD: usize, outA: usize, dense: bool): void {
+  let i = start;
   if (ASC_FEATURE_SIMD) {
     // Two rows a turn in f64x2 lanes: the same f64 operations per row, 0 for an invalid row.
     let mv = f64x2.splat(mean), sv = f64x2.splat(scale), tv = f64x2.splat(total), ov = f64x2.splat(others);
     for (; i + 2 <= end; i += 2) {
       let o = <usize>i << 2;
-      let d = wide2(outD + o);
       let r = wide2(outR + o);
       let a = f64x2.splat(0);
       if (mode == AdvantageCode.Grpo) a = f64x2.mul(f64x2.sub(r, mv), sv);
       else if (mode == AdvantageCode.DrGrpo) a = f64x2.sub(r, mv);
       else if (mode == AdvantageCode.Rloo) a = f64x2.sub(r, f64x2.mul(f64x2.sub(tv, r), ov));
-      v128.store64_lane(outA + o, f32x4.demote_f64x2_zero(v128.and(f64x2.eq(d, d), a)), 0);
+      if (!dense) {
+        let d = wide2(outD + o);
+        a = v128.and(f64x2.eq(d, d), a);
+      }
+      v128.store64_lane(outA + o, f32x4.demote_f64x2_zero(a), 0);
     }
   }
   for (; i < end; i++) {
     let o = <usize>i << 2;
-    let d = load<f32>(outD + o);
     let a: f64 = 0;
-    if (d == d && mode != AdvantageCode.None) {
+    let valid = true;
+    if (!dense) {
+      let d = load<f32>(outD + o);
+      valid = d == d;
+    }
+    if (valid && mode != AdvantageCode.None) {
       let r = <f64>load<f32>(outR + o);
       if (mode == AdvantageCode.Grpo) a = (r - mean) * scale;
       else if (mode == AdvantageCode.DrGrpo) a = r - mean;

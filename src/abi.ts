@@ -103,7 +103,9 @@ export enum Region {
   GroupBaseWide = BaseWide + 2, RowWide = GroupBaseWide + 2, AccWide = RowWide + 2, MassWide = AccWide + 2,
   SaturationWide = MassWide + 2, CoefficientsWide = SaturationWide + 2, FocalWide = CoefficientsWide + 2,
   MaskWide = FocalWide + 2, KeptWide = MaskWide + 2,
-  End = KeptWide + 2,
+  /** Kernel scratch (i32): how many of a call's fully valid groups have each criterion constant. */
+  DenseConstant = KeptWide + 2,
+  End,
 }
 
 /** What the kernel's abi(query) export answers, so a test can compare the built wasm with this file. */

@@ -258,6 +258,8 @@ async function runCase(c: Case, worst: Worst, tolModel: TolModel = defaultTol): 
       for (let i = 0; i < a.length && bad < 0; i++) if (a[i] !== b[i]) bad = i;
       expect(bad, `seed ${c.seed} call ${t}: simd vs scalar ${f}[${bad}] differ: ${simd[f][bad]} vs ${scalar[f][bad]}`).toBe(-1);
     }
+    // The statistics too: simd folds a fully valid group's counts once a call, scalar group by group.
+    expect(scalar.metrics, `seed ${c.seed} call ${t}: simd vs scalar metrics`).toEqual(simd.metrics);
     const tolOf = tolModel(c, o, call);
     if (tolModel === defaultTol) checkScoreOne(c, engines, call, state, t);
     compare(`call ${t} js`, c, js, simd, tolOf, worst, o);
