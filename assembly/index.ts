@@ -310,8 +310,8 @@ function plainFocal(sat: usize, b: usize): usize {
     for (let o: usize = 0, end = <usize>KP << 3; o < end; o += 16) {
       let s = v128.load(sat + o);
       let h = f64x2.add(f64x2.sub(one, s), eps);
-      let pw = power > 0 ? h : one;
-      for (let j = 1; j < power; j++) pw = f64x2.mul(pw, h);
+      let pw = power == 3 ? f64x2.mul(f64x2.mul(h, h), h) : power == 2 ? f64x2.mul(h, h) : power > 0 ? h : one; // the default 3 without the loop
+      for (let j = power == 3 ? 3 : power == 2 ? 2 : 1; j < power; j++) pw = f64x2.mul(pw, h);
       let c = v128.and(f64x2.eq(s, s), f64x2.mul(v128.load(b + o), pw));
       v128.store(coef + o, c);
       total += f64x2.extract_lane(c, 0);
@@ -522,7 +522,8 @@ export function score(): i32 {
     // Tilted saturation (steps 2-3, f64) and per-criterion statistics over the valid rows.
     let pSum = dense ? tiltWide(DW, P, m, top, tauW) : 0;
     tiltedSums(UW, DW, P, pSum, m, dense, tauW, ACCW, MASSW);
-    saturationWide(ACCW, MASSW, SATW, SAT);
+    let everySat = dense && anyValid; // every criterion then has a saturation: mass = pSum >= 1
+    saturationWide(ACCW, MASSW, SATW, SAT, everySat);
     if (!groupStatsDone) groupStats(U, outD + (<usize>start << 2), m, dense, GSUM, GSQ, GCNT, GMIN, GMAX);
     foldStats(anyValid, groupStatsDone, m);
     if (stream) {
@@ -538,7 +539,7 @@ export function score(): i32 {
         memory.copy(outR + (<usize>start << 2), outD + (<usize>start << 2), <usize>m << 2);
         if (method == MethodCode.Gdpo) gdpoGroup(start, m, U, b, outD, outA);
       }
-      accumulateWeights();
+      accumulateWeights(everySat);
     } else {
       fill(FW, 0);
     }
@@ -679,10 +680,19 @@ function foldCounts(): void {
   }
 }
 
-function accumulateWeights(): void {
+/** The group's weights and saturations into the call's sums where it has a saturation (`every`: in every lane). */
+function accumulateWeights(every: bool): void {
   let k = 0;
   if (ASC_FEATURE_SIMD) {
     let sat = SAT, fw = FW, mWeight = MWEIGHT, mSat = MSAT; // locals: V8 reloads globals
+    if (every) {
+      for (; k + 2 <= K; k += 2) {
+        let o = <usize>k << 2;
+        let w = <usize>k << 3;
+        addTo2(mWeight + w, wide2(fw + o));
+        addTo2(mSat + w, wide2(sat + o));
+      }
+    }
     for (; k + 2 <= K; k += 2) {
       let o = <usize>k << 2;
       let w = <usize>k << 3;

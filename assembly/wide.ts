@@ -623,16 +623,14 @@ export function tiltedSums(UW: usize, d: usize, p: usize, pSum: f64, m: i32, den
   }
 }
 
-/** s = clamp(acc / mass, 0, 1) where mass > 0, NaN (no estimate) elsewhere; in f64 (sat) and f32 (sat32). */
-export function saturationWide(acc: usize, mass: usize, sat: usize, sat32: usize): void {
+/**
+ * s = clamp(acc / mass, 0, 1) where mass > 0, NaN (no estimate) elsewhere; in f64 (sat) and f32
+ * (sat32). `every`: mass > 0 in every lane.
+ */
+export function saturationWide(acc: usize, mass: usize, sat: usize, sat32: usize, every: bool): void {
   if (ASC_FEATURE_SIMD) {
-    let nan = f64x2.splat(NaN);
-    for (let o: usize = 0, end = <usize>KP << 3; o < end; o += 16) {
-      let mv = v128.load(mass + o);
-      let s = v128.bitselect(clampWide(f64x2.div(v128.load(acc + o), mv)), nan, f64x2.gt(mv, f64x2.splat(0)));
-      v128.store(sat + o, s);
-      v128.store64_lane(sat32 + (o >> 1), f32x4.demote_f64x2_zero(s), 0);
-    }
+    if (every) saturationTurns(acc, mass, sat, sat32, true);
+    else saturationTurns(acc, mass, sat, sat32, false);
     return;
   }
   for (let k = 0; k < KP; k++) {
@@ -641,5 +639,19 @@ export function saturationWide(acc: usize, mass: usize, sat: usize, sat32: usize
     let s = mv > 0 ? clamp01d(load<f64>(acc + o) / mv) : <f64>NaN;
     store<f64>(sat + o, s);
     store<f32>(sat32 + (<usize>k << 2), <f32>s);
+  }
+}
+
+/** saturationWide's v128 loop; `every` (a constant) leaves the test of mass out. */
+// @ts-ignore: decorator
+@inline function saturationTurns(acc: usize, mass: usize, sat: usize, sat32: usize, every: bool): void {
+  let nan = f64x2.splat(NaN);
+  let one = v128.load(ONES, 16), zero = f64x2.splat(0); // loaded once: V8 builds a v128 constant at each use
+  for (let o: usize = 0, end = <usize>KP << 3; o < end; o += 16) {
+    let mv = v128.load(mass + o);
+    let q = f64x2.pmax(f64x2.pmin(f64x2.div(v128.load(acc + o), mv), one), zero); // clampWide
+    let s = every ? q : v128.bitselect(q, nan, f64x2.gt(mv, zero));
+    v128.store(sat + o, s);
+    v128.store64_lane(sat32 + (o >> 1), f32x4.demote_f64x2_zero(s), 0);
   }
 }
