@@ -33,7 +33,15 @@ export interface OpenLogOptions {
   holdStdin?: boolean;
   /** CSV columns that are not in the rubric. */
   onIgnored?: (columns: string[]) => void;
+  /**
+   * Read a JSONL file in a worker thread (thread.ts) while the caller scores. Default: for files
+   * of THREAD_BYTES or more (the worker costs ~30 ms to start).
+   */
+  thread?: boolean;
 }
+
+/** The size from which a JSONL file is read in a worker thread by default. */
+export const THREAD_BYTES = 8 << 20;
 
 /** The format a file's name implies (undefined: none, read as JSONL). */
 export function formatOf(path: string): LogFormat | undefined {
@@ -99,6 +107,10 @@ export async function openLog(path: string | undefined, o: OpenLogOptions = {}):
     if (criteria.length === 0) throw new InputError(1, "empty input: no rollouts");
   }
   const ids = criteria.map((c) => c.id);
+  if (!stdin && (o.thread ?? size! >= THREAD_BYTES)) {
+    const { threadSteps } = await import("./thread.js");
+    return { criteria, steps: threadSteps(path, ids, counter), bytesRead, size };
+  }
   const steps = (async function* () {
     yield* readSteps(lineBytes(held ?? open()), ids, true);
   })();

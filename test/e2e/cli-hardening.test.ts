@@ -188,3 +188,40 @@ describe("a reader that closes stdout early (focal-reward score ... | head -1)",
     expect(existsSync(state)).toBe(false);
   }, 60000);
 });
+
+describe("JSONL files of 8 MiB or more (read in a worker thread)", () => {
+  // The same bytes on stdin take the one-thread reader: the outputs, errors and exit codes must match.
+  const ids = Array.from({ length: 16 }, (_, k) => `c${k}`);
+  const line = (i: number) => JSON.stringify({ step: Math.floor(i / 1000), group: `g${Math.floor(i / 8)}`, scores: Object.fromEntries(ids.map((id, k) => [id, ((i * 7919 + k * 104729) % 1000) / 999])) });
+  const lines = Array.from({ length: 30000 }, (_, i) => line(i));
+  const rubric = join(dir, "big-rubric.json");
+  const run = (args: string[], input?: string) => {
+    const r = spawnSync(process.execPath, [CLI, ...args, "--rubric", rubric], { input, encoding: "utf8", cwd: dir, timeout: 60000, maxBuffer: 1 << 30 });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  const fromFile = (args: string[], file: string) => run([...args, "--input", file]);
+  const fromStdin = (args: string[], file: string) => run([...args, "--input", "-"], readFileSync(file, "utf8"));
+  const untimed = (html: string) => html.replace(/[\d.]+ s \([^)]*rows\/s\)/g, "");
+
+  it("score, compare and replay give the output of the same log on stdin; a bad row late in the file the same error", () => {
+    writeFileSync(rubric, JSON.stringify({ criteria: ids.map((id) => ({ id })) }));
+    const good = join(dir, "big.jsonl"), bad = join(dir, "big-bad.jsonl");
+    writeFileSync(good, `${lines.join("\n")}\n`);
+    writeFileSync(bad, `${[...lines.slice(0, 27000), '{"step":27,"group":"x","scores":{"c0":"y"}}', ...lines.slice(27000)].join("\n")}\n`);
+    expect(statSync(good).size).toBeGreaterThanOrEqual(8 << 20);
+    for (const file of [good, bad]) {
+      for (const args of [["score"], ["score", "--scope", "stream"], ["compare", "--output-format", "json"]]) {
+        const a = fromFile(args, file), b = fromStdin(args, file);
+        expect(a.code, `${args.join(" ")} ${file}: ${a.stderr}`).toBe(file === good ? 0 : 1);
+        expect(a.stdout, args.join(" ")).toBe(b.stdout);
+        if (file === bad) expect(a.stderr, args.join(" ")).toBe(b.stderr);
+      }
+      const report = (name: string) => ["replay", "--report", join(dir, name)];
+      const a = fromFile(report("thread.html"), file), b = fromStdin(report("one.html"), file);
+      expect(a.code, a.stderr).toBe(file === good ? 0 : 1);
+      if (file === good) expect(untimed(readFileSync(join(dir, "thread.html"), "utf8")).replaceAll(file, "stdin")).toBe(untimed(readFileSync(join(dir, "one.html"), "utf8")));
+      else expect(a.stderr).toBe(b.stderr);
+    }
+    expect(fromFile(["score"], bad).stderr).toContain("line 27001: score 'c0' is \"y\", expected a number or null");
+  }, 120000);
+});

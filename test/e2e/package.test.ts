@@ -12,7 +12,7 @@ describe("npm pack", () => {
   const pkg = JSON.parse(readFileSync("package.json", "utf8")) as Record<string, unknown>;
 
   it("ships LICENSE, the README's docs, both wasm builds and the types of every export", () => {
-    for (const f of ["LICENSE", "README.md", "docs/service.md", "dist/focal-simd.wasm", "dist/focal-scalar.wasm"]) expect(files).toContain(f);
+    for (const f of ["LICENSE", "README.md", "docs/service.md", "dist/focal-simd.wasm", "dist/focal-scalar.wasm", "dist/log/thread-worker.js"]) expect(files).toContain(f);
     const readme = readFileSync("README.md", "utf8");
     for (const [, doc] of readme.matchAll(/\]\((docs\/[^)#]+)/g)) expect(files).toContain(doc);
     for (const entry of Object.values(pkg.exports as Record<string, string | Record<string, string>>)) {

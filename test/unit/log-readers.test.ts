@@ -6,9 +6,14 @@
  * as byte chunks cut anywhere (lineChunks), and the usual line shape takes the in-place path.
  */
 import { describe, expect, it } from "vitest";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Readable } from "node:stream";
 import { FastLine, readSteps, type Row } from "../../dist/log/jsonl.js";
 import { lineBytes, lineChunks } from "../../dist/log/lines.js";
+import { threadSteps } from "../../dist/log/thread.js";
+import type { OpenLogOptions } from "../../dist/log/open.js";
 import type { Step } from "../../dist/log/step.js";
 import { prng } from "../support/prng.js";
 
@@ -261,15 +266,16 @@ describe("openLog: every format gives the same steps, read as the CLI reads them
       const batches = [];
       for (let at = 0; at < t.numRows; at += 70) batches.push(...t.slice(at, Math.min(at + 70, t.numRows)).batches);
       writeFileSync(join(dir, "log.arrow"), tableToIPC(new Table(batches), "file"));
-      const read = async (file: string) => {
+      const read = async (file: string, o?: OpenLogOptions) => {
         const out: { groups: unknown[]; sizes: number[]; scores: number[]; lines: number[] }[] = [];
-        for await (const s of (await openLog(join(dir, file))).steps) {
+        for await (const s of (await openLog(join(dir, file), o)).steps) {
           out.push({ groups: [...s.groups], sizes: [...s.groupSizes], scores: Array.from(s.scores), lines: Array.from(s.lines) });
         }
         return out;
       };
       const [a, b] = [await read("log.jsonl"), await read("log.csv")];
       expect(a).toHaveLength(200);
+      expect(await read("log.jsonl", { thread: true })).toEqual(a); // a worker thread reads it, as files of 8 MiB or more
       expect(b.map((s) => s.scores)).toEqual(a.map((s) => s.scores));
       expect(b.map((s) => s.groups)).toEqual(a.map((s) => s.groups));
       expect(b.map((s) => s.sizes)).toEqual(a.map((s) => s.sizes));
@@ -280,6 +286,43 @@ describe("openLog: every format gives the same steps, read as the CLI reads them
         expect(c.map((s) => s.groups), file).toEqual(a.map((s) => s.groups));
         expect(c.map((s) => s.sizes), file).toEqual(a.map((s) => s.sizes));
       }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("threadSteps: a JSONL file read in a worker thread", () => {
+  it("gives the steps and errors of the reader in one thread, in order, and stops its worker when the caller does", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "focal-thread-"));
+    try {
+      const r = prng(31);
+      const lines: string[] = [];
+      for (let i = 0; i < 3000; i++) lines.push(randomLine(r, String(Math.floor(i / 100))));
+      const good = join(dir, "good.jsonl"), bad = join(dir, "bad.jsonl");
+      writeFileSync(good, lines.join("\n") + "\n");
+      writeFileSync(bad, [...lines.slice(0, 2500), '{"group":1,"scores":{"a":"x"}}', ...lines.slice(2500)].join("\n"));
+      const summary = (s: Step) => ({ step: s.step, groups: s.groups, sizes: s.groupSizes, scores: Array.from(s.scores), valid: Array.from(s.valid), lines: [...s.lines], order: Array.from(s.order), criteria: s.criteria });
+      const read = async (steps: AsyncIterable<Step>) => {
+        const out: ReturnType<typeof summary>[] = [];
+        try {
+          for await (const s of steps) out.push(summary(s));
+        } catch (e) {
+          return { out, error: `${(e as Error).constructor.name}: ${(e as Error).message}` };
+        }
+        return { out, error: undefined };
+      };
+      for (const file of [good, bad]) {
+        const one = await read(readSteps(lineBytes([readFileSync(file)]), IDS, true));
+        const counter = { bytes: 0 };
+        const two = await read(threadSteps(file, IDS, counter));
+        expect(two).toEqual(one);
+        expect(one.out.length).toBeGreaterThan(20);
+        if (file === good) expect(counter.bytes).toBe(statSync(file).size);
+      }
+      expect((await read(readSteps(lineBytes([readFileSync(bad)]), IDS, true))).error).toBe(`InputError: line 2501: score 'a' is "x", expected a number or null`);
+      // A caller that stops early: the worker is stopped (else the test run would not end).
+      for await (const _ of threadSteps(good, IDS, { bytes: 0 })) break;
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
