@@ -455,7 +455,7 @@ function focalRewards(bW: usize, UW: usize, m: i32, dense: bool, d: usize, out: 
   }
   let den = laneSumWide(w);
   if (dense && den > 0) {
-    denseRewardsWide(UW, m, w, den, d, out);
+    denseRewardsWide(UW, m, w, den, d, out, groupStatsDone);
     return;
   }
   let uwBytes = <usize>KP << 3;

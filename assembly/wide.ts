@@ -411,49 +411,16 @@ export function laneDotWide(u: usize, w: usize): f64 {
 /**
  * sum(w u) / den for the m f64 rows at UW (KP lanes apart), every lane present (den =
  * laneSumWide(w) > 0), in f32 into `out`; a row whose `d` (f32) is NaN is left as it is. The
- * same sums as laneDotWide's, in a loop of their own.
+ * same sums as laneDotWide's, in a loop of their own. `allValid` (simd build): no d is NaN and
+ * every u is finite, so that no r is NaN either (w is finite and >= 0).
  */
-export function denseRewardsWide(UW: usize, m: i32, w: usize, den: f64, d: usize, out: usize): void {
+export function denseRewardsWide(UW: usize, m: i32, w: usize, den: f64, d: usize, out: usize, allValid: bool): void {
   let uwBytes = <usize>KP << 3;
   let end = <usize>KP << 3;
   let i = 0;
   if (ASC_FEATURE_SIMD) {
-    // Two rows a turn while both are valid, sharing the weights' loads; each row's sums as below.
-    let dv = f64x2.splat(den);
-    for (; i + 2 <= m; i += 2) {
-      let o = <usize>i << 2;
-      let dd = v128.load64_zero(d + o);
-      if ((i32x4.bitmask(f32x4.eq(dd, dd)) & 3) != 3) break;
-      let u = UW + <usize>i * uwBytes, v = u + uwBytes;
-      let al = f64x2.splat(0), ah = f64x2.splat(0), bl = f64x2.splat(0), bh = f64x2.splat(0);
-      let ow: usize = 0;
-      for (; ow + 64 <= end; ow += 64, u += 64, v += 64) { // two chunks a turn, still added in chunk order
-        let wl = v128.load(w + ow), wh = v128.load(w + ow, 16);
-        al = f64x2.add(al, f64x2.mul(wl, v128.load(u)));
-        ah = f64x2.add(ah, f64x2.mul(wh, v128.load(u, 16)));
-        bl = f64x2.add(bl, f64x2.mul(wl, v128.load(v)));
-        bh = f64x2.add(bh, f64x2.mul(wh, v128.load(v, 16)));
-        wl = v128.load(w + ow, 32); wh = v128.load(w + ow, 48);
-        al = f64x2.add(al, f64x2.mul(wl, v128.load(u, 32)));
-        ah = f64x2.add(ah, f64x2.mul(wh, v128.load(u, 48)));
-        bl = f64x2.add(bl, f64x2.mul(wl, v128.load(v, 32)));
-        bh = f64x2.add(bh, f64x2.mul(wh, v128.load(v, 48)));
-      }
-      if (ow < end) {
-        let wl = v128.load(w + ow), wh = v128.load(w + ow, 16);
-        al = f64x2.add(al, f64x2.mul(wl, v128.load(u)));
-        ah = f64x2.add(ah, f64x2.mul(wh, v128.load(u, 16)));
-        bl = f64x2.add(bl, f64x2.mul(wl, v128.load(v)));
-        bh = f64x2.add(bh, f64x2.mul(wh, v128.load(v, 16)));
-      }
-      // (l0 + l2) + (l1 + l3) of each row: the lanes of its low + high sums, added.
-      let a = f64x2.add(al, ah), b = f64x2.add(bl, bh);
-      let num = f64x2.add(v128.shuffle<f64>(a, b, 0, 2), v128.shuffle<f64>(a, b, 1, 3));
-      let r = f64x2.div(num, dv);
-      // r, or d where r is NaN (d, promoted and demoted again, is d).
-      let rd = v128.bitselect(r, f64x2.promote_low_f32x4(dd), f64x2.eq(r, r));
-      v128.store64_lane(out + o, f32x4.demote_f64x2_zero(rd), 0);
-    }
+    if (allValid) i = denseRewardPairs(UW, m, w, den, d, out, false);
+    else i = denseRewardPairs(UW, m, w, den, d, out, true);
   }
   for (; i < m; i++) {
     let o = <usize>i << 2;
@@ -476,6 +443,57 @@ export function denseRewardsWide(UW: usize, m: i32, w: usize, den: f64, d: usize
     let r = num / den;
     store<f32>(out + o, r == r ? <f32>r : di);
   }
+}
+
+/**
+ * denseRewardsWide's v128 turns: two rows a turn while both are valid, sharing the weights'
+ * loads; each row's sums as laneDotWide's. `tested` (a constant): d's validity and r's NaN are
+ * tested. Returns the first row left for the row loop.
+ */
+// @ts-ignore: decorator
+@inline function denseRewardPairs(UW: usize, m: i32, w: usize, den: f64, d: usize, out: usize, tested: bool): i32 {
+  let uwBytes = <usize>KP << 3;
+  let end = <usize>KP << 3;
+  let dv = f64x2.splat(den);
+  let i = 0;
+  for (; i + 2 <= m; i += 2) {
+    let o = <usize>i << 2;
+    let dd = f64x2.splat(0);
+    if (tested) {
+      dd = v128.load64_zero(d + o);
+      if ((i32x4.bitmask(f32x4.eq(dd, dd)) & 3) != 3) break;
+    }
+    let u = UW + <usize>i * uwBytes, v = u + uwBytes;
+    let al = f64x2.splat(0), ah = f64x2.splat(0), bl = f64x2.splat(0), bh = f64x2.splat(0);
+    let ow: usize = 0;
+    for (; ow + 64 <= end; ow += 64, u += 64, v += 64) { // two chunks a turn, still added in chunk order
+      let wl = v128.load(w + ow), wh = v128.load(w + ow, 16);
+      al = f64x2.add(al, f64x2.mul(wl, v128.load(u)));
+      ah = f64x2.add(ah, f64x2.mul(wh, v128.load(u, 16)));
+      bl = f64x2.add(bl, f64x2.mul(wl, v128.load(v)));
+      bh = f64x2.add(bh, f64x2.mul(wh, v128.load(v, 16)));
+      wl = v128.load(w + ow, 32); wh = v128.load(w + ow, 48);
+      al = f64x2.add(al, f64x2.mul(wl, v128.load(u, 32)));
+      ah = f64x2.add(ah, f64x2.mul(wh, v128.load(u, 48)));
+      bl = f64x2.add(bl, f64x2.mul(wl, v128.load(v, 32)));
+      bh = f64x2.add(bh, f64x2.mul(wh, v128.load(v, 48)));
+    }
+    if (ow < end) {
+      let wl = v128.load(w + ow), wh = v128.load(w + ow, 16);
+      al = f64x2.add(al, f64x2.mul(wl, v128.load(u)));
+      ah = f64x2.add(ah, f64x2.mul(wh, v128.load(u, 16)));
+      bl = f64x2.add(bl, f64x2.mul(wl, v128.load(v)));
+      bh = f64x2.add(bh, f64x2.mul(wh, v128.load(v, 16)));
+    }
+    // (l0 + l2) + (l1 + l3) of each row: the lanes of its low + high sums, added.
+    let a = f64x2.add(al, ah), b = f64x2.add(bl, bh);
+    let num = f64x2.add(v128.shuffle<f64>(a, b, 0, 2), v128.shuffle<f64>(a, b, 1, 3));
+    let r = f64x2.div(num, dv);
+    // r, or d where r is NaN (d, promoted and demoted again, is d).
+    if (tested) r = v128.bitselect(r, f64x2.promote_low_f32x4(dd), f64x2.eq(r, r));
+    v128.store64_lane(out + o, f32x4.demote_f64x2_zero(r), 0);
+  }
+  return i;
 }
 
 /** Sum of the KP lanes of an f64 vector in the lane tree order. */
