@@ -61,14 +61,21 @@ export interface PreparedCall {
   memo?: CallMemo;
 }
 
-/** Per group (nv: its valid rows, 0 = not kept yet) and per group x criterion, what add() keeps. */
+/**
+ * Per group (nv: its valid rows, 0 = not kept yet), per row (strict: the row passes every required
+ * criterion) and per group x criterion, what add() keeps. `passed`: bit x set where the group's
+ * x-th valid row has u >= at (kept for groups of at most MASK_ROWS valid rows).
+ */
 interface CallMemo {
   /** The threshold the counts of passes (yes) are for. */
   at: number;
-  nv: Int32Array; rows: Int32Array;
-  c: Int32Array; yes: Int32Array; flat: Uint8Array;
+  nv: Int32Array; rows: Int32Array; strict: Uint8Array;
+  c: Int32Array; yes: Int32Array; flat: Uint8Array; passed: Int32Array;
   s0: Float64Array; s1: Float64Array; q0: Float64Array; q1: Float64Array;
 }
+
+/** The most valid rows of a group whose passes are kept as bits of one int32. */
+const MASK_ROWS = 32;
 
 function memoOf(call: PreparedCall, G: number, K: number, at: number): CallMemo {
   const m = call.memo;
@@ -82,8 +89,8 @@ function memoOf(call: PreparedCall, G: number, K: number, at: number): CallMemo 
   const f = () => new Float64Array(G * K);
   return (call.memo = {
     at,
-    nv: new Int32Array(G), rows: new Int32Array(call.n),
-    c: new Int32Array(G * K), yes: new Int32Array(G * K), flat: new Uint8Array(G * K),
+    nv: new Int32Array(G), rows: new Int32Array(call.n), strict: new Uint8Array(call.n),
+    c: new Int32Array(G * K), yes: new Int32Array(G * K), flat: new Uint8Array(G * K), passed: new Int32Array(G * K),
     s0: f(), s1: f(), q0: f(), q1: f(),
   });
 }
@@ -221,17 +228,29 @@ export class Diagnostics {
       if (nv === 0) continue;
       this.activeGroups++;
       this.validRows += nv;
+      // What depends on the data alone (counts, constancy, passes, the sums' step from the
+      // value before to the value after this group) is kept for the next method on this call,
+      // used when its valid rows are the same and its sums are where this one's were.
+      const memo = memoOf(call, G, K, at);
+      const record = memo.nv[g] === 0;
+      const known = !record && memo.nv[g] === nv && sameRows(memo.rows, start, valid, nv);
+      const rowStrict = memo.strict;
       let lo = Infinity, hi = -Infinity, best = -Infinity, bestD = -Infinity, dMean = 0;
       let rSum = this.rSum, rSq = this.rSq, dSum = this.dSum, absA = this.absA, strict = 0;
+      // low: bit x set where the x-th valid row's advantage is not positive
+      let low = 0;
       for (let x = 0; x < nv; x++) {
         const i = valid[x]!;
-        const ri = r[i]!, di = d[i]!;
+        const ri = r[i]!, di = d[i]!, ai = a[i]!;
         rv[x] = ri; dv[x] = di;
-        rSum += ri; rSq += ri * ri; dSum += di; dMean += di; absA += Math.abs(a[i]!);
+        rSum += ri; rSq += ri * ri; dSum += di; dMean += di; absA += Math.abs(ai);
         lo = Math.min(lo, ri); hi = Math.max(hi, ri);
         best = Math.max(best, ri); bestD = Math.max(bestD, di);
-        if (passes(u, i * K, K, req, this.pass)) strict++;
+        low |= +!(ai > 0) << x;
+        if (!known) rowStrict[i] = passes(u, i * K, K, req, this.pass) ? 1 : 0;
+        strict += rowStrict[i]!;
       }
+      const masks = nv <= MASK_ROWS;
       this.rSum = rSum; this.rSq = rSq; this.dSum = dSum; this.absA = absA; this.strict += strict;
       dMean /= nv;
       if (lo === hi) this.zeroStd++;
@@ -239,16 +258,10 @@ export class Diagnostics {
       let nt = 0;
       for (let x = 0; x < nv; x++) if (rv[x] === best) tops[nt++] = valid[x]!;
       this.topGroups++;
-      for (let t = 0; t < nt; t++) if (passes(u, tops[t]! * K, K, req, this.pass)) this.topStrict += 1 / nt;
+      for (let t = 0; t < nt; t++) if (rowStrict[tops[t]!] === 1) this.topStrict += 1 / nt;
       // per criterion
       here.fill(0);
       let baseSum = 0;
-      // What depends on the data alone (counts, constancy, passes, the sums' step from the
-      // value before to the value after this group) is kept for the next method on this call,
-      // used when its valid rows are the same and its sums are where this one's were.
-      const memo = memoOf(call, G, K, at);
-      const record = memo.nv[g] === 0;
-      const known = !record && memo.nv[g] === nv && sameRows(memo.rows, start, valid, nv);
       for (let k = 0; k < K; k++) {
         const gk = g * K + k;
         let c = 0, yes = 0, yesLow = 0, flat: boolean;
@@ -259,13 +272,14 @@ export class Diagnostics {
           yes = memo.yes[gk]!;
           flat = memo.flat[gk] === 1;
           if (yes > 0 && yes < c) {
-            for (let x = 0; x < nv; x++) {
+            if (masks) yesLow = bitCount(memo.passed[gk]! & low);
+            else for (let x = 0; x < nv; x++) {
               const i = valid[x]!;
               if (u[i * K + k]! >= at && !(a[i]! > 0)) yesLow++;
             }
           }
         } else {
-          let mn = Infinity, mx = -Infinity, sk = sum[k]!, qk = sq[k]!;
+          let mn = Infinity, mx = -Infinity, sk = sum[k]!, qk = sq[k]!, passed = 0;
           for (let x = 0; x < nv; x++) {
             const i = valid[x]!;
             const v = u[i * K + k]!;
@@ -273,10 +287,16 @@ export class Diagnostics {
             c++; sk += v; qk += v * v;
             if (v < mn) mn = v;
             if (v > mx) mx = v;
-            if (v >= at) { yes++; if (!(a[i]! > 0)) yesLow++; }
+            if (masks) passed |= +(v >= at) << x; // no branch: passes of random scores mispredict
+            else if (v >= at) { yes++; if (!(a[i]! > 0)) yesLow++; }
+          }
+          if (masks) {
+            yes = bitCount(passed);
+            yesLow = bitCount(passed & low);
           }
           flat = mn === mx;
           if (record) {
+            memo.passed[gk] = passed;
             memo.c[gk] = c; memo.yes[gk] = yes; memo.flat[gk] = flat ? 1 : 0;
             memo.s0[gk] = sum[k]!; memo.s1[gk] = sk; memo.q0[gk] = sq[k]!; memo.q1[gk] = qk;
           }
@@ -437,17 +457,24 @@ function balance(prefix: string, xs: number[]): Record<string, number> {
   };
 }
 
-/**
- * Every required criterion judged in the row at u[o..o+K) has u >= at[0] (a NaN is not judged).
- * The threshold comes in an array: a double argument to a call that is not inlined is a heap
- * number allocated per call.
- */
 /** No NaN or infinity in v[o..o+n). */
 export function finite(v: ArrayLike<number>, o: number, n: number): boolean {
   for (let i = o; i < o + n; i++) if (v[i]! - v[i]! !== 0) return false;
   return true;
 }
 
+/** The set bits of a 32-bit integer. */
+function bitCount(v: number): number {
+  v -= (v >>> 1) & 0x55555555;
+  v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
+  return Math.imul((v + (v >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
+}
+
+/**
+ * Every required criterion judged in the row at u[o..o+K) has u >= at[0] (a NaN is not judged).
+ * The threshold comes in an array: a double argument to a call that is not inlined is a heap
+ * number allocated per call.
+ */
 function passes(u: Float64Array, o: number, K: number, req: Uint8Array, at: Float64Array): boolean {
   const t = at[0]!;
   for (let k = 0; k < K; k++) if (req[k] === 1 && u[o + k]! < t) return false;
