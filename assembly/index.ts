@@ -899,15 +899,16 @@ function groupTotals(start: i32, m: i32, outR: usize, outD: usize): f64 {
 }
 
 /**
- * Groups finished in score()'s loop (finishDense) and the zero-std ones among them: when every
- * group of the call was, finishRewards has nothing left to do.
+ * Groups finished by finishDense (in score()'s loop, or all at once for the stream scope) and the
+ * zero-std ones among them: when every group of the call was, finishRewards only writes the summary.
  */
 let denseGroups = 0;
 let denseZeroStd = 0;
 
 /**
- * finishRewards's work for a group of m > 0 rows that are all valid, done while its rewards are in
- * cache: the same sums and advantages as groupTotals and groupAdvantages, without the row tests.
+ * finishRewards's work for a group of m > 0 rows that are all valid (in the group scope done while
+ * its rewards are in cache): the same sums and advantages as groupTotals and groupAdvantages,
+ * without the row tests.
  */
 function finishDense(start: i32, m: i32, outR: usize, outA: usize): void {
   let sum = totals(start, m, outR, 0, true);
@@ -918,6 +919,15 @@ function finishDense(start: i32, m: i32, outR: usize, outA: usize): void {
 
 /** Invalid rows take their group's mean reward (or the batch's); then advantages per group. */
 function finishRewards(n: i32, groups: i32, sizes: usize, outR: usize, outD: usize, outA: usize): void {
+  if (method == MethodCode.Focal && denseGroups == 0 && countedGroups == groups) {
+    // Stream scope (its rewards come after score()'s loop): every row of every group is valid.
+    let start = 0;
+    for (let g = 0; g < groups; g++) {
+      let m = load<i32>(sizes + (<usize>g << 2));
+      finishDense(start, m, outR, outA);
+      start += m;
+    }
+  }
   if (denseGroups == groups) {
     store<f64>(SUMMARY, <f64>denseZeroStd, Summary.ZeroStdGroups << 3);
     store<f64>(SUMMARY, <f64>groups, Summary.ActiveGroups << 3);
