@@ -1,14 +1,16 @@
 /**
  * The Arrow IPC reader (src/log/columnar.ts) reads score columns of every float and int type,
  * with and without nulls, in several record batches, as apache-arrow's own `get()` reads them
- * (null as NaN): half-precision floats as their values, not their raw bits.
+ * (null as NaN): half-precision floats as their values, not their raw bits. Record batches are
+ * read into one reused buffer; a group value that apache-arrow gives as a view of a batch's bytes
+ * (binary) still holds its bytes after the next batch is read.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Float16, Float32, Float64, Int32, RecordBatch, Table, Utf8, tableFromIPC, tableToIPC, vectorFromArray } from "apache-arrow";
+import { Binary, Float16, Float32, Float64, Int32, RecordBatch, Table, Utf8, tableFromIPC, tableToIPC, vectorFromArray } from "apache-arrow";
 import { afterAll, describe, expect, it } from "vitest";
-import { arrowSource } from "../../dist/log/columnar.js";
+import { arrowSource, columnSteps } from "../../dist/log/columnar.js";
 import { prng } from "../support/prng.js";
 
 const dir = mkdtempSync(join(tmpdir(), "focal-arrow-reader-"));
@@ -58,5 +60,22 @@ describe("Arrow reader", () => {
     expect([at, batches]).toEqual([N, 3]);
     // and half precision is what was written, rounded to the nearest half
     expect(Array.from({ length: 9 }, (_, i) => table.getChild("half")!.get(i))).toEqual(COLUMNS.half.data.slice(0, 9).map((x) => (x === 1 / 3 ? 0.333251953125 : x === 0.1 ? 0.0999755859375 : x)));
+  });
+
+  it("binary group values of a step that spans record batches keep their bytes", async () => {
+    const f = join(dir, "binary.arrow");
+    const n = 3000, group = Array.from({ length: n }, (_, i) => new TextEncoder().encode(`b${i >> 4}`));
+    const t = new Table({
+      step: vectorFromArray(Array.from({ length: n }, (_, i) => Math.floor(i / 1000)), new Int32()),
+      group: vectorFromArray(group, new Binary()),
+      x: vectorFromArray(Array.from({ length: n }, () => 0.5), new Float64()),
+    });
+    writeFileSync(f, tableToIPC(new Table([0, 700, 1400, 2100, 2800].map((s) => t.slice(s, Math.min(s + 700, n)).batches).flat() as RecordBatch[]), "file"));
+    const steps = [];
+    for await (const s of columnSteps(await arrowSource(f), ["x"])) steps.push(s);
+    expect(steps.length).toBe(3);
+    // step s has the rows 1000 s ... 1000 s + 999: their groups in order
+    const expected = [0, 1, 2].map((s) => [...new Set(Array.from({ length: 1000 }, (_, i) => `b${(1000 * s + i) >> 4}`))]);
+    expect(steps.map((s) => s.groups.map((g) => new TextDecoder().decode(g as Uint8Array)))).toEqual(expected);
   });
 });
