@@ -77,10 +77,10 @@ export async function* columnSteps(source: ColumnarSource, criteria: readonly st
     const keys = new Array<string | undefined>(values.length);
     const nullGroup = values.some((g) => g === null || g === undefined);
     const checked = b.scores.map((col, k) => col === undefined || b.usable?.[k] === true);
-    // Segments of rows with one step value (a step can end only at a segment's first row): when
-    // all their scores are usable (and no group is null, no valid column), the rows are added a
-    // run of one group at a time and the scores copied column by column; else row by row, which
-    // finds the first bad value in row order.
+    // Segments of rows with one step value (a step can end only at a segment's first row). With no
+    // null group and no valid column, the rows are added a run of one group at a time and the
+    // scores copied column by column, checked as they are copied; a value that cannot be used
+    // sends the segment row by row, which finds the first bad value in row order. Else row by row.
     for (let i = 0; i < b.rows; ) {
       let j = i + 1;
       if (b.step) {
@@ -96,18 +96,22 @@ export async function* columnSteps(source: ColumnarSource, criteria: readonly st
           }
         }
       } else j = b.rows;
-      const clean = b.scores.every((col, k) => checked[k] || usable(col!, i, j));
-      const first = builder.rows;
-      if (clean && !b.valid && !nullGroup) {
+      const first = builder.rows, start = row;
+      if (!b.valid && !nullGroup) {
         for (let r = i; r < j; ) {
           const c = codes[r]!;
           let e = r + 1;
           while (e < j && codes[e] === c) e++;
-          builder.addRun((keys[c] ??= keyOf(values[c])), plain(values[c]), e - r, row + 1);
+          builder.addRun((keys[c] ??= keyOf(values[c])), plain(values[c]), e - r, row + 1, false);
           row += e - r;
           r = e;
         }
+        if (!copyScores(b.scores, checked, i, j, builder.values, first * K)) {
+          builder.values.fill(NaN, first * K, (first + j - i) * K);
+          for (let r = i; r < j; r++) rowScores(b.scores, r, builder.values, (first + r - i) * K, criteria, start + r - i + 1);
+        }
       } else {
+        const clean = b.scores.every((col, k) => checked[k] || usable(col!, i, j));
         for (let r = i; r < j; r++) {
           row++;
           const c = codes[r]!, g = values[c];
@@ -119,8 +123,8 @@ export async function* columnSteps(source: ColumnarSource, criteria: readonly st
           }
           if (!clean) rowScores(b.scores, r, builder.values, at, criteria, row);
         }
+        if (clean) copyScores(b.scores, checked, i, j, builder.values, first * K);
       }
-      if (clean) copyScores(b.scores, i, j, builder.values, first * K);
       i = j;
     }
   }
@@ -133,44 +137,59 @@ function numeric(col: ArrayLike<unknown>): col is Float64Array | Float32Array | 
   return col instanceof Float64Array || col instanceof Float32Array || col instanceof Int32Array;
 }
 
+/** A number rowScores refuses: infinite or outside float32's range (NaN is "not judged"). */
+const unusable = (x: number) => !(x <= SCORE_MAX && x >= -SCORE_MAX) && x === x;
+
 /** Every value of col[i..j) is null, NaN (not judged) or a number rowScores takes without error. */
 function usable(col: ArrayLike<unknown>, i: number, j: number): boolean {
   if (col instanceof Int32Array) return true;
   if (numeric(col)) {
-    for (let r = i; r < j; r++) {
-      const x = col[r]!;
-      if (!(x <= SCORE_MAX && x >= -SCORE_MAX) && x === x) return false;
-    }
+    for (let r = i; r < j; r++) if (unusable(col[r]!)) return false;
     return true;
   }
   for (let r = i; r < j; r++) {
     const x = col[r];
     if (x === null || x === undefined) continue;
     const n = typeof x === "number" ? x : typeof x === "bigint" ? Number(x) : undefined;
-    if (n === undefined || (!(n <= SCORE_MAX && n >= -SCORE_MAX) && n === n)) return false;
+    if (n === undefined || unusable(n)) return false;
   }
   return true;
 }
 
-/** Rows i..j of every score column into out from `at`, row by row. */
-function copyScores(cols: readonly (ArrayLike<unknown> | undefined)[], i: number, j: number, out: Float32Array, at: number): void {
-  for (let k = 0; k < cols.length; k++) {
+/**
+ * Rows i..j of every score column into out from `at` (every score of those rows is written; a
+ * criterion the file lacks, a null: NaN), the columns not `checked` checked as they are copied:
+ * false at the first value rowScores would refuse.
+ */
+function copyScores(cols: readonly (ArrayLike<unknown> | undefined)[], checked: readonly boolean[], i: number, j: number, out: Float32Array, at: number): boolean {
+  const K = cols.length;
+  for (let k = 0; k < K; k++) {
     const col = cols[k];
-    if (col) copyColumn(col, i, j, out, at + k, cols.length);
+    if (!col) for (let r = i, to = at + k; r < j; r++, to += K) out[to] = NaN;
+    else if (!copyColumn(col, i, j, out, at + k, K, !checked[k])) return false;
   }
+  return true;
 }
 
-/** col[i..j) into out[at], out[at + stride], ... (usable values: null and NaN stay NaN). */
-function copyColumn(col: ArrayLike<unknown>, i: number, j: number, out: Float32Array, at: number, stride: number): void {
+/** col[i..j) into out[at], out[at + stride], ... (null and NaN as NaN); false at a value rowScores refuses, if `check`. */
+function copyColumn(col: ArrayLike<unknown>, i: number, j: number, out: Float32Array, at: number, stride: number, check: boolean): boolean {
   if (numeric(col)) {
-    for (let r = i; r < j; r++, at += stride) out[at] = col[r]!;
-    return;
+    if (check && !(col instanceof Int32Array)) {
+      for (let r = i; r < j; r++, at += stride) {
+        const x = col[r]!;
+        if (unusable(x)) return false;
+        out[at] = x;
+      }
+    } else for (let r = i; r < j; r++, at += stride) out[at] = col[r]!;
+    return true;
   }
   for (let r = i; r < j; r++, at += stride) {
     const x = col[r];
-    if (typeof x === "number") out[at] = x;
-    else if (typeof x === "bigint") out[at] = Number(x);
+    const n = typeof x === "number" ? x : typeof x === "bigint" ? Number(x) : x === null || x === undefined ? NaN : undefined;
+    if (n === undefined || (check && unusable(n))) return false;
+    out[at] = n;
   }
+  return true;
 }
 
 /** Row r's scores into out[at..], with the errors (in criterion order) that name the row. */

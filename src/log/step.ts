@@ -94,9 +94,9 @@ export class StepBuilder {
 
   /**
    * Appends a row of group `key` (`group` is the value reported; a function is called only for a
-   * new group); returns the offset of its K scores in `values`, pre-filled with NaN.
+   * new group); returns the offset of its K scores in `values`, pre-filled with NaN (unless `nan` is false).
    */
-  add(key: string, group: unknown, valid: boolean, line: number): number {
+  add(key: string, group: unknown, valid: boolean, line: number, nan = true): number {
     if (this.n === this.rowGroup.length) this.grow(this.n * 2);
     // The rows of a group usually follow each other: the same key needs no lookup.
     let g = key === this.lastKey ? this.lastGroup : this.groupIndex.get(key);
@@ -112,20 +112,23 @@ export class StepBuilder {
     this.rowValid[i] = valid ? 1 : 0;
     this.rowLine[i] = line;
     const buf = this.buf; // a loop: the row is short, a call to fill() costs more
-    for (let j = i * this.k, end = j + this.k; j < end; j++) buf[j] = NaN;
+    if (nan) for (let j = i * this.k, end = j + this.k; j < end; j++) buf[j] = NaN;
     this.started = true;
     return i * this.k;
   }
 
-  /** `count` valid rows of group `key` on lines `line`, `line + 1`, ...: as many `add` calls, at once. */
-  addRun(key: string, group: unknown, count: number, line: number): number {
-    const at = this.add(key, group, true, line);
+  /**
+   * `count` valid rows of group `key` on lines `line`, `line + 1`, ...: as many `add` calls, at
+   * once. `nan` false: their scores are left as they are (the caller writes every one).
+   */
+  addRun(key: string, group: unknown, count: number, line: number, nan = true): number {
+    const at = this.add(key, group, true, line, nan);
     const from = this.n, to = from + count - 1;
     if (to > this.rowGroup.length) this.grow(Math.max(to, 2 * this.rowGroup.length));
     this.rowGroup.fill(this.lastGroup, from, to);
     this.rowValid.fill(1, from, to);
     for (let i = from; i < to; i++) this.rowLine[i] = ++line;
-    this.buf.fill(NaN, from * this.k, to * this.k);
+    if (nan) this.buf.fill(NaN, from * this.k, to * this.k);
     this.n = to;
     return at;
   }

@@ -78,4 +78,20 @@ describe("Arrow reader", () => {
     const expected = [0, 1, 2].map((s) => [...new Set(Array.from({ length: 1000 }, (_, i) => `b${(1000 * s + i) >> 4}`))]);
     expect(steps.map((s) => s.groups.map((g) => new TextDecoder().decode(g as Uint8Array)))).toEqual(expected);
   });
+
+  it("scores are checked as they are copied: the first bad value in row order names its row; a criterion the file lacks is NaN", async () => {
+    const f = join(dir, "bad.arrow");
+    const x = [0.5, 0.25, 1, 0, 0.5, 1e39, 0.5, 0.5], y = [0, 1, 0.5, Infinity, 0, 0, 1, 1];
+    writeFileSync(f, tableToIPC(new Table({ group: vectorFromArray(x.map((_, i) => `g${i >> 2}`), new Utf8()), x: vectorFromArray(x, new Float64()), y: vectorFromArray(y, new Float64()) }), "file"));
+    const read = async (criteria: string[]) => {
+      const steps = [];
+      for await (const s of columnSteps(await arrowSource(f), criteria)) steps.push(s);
+      return steps;
+    };
+    await expect(read(["x", "y"])).rejects.toThrow("row 4: score 'y' is not finite");
+    await expect(read(["x"])).rejects.toThrow("row 6: score 'x' is 1e+39");
+    writeFileSync(f, tableToIPC(new Table({ group: vectorFromArray(["a", "a", "b"], new Utf8()), x: vectorFromArray([0.5, null, 1], new Float64()) }), "file"));
+    const [only] = await read(["z", "x"]);
+    expect(Array.from(only!.scores)).toEqual([NaN, 0.5, NaN, NaN, NaN, 1]);
+  });
 });
