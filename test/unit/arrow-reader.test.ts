@@ -94,4 +94,13 @@ describe("Arrow reader", () => {
     const [only] = await read(["z", "x"]);
     expect(Array.from(only!.scores)).toEqual([NaN, 0.5, NaN, NaN, NaN, 1]);
   });
+
+  it("group names as apache-arrow decodes them: short ASCII, non-ASCII and long ones", async () => {
+    const f = join(dir, "names.arrow");
+    const names = ["p0", "caf\u00e9", "x".repeat(40), "\u65e5\u672c", "", "p0", "a\u0000b", "\u007f"];
+    writeFileSync(f, tableToIPC(new Table({ group: vectorFromArray(names, new Utf8()), x: vectorFromArray(names.map(() => 1), new Float64()) }), "file"));
+    const groups = [];
+    for await (const s of columnSteps(await arrowSource(f), ["x"])) groups.push(...s.groups);
+    expect(groups).toEqual([...new Set(names)]);
+  });
 });
