@@ -770,14 +770,14 @@ function concat(prev: ArrayLike<unknown> | undefined, part: ArrayLike<unknown>, 
 /** An Arrow IPC file or stream (undefined: stdin), one record batch at a time (apache-arrow). */
 export async function arrowSource(path: string | undefined): Promise<ColumnarSource> {
   const ar = await optional<Arrow>("apache-arrow", "Arrow IPC");
-  // A file is given as a file handle: apache-arrow then reads the IPC file format's footer (and
-  // a stream's messages) from it; from a stream it reads the whole file into memory first.
+  // A file is given as a file handle: apache-arrow then reads the IPC file format's footer from
+  // it (and only where the messages are); from a stream it reads the whole file into memory first.
   const { open } = await import("node:fs/promises");
   const source = path === undefined ? process.stdin : await open(path, "r");
   const head = await (ar.RecordBatchReader.from(source as never) as unknown as Promise<ArrowReader>);
   await head.open();
   const columns = head.schema.fields.map((f) => f.name);
-  const blocks = source === process.stdin ? undefined : batchBlocks(ar, head);
+  const blocks = source === process.stdin ? undefined : await batchBlocks(ar, head, source as FileHandle);
   return {
     columns,
     async *batches(criteria) {
@@ -816,21 +816,29 @@ type FileHandle = import("node:fs/promises").FileHandle;
 interface BatchBlocks {
   /** The schema as a stream's first message (an IPC file need not hold one: apache-arrow's files do not). */
   schema: Uint8Array;
-  /** The dictionary batches' messages, then the record batches': where they are in the file. */
-  dictionaries: Block[];
-  batches: Block[];
+  /** The dictionary and record batch messages, in the order they apply: where they are in the file. */
+  messages: Block[];
   /** Each batch into fresh memory (a step or group value may be a view of the batch's bytes). */
   fresh: boolean;
 }
-interface Block { offset: number; length: number }
+interface Block { offset: number; length: number; dictionary?: boolean }
 
-/** The blocks of an IPC file; undefined for a stream (or a schema that does not encode back to itself). */
-function batchBlocks(ar: Arrow, head: ArrowReader): BatchBlocks | undefined {
+/**
+ * The blocks of an IPC file (from its footer) or of a stream in a file (its messages, walked);
+ * undefined for anything unusual (a stream that ends inside a message, a schema that does not
+ * encode back to itself): apache-arrow's reader then reads it.
+ */
+async function batchBlocks(ar: Arrow, head: ArrowReader, handle: FileHandle): Promise<BatchBlocks | undefined> {
+  let messages: Block[] | undefined;
   const footer = head.isFile() ? head.footer : null;
-  if (!footer) return undefined;
-  const block = (b: { offset: number; metaDataLength: number; bodyLength: number }): Block => ({ offset: b.offset, length: b.metaDataLength + b.bodyLength });
-  const dictionaries = Array.from({ length: footer.numDictionaries }, (_, i) => block(footer.getDictionaryBatch(i)!));
-  const batches = Array.from({ length: footer.numRecordBatches }, (_, i) => block(footer.getRecordBatch(i)!));
+  if (footer) {
+    const block = (b: { offset: number; metaDataLength: number; bodyLength: number }, dictionary: boolean): Block => ({ offset: b.offset, length: b.metaDataLength + b.bodyLength, dictionary });
+    messages = [
+      ...Array.from({ length: footer.numDictionaries }, (_, i) => block(footer.getDictionaryBatch(i)!, true)),
+      ...Array.from({ length: footer.numRecordBatches }, (_, i) => block(footer.getRecordBatch(i)!, false)),
+    ];
+  } else messages = await streamMessages(ar, handle);
+  if (!messages) return undefined;
   // the schema message as apache-arrow's stream writer frames it: continuation, length, flatbuffer, padding to 8
   const flat = ar.Message.encode(ar.Message.from(head.schema));
   const size = (8 + flat.length + 7) & ~7;
@@ -842,7 +850,28 @@ function batchBlocks(ar: Arrow, head: ArrowReader): BatchBlocks | undefined {
   // get() gives these types' values as numbers, strings or booleans; other types' may be views
   const T = ar.Type, primitive = new Set<number>([T.Null, T.Int, T.Float, T.Utf8, T.LargeUtf8, T.Bool, T.Dictionary]);
   const fresh = head.schema.fields.some((f) => (f.name === "step" || f.name === "group" || f.name === "valid") && !primitive.has(f.type.typeId));
-  return { schema, dictionaries, batches, fresh };
+  return { schema, messages, fresh };
+}
+
+/** The dictionary and record batch messages of an IPC stream in a file, up to its end-of-stream marker; undefined if one is cut short. */
+async function streamMessages(ar: Arrow, handle: FileHandle): Promise<Block[] | undefined> {
+  const { size } = await handle.stat();
+  const messages: Block[] = [], prefix = new Uint8Array(8), view = new DataView(prefix.buffer);
+  for (let pos = 0; pos + 8 <= size; ) {
+    await readFully(handle, prefix, 0, { offset: pos, length: 8 });
+    // a length after the continuation marker (-1), or (before format 0.15) the length alone
+    const at = view.getInt32(0, true) === -1 ? 8 : 4, length = view.getInt32(at - 4, true);
+    if (length === 0) break;
+    if (length < 0 || pos + at + length > size) return undefined;
+    const meta = new Uint8Array(length);
+    await readFully(handle, meta, 0, { offset: pos + at, length });
+    const m = ar.Message.decode(meta), end = pos + at + length + m.bodyLength;
+    if (end > size) return undefined;
+    if (m.isRecordBatch() || m.isDictionaryBatch()) messages.push({ offset: pos, length: end - pos, dictionary: m.isDictionaryBatch() });
+    else if (!m.isSchema()) return undefined;
+    pos = end;
+  }
+  return messages;
 }
 
 /** The end-of-stream marker of the IPC stream format. */
@@ -850,20 +879,24 @@ const END_OF_STREAM = new Uint8Array([255, 255, 255, 255, 0, 0, 0, 0]);
 
 /**
  * The record batches of an IPC file, each read into one reused buffer after the schema and the
- * file's dictionaries and decoded there by apache-arrow as a stream of one batch: its columns are
- * views of the buffer, valid until the next batch is read. (apache-arrow's file reader reads each
- * batch into fresh memory, whose page faults cost more than the rest of the reading.)
+ * dictionaries before it and decoded there by apache-arrow as a stream of one batch: its columns
+ * are views of the buffer, valid until the next batch is read. (apache-arrow's reader reads each
+ * message into fresh memory, whose page faults cost more than the rest of the reading.)
  */
 async function* viewBatches(ar: Arrow, handle: FileHandle, blocks: BatchBlocks): AsyncGenerator<ArrowBatch> {
-  const { schema, dictionaries, batches, fresh } = blocks;
-  const sum = (bs: Block[]) => bs.reduce((n, b) => n + b.length, 0);
-  const size = schema.length + sum(dictionaries), longest = Math.max(0, ...batches.map((b) => b.length));
-  let buf = new Uint8Array(size + longest + END_OF_STREAM.length);
+  const { schema, messages, fresh } = blocks;
+  const dictionaries = messages.reduce((n, b) => n + (b.dictionary ? b.length : 0), 0);
+  const longest = Math.max(0, ...messages.map((b) => (b.dictionary ? 0 : b.length)));
+  let buf = new Uint8Array(schema.length + dictionaries + longest + END_OF_STREAM.length);
   buf.set(schema);
-  for (let i = 0, at = schema.length; i < dictionaries.length; at += dictionaries[i]!.length, i++) await readFully(handle, buf, at, dictionaries[i]!);
-  for (const b of batches) {
-    if (fresh) buf = buf.slice();
+  let size = schema.length;
+  for (const b of messages) {
+    if (fresh && !b.dictionary) buf = buf.slice();
     await readFully(handle, buf, size, b);
+    if (b.dictionary) {
+      size += b.length;
+      continue;
+    }
     buf.set(END_OF_STREAM, size + b.length);
     const got = ar.RecordBatchReader.from(buf.subarray(0, size + b.length + END_OF_STREAM.length)).open().next();
     if (got.done) throw new Error(`no record batch at byte ${b.offset}`);

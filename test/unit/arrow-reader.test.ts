@@ -8,7 +8,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Binary, Float16, Float32, Float64, Int32, RecordBatch, Table, Utf8, tableFromIPC, tableToIPC, vectorFromArray } from "apache-arrow";
+import { Binary, Dictionary, Float16, Float32, Float64, Int32, RecordBatch, Table, Utf8, tableFromIPC, tableToIPC, vectorFromArray } from "apache-arrow";
 import { afterAll, describe, expect, it } from "vitest";
 import { arrowSource, columnSteps } from "../../dist/log/columnar.js";
 import { prng } from "../support/prng.js";
@@ -102,5 +102,20 @@ describe("Arrow reader", () => {
     const groups = [];
     for await (const s of columnSteps(await arrowSource(f), ["x"])) groups.push(...s.groups);
     expect(groups).toEqual([...new Set(names)]);
+  });
+
+  it("a stream in a file: each record batch with the dictionaries sent before it (a replacement applies from where it comes)", async () => {
+    const f = join(dir, "dicts.arrows");
+    // three batches, each with a dictionary of its own: the stream replaces the group dictionary twice
+    const parts = [0, 1, 2].map((b) => new Table({
+      group: vectorFromArray(Array.from({ length: 40 }, (_, i) => `s${b}-g${i >> 3}`), new Dictionary(new Utf8(), new Int32())),
+      x: vectorFromArray(Array.from({ length: 40 }, (_, i) => (b * 40 + i) / 200), new Float64()),
+    }).batches[0]!);
+    writeFileSync(f, tableToIPC(new Table(parts.map((p) => new RecordBatch(parts[0]!.schema, p.data))), "stream"));
+    const table = tableFromIPC(readFileSync(f));
+    const [step] = await (async () => { const out = []; for await (const s of columnSteps(await arrowSource(f), ["x"])) out.push(s); return out; })();
+    expect(step!.groups).toEqual([...new Set(Array.from({ length: 120 }, (_, i) => table.getChild("group")!.get(i)))]);
+    expect(step!.groups.length).toBe(15);
+    expect(Array.from(step!.scores)).toEqual(Array.from({ length: 120 }, (_, i) => Math.fround(i / 200)));
   });
 });
