@@ -7,7 +7,9 @@
  * version's name; the link is an exclusive create, so of any number of writers (processes on one
  * directory, even in different PID namespaces) only one can ever write version N, and the others
  * see a compare-and-set conflict and reload. A reader or a restarted process (kill -9, or with
- * `durable` a power cut) sees whole records only. Older versions are removed after each write.
+ * `durable` a power cut) sees whole records only. The KEEP versions below the newest keep their
+ * names, emptied, so that a name once used stays taken while a writer may still try it (see
+ * #create); older ones are removed.
  *
  * The `.lock` file only names the process that opened the directory (a courtesy note when two
  * servers share it); correctness does not depend on it. Records of the first layout (FRS1, one
@@ -26,6 +28,7 @@ export interface FileStoreFs {
   mkdir: typeof nodeFs.mkdir;
   link: typeof nodeFs.link;
   rm: typeof nodeFs.rm;
+  truncate: typeof nodeFs.truncate;
   writeFile: typeof nodeFs.writeFile;
 }
 
@@ -64,6 +67,13 @@ const keyDir = (key: string) => Buffer.from(key, "utf8").toString("base64url");
 const REC = /^(\d+)\.rec$/;
 
 const code = (e: unknown) => (e as NodeJS.ErrnoException | null)?.code;
+
+/**
+ * Versions kept below the newest. A version's name is removed only once a version more than KEEP
+ * above it exists, so a writer that linked version N and then finds the newest at most N + KEEP
+ * knows its name had never been used: its record is the one later versions were built on.
+ */
+export const KEEP = 8;
 
 export class FileStore implements StateStore {
   readonly dir: string;
@@ -122,7 +132,14 @@ export class FileStore implements StateStore {
         if (code(e) === "ENOENT" && attempt < 16) continue;
         throw e;
       }
-      const value = decode(buf, key, latest);
+      let value: Uint8Array;
+      try {
+        value = decode(buf, key, latest);
+      } catch (e) {
+        // Emptied while being read: its successor's writer does that once the successor is linked.
+        if (attempt < 16 && (await this.#list(key)).latest > latest) continue;
+        throw e;
+      }
       this.#versions.set(key, latest);
       return { value, version: latest };
     }
@@ -178,6 +195,8 @@ export class FileStore implements StateStore {
     } catch (e) {
       if (code(e) !== "EEXIST") throw e;
     }
+    // Another writer has this version already: a conflict, before anything is written.
+    if ((await this.#list(key)).latest >= version) return false;
     const head = Buffer.alloc(12);
     head.writeUInt32LE(MAGIC, 0);
     head.writeUInt32LE(version, 4);
@@ -215,16 +234,22 @@ export class FileStore implements StateStore {
     }
     // The record is visible now: from here a failure leaves the outcome unknown.
     try {
-      // A writer that read an old version may re-create one already superseded and removed: not the latest, so not applied.
+      // Newer versions built on this record are the common case under contention; only when the
+      // newest is more than KEEP above could this name have been removed and re-created (a stalled
+      // writer), and then whether later writers saw this record is unknowable.
       const { latest, versions } = await this.#list(key);
-      if (latest > version) {
-        await fs.rm(target, { force: true });
-        return false;
-      }
+      if (latest > version + KEEP) throw new StoreUnavailableError(`state store: version ${version} of '${key}' was written while ${latest - version} newer ones were`, true);
       if (this.durable) await syncDir(fs, sub);
-      for (const v of versions) if (v < version) await fs.rm(join(sub, `${v}.rec`), { force: true });
+      // The value before this one is needed by no reader once this one is linked: only its name.
+      if (versions.includes(version - 1)) {
+        await fs.truncate(join(sub, `${version - 1}.rec`)).catch((e) => {
+          if (code(e) !== "ENOENT") throw e; // removed by a writer far ahead
+        });
+      }
+      for (const v of versions) if (v < latest - KEEP) await fs.rm(join(sub, `${v}.rec`), { force: true });
       await fs.rm(join(this.dir, `${keyDir(key)}.rec`), { force: true }); // a first-layout record
     } catch (e) {
+      if (e instanceof StoreUnavailableError) throw e;
       throw new StoreUnavailableError(`state store: version ${version} of '${key}' was written but not flushed (${(e as Error).message})`, true, { cause: e });
     }
     return true;

@@ -169,9 +169,10 @@ describe("a run record that cannot be used is clear and repairable", () => {
     expect(del.json).toEqual({ run: "r", deleted: true });
     expect((await call(h, "GET", "/v1/runs/r/state")).status).toBe(404);
     expect((await call(h, "DELETE", "/v1/runs/r")).status).toBe(404);
-    // Of the deleted run only its tombstone is left (one small record carrying the version).
+    // Of the deleted run only its tombstone is left (one small record carrying the version), and the
+    // names of the versions before it, emptied.
     const runDir = join(dir, Buffer.from("run/r").toString("base64url"));
-    expect(readdirSync(runDir).map((f) => [f, statSync(join(runDir, f)).size])).toEqual([["4.rec", 12 + 16]]);
+    expect(readdirSync(runDir).map((f) => [f, statSync(join(runDir, f)).size])).toEqual([["1.rec", 0], ["2.rec", 0], ["3.rec", 0], ["4.rec", 12 + 16]]);
     const fresh = await call(h, "POST", "/v1/score", columnar(3));
     expect(fresh.json.seq).toBe(1);
     expect((await call(h, "GET", "/v1/runs/r/state")).headers.get("etag")).toBe('"5"'); // not "1": a stale If-Match cannot match the new run
