@@ -6,6 +6,7 @@
  * collects the criterion ids (stdin is held in memory for that, when the command allows it).
  */
 import { statSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import type { Criterion } from "../types.js";
 import { openCsv } from "./csv.js";
 import { readSteps, scanCriteria } from "./jsonl.js";
@@ -35,7 +36,8 @@ export interface OpenLogOptions {
   onIgnored?: (columns: string[]) => void;
   /**
    * Read a JSONL file in a worker thread (thread.ts) while the caller scores. Default: for files
-   * of THREAD_BYTES or more (the worker costs ~30 ms to start).
+   * of THREAD_BYTES or more (the worker costs ~30 ms to start) when the process may use more than
+   * one core (with one, the thread only adds its CPU and memory).
    */
   thread?: boolean;
 }
@@ -107,7 +109,7 @@ export async function openLog(path: string | undefined, o: OpenLogOptions = {}):
     if (criteria.length === 0) throw new InputError(1, "empty input: no rollouts");
   }
   const ids = criteria.map((c) => c.id);
-  if (!stdin && (o.thread ?? size! >= THREAD_BYTES)) {
+  if (!stdin && (o.thread ?? (size! >= THREAD_BYTES && availableParallelism() > 1))) {
     const { threadSteps } = await import("./thread.js");
     return { criteria, steps: threadSteps(path, ids, counter), bytesRead, size };
   }
