@@ -38,6 +38,7 @@
  */
 import { compileRubric, countOutOfScale, normalizeRows, scaleOf, type CompiledRubric } from "../rubric.js";
 import type { Criterion, Rubric, ScoreResult } from "../types.js";
+import { bitCount } from "./pairs.js";
 
 export interface DiagnosticsOptions {
   /** A criterion is satisfied at u >= threshold (the [0, 1] scale). Default 0.5. */
@@ -461,13 +462,6 @@ function balance(prefix: string, xs: number[]): Record<string, number> {
 export function finite(v: ArrayLike<number>, o: number, n: number): boolean {
   for (let i = o; i < o + n; i++) if (v[i]! - v[i]! !== 0) return false;
   return true;
-}
-
-/** The set bits of a 32-bit integer. */
-function bitCount(v: number): number {
-  v -= (v >>> 1) & 0x55555555;
-  v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
-  return Math.imul((v + (v >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
 }
 
 /**

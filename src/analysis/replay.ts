@@ -11,6 +11,7 @@ import { compileRubric } from "../rubric.js";
 import type { Criterion, EngineOptions, Rubric, ScoreResult } from "../types.js";
 import { Diagnostics, finite, prepare, type OutOfScaleCount, type PreparedCall } from "./diagnostics.js";
 import type { ReplayMethod } from "./methods.js";
+import { orderBits, pairCounts, PairBits } from "./pairs.js";
 
 export type { ReplayMethod } from "./methods.js";
 
@@ -160,28 +161,27 @@ export function kendallTauB(x: ArrayLike<number>, y: ArrayLike<number>): number 
   return tauB(x, 0, y, 0, x.length);
 }
 
-/**
- * kendallTauB of x[ox..ox+n) and y[oy..oy+n) (views without making them). Finite values are
- * counted without branches (the signs of random differences mispredict half the time); a NaN
- * or an infinity takes the loop with Math.sign, which decides what such a pair counts as.
- */
+const tauBits = new PairBits();
+
+/** kendallTauB of x[ox..ox+n) and y[oy..oy+n) (views without making them). */
 function tauB(x: ArrayLike<number>, ox: number, y: ArrayLike<number>, oy: number, n: number): number {
+  if (!finite(x, ox, n) || !finite(y, oy, n)) return tauSigns(x, ox, y, oy, n);
+  const words = tauBits.fit(n, 2);
+  orderBits(x, ox, n, tauBits.gt, tauBits.lt, 0);
+  orderBits(y, oy, n, tauBits.gt, tauBits.lt, words);
+  return tauOfBits(tauBits, 0, words, words);
+}
+
+/** tau-b of two vectors' pair bits (at words a and b). */
+function tauOfBits(bits: PairBits, a: number, b: number, words: number): number {
+  const c = bits.counts;
+  pairCounts(bits.gt, bits.lt, a, b, words, c);
+  return tau(c[0]!, c[1]!, c[2]!, c[3]!);
+}
+
+/** tauB where a value is NaN or infinite: Math.sign decides what such a pair counts as. */
+function tauSigns(x: ArrayLike<number>, ox: number, y: ArrayLike<number>, oy: number, n: number): number {
   let conc = 0, disc = 0, tx = 0, ty = 0;
-  if (finite(x, ox, n) && finite(y, oy, n)) {
-    for (let i = 0; i < n; i++) {
-      const xi = x[ox + i]!, yi = y[oy + i]!;
-      for (let j = i + 1; j < n; j++) {
-        const xj = x[ox + j]!, yj = y[oy + j]!;
-        const dx = +(xi > xj) - +(xi < xj), dy = +(yi > yj) - +(yi < yj);
-        const both = dx * dy, sx = dx * dx, sy = dy * dy;
-        conc += (sx * sy + both) >> 1;
-        disc += (sx * sy - both) >> 1;
-        tx += sy - sx * sy;
-        ty += sx - sx * sy;
-      }
-    }
-    return tau(conc, disc, tx, ty);
-  }
   for (let i = 0; i < n; i++) {
     const xi = x[ox + i]!, yi = y[oy + i]!;
     for (let j = i + 1; j < n; j++) {
@@ -345,12 +345,16 @@ class RankScratch {
   idx = new Int32Array(0);
   vals = new Float64Array(0);
   tops = new Float64Array(0);
+  /** Per method: 1 when its values in the group are all finite (their pair bits are in `bits`). */
+  finite = new Uint8Array(0);
+  readonly bits = new PairBits();
   fit(n: number, M: number): void {
     if (this.idx.length >= n && this.tops.length >= M) return;
     const cap = Math.max(n, 2 * this.idx.length);
     this.idx = new Int32Array(cap);
     this.vals = new Float64Array(cap * M);
     this.tops = new Float64Array(M);
+    this.finite = new Uint8Array(M);
   }
 }
 
@@ -362,7 +366,7 @@ function rankings(st: Step, outs: ScoreResult[], methods: readonly ReplayMethod[
   for (let g = 0, s0 = 0; g < st.groupSizes.length; s0 += st.groupSizes[g]!, g++) {
     const size = st.groupSizes[g]!;
     sc.fit(size, M);
-    const { idx, vals, tops } = sc;
+    const { idx, vals, tops, finite: fin, bits } = sc;
     let n = 0;
     for (let i = s0; i < s0 + size; i++) if (st.valid[i] && !Number.isNaN(direct[i]!)) idx[n++] = i;
     if (n < 2) continue;
@@ -376,11 +380,16 @@ function rankings(st: Step, outs: ScoreResult[], methods: readonly ReplayMethod[
       }
       tops[m] = top;
     }
+    const words = bits.fit(n, M);
+    for (let m = 0; m < M; m++) {
+      fin[m] = finite(vals, m * size, n) ? 1 : 0;
+      if (fin[m]) orderBits(vals, m * size, n, bits.gt, bits.lt, m * words);
+    }
     let worst = Infinity, worstPair: [string, string] = ["", ""];
     let p = 0;
     for (let a = 0; a < M; a++) {
       for (let b = a + 1; b < M; b++, p++) {
-        const tau = tauB(vals, a * size, vals, b * size, n);
+        const tau = fin[a] && fin[b] ? tauOfBits(bits, a * words, b * words, words) : tauSigns(vals, a * size, vals, b * size, n);
         if (Number.isNaN(tau)) continue;
         const ps = pairs[p]!;
         ps.groups++;
