@@ -259,7 +259,8 @@ describe("llm judge: retries", () => {
 
   it("a call that does not answer times out and is retried; timeouts to the end fail as timeout", async () => {
     const s = await server();
-    const { judge } = make(s.url, { timeoutMs: 150, retries: 1 });
+    // 600 ms: long enough for the answering retry on a busy machine (150 ms once timed it out at load 8)
+    const { judge } = make(s.url, { timeoutMs: 600, retries: 1 });
     s.next({ hang: true });
     expect((await judge.judge("q", "[accuracy=yes]")).scores.accuracy).toBe(1);
     s.next({ hang: true }, { hang: true });
