@@ -17,7 +17,7 @@ const bits = new Uint32Array(f32.buffer);
 const POW2 = Float64Array.from({ length: 41 }, (_, i) => 2 ** i);
 const INV_POW2 = Float64Array.from({ length: 41 }, (_, i) => 2 ** -i);
 /** 10^P / 2^30, exact: the largest remainder that qualifies after P fractional digits. */
-const LIMIT = Float64Array.from({ length: 23 }, (_, i) => 10 ** i / 2 ** 30);
+const LIMIT = Float64Array.from({ length: 32 }, (_, i) => 10 ** i / 2 ** 30);
 const POW10 = Float64Array.from({ length: 8 }, (_, i) => 10 ** i);
 /** The two ASCII digits of 0..99. */
 const PAIRS = Uint8Array.from({ length: 200 }, (_, i) => 48 + (i & 1 ? (i >> 1) % 10 : Math.floor(i / 20)));
@@ -65,6 +65,21 @@ export function writeFloat32(out: Uint8Array, at: number, x: number): number {
     out[o + 4] = 48 + lo - mid * 10;
   }
   let p = 10;
+  // Jumps of 4 digits while the end of the jump does not qualify: then no digit before it did (a
+  // remainder that qualifies keeps qualifying: a nearer p-digit decimal is a (p+1)-digit one).
+  // frac * 10^4 is exact: frac * 5^4 < 2^(s + 10).
+  while (frac !== 0) {
+    const t = frac * 10000, d = Math.floor(t * inv), rest = t - d * one, limit = LIMIT[p + 4]!;
+    if (rest <= limit || one - rest <= limit) break;
+    const hi = Math.floor(d / 100), lo = d - hi * 100;
+    out[o] = PAIRS[2 * hi]!;
+    out[o + 1] = PAIRS[2 * hi + 1]!;
+    out[o + 2] = PAIRS[2 * lo]!;
+    out[o + 3] = PAIRS[2 * lo + 1]!;
+    o += 4;
+    p += 4;
+    frac = rest;
+  }
   let up = false;
   for (; frac !== 0; p++) {
     const rest = one - frac, limit = LIMIT[p]!;
