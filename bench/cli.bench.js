@@ -11,6 +11,7 @@
  *
  * Run from the repository root (after npm run build):
  *   npm run bench:cli -- [--rows N] [--criteria K] [--formats jsonl,csv,parquet,arrow] [--commands read,replay,compare,score] [--dir DIR] [--cli PATH]
+ * (--help lists the flags; an unknown one is an error, see bench/args.js)
  * --dir keeps the logs in DIR (reused by a later run with the same --rows and --criteria);
  * --cli A,B runs these builds' dist/cli/main.js instead (e.g. the last release's and this one),
  * each command back to back on the same logs: a before/after table from one machine and one run.
@@ -20,23 +21,31 @@
 import { spawnSync } from "node:child_process";
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-
-const arg = (name, dflt) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1] : dflt;
-};
-const ROWS = Number(arg("rows", "10000000"));
-const K = Number(arg("criteria", "16"));
-const FORMATS = arg("formats", "jsonl,csv,parquet,arrow").split(",");
-const COMMANDS = arg("commands", "read,replay,compare,score").split(",");
-const GROUP = 16, STEP = 1024;
+import { benchArgs } from "./args.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const CLIS = arg("cli", join(ROOT, "dist", "cli", "main.js")).split(",");
+const { values, number, list } = benchArgs(
+  {
+    rows: { default: "10000000", help: "rows of the generated log" },
+    criteria: { default: "16", help: "criteria (score columns) per row" },
+    formats: { default: "jsonl,csv,parquet,arrow", help: "input formats, comma-separated" },
+    commands: { default: "read,replay,compare,score", help: "commands, comma-separated (read: the reader alone)" },
+    dir: { help: "keep the logs in this folder (reused by a later run of the same size)" },
+    cli: { help: "builds to compare: their dist/cli/main.js, comma-separated (default: this checkout's)" },
+  },
+  "npm run bench:cli -- [flags]: rows/s, CPU and peak RSS of each command per input format, one fresh process each",
+);
+const ROWS = number("rows", { min: 1, integer: true });
+const K = number("criteria", { min: 1, max: 256, integer: true });
+const FORMATS = list("formats", ["jsonl", "csv", "parquet", "arrow"]);
+const COMMANDS = list("commands", ["read", "replay", "compare", "score"]);
+const GROUP = 16, STEP = 1024;
+
+const CLIS = values.cli === undefined ? [join(ROOT, "dist", "cli", "main.js")] : values.cli.split(",").map((p) => resolve(p));
 for (const cli of CLIS) if (!existsSync(cli)) throw new Error(`${cli} missing: run \`npm run build\` first`);
-const DIR = arg("dir", undefined);
+const DIR = values.dir;
 const tmp = mkdtempSync(join(tmpdir(), "focal-cli-bench-"));
 process.on("exit", () => rmSync(tmp, { recursive: true, force: true }));
 if (DIR) mkdirSync(DIR, { recursive: true });

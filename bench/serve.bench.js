@@ -16,18 +16,14 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { benchArgs } from "./args.js";
 import { K, ROWS, replayCheck, runLoad, runTrainers, settle, startServer, writeRubric } from "../test/support/serve-load.js";
-
-function arg(name, fallback) {
-  const i = process.argv.indexOf(`--${name}`);
-  return i < 0 ? fallback : process.argv[i + 1];
-}
 
 /**
  * `--fault`: trainer-like clients (runTrainers) for `duration` s while the server is killed with
  * SIGKILL every `every` s and restarted from its state dir on the same port.
  */
-async function fault({ duration, connections, every, noFsync }) {
+async function fault({ duration, connections, every, noFsync, json }) {
   const dir = mkdtempSync(join(tmpdir(), "focal-serve-fault-"));
   const stateDir = join(dir, "state");
   const rubricFile = writeRubric(dir);
@@ -63,7 +59,7 @@ async function fault({ duration, connections, every, noFsync }) {
       none_applied_twice: check.ok && check.serverSeq === result.issued,
       state_matches_sequential_replay: check.ok,
     };
-    if (process.argv.includes("--json")) process.stdout.write(JSON.stringify(figures) + "\n");
+    if (json) process.stdout.write(JSON.stringify(figures) + "\n");
     else {
       process.stdout.write(
         `fault test: ${connections} trainer-like clients for ${duration} s, SIGKILL + restart every ${every} s (${kills} kills), fsync ${noFsync ? "off" : "on"}\n` +
@@ -81,17 +77,29 @@ async function fault({ duration, connections, every, noFsync }) {
 }
 
 async function main() {
-  if (process.argv.includes("--fault")) {
+  const { values, number } = benchArgs(
+    {
+      duration: { default: "10", help: "seconds of load" },
+      connections: { default: "32", help: "connections (with --fault: trainer-like clients)" },
+      fault: { boolean: true, help: "SIGKILL and restart the server every --every seconds during the load" },
+      every: { default: "2", help: "with --fault: seconds between kills" },
+      "no-fsync": { boolean: true, help: "start the server with --no-fsync" },
+      json: { boolean: true, help: "also print the figures as one JSON line" },
+    },
+    "npm run bench:serve -- [flags]: load test of focal-reward serve",
+  );
+  if (values.fault) {
     return fault({
-      duration: Number(arg("duration", "10")),
-      connections: Number(arg("connections", "32")),
-      every: Number(arg("every", "2")),
-      noFsync: process.argv.includes("--no-fsync"),
+      duration: number("duration", { min: 0.1 }),
+      connections: number("connections", { min: 1, integer: true }),
+      every: number("every", { min: 0.05 }),
+      noFsync: values["no-fsync"],
+      json: values.json,
     });
   }
-  const duration = Number(arg("duration", "10"));
-  const connections = Number(arg("connections", "32"));
-  const noFsync = process.argv.includes("--no-fsync");
+  const duration = number("duration", { min: 0.1 });
+  const connections = number("connections", { min: 1, integer: true });
+  const noFsync = values["no-fsync"];
   const dir = mkdtempSync(join(tmpdir(), "focal-serve-bench-"));
   const server = await startServer({
     stateDir: join(dir, "state"),
@@ -123,7 +131,7 @@ async function main() {
       in_flight_at_end: inFlight,
       in_flight_already_applied: replays,
     };
-    if (process.argv.includes("--json")) process.stdout.write(JSON.stringify(figures) + "\n");
+    if (values.json) process.stdout.write(JSON.stringify(figures) + "\n");
     else {
       process.stdout.write(
         `focal-reward serve, /v1/score, stream scope, one run: ${ROWS} rollouts x ${K} criteria per request, ` +
