@@ -48,6 +48,8 @@ for (const cli of CLIS) if (!existsSync(cli)) throw new Error(`${cli} missing: r
 const DIR = values.dir;
 const tmp = mkdtempSync(join(tmpdir(), "focal-cli-bench-"));
 process.on("exit", () => rmSync(tmp, { recursive: true, force: true }));
+// Interrupted runs clean up too: the logs are gigabytes.
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => process.exit(130));
 if (DIR) mkdirSync(DIR, { recursive: true });
 const logDir = DIR ?? tmp;
 const ids = Array.from({ length: K }, (_, k) => `c${String(k).padStart(2, "0")}`);
