@@ -90,13 +90,17 @@ export interface LineChunk {
 
 /**
  * The common line shape read in place, from the line's UTF-8 bytes (a byte is one load; a
- * string's charCodeAt checks the string's representation every time): parse() returns false
+ * string's charCodeAt checks the string's representation every time): parse() returns -1
  * (having changed nothing the slow path relies on) for anything but keys step (a number), group
  * (a number or a string without escapes), scores (criterion: number | null) and valid (a
  * boolean), each at most once, and other keys whose value is a string without escapes, a
  * number, true, false or null, with JSON whitespace. The group and step of the previous line are
  * reused when their bytes repeat. The line ends at a newline or at the end of b: parse() returns
- * that index, or -1.
+ * that index.
+ *
+ * Lines of a log are usually written alike: the same keys in the same order, spaced the same way.
+ * Such a line is the last line read in full (its Shape) with other values: it is read by comparing
+ * the bytes between the values with the Shape's and parsing the values alone.
  */
 export class FastLine {
   private lastGroupBytes = new Uint8Array(0);
@@ -108,11 +112,13 @@ export class FastLine {
   private readonly ids: Uint8Array[];
   /** Where a step or group number is read (see scanJsonBytes). */
   private readonly number = new Float64Array(1);
+  private readonly shape: Shape;
 
   constructor(ids: readonly string[], private readonly column: ReadonlyMap<string, number>, private readonly scores: Float64Array, private readonly row: Row) {
     this.ids = ids.map((id) => Buffer.from(id, "utf8"));
     // `"id":` as it appears in the usual line, for ids that need no escape in JSON
     this.keys = ids.map((id) => (/^[^"\\\u0000-\u001f]*$/.test(id) ? new Word(Buffer.from(`"${id}":`, "utf8")) : undefined));
+    this.shape = new Shape();
   }
   private readonly keys: (Word | undefined)[];
   /** The bytes being read, as 32-bit words too (see Word). */
@@ -120,13 +126,70 @@ export class FastLine {
   private view: DataView = new DataView(new ArrayBuffer(0));
 
   parse(b: Uint8Array, i: number): number {
-    let seen = 0, valid = true, step = NaN;
-    let groupAt = -1, groupEnd = -1;
-    const e = b.length;
     if (b !== this.bytes) {
       this.bytes = b;
       this.view = new DataView(b.buffer, b.byteOffset, b.byteLength);
     }
+    const e = this.parseLikeLast(b, i);
+    if (e >= 0) return e;
+    const shape = this.shape;
+    shape.start();
+    const end = this.parseAny(b, i);
+    if (end >= 0) shape.take(b, i, end, this.scores.length);
+    return end;
+  }
+
+  /** A line of the last line's Shape; -1 if it is not one (or not valid as one). */
+  private parseLikeLast(b: Uint8Array, i: number): number {
+    const shape = this.shape, slots = shape.slots;
+    if (slots < 0) return -1;
+    const e = b.length, view = this.view, scores = this.scores, kinds = shape.kinds, args = shape.args;
+    let valid = true, step = NaN, groupAt = -1, groupEnd = -1;
+    if (shape.partial) for (let k = 0; k < scores.length; k++) scores[k] = NaN;
+    for (let s = 0; ; s++) {
+      i = shape.literal(b, view, i, s);
+      if (i < 0 || s === slots) break;
+      switch (kinds[s]) {
+        case A_SCORE:
+          i = scoreAt(b, i, scores, args[s]!);
+          break;
+        case A_STEP:
+          i = scanJsonBytes(b, i, this.number, 0);
+          step = this.number[0]!;
+          break;
+        case A_GROUP_STRING:
+          groupAt = i - 1;
+          i = plainString(b, i, e);
+          groupEnd = i + 1;
+          break;
+        case A_GROUP_NUMBER:
+          groupAt = i;
+          i = scanJsonBytes(b, i, this.number, 0);
+          groupEnd = i;
+          break;
+        case A_VALID:
+          if (same(b, i, TRUE)) i += 4;
+          else if (same(b, i, FALSE)) { valid = false; i += 5; }
+          else return -1;
+          break;
+        case AN_OTHER_STRING:
+          i = plainString(b, i, e);
+          break;
+        default:
+          i = skipScalar(b, i, e);
+      }
+      if (i < 0) return -1;
+    }
+    if (i < 0 || (i !== e && b[i] !== 10)) return -1;
+    this.finish(b, groupAt, groupEnd, valid, shape.hasStep, step);
+    return i;
+  }
+
+  /** Any line of the shape described above, its values marked in the Shape; -1 if it is not one. */
+  private parseAny(b: Uint8Array, i: number): number {
+    let seen = 0, valid = true, step = NaN;
+    let groupAt = -1, groupEnd = -1;
+    const e = b.length, shape = this.shape;
     i = ws(b, i + 1, e);
     if (b[i] === 125) return -1;
     const scores = this.scores;
@@ -138,7 +201,7 @@ export class FastLine {
       i = ws(b, q + 1, e);
       if (b[i] !== 58) return -1;
       i = ws(b, i + 1, e);
-      const len = q - k0;
+      const len = q - k0, at = i;
       if (len === 6 && same(b, k0, SCORES)) {
         if (seen & 4) return -1;
         seen |= 4;
@@ -151,10 +214,12 @@ export class FastLine {
         if (b[i] === 34) {
           const end = plainString(b, i + 1, e);
           if (end < 0) return -1;
+          shape.mark(A_GROUP_STRING, 0, i + 1, end);
           i = end + 1;
         } else {
           i = scanJsonBytes(b, i, this.number, 0);
           if (i < 0) return -1;
+          shape.mark(A_GROUP_NUMBER, 0, at, i);
         }
         groupEnd = i;
       } else if (len === 4 && same(b, k0, STEP)) {
@@ -163,16 +228,20 @@ export class FastLine {
         i = scanJsonBytes(b, i, this.number, 0);
         if (i < 0) return -1;
         step = this.number[0]!;
+        shape.mark(A_STEP, 0, at, i);
       } else if (len === 5 && same(b, k0, VALID)) {
         if (seen & 8) return -1;
         seen |= 8;
         if (same(b, i, TRUE)) i += 4;
         else if (same(b, i, FALSE)) { valid = false; i += 5; }
         else return -1;
+        shape.mark(A_VALID, 0, at, i);
       } else {
         // Another key (ignored): skipped when its value is a plain string, a number or a literal.
         i = skipScalar(b, i, e);
         if (i < 0) return -1;
+        if (b[at] === 34) shape.mark(AN_OTHER_STRING, 0, at + 1, i - 1);
+        else shape.mark(AN_OTHER, 0, at, i);
       }
       i = ws(b, i, e);
       const c = b[i];
@@ -182,6 +251,12 @@ export class FastLine {
       break;
     }
     if ((i !== e && b[i] !== 10) || (seen & 6) !== 6) return -1;
+    this.finish(b, groupAt, groupEnd, valid, (seen & 1) !== 0, step);
+    return i;
+  }
+
+  /** The row of a line read: its group (b[groupAt..groupEnd), its JSON), validity and step. */
+  private finish(b: Uint8Array, groupAt: number, groupEnd: number, valid: boolean, hasStep: boolean, step: number): void {
     const row = this.row;
     const gl = groupEnd - groupAt;
     if (gl !== this.lastGroupBytes.length || !same(b, groupAt, this.lastGroupBytes)) {
@@ -193,7 +268,7 @@ export class FastLine {
     row.group = this.lastGroup;
     row.groupKey = this.lastGroupKey;
     row.valid = valid;
-    if (seen & 1) {
+    if (hasStep) {
       if (step !== this.lastStep) {
         this.lastStep = step;
         this.lastStepKey = `=${JSON.stringify(step)}`;
@@ -204,7 +279,6 @@ export class FastLine {
       row.step = undefined;
       row.stepKey = "";
     }
-    return i;
   }
 
   /** The scores object at b[i] into `scores`; the index after it, or -1. */
@@ -233,22 +307,124 @@ export class FastLine {
         i = ws(b, i + 1, e);
       }
       this.next = k + 1;
-      if (b[i] === 110) {
-        if (!same(b, i, NULL)) return -1;
-        scores[k] = NaN;
-        i += 4;
-      } else {
-        i = scanJsonBytes(b, i, scores, k);
-        if (i < 0) return -1;
-        const x = scores[k]!;
-        if (!(x <= SCORE_MAX && x >= -SCORE_MAX)) return -1; // infinite or outside float32
-      }
+      const at = i;
+      i = scoreAt(b, i, scores, k);
+      if (i < 0) return -1;
+      this.shape.mark(A_SCORE, k, at, i);
       i = ws(b, i, e);
       const c = b[i];
       if (c === 44) { i = ws(b, i + 1, e); continue; }
       return c === 125 ? i + 1 : -1;
     }
   }
+}
+
+/** What a value of a Shape is (a criterion's score's `arg` is its column). */
+const A_SCORE = 0, A_STEP = 1, A_GROUP_STRING = 2, A_GROUP_NUMBER = 3, A_VALID = 4, AN_OTHER_STRING = 5, AN_OTHER = 6;
+
+/**
+ * A line's shape: the bytes between its values (a string value is its text between the quotes)
+ * and what each value is. Built from a line FastLine has read in full: another line with the
+ * same bytes between values of the same kinds is read the same way, so it reads to the same row.
+ */
+class Shape {
+  /** Values; -1: no shape. */
+  slots = -1;
+  kinds = new Int32Array(32);
+  args = new Int32Array(32);
+  /** Some criterion has no value (its score is NaN unless the line gives it). */
+  partial = true;
+  hasStep = false;
+  /** Values of the line being read: kind, arg, from, to (indices into the line). */
+  private marks = new Int32Array(128);
+  private marked = 0;
+  /** The bytes between values, one run before each value and one after the last: literal s is bytes[from[s]..from[s + 1]) */
+  private bytes = new Uint8Array(256);
+  private from = new Int32Array(33);
+  /** The runs as little-endian 32-bit words (a run from word[s], its last word masked to the bytes it has). */
+  private words = new Int32Array(128);
+  private word = new Int32Array(33);
+  private masks = new Int32Array(33);
+
+  /** Values are marked afresh (the shape stays until take()). */
+  start(): void {
+    this.marked = 0;
+  }
+
+  mark(kind: number, arg: number, from: number, to: number): void {
+    const n = this.marked;
+    if (4 * n === this.marks.length) this.marks = grown(this.marks, 8 * n);
+    const marks = this.marks;
+    marks[4 * n] = kind;
+    marks[4 * n + 1] = arg;
+    marks[4 * n + 2] = from;
+    marks[4 * n + 3] = to;
+    this.marked = n + 1;
+  }
+
+  /** The marked line b[a..e) becomes the shape. */
+  take(b: Uint8Array, a: number, e: number, criteria: number): void {
+    const n = this.marked, marks = this.marks;
+    if (this.from.length < n + 2) {
+      this.kinds = new Int32Array(2 * n);
+      this.args = new Int32Array(2 * n);
+      this.from = new Int32Array(2 * n + 2);
+      this.word = new Int32Array(2 * n + 2);
+      this.masks = new Int32Array(2 * n + 2);
+    }
+    if (this.bytes.length < e - a) this.bytes = new Uint8Array(2 * (e - a));
+    if (this.words.length < (e - a) / 4 + n + 1) this.words = new Int32Array(2 * ((e - a) / 4 + n + 1));
+    const bytes = this.bytes, from = this.from, words = this.words, word = this.word, masks = this.masks;
+    let at = 0, w = 0, hasStep = false;
+    const seen = new Uint8Array(criteria);
+    for (let s = 0; s <= n; s++) {
+      const x = s === 0 ? a : marks[4 * s - 1]!, y = s === n ? e : marks[4 * s + 2]!;
+      from[s] = at;
+      word[s] = w;
+      for (let j = x; j < y; j += 4) {
+        let v = 0;
+        for (let t = 0; t < 4 && j + t < y; t++) v |= b[j + t]! << (8 * t);
+        words[w++] = v;
+      }
+      const rest = (y - x) & 3;
+      masks[s] = rest === 0 ? -1 : (1 << (8 * rest)) - 1;
+      bytes.set(b.subarray(x, y), at);
+      at += y - x;
+      if (s < n) {
+        const kind = marks[4 * s]!, arg = marks[4 * s + 1]!;
+        this.kinds[s] = kind;
+        this.args[s] = arg;
+        if (kind === A_SCORE) seen[arg] = 1;
+        else if (kind === A_STEP) hasStep = true;
+      }
+    }
+    from[n + 1] = at;
+    this.hasStep = hasStep;
+    this.partial = seen.includes(0);
+    this.slots = n;
+  }
+
+  /** Past literal s at b[i], or -1 if it is not there. */
+  literal(b: Uint8Array, view: DataView, i: number, s: number): number {
+    const n = this.from[s + 1]! - this.from[s]!, end = i + n;
+    if (end + 3 > b.length) {
+      // near the end of b: byte by byte
+      const bytes = this.bytes, at = this.from[s]! - i;
+      for (let j = i; j < end; j++) if (b[j] !== bytes[at + j]) return -1;
+      return end;
+    }
+    const words = this.words;
+    let w = this.word[s]!;
+    for (; i + 4 <= end; i += 4, w++) if (view.getInt32(i, true) !== words[w]) return -1;
+    if (i < end && (view.getInt32(i, true) & this.masks[s]!) !== words[w]) return -1;
+    return end;
+  }
+}
+
+function grown(a: Int32Array, size: number): Int32Array<ArrayBuffer> {
+  const b = new Int32Array(size);
+  b.set(a);
+  return b;
 }
 
 const ascii = (w: string) => Uint8Array.from(w, (c) => c.charCodeAt(0));
@@ -279,6 +455,18 @@ class Word {
     for (let j = 0; j < last; j++) if (view.getInt32(at + 4 * j, true) !== words[j]) return false;
     return (view.getInt32(at + 4 * last, true) & this.mask) === words[last];
   }
+}
+
+/** The score (a number within float32's range, or null: NaN) at b[i] into scores[k]; the index past it, or -1. */
+function scoreAt(b: Uint8Array, i: number, scores: Float64Array, k: number): number {
+  if (b[i] === 110) {
+    if (!same(b, i, NULL)) return -1;
+    scores[k] = NaN;
+    return i + 4;
+  }
+  i = scanJsonBytes(b, i, scores, k);
+  const x = scores[k]!;
+  return i >= 0 && x <= SCORE_MAX && x >= -SCORE_MAX ? i : -1; // not infinite, within float32
 }
 
 /** Past the plain string, number, true, false or null at b[i], or -1 (anything else). */

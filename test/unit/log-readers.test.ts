@@ -194,6 +194,48 @@ describe("JSONL reader", () => {
       '{"group":null,"scores":{"a":1}}',
       '{"step":"s","group":"p1","scores":{"a":1}}',
     ]) expect(take(line), line).toBe(false);
+    // after a line of the usual shape, a line like it with other values is read by that shape
+    expect(take('{"step":4,"group":"p1","scores":{"a":0.25,"b":null},"valid":false}')).toBe(true);
+    expect(take('{"step":5,"group":"p22","scores":{"a":null,"b":-2.5e-1},"valid":true}')).toBe(true);
+    expect([row.step, row.stepKey, row.group, row.groupKey, row.valid, scores[0], scores[1]]).toEqual([5, "=5", "p22", '"p22', true, NaN, -0.25]);
+    for (const line of [
+      '{"step":5,"group":"p\\u0032","scores":{"a":1,"b":1},"valid":true}',
+      '{"step":5,"group":"p2","scores":{"a":1x,"b":1},"valid":true}',
+      '{"step":5,"group":"p2","scores":{"a":1,"b":1},"valid":1}',
+      '{"step":5,"group":"p2","scores":{"a":1,"b":1e39},"valid":true}',
+      '{"step":5,"group":"p2","scores":{"a":1,"b":1},"valid":true}}',
+      '{"step":"5","group":"p2","scores":{"a":1,"b":1},"valid":true}',
+    ]) expect(take(line), line).toBe(false);
+  });
+
+  it("lines written alike (read by the last line's shape) with values of every kind equal the JSON.parse reading", async () => {
+    const r = prng(31);
+    const groups = ['"g1"', '"g2"', '"é"', '"g\\u0031"', '"g\\"q"', "3", "-0", "1.0", "null", '{"id":1}', '""'];
+    const values = () => (r() < 0.1 ? "null" : r() < 0.5 ? numberText(r) : ["0.5x", "nul", "1e", "-", "1.", "01", '"1"', "true", "1e400", "3.5e38"][Math.floor(r() * 10)]!);
+    const lines: string[] = [];
+    for (let i = 0; i < 3000; i++) {
+      const g = r() < 0.7 ? groups[Math.floor(r() * 2)] : groups[Math.floor(r() * groups.length)];
+      const v = r() < 0.1 ? (r() < 0.5 ? "false" : "yes") : "true";
+      const step = r() < 0.05 ? '"s"' : String(Math.floor(i / 300));
+      const x = () => (r() < 0.97 ? numberText(r) : values());
+      lines.push(`{"step":${step}, "group":${g},"scores":{"a":${x()},"b":${x()},"c d":${x()},"é":${r() < 0.1 ? "null" : x()}},"valid":${v},"n":${r() < 0.1 ? '"x"' : "1"}}`);
+    }
+    // lines with a bad value make readSteps fail: compare the good ones in runs of 100 lines
+    for (let at = 0; at < lines.length; at += 100) {
+      const run = lines.slice(at, at + 100).filter((l) => {
+        try {
+          const o = JSON.parse(l);
+          return typeof o.valid === "boolean" && Object.values(o.scores).every((x) => x === null || (typeof x === "number" && Math.abs(x) <= 3.4e38));
+        } catch {
+          return false;
+        }
+      });
+      const got = await collect(run, IDS, 100);
+      const exp = reference(run, IDS);
+      expect(got.map((s) => [s.step, s.groups, s.groupSizes, Array.from(s.valid), Array.from(s.scores).map((x) => Object.is(x, -0) ? "-0" : x)])).toEqual(
+        exp.map((s) => [s.step, s.groups, s.sizes, s.valid, s.scores.map((x) => Object.is(x, -0) ? "-0" : x)]),
+      );
+    }
   });
 
   it("errors are JSON.parse's, on the right line", async () => {
