@@ -107,6 +107,7 @@ export class FastLine {
   private lastGroupKey = "";
   private lastGroup: unknown = undefined;
   private lastStep = NaN;
+  private lastStepValue: unknown = undefined;
   private lastStepKey = "";
   private next = 0;
   private readonly ids: Uint8Array[];
@@ -143,15 +144,25 @@ export class FastLine {
   private parseLikeLast(b: Uint8Array, i: number): number {
     const shape = this.shape, slots = shape.slots;
     if (slots < 0) return -1;
-    const e = b.length, view = this.view, scores = this.scores, kinds = shape.kinds, args = shape.args;
+    // The shape's arrays in locals: the loop then reads them without looking at the shape again.
+    const e = b.length, view = this.view, scores = this.scores, table = shape.table, words = shape.words;
     let valid = true, step = NaN, groupAt = -1, groupEnd = -1;
     if (shape.partial) for (let k = 0; k < scores.length; k++) scores[k] = NaN;
-    for (let s = 0; ; s++) {
-      i = shape.literal(b, view, i, s);
-      if (i < 0 || s === slots) break;
-      switch (kinds[s]) {
+    for (let s = 0, t = 0; ; s++, t += SLOT) {
+      // the bytes before value s (after the last value: the end of the line), four at a time
+      const end = i + table[t + LENGTH]!;
+      if (end + 3 > e) {
+        if (!shape.tailAt(b, i, s)) return -1;
+      } else {
+        let w = table[t + WORD]!;
+        for (; i + 4 <= end; i += 4, w++) if (view.getInt32(i, true) !== words[w]) return -1;
+        if (i < end && (view.getInt32(i, true) & table[t + MASK]!) !== words[w]) return -1;
+      }
+      i = end;
+      if (s === slots) break;
+      switch (table[t + KIND]) {
         case A_SCORE:
-          i = scoreAt(b, i, scores, args[s]!);
+          i = scoreAt(b, i, scores, table[t + ARG]!);
           break;
         case A_STEP:
           i = scanJsonBytes(b, i, this.number, 0);
@@ -180,7 +191,7 @@ export class FastLine {
       }
       if (i < 0) return -1;
     }
-    if (i < 0 || (i !== e && b[i] !== 10)) return -1;
+    if (i !== e && b[i] !== 10) return -1;
     this.finish(b, groupAt, groupEnd, valid, shape.hasStep, step);
     return i;
   }
@@ -265,15 +276,19 @@ export class FastLine {
       this.lastGroup = g;
       this.lastGroupKey = typeof g === "string" ? `"${g}` : (JSON.stringify(g) ?? "null");
     }
-    row.group = this.lastGroup;
-    row.groupKey = this.lastGroupKey;
+    // Stores of other objects into row cost a write barrier each: only when they change.
+    if (row.groupKey !== this.lastGroupKey || !Object.is(row.group, this.lastGroup)) {
+      row.group = this.lastGroup;
+      row.groupKey = this.lastGroupKey;
+    }
     row.valid = valid;
     if (hasStep) {
-      if (step !== this.lastStep) {
+      if (!Object.is(step, this.lastStep)) {
         this.lastStep = step;
+        this.lastStepValue = step; // boxed once, not once a row
         this.lastStepKey = `=${JSON.stringify(step)}`;
       }
-      row.step = step;
+      row.step = this.lastStepValue;
       row.stepKey = this.lastStepKey;
     } else {
       row.step = undefined;
@@ -330,21 +345,18 @@ const A_SCORE = 0, A_STEP = 1, A_GROUP_STRING = 2, A_GROUP_NUMBER = 3, A_VALID =
 class Shape {
   /** Values; -1: no shape. */
   slots = -1;
-  kinds = new Int32Array(32);
-  args = new Int32Array(32);
+  /** Per value s (and after the last one, s = slots: the end of the line), SLOT entries (see KIND..MASK). */
+  table = new Int32Array(33 * SLOT);
+  /** The bytes before each value as little-endian 32-bit words (the last one masked to the bytes it has). */
+  words = new Int32Array(128);
   /** Some criterion has no value (its score is NaN unless the line gives it). */
   partial = true;
   hasStep = false;
   /** Values of the line being read: kind, arg, from, to (indices into the line). */
   private marks = new Int32Array(128);
   private marked = 0;
-  /** The bytes between values, one run before each value and one after the last: literal s is bytes[from[s]..from[s + 1]) */
+  /** The bytes before each value, one run after the other (see FROM). */
   private bytes = new Uint8Array(256);
-  private from = new Int32Array(33);
-  /** The runs as little-endian 32-bit words (a run from word[s], its last word masked to the bytes it has). */
-  private words = new Int32Array(128);
-  private word = new Int32Array(33);
-  private masks = new Int32Array(33);
 
   /** Values are marked afresh (the shape stays until take()). */
   start(): void {
@@ -365,61 +377,49 @@ class Shape {
   /** The marked line b[a..e) becomes the shape. */
   take(b: Uint8Array, a: number, e: number, criteria: number): void {
     const n = this.marked, marks = this.marks;
-    if (this.from.length < n + 2) {
-      this.kinds = new Int32Array(2 * n);
-      this.args = new Int32Array(2 * n);
-      this.from = new Int32Array(2 * n + 2);
-      this.word = new Int32Array(2 * n + 2);
-      this.masks = new Int32Array(2 * n + 2);
-    }
+    if (this.table.length < (n + 1) * SLOT) this.table = new Int32Array(2 * (n + 1) * SLOT);
     if (this.bytes.length < e - a) this.bytes = new Uint8Array(2 * (e - a));
     if (this.words.length < (e - a) / 4 + n + 1) this.words = new Int32Array(2 * ((e - a) / 4 + n + 1));
-    const bytes = this.bytes, from = this.from, words = this.words, word = this.word, masks = this.masks;
+    const bytes = this.bytes, table = this.table, words = this.words;
     let at = 0, w = 0, hasStep = false;
     const seen = new Uint8Array(criteria);
-    for (let s = 0; s <= n; s++) {
+    for (let s = 0, t = 0; s <= n; s++, t += SLOT) {
       const x = s === 0 ? a : marks[4 * s - 1]!, y = s === n ? e : marks[4 * s + 2]!;
-      from[s] = at;
-      word[s] = w;
+      table[t + FROM] = at;
+      table[t + LENGTH] = y - x;
+      table[t + WORD] = w;
       for (let j = x; j < y; j += 4) {
         let v = 0;
-        for (let t = 0; t < 4 && j + t < y; t++) v |= b[j + t]! << (8 * t);
+        for (let k = 0; k < 4 && j + k < y; k++) v |= b[j + k]! << (8 * k);
         words[w++] = v;
       }
       const rest = (y - x) & 3;
-      masks[s] = rest === 0 ? -1 : (1 << (8 * rest)) - 1;
+      table[t + MASK] = rest === 0 ? -1 : (1 << (8 * rest)) - 1;
       bytes.set(b.subarray(x, y), at);
       at += y - x;
       if (s < n) {
         const kind = marks[4 * s]!, arg = marks[4 * s + 1]!;
-        this.kinds[s] = kind;
-        this.args[s] = arg;
+        table[t + KIND] = kind;
+        table[t + ARG] = arg;
         if (kind === A_SCORE) seen[arg] = 1;
         else if (kind === A_STEP) hasStep = true;
       }
     }
-    from[n + 1] = at;
     this.hasStep = hasStep;
     this.partial = seen.includes(0);
     this.slots = n;
   }
 
-  /** Past literal s at b[i], or -1 if it is not there. */
-  literal(b: Uint8Array, view: DataView, i: number, s: number): number {
-    const n = this.from[s + 1]! - this.from[s]!, end = i + n;
-    if (end + 3 > b.length) {
-      // near the end of b: byte by byte
-      const bytes = this.bytes, at = this.from[s]! - i;
-      for (let j = i; j < end; j++) if (b[j] !== bytes[at + j]) return -1;
-      return end;
-    }
-    const words = this.words;
-    let w = this.word[s]!;
-    for (; i + 4 <= end; i += 4, w++) if (view.getInt32(i, true) !== words[w]) return -1;
-    if (i < end && (view.getInt32(i, true) & this.masks[s]!) !== words[w]) return -1;
-    return end;
+  /** b holds the bytes before value s at i (near the end of b, where they are compared a byte at a time). */
+  tailAt(b: Uint8Array, i: number, s: number): boolean {
+    const t = s * SLOT, from = this.table[t + FROM]!, n = this.table[t + LENGTH]!, bytes = this.bytes;
+    for (let j = 0; j < n; j++) if (b[i + j] !== bytes[from + j]) return false;
+    return true;
   }
 }
+
+/** A Shape's table: per value, its kind and arg, then where its bytes before it are: FROM in bytes, LENGTH bytes, from WORD in words, the last word's MASK. */
+const KIND = 0, ARG = 1, FROM = 2, LENGTH = 3, WORD = 4, MASK = 5, SLOT = 6;
 
 function grown(a: Int32Array, size: number): Int32Array<ArrayBuffer> {
   const b = new Int32Array(size);
@@ -565,7 +565,7 @@ export async function* readSteps(lines: Lines | AsyncIterable<LineChunk> | Async
       stepKey = row.stepKey;
       builder.step = row.step;
     }
-    const at = builder.add(row.groupKey, row.group, row.valid, line);
+    const at = builder.add(row.groupKey, row.group, row.valid, line, false); // all K written below
     const values = builder.values;
     for (let k = 0; k < K; k++) values[at + k] = scores[k]!;
     return done;

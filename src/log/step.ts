@@ -99,14 +99,17 @@ export class StepBuilder {
   add(key: string, group: unknown, valid: boolean, line: number, nan = true): number {
     if (this.n === this.rowGroup.length) this.grow(this.n * 2);
     // The rows of a group usually follow each other: the same key needs no lookup.
-    let g = key === this.lastKey ? this.lastGroup : this.groupIndex.get(key);
-    if (g === undefined) {
-      g = this.groupValues.length;
-      this.groupIndex.set(key, g);
-      this.groupValues.push(typeof group === "function" ? (group as () => unknown)() : group);
-    } else if (g !== this.lastGroup) this.contiguous = false;
-    this.lastGroup = g;
-    this.lastKey = key;
+    if (key !== this.lastKey) {
+      let g = this.groupIndex.get(key);
+      if (g === undefined) {
+        g = this.groupValues.length;
+        this.groupIndex.set(key, g);
+        this.groupValues.push(typeof group === "function" ? (group as () => unknown)() : group);
+      } else if (g !== this.lastGroup) this.contiguous = false;
+      this.lastGroup = g;
+      this.lastKey = key; // only when it changes (a store of a string is a write barrier)
+    }
+    const g = this.lastGroup;
     const i = this.n++;
     this.rowGroup[i] = g;
     this.rowValid[i] = valid ? 1 : 0;
