@@ -23,6 +23,8 @@ export interface ColumnBatch {
   scores: (ArrayLike<unknown> | undefined)[];
   /** usable[k]: the reader found every value of scores[k] usable (see `usable`): no need to look again. */
   usable?: boolean[];
+  /** Every score, row after row (row r's from r * K), NaN where not judged, every value usable: when given, `scores` is not read. */
+  matrix?: Float32Array;
 }
 
 export interface ColumnarSource {
@@ -106,12 +108,12 @@ export async function* columnSteps(source: ColumnarSource, criteria: readonly st
           row += e - r;
           r = e;
         }
-        if (!copyScores(b.scores, checked, i, j, builder.values, first * K)) {
+        if (!copyScores(b, checked, i, j, builder.values, first * K)) {
           builder.values.fill(NaN, first * K, (first + j - i) * K);
           for (let r = i; r < j; r++) rowScores(b.scores, r, builder.values, (first + r - i) * K, criteria, start + r - i + 1);
         }
       } else {
-        const clean = b.scores.every((col, k) => checked[k] || usable(col!, i, j));
+        const clean = b.matrix !== undefined || b.scores.every((col, k) => checked[k] || usable(col!, i, j));
         for (let r = i; r < j; r++) {
           row++;
           const c = codes[r]!, g = values[c];
@@ -123,7 +125,7 @@ export async function* columnSteps(source: ColumnarSource, criteria: readonly st
           }
           if (!clean) rowScores(b.scores, r, builder.values, at, criteria, row);
         }
-        if (clean) copyScores(b.scores, checked, i, j, builder.values, first * K);
+        if (clean) copyScores(b, checked, i, j, builder.values, first * K);
       }
       i = j;
     }
@@ -157,12 +159,16 @@ function usable(col: ArrayLike<unknown>, i: number, j: number): boolean {
 }
 
 /**
- * Rows i..j of every score column into out from `at` (every score of those rows is written; a
+ * Rows i..j of every score of the batch into out from `at` (every score of those rows is written; a
  * criterion the file lacks, a null: NaN), the columns not `checked` checked as they are copied:
  * false at the first value rowScores would refuse.
  */
-function copyScores(cols: readonly (ArrayLike<unknown> | undefined)[], checked: readonly boolean[], i: number, j: number, out: Float32Array, at: number): boolean {
-  const K = cols.length;
+function copyScores(b: ColumnBatch, checked: readonly boolean[], i: number, j: number, out: Float32Array, at: number): boolean {
+  const cols = b.scores, K = cols.length;
+  if (b.matrix) {
+    out.set(b.matrix.subarray(i * K, j * K), at);
+    return true;
+  }
   for (let k = 0; k < K; k++) {
     const col = cols[k];
     if (!col) for (let r = i, to = at + k; r < j; r++, to += K) out[to] = NaN;
@@ -237,8 +243,8 @@ export async function parquetSource(path: string): Promise<ColumnarSource> {
       // A column's buffer is reused by the next row group (columnSteps is done with this one by
       // then): fresh memory per row group costs its page faults.
       const reused = new Map<string, Float64Array>();
-      let codes = new Int32Array(0), floats = new Float32Array(0);
-      const K = criteria.length;
+      let codes = new Int32Array(0), floats = new Float32Array(0), matrix = new Float32Array(0);
+      const K = criteria.length, inStep = criteria.map(() => new ScoreColumn());
       const handle = pages ? await (await import("node:fs/promises")).open(path, "r") : undefined;
       try {
         let start = 0;
@@ -247,7 +253,8 @@ export async function parquetSource(path: string): Promise<ColumnarSource> {
           const data: Record<string, ArrayLike<unknown>> = {};
           let group: GroupCodes | undefined;
           // Score, step and group columns of plain numbers or strings are decoded here (the
-          // scores as float32, column after column in one buffer); the rest by hyparquet.
+          // scores as float32: in step into the rows, or else column after column in one
+          // buffer); the rest by hyparquet.
           const rest: string[] = [];
           const mine: { name: string; meta: ChunkMeta; element: SchemaElement }[] = [];
           for (const name of wanted) {
@@ -258,9 +265,22 @@ export async function parquetSource(path: string): Promise<ColumnarSource> {
             else rest.push(name);
           }
           const bytes = await readChunks(handle!, mine.map((c) => c.meta));
-          if (floats.length < rows * K) floats = new Float32Array(rows * K);
+          let inRows = false;
+          if (!rest.some((name) => scoreColumns.has(name))) {
+            if (matrix.length < rows * K) matrix = new Float32Array(rows * K);
+            const columns = criteria.map((name, k) => {
+              const i = mine.findIndex((c) => c.name === name);
+              if (i < 0) return undefined;
+              const { meta, element } = mine[i]!;
+              inStep[k]!.open(pages!, bytes[i]!, meta.type, meta.codec, element.repetition_type !== "REQUIRED", rows);
+              return inStep[k];
+            });
+            inRows = readInStep(columns, rows, matrix);
+          }
+          if (!inRows && floats.length < rows * K) floats = new Float32Array(rows * K);
           const checked = new Set<string>();
           mine.forEach(({ name, meta, element }, i) => {
+            if (inRows && scoreColumns.has(name)) return;
             const optional = element.repetition_type !== "REQUIRED";
             if (name === "group" && element.type === "BYTE_ARRAY") {
               if (codes.length < rows) codes = new Int32Array(rows);
@@ -294,13 +314,37 @@ export async function parquetSource(path: string): Promise<ColumnarSource> {
             });
           }
           start += rows;
-          yield { rows, step: data.step, group: group ?? data.group!, valid: data.valid, scores: criteria.map((c) => data[c]), usable: criteria.map((c) => checked.has(c)) };
+          const batch: ColumnBatch = { rows, step: data.step, group: group ?? data.group!, valid: data.valid, scores: criteria.map((c) => data[c]), usable: criteria.map((c) => checked.has(c)) };
+          if (inRows) batch.matrix = matrix.subarray(0, rows * K);
+          yield batch;
         }
       } finally {
         await handle?.close();
       }
     },
   };
+}
+
+/** Rows of a block of the score columns read in step: ~16 KiB of rows at K = 16, in L1 while its columns are written into it. */
+const BLOCK = 256;
+
+/**
+ * The score columns (in criterion order; undefined: the file lacks it) of a row group into
+ * matrix, row after row (NaN where missing), a block of rows at a time: each row's scores are
+ * written while its block is in cache, instead of a column at a time into the whole row group.
+ * False as ScoreColumn.take (the row group is then read column after column).
+ */
+function readInStep(columns: readonly (ScoreColumn | undefined)[], rows: number, matrix: Float32Array): boolean {
+  const K = columns.length;
+  for (let r = 0; r < rows; r += BLOCK) {
+    const m = Math.min(BLOCK, rows - r);
+    for (let k = 0; k < K; k++) {
+      const column = columns[k], at = r * K + k;
+      if (!column) fillStrided(matrix, at, K, m, NaN);
+      else if (!column.take(m, matrix, at, K)) return false;
+    }
+  }
+  return true;
 }
 
 interface ChunkMeta { type: string; codec: string; data_page_offset: bigint; dictionary_page_offset?: bigint; total_compressed_size: bigint }
@@ -396,70 +440,91 @@ function plainText(e: SchemaElement): boolean {
 
 const view = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength);
 
-/** Scratch of the chunk decoders (definition levels, dictionary indices, a decompressed page), grown as needed. */
-let levels: Int32Array = new Int32Array(0), indices: Int32Array = new Int32Array(0), pageBuffer = new Uint8Array(0);
+/** The buffers a column's pages are decoded into (a decompressed page, its definition levels, its dictionary indices), grown as needed. */
+interface Scratch { page: Uint8Array; levels: Int32Array; indices: Int32Array }
+const newScratch = (): Scratch => ({ page: new Uint8Array(0), levels: new Int32Array(0), indices: new Int32Array(0) });
+/** The scratch of the decoders that read a chunk at a time. */
+const shared = newScratch();
 const fit = (a: Int32Array, n: number): Int32Array => (a.length >= n ? a : new Int32Array(Math.max(n, 2 * a.length)));
 
-/** A page's bytes decompressed: snappy into the scratch buffer (read before the next page is). */
-function decompress(h: PageFunctions, raw: Uint8Array, size: number, codec: string): Uint8Array {
+/** A page's bytes decompressed: snappy into the scratch's page buffer (read before its next page is). */
+function decompress(h: PageFunctions, raw: Uint8Array, size: number, codec: string, s: Scratch): Uint8Array {
   if (codec !== "SNAPPY") return h.decompressPage(raw, size, codec, undefined);
-  if (pageBuffer.length < size) pageBuffer = new Uint8Array(Math.max(size, 2 * pageBuffer.length));
-  const out = pageBuffer.subarray(0, size);
+  if (s.page.length < size) s.page = new Uint8Array(Math.max(size, 2 * s.page.length));
+  const out = s.page.subarray(0, size);
   h.snappyUncompress(raw, out);
   return out;
 }
 
-/** A data page, decompressed: n values, `present` of them not null (where `levels` is 1, when fewer than n), from page[at..]. */
-interface DataPage { n: number; encoding: string; page: Uint8Array; at: number; present: number }
+/**
+ * A data page, decompressed: n values after the `from` values of the pages before it, `present`
+ * of them not null (where `levels` is 1, when fewer than n), from page[at..]; decoded into `scratch`.
+ */
+interface DataPage { n: number; from: number; encoding: string; page: Uint8Array; at: number; present: number; levels: Int32Array; scratch: Scratch }
 
 /**
- * The pages of a column chunk of `rows` values, in order, to onDictionary (the dictionary page's
- * bytes, decompressed, and its size) and onData (a data page, and the values before it); false if
- * the pages do not add up or are of a kind not read here (or a callback returned false).
+ * The pages of a column chunk of `rows` values, in order: `next` gives each data page, and the
+ * dictionary page before it to onDictionary (its bytes, decompressed, and its size).
  */
-function eachPage(h: PageFunctions, bytes: Uint8Array, codec: string, optional: boolean, rows: number, onDictionary: (page: Uint8Array, count: number) => boolean, onData: (p: DataPage, filled: number) => boolean): boolean {
-  const reader = { view: view(bytes), offset: 0 };
-  let filled = 0;
-  while (filled < rows) {
-    if (reader.offset >= bytes.length) return false;
-    const ph = h.parquetHeader(reader);
-    const raw = bytes.subarray(reader.offset, reader.offset + ph.compressed_page_size);
-    reader.offset += ph.compressed_page_size;
-    if (ph.type === "DICTIONARY_PAGE") {
-      if (!onDictionary(decompress(h, raw, Number(ph.uncompressed_page_size), codec), ph.dictionary_page_header!.num_values)) return false;
-      continue;
-    }
-    let n: number, encoding: string, page: Uint8Array, at = 0, present: number;
-    if (ph.type === "DATA_PAGE" && ph.data_page_header && (!optional || ph.data_page_header.definition_level_encoding === "RLE")) {
-      ({ num_values: n, encoding } = ph.data_page_header);
-      page = decompress(h, raw, Number(ph.uncompressed_page_size), codec);
-      present = n;
-      if (optional) {
-        // version 1: the definition levels (0 null, 1 present) lead the page, after their length
-        if (page.length < 4) return false;
-        const len = view(page).getUint32(0, true);
-        levels = fit(levels, n);
-        present = hybrid(page, 4, 4 + len, 1, levels, n);
-        at = 4 + len;
-      }
-    } else if (ph.type === "DATA_PAGE_V2" && ph.data_page_header_v2) {
-      const d = ph.data_page_header_v2;
-      ({ num_values: n, encoding } = d);
-      if (d.repetition_levels_byte_length) return false;
-      // version 2: the levels are not compressed, the values after them may be
-      const dl = d.definition_levels_byte_length;
-      present = n;
-      if (optional) {
-        levels = fit(levels, n);
-        present = hybrid(raw, 0, dl, 1, levels, n);
-      }
-      const body = raw.subarray(dl), size = Number(ph.uncompressed_page_size) - dl;
-      page = d.is_compressed !== false && size > 0 ? decompress(h, body, size, codec) : body;
-    } else return false;
-    if (filled + n > rows || present < 0) return false;
-    if (!onData({ n, encoding, page, at, present }, filled)) return false;
-    filled += n;
+class Pages {
+  private readonly reader: Reader;
+  private filled = 0;
+  constructor(private readonly h: PageFunctions, private readonly bytes: Uint8Array, private readonly codec: string, private readonly optional: boolean, private readonly rows: number, private readonly scratch: Scratch, private readonly onDictionary: (page: Uint8Array, count: number) => boolean) {
+    this.reader = { view: view(bytes), offset: 0 };
   }
+
+  /** The next data page; null after the last one; undefined if the pages do not add up or are of a kind not read here (or onDictionary returned false). */
+  next(): DataPage | null | undefined {
+    const { h, bytes, codec, optional, reader, rows, scratch: s } = this;
+    while (this.filled < rows) {
+      if (reader.offset >= bytes.length) return undefined;
+      const ph = h.parquetHeader(reader);
+      const raw = bytes.subarray(reader.offset, reader.offset + ph.compressed_page_size);
+      reader.offset += ph.compressed_page_size;
+      if (ph.type === "DICTIONARY_PAGE") {
+        if (!this.onDictionary(decompress(h, raw, Number(ph.uncompressed_page_size), codec, s), ph.dictionary_page_header!.num_values)) return undefined;
+        continue;
+      }
+      let n: number, encoding: string, page: Uint8Array, at = 0, present: number;
+      if (ph.type === "DATA_PAGE" && ph.data_page_header && (!optional || ph.data_page_header.definition_level_encoding === "RLE")) {
+        ({ num_values: n, encoding } = ph.data_page_header);
+        page = decompress(h, raw, Number(ph.uncompressed_page_size), codec, s);
+        present = n;
+        if (optional) {
+          // version 1: the definition levels (0 null, 1 present) lead the page, after their length
+          if (page.length < 4) return undefined;
+          const len = view(page).getUint32(0, true);
+          s.levels = fit(s.levels, n);
+          present = hybrid(page, 4, 4 + len, 1, s.levels, n);
+          at = 4 + len;
+        }
+      } else if (ph.type === "DATA_PAGE_V2" && ph.data_page_header_v2) {
+        const d = ph.data_page_header_v2;
+        ({ num_values: n, encoding } = d);
+        if (d.repetition_levels_byte_length) return undefined;
+        // version 2: the levels are not compressed, the values after them may be
+        const dl = d.definition_levels_byte_length;
+        present = n;
+        if (optional) {
+          s.levels = fit(s.levels, n);
+          present = hybrid(raw, 0, dl, 1, s.levels, n);
+        }
+        const body = raw.subarray(dl), size = Number(ph.uncompressed_page_size) - dl;
+        page = d.is_compressed !== false && size > 0 ? decompress(h, body, size, codec, s) : body;
+      } else return undefined;
+      if (this.filled + n > rows || present < 0) return undefined;
+      const from = this.filled;
+      this.filled += n;
+      return { n, from, encoding, page, at, present, levels: s.levels, scratch: s };
+    }
+    return null;
+  }
+}
+
+/** Each data page of a column chunk of `rows` values to onData (see Pages); false where Pages gives undefined or onData returns false. */
+function eachPage(h: PageFunctions, bytes: Uint8Array, codec: string, optional: boolean, rows: number, onDictionary: (page: Uint8Array, count: number) => boolean, onData: (p: DataPage) => boolean): boolean {
+  const pages = new Pages(h, bytes, codec, optional, rows, shared, onDictionary);
+  for (let p = pages.next(); p !== null; p = pages.next()) if (!p || !onData(p)) return false;
   return true;
 }
 
@@ -468,19 +533,13 @@ const DICTIONARY = new Set(["RLE_DICTIONARY", "PLAIN_DICTIONARY"]);
 /** The bit width of a data page's dictionary indices (-1: no room for it). */
 const indexWidth = (p: DataPage): number => (p.at < p.page.length ? p.page[p.at]! : -1);
 
-/** A data page's dictionary indices into `indices` (its `present` values), or (`placed`) their values where it says; false if they do not add up. */
-function pageIndices(p: DataPage, placed?: Placed): boolean {
-  const width = indexWidth(p);
+/** A data page's dictionary indices (its `present` values) into its scratch's `indices`; false if they do not add up. */
+function pageIndices(p: DataPage): boolean {
+  const width = indexWidth(p), s = p.scratch;
   if (width < 0) return false;
-  indices = fit(indices, p.present);
-  return hybrid(p.page, p.at + 1, p.page.length, width, indices, width === 0 ? 0 : p.present, placed) >= 0 && (width > 0 || zeros(p.present, placed));
-}
-
-/** Width 0: every index is 0. */
-function zeros(n: number, placed: Placed | undefined): boolean {
-  if (!placed) indices.fill(0, 0, n);
-  else placed.to.fill(placed.dict[0]!, placed.at, placed.at + n);
-  return true;
+  s.indices = fit(s.indices, p.present);
+  if (width === 0) s.indices.fill(0, 0, p.present); // width 0: every index is 0
+  return hybrid(p.page, p.at + 1, p.page.length, width, s.indices, width === 0 ? 0 : p.present) >= 0;
 }
 
 /** Plain values as doubles (int64: only if all are safe integers, else undefined), `count` of them. */
@@ -521,17 +580,17 @@ function numberChunk(h: PageFunctions, bytes: Uint8Array, type: string, codec: s
       const d = plainNumbersOf(h, page, 0, type, count);
       dict = d && Float64Array.from(d); // (a copy: the page's buffer is reused)
       return dict !== undefined;
-    }, (p, filled) => {
-      const dense = p.present === p.n;
+    }, (p) => {
+      const dense = p.present === p.n, filled = p.from;
       if (!nulls && !dense) return false;
       if (p.encoding === "PLAIN") {
         const vals = plainNumbersOf(h, p.page, p.at, type, p.present);
         if (!vals) return false;
         if (dense) out.set(vals, filled);
-        else spread(out, filled, p.n, levels, vals);
+        else spread(out, filled, p.n, p.levels, vals);
       } else if (DICTIONARY.has(p.encoding) && dict) {
         if (!pageIndices(p)) return false;
-        lookup(out, filled, p.n, dense ? undefined : levels, indices, dict);
+        lookup(out, filled, p.n, dense ? undefined : p.levels, p.scratch.indices, dict);
       } else return false;
       return true;
     });
@@ -542,38 +601,92 @@ function numberChunk(h: PageFunctions, bytes: Uint8Array, type: string, codec: s
 }
 
 /**
- * A score column chunk into out (float32, NaN where null),
- * if every value is usable (see `usable`); false if not, or for anything numberChunk leaves to
- * hyparquet: the column is then read as before. A dictionary's values are checked once.
+ * A score column chunk into float32 (NaN where null), read on where the last `take` stopped (the
+ * columns of a row group are read in step a block of rows at a time, each into buffers of its
+ * own), if every value is usable (see `usable`); false if not, or for anything numberChunk leaves
+ * to hyparquet: the column is then read as before. A dictionary's values are checked once.
  */
-function scoreChunk(h: PageFunctions, bytes: Uint8Array, type: string, codec: string, optional: boolean, out: Float32Array): boolean {
-  try {
-    let dict: Float32Array | undefined, padded: Float32Array | undefined;
-    return eachPage(h, bytes, codec, optional, out.length, (page, count) => {
+class ScoreColumn {
+  private readonly scratch = newScratch();
+  private h?: PageFunctions;
+  private type = "";
+  private pages?: Pages;
+  private dict?: Float32Array;
+  /** The dictionary padded with NaN to every index of the page's width (past its end: null). */
+  private padded?: Float32Array;
+  private page: DataPage | null | undefined = null;
+  /** Of the page: the values taken, and the values present taken (a page with nulls). */
+  private done = 0;
+  private used = 0;
+  /** A plain page's values; a dense dictionary page's indices as a run to go on with (undefined: width 0). */
+  private vals?: Float64Array;
+  private run?: HybridRun;
+
+  /** Starts on a column chunk of `rows` values. */
+  open(h: PageFunctions, bytes: Uint8Array, type: string, codec: string, optional: boolean, rows: number): void {
+    this.h = h;
+    this.type = type;
+    this.dict = this.padded = this.vals = this.run = undefined;
+    this.page = null;
+    this.pages = new Pages(h, bytes, codec, optional, rows, this.scratch, (page, count) => {
       const d = plainNumbersOf(h, page, 0, type, count);
-      dict = d && allUsable(d) ? Float32Array.from(d) : undefined;
-      padded = undefined;
-      return dict !== undefined;
-    }, (p, filled) => {
-      const dense = p.present === p.n;
-      if (p.encoding === "PLAIN") {
-        const vals = plainNumbersOf(h, p.page, p.at, type, p.present);
-        if (!vals || !allUsable(vals)) return false;
-        place(out, filled, p.n, dense ? undefined : levels, vals);
-      } else if (DICTIONARY.has(p.encoding) && dict) {
-        // the dictionary padded with NaN to every index of the page's width (past its end: null)
-        const width = indexWidth(p);
-        if (width < 0 || width > 20) return false;
-        if (padded?.length !== 1 << width) padded = pad(dict, 1 << width);
-        if (dense) return pageIndices(p, { to: out, at: filled, dict: padded });
-        if (!pageIndices(p)) return false;
-        placeIndexed(out, filled, p.n, levels, indices, padded);
-      } else return false;
-      return true;
+      this.dict = d && allUsable(d) ? Float32Array.from(d) : undefined;
+      this.padded = undefined;
+      return this.dict !== undefined;
     });
-  } catch {
-    return false;
   }
+
+  /** The next `count` values into out[at], out[at + stride], ...; false as above. */
+  take(count: number, out: Float32Array, at: number, stride: number): boolean {
+    try {
+      while (count > 0) {
+        if ((!this.page || this.done === this.page.n) && !this.nextPage()) return false;
+        const p = this.page!, m = Math.min(count, p.n - this.done), dense = p.present === p.n;
+        if (this.vals) {
+          if (dense) copyStrided(out, at, stride, m, this.vals, this.done);
+          else this.used = place(out, at, stride, m, p.levels, this.done, this.vals, this.used);
+        } else if (!dense) this.used = placeIndexed(out, at, stride, m, p.levels, this.done, p.scratch.indices, this.used, this.padded!);
+        else if (!this.run) fillStrided(out, at, stride, m, this.padded![0]!);
+        else if (hybridNext(this.run, NO_INDICES, m, { to: out, at, dict: this.padded!, stride }) < 0) return false;
+        this.done += m;
+        at += m * stride;
+        count -= m;
+      }
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private nextPage(): boolean {
+    const p = (this.page = this.pages!.next());
+    if (!p) return false;
+    this.done = this.used = 0;
+    this.vals = this.run = undefined;
+    if (p.encoding === "PLAIN") {
+      const vals = plainNumbersOf(this.h!, p.page, p.at, this.type, p.present);
+      this.vals = vals && allUsable(vals) ? vals : undefined;
+      return this.vals !== undefined;
+    }
+    if (!DICTIONARY.has(p.encoding) || !this.dict) return false;
+    const width = indexWidth(p);
+    if (width < 0 || width > 20) return false;
+    if (this.padded?.length !== 1 << width) this.padded = pad(this.dict, 1 << width);
+    if (p.present < p.n) return pageIndices(p);
+    if (width > 0) this.run = hybridRun(p.page, p.at + 1, p.page.length, width);
+    return true;
+  }
+}
+
+const NO_INDICES = new Int32Array(0);
+
+/** The score column of scoreChunk (one at a time). */
+const oneColumn = new ScoreColumn();
+
+/** A score column chunk into out (see ScoreColumn). */
+function scoreChunk(h: PageFunctions, bytes: Uint8Array, type: string, codec: string, optional: boolean, out: Float32Array): boolean {
+  oneColumn.open(h, bytes, type, codec, optional, out.length);
+  return oneColumn.take(out.length, out, 0, 1);
 }
 
 /** Plain values of a page as doubles (see `numbers`). */
@@ -598,8 +711,8 @@ function textChunk(h: PageFunctions, bytes: Uint8Array, codec: string, optional:
       dictSize = count;
       for (let i = 0; i < count; i++) values.push(utf8.decode(raw[i]));
       return true;
-    }, (p, filled) => {
-      const dense = p.present === p.n;
+    }, (p) => {
+      const dense = p.present === p.n, filled = p.from, levels = p.levels;
       if (p.encoding === "PLAIN") {
         const b = p.page, v = view(b);
         let pos = p.at, before = -1, length = -1, code = 0;
@@ -620,6 +733,7 @@ function textChunk(h: PageFunctions, bytes: Uint8Array, codec: string, optional:
         }
       } else if (DICTIONARY.has(p.encoding) && dict >= 0) {
         if (!pageIndices(p)) return false;
+        const indices = p.scratch.indices;
         for (let i = 0, j = 0; i < p.n; i++) {
           if (!dense && !levels[i]) codes[filled + i] = nulled();
           else {
@@ -636,8 +750,17 @@ function textChunk(h: PageFunctions, bytes: Uint8Array, codec: string, optional:
   }
 }
 
-/** Where `hybrid` puts dictionary indices instead of returning them: to[at + i] = dict[index i]. */
-interface Placed { to: Float32Array; at: number; dict: Float32Array }
+/** Where `hybrid` puts dictionary indices instead of returning them: to[at + i * stride] = dict[index i] (stride 1 if not given). */
+interface Placed { to: Float32Array; at: number; dict: Float32Array; stride?: number }
+
+/**
+ * Where a hybrid decoding stands, for the next call to go on from: the next run's header at `pos`;
+ * of the run begun, `left` values, its value (a repeated run) or (bit-packed) where its data
+ * starts and how many values of it were taken.
+ */
+export interface HybridRun { b: Uint8Array; pos: number; end: number; width: number; left: number; packed: boolean; value: number; data: number; taken: number }
+
+export const hybridRun = (b: Uint8Array, pos: number, end: number, width: number): HybridRun => ({ b, pos, end, width, left: 0, packed: false, value: 0, data: 0, taken: 0 });
 
 /**
  * Parquet's RLE / bit-packed hybrid: `n` values of `width` bits (at most 24) from b[pos..end) into
@@ -646,36 +769,63 @@ interface Placed { to: Float32Array; at: number; dict: Float32Array }
  * (hyparquet then decides).
  */
 export function hybrid(b: Uint8Array, pos: number, end: number, width: number, out: Int32Array, n: number, placed?: Placed): number {
+  return hybridNext(hybridRun(b, pos, end, width), out, n, placed);
+}
+
+/** As `hybrid`, going on from `s` (left where this call stopped: a run may go on in the next call). */
+export function hybridNext(s: HybridRun, out: Int32Array, n: number, placed?: Placed): number {
+  const { b, end, width } = s;
   if (width > 24 || end > b.length) return -2;
   const mask = (1 << width) - 1, bytes = (width + 7) >> 3;
-  const to = placed?.to, dict = placed?.dict;
-  let i = 0, sum = 0, at = placed?.at ?? 0;
+  const to = placed?.to, dict = placed?.dict, stride = placed?.stride ?? 1;
+  let i = 0, sum = 0, at = placed?.at ?? 0, pos = s.pos;
   while (i < n) {
-    let header = 0, shift = 0, c: number;
-    do {
-      if (pos >= end || shift > 28) return -2;
-      c = b[pos++]!;
-      header |= (c & 0x7f) << shift;
-      shift += 7;
-    } while (c & 0x80);
-    if (header & 1) {
-      // bit-packed: groups of 8 values, least significant bits first
-      const size = (header >>> 1) * width;
-      if (pos + size > end) return -2;
-      let take = Math.min((header >>> 1) * 8, n - i), p = pos;
-      if (width > 0 && width <= 8) {
+    if (s.left === 0) {
+      let header = 0, shift = 0, c: number;
+      do {
+        if (pos >= end || shift > 28) return -2;
+        c = b[pos++]!;
+        header |= (c & 0x7f) << shift;
+        shift += 7;
+      } while (c & 0x80);
+      if (header & 1) {
+        // bit-packed: groups of 8 values, least significant bits first
+        const size = (header >>> 1) * width;
+        if (pos + size > end) return -2;
+        s.packed = true;
+        s.data = pos;
+        s.taken = 0;
+        s.left = (header >>> 1) * 8;
+        pos += size;
+      } else {
+        // a run: one value, repeated
+        if (pos + bytes > end) return -2;
+        let x = 0;
+        for (let k = 0; k < bytes; k++) x |= b[pos++]! << (8 * k);
+        if (x > mask) return -2;
+        s.packed = false;
+        s.value = x;
+        s.left = header >>> 1;
+      }
+      continue;
+    }
+    let take = Math.min(s.left, n - i);
+    s.left -= take;
+    if (s.packed) {
+      if (width > 0 && width <= 8 && (s.taken & 7) === 0) {
         // whole groups, while 8 bytes can be read at the group's start
+        const p = s.data + (s.taken >>> 3) * width;
         const groups = Math.min(take >> 3, p + 8 <= b.length ? Math.floor((b.length - 8 - p) / width) + 1 : 0);
         if (to === undefined) sum += packedIndices(b, p, groups, width, out, i);
-        else packedValues(b, p, groups, width, to, at, dict!);
+        else packedValues(b, p, groups, width, to, at, stride, dict!);
         i += 8 * groups;
-        at += 8 * groups;
+        at += 8 * groups * stride;
         take -= 8 * groups;
-        p += width * groups;
+        s.taken += 8 * groups;
       }
       // the rest: a value from the 4 bytes it starts in (width + shift <= 31), or fewer at the end of b
-      for (let k = 0, bit = 0; k < take; k++, bit += width) {
-        const from = p + (bit >>> 3);
+      for (let k = 0, bit = s.taken * width; k < take; k++, bit += width) {
+        const from = s.data + (bit >>> 3);
         let word: number;
         if (from + 3 < b.length) word = b[from]! | (b[from + 1]! << 8) | (b[from + 2]! << 16) | (b[from + 3]! << 24);
         else {
@@ -684,27 +834,26 @@ export function hybrid(b: Uint8Array, pos: number, end: number, width: number, o
         }
         const x = (word >>> (bit & 7)) & mask;
         if (to === undefined) out[i] = x;
-        else to[at++] = dict![x]!;
+        else {
+          to[at] = dict![x]!;
+          at += stride;
+        }
         i++;
         sum += x;
       }
-      pos += size;
+      s.taken += take;
     } else {
-      // a run: one value, repeated
-      const count = Math.min(header >>> 1, n - i);
-      if (pos + bytes > end) return -2;
-      let x = 0;
-      for (let k = 0; k < bytes; k++) x |= b[pos++]! << (8 * k);
-      if (x > mask) return -2;
-      if (to === undefined) out.fill(x, i, i + count);
+      const x = s.value;
+      if (to === undefined) out.fill(x, i, i + take);
       else {
-        to.fill(dict![x]!, at, at + count);
-        at += count;
+        fillStrided(to, at, stride, take, dict![x]!);
+        at += take * stride;
       }
-      i += count;
-      sum += x * count;
+      i += take;
+      sum += x * take;
     }
   }
+  s.pos = pos;
   return sum;
 }
 
@@ -729,14 +878,15 @@ function packedIndices(b: Uint8Array, p: number, groups: number, width: number, 
   return sum;
 }
 
-/** packedIndices' groups as their dictionary values: to[at + j] = dict[value j]. */
-function packedValues(b: Uint8Array, p: number, groups: number, width: number, to: Float32Array, at: number, dict: Float32Array): void {
+/** packedIndices' groups as their dictionary values: to[at + j * stride] = dict[value j]. */
+function packedValues(b: Uint8Array, p: number, groups: number, width: number, to: Float32Array, at: number, stride: number, dict: Float32Array): void {
   const m = (1 << width) - 1, w2 = 2 * width, w3 = 3 * width, half = width >> 1, s = (width & 1) << 2;
-  for (let g = 0; g < groups; g++, p += width, at += 8) {
+  const s2 = 2 * stride, s3 = 3 * stride, s4 = 4 * stride, s5 = 5 * stride, s6 = 6 * stride, s7 = 7 * stride, s8 = 8 * stride;
+  for (let g = 0; g < groups; g++, p += width, at += s8) {
     const lo = b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24);
     const q = p + half, hi = (b[q]! | (b[q + 1]! << 8) | (b[q + 2]! << 16) | (b[q + 3]! << 24)) >>> s;
-    to[at] = dict[lo & m]!, to[at + 1] = dict[(lo >>> width) & m]!, to[at + 2] = dict[(lo >>> w2) & m]!, to[at + 3] = dict[(lo >>> w3) & m]!;
-    to[at + 4] = dict[hi & m]!, to[at + 5] = dict[(hi >>> width) & m]!, to[at + 6] = dict[(hi >>> w2) & m]!, to[at + 7] = dict[(hi >>> w3) & m]!;
+    to[at] = dict[lo & m]!, to[at + stride] = dict[(lo >>> width) & m]!, to[at + s2] = dict[(lo >>> w2) & m]!, to[at + s3] = dict[(lo >>> w3) & m]!;
+    to[at + s4] = dict[hi & m]!, to[at + s5] = dict[(hi >>> width) & m]!, to[at + s6] = dict[(hi >>> w2) & m]!, to[at + s7] = dict[(hi >>> w3) & m]!;
   }
 }
 
@@ -761,16 +911,25 @@ function lookup(out: Float64Array, at: number, n: number, levels: Int32Array | u
   }
 }
 
-/** out[at + i] = the next value where levels[i] is 1 (levels undefined: everywhere), else NaN. */
-function place(out: Float32Array, at: number, n: number, levels: Int32Array | undefined, vals: Float64Array): void {
-  if (levels === undefined) {
-    out.set(vals.subarray(0, n), at);
-    return;
-  }
-  for (let i = 0, j = 0; i < n; i++, at++) {
+/** out[at], out[at + stride], ... = vals[from..from + n). */
+function copyStrided(out: Float32Array, at: number, stride: number, n: number, vals: Float64Array, from: number): void {
+  if (stride === 1) out.set(vals.subarray(from, from + n), at);
+  else for (let i = from; i < from + n; i++, at += stride) out[at] = vals[i]!;
+}
+
+/** out[at], out[at + stride], ... = x, n times. */
+function fillStrided(out: Float32Array, at: number, stride: number, n: number, x: number): void {
+  if (stride === 1) out.fill(x, at, at + n);
+  else for (let i = 0; i < n; i++, at += stride) out[at] = x;
+}
+
+/** out[at], out[at + stride], ... = the next value (from vals[j]) where levels[from + i] is 1, else NaN (null), n of them; returns the next j. */
+function place(out: Float32Array, at: number, stride: number, n: number, levels: Int32Array, from: number, vals: Float64Array, j: number): number {
+  for (let i = from; i < from + n; i++, at += stride) {
     if (levels[i]) out[at] = vals[j++]!;
     else out[at] = NaN;
   }
+  return j;
 }
 
 /** A dictionary of `size` entries (a power of two: every index of the page's bit width), NaN past its end (null, as hyparquet reads an index past it). */
@@ -780,13 +939,14 @@ function pad(dict: Float32Array, size: number): Float32Array {
   return out;
 }
 
-/** As `place`, the values being dict[the next index] (dict padded to the indices' width). */
-function placeIndexed(out: Float32Array, at: number, n: number, levels: Int32Array, idx: Int32Array, dict: Float32Array): void {
+/** As `place`, the values being dict[the next index] (from idx[j]; dict padded to the indices' width). */
+function placeIndexed(out: Float32Array, at: number, stride: number, n: number, levels: Int32Array, from: number, idx: Int32Array, j: number, dict: Float32Array): number {
   const mask = dict.length - 1;
-  for (let i = 0, j = 0; i < n; i++, at++) {
+  for (let i = from; i < from + n; i++, at += stride) {
     if (levels[i]) out[at] = dict[idx[j++]! & mask]!;
     else out[at] = NaN;
   }
+  return j;
 }
 
 function concat(prev: ArrayLike<unknown> | undefined, part: ArrayLike<unknown>, at: number, rows: number): ArrayLike<unknown> {

@@ -3,11 +3,12 @@
  * eight-values-a-group unpacking for widths 1..8) reads what hyparquet's own decoder reads: every
  * bit width 1..12, runs of lengths that are not multiples of 8, RLE runs between them, a last
  * group cut short by the value count, data that ends right after the last group (the groups near
- * the end go through the value-at-a-time path), as indices and as their dictionary values.
+ * the end go through the value-at-a-time path), as indices and as their dictionary values; and
+ * read on in pieces of any length (a run split between calls), its values placed at a stride.
  */
 import { readRleBitPackedHybrid } from "hyparquet/src/encoding.js";
 import { describe, expect, it } from "vitest";
-import { hybrid } from "../../dist/log/columnar.js";
+import { hybrid, hybridNext, hybridRun } from "../../dist/log/columnar.js";
 import { int, prng } from "../support/prng.js";
 
 const varint = (x: number, out: number[]) => {
@@ -59,6 +60,24 @@ describe("Parquet reader: the RLE / bit-packed hybrid", () => {
         expect(Array.from(to.subarray(3))).toEqual(Array.from(theirs, (x) => dict[x]!));
         expect(Array.from(to.subarray(0, 3))).toEqual([-1, -1, -1]);
       }
+    }
+  });
+
+  it("reads on from where the last call stopped, placing dictionary values at a stride", () => {
+    const r = prng(10), stride = 5;
+    for (const width of [1, 3, 5, 8, 11]) {
+      const n = 3001, { bytes, values } = encode(r, width, n);
+      const dict = Float32Array.from({ length: 2 ** width }, (_, i) => i / 3), to = new Float32Array(n * stride).fill(-1);
+      const indices = new Int32Array(n), run = hybridRun(bytes, 0, bytes.length, width), run2 = hybridRun(bytes, 0, bytes.length, width);
+      for (let i = 0; i < n; ) {
+        const m = Math.min(n - i, int(r, 1, 70));
+        expect(hybridNext(run, new Int32Array(0), m, { to, at: i * stride + 2, dict, stride })).toBeGreaterThanOrEqual(0);
+        expect(hybridNext(run2, indices.subarray(i), m)).toBe(values.slice(i, i + m).reduce((a, b) => a + b, 0));
+        i += m;
+      }
+      expect(Array.from(indices)).toEqual(values);
+      expect(Array.from({ length: n }, (_, i) => to[i * stride + 2])).toEqual(values.map((x) => dict[x]));
+      expect(to.filter((x) => x === -1).length).toBe(n * (stride - 1));
     }
   });
 

@@ -125,6 +125,8 @@ const bits = (x: unknown) => (x === null || x === undefined ? "NaN" : Object.is(
 const f32 = (x: unknown) => bits(typeof x === "number" ? Math.fround(x) : x);
 /** Row i's group value, from the batch's codes or values. */
 const groupAt = (b: ColumnBatch, i: number) => ("codes" in b.group ? b.group.values[b.group.codes[i]!] : b.group[i]);
+/** Criterion k's scores of the batch, from its rows (read in step) or its column. */
+const scoresOf = (b: ColumnBatch, k: number): unknown[] => (b.matrix ? Array.from({ length: b.rows }, (_, i) => b.matrix![i * b.scores.length + k]) : Array.from(b.scores[k]!));
 
 describe("Parquet reader: flat numeric columns decoded in place", () => {
   for (const [name, file] of files) {
@@ -137,16 +139,17 @@ describe("Parquet reader: flat numeric columns decoded in place", () => {
       let at = 0, batches = 0;
       for await (const batch of src.batches(IDS)) {
         batches++;
-        // the fast path ran: every score column is checked float32, the step column decoded numbers, the group codes
-        for (const c of batch.scores) expect(c).toBeInstanceOf(Float32Array);
-        expect(batch.usable).toEqual(IDS.map(() => true));
+        // the fast path ran: the score columns read in step into the rows, the step column decoded numbers, the group codes
+        expect(batch.matrix).toBeInstanceOf(Float32Array);
+        expect(batch.matrix!.length).toBe(batch.rows * IDS.length);
+        const scores = IDS.map((_, k) => scoresOf(batch, k));
         expect(batch.step).toBeInstanceOf(Float64Array);
         expect("codes" in batch.group).toBe(true);
         for (let i = 0; i < batch.rows; i++) {
           const row = rows[at + i]!;
           expect(batch.step![i]).toBe(row.step);
           expect(groupAt(batch, i)).toBe(row.group);
-          IDS.forEach((id, k) => expect(bits(batch.scores[k]![i]), `${id} row ${at + i}`).toBe(f32(row[id])));
+          IDS.forEach((id, k) => expect(bits(scores[k]![i]), `${id} row ${at + i}`).toBe(f32(row[id])));
         }
         at += batch.rows;
       }
@@ -166,7 +169,7 @@ describe("Parquet reader: flat numeric columns decoded in place", () => {
     const src = await parquetSource(f);
     for await (const batch of src.batches(["x"])) {
       expect(Array.from(batch.step!)).toEqual([1, null, 2]);
-      expect(Array.from(batch.scores[0]!)).toEqual([0.5, NaN, 1]);
+      expect(scoresOf(batch, 0)).toEqual([0.5, NaN, 1]);
     }
   });
 
@@ -194,7 +197,7 @@ describe("Parquet reader: flat numeric columns decoded in place", () => {
     ] })));
     const got: unknown[][] = [];
     for await (const batch of (await parquetSource(f)).batches(["x"])) {
-      got.push([batch.step, Array.from({ length: batch.rows }, (_, i) => groupAt(batch, i)), Array.from(batch.scores[0]!)]);
+      got.push([batch.step, Array.from({ length: batch.rows }, (_, i) => groupAt(batch, i)), scoresOf(batch, 0)]);
     }
     expect(got[0]).toEqual([Float64Array.from([1, 1]), [5, 5], [0, 1]]);
     expect(got[1]![0]).toEqual([-7n, big]); // 2^60 is no safe integer: hyparquet's bigints
