@@ -133,9 +133,9 @@ const OUTSIDE = 1;
  * past the row.
  */
 // @ts-ignore: decorator
-@inline function unitRows(xs: usize, us: usize, m: i32, o: usize, lo: usize, inv: usize, masked: bool): i32 {
-  let rowBytes = <usize>K << 2;
-  let uBytes = <usize>KP << 2;
+@inline function unitRows(xs: usize, us: usize, m: i32, o: usize, lo: usize, inv: usize, masked: bool, k: i32): i32 {
+  let rowBytes = <usize>k << 2;
+  let uBytes = <usize>((k + 3) & ~3) << 2;
   let keep = masked ? v128.load(TAIL_KEEP) : i32x4.splat(-1);
   let one = v128.load(ONES);
   let lo4 = v128.load(lo + o), inv4 = v128.load(inv + o);
@@ -200,9 +200,9 @@ export function configureWide(loW: usize, invW: usize): void {
  * w u at `part`, added to the earlier chunks' unless `first`. `masked`: as unitRows.
  */
 // @ts-ignore: decorator
-@inline function wideRows(xs: usize, uws: usize, ps: usize, m: i32, ow: usize, loW: usize, invW: usize, w: usize, masked: bool, first: bool, clamp: bool): void {
-  let rowBytes = <usize>K << 2;
-  let uwBytes = <usize>KP << 3;
+@inline function wideRows(xs: usize, uws: usize, ps: usize, m: i32, ow: usize, loW: usize, invW: usize, w: usize, masked: bool, first: bool, clamp: bool, k: i32): void {
+  let rowBytes = <usize>k << 2;
+  let uwBytes = <usize>((k + 3) & ~3) << 3;
   let keep = masked ? v128.load(TAIL_KEEP) : i32x4.splat(-1);
   let loL = v128.load(loW + ow), loH = v128.load(loW + ow, 16);
   let invL = v128.load(invW + ow), invH = v128.load(invW + ow, 16);
@@ -242,6 +242,51 @@ export function configureWide(loW: usize, invW: usize): void {
 }
 
 /**
+ * normalizeGroup's chunk turns (unitRows, then wideRows) over every chunk of k criteria; returns
+ * unitRows's findings. `k`: K, or a constant equal to it for constant strides.
+ */
+// @ts-ignore: decorator
+@inline function chunkPasses(src: usize, U: usize, UW: usize, m: i32, lo: usize, inv: usize, loW: usize, invW: usize, w: usize, part: usize, k: i32): i32 {
+  let chunks = ((k + 3) & ~3) >> 2;
+  let flags = 0;
+  for (let c = 0; c < chunks; c++) {
+    let o = <usize>c << 4;
+    let ow = <usize>c << 5;
+    let xs = src + o, uws = UW + ow;
+    if (c == chunks - 1 && (k & 3) != 0) {
+      flags |= unitRows(xs, U + o, m, o, lo, inv, true, k);
+      wideRows(xs, uws, part, m, ow, loW, invW, w, true, c == 0, true, k);
+      continue;
+    }
+    let f = unitRows(xs, U + o, m, o, lo, inv, false, k);
+    flags |= f;
+    let clamp = f != 0 || !scaleInUnit;
+    if (c == 0) {
+      if (clamp) wideRows(xs, uws, part, m, ow, loW, invW, w, false, true, true, k);
+      else wideRows(xs, uws, part, m, ow, loW, invW, w, false, true, false, k);
+    } else {
+      if (clamp) wideRows(xs, uws, part, m, ow, loW, invW, w, false, false, true, k);
+      else wideRows(xs, uws, part, m, ow, loW, invW, w, false, false, false, k);
+    }
+  }
+  return flags;
+}
+
+/**
+ * chunkPasses for K = 16 (constant strides and chunk count). Both copies are functions of their own:
+ * their loops get registers to themselves (inlined into normalizeGroup, they spilled ~3.5x as often)
+ * and an inlined pair would be folded back into one.
+ */
+function chunkPasses16(src: usize, U: usize, UW: usize, m: i32, lo: usize, inv: usize, loW: usize, invW: usize, w: usize, part: usize): i32 {
+  return chunkPasses(src, U, UW, m, lo, inv, loW, invW, w, part, 16);
+}
+
+/** chunkPasses for any K. */
+function chunkPassesK(src: usize, U: usize, UW: usize, m: i32, lo: usize, inv: usize, loW: usize, invW: usize, w: usize, part: usize): i32 {
+  return chunkPasses(src, U, UW, m, lo, inv, loW, invW, w, part, K);
+}
+
+/**
  * normalizeRowWide over the m rows of a group (K scores apart at `src`; KP lanes apart at `U`
  * and `UW`): direct rewards in f64 into dW and in f32 into d, NaN where `valid` (0 = no mask)
  * marks the row invalid. Returns the best direct reward among the valid rows (-Infinity: none).
@@ -266,28 +311,10 @@ export function normalizeGroup(src: usize, U: usize, UW: usize, m: i32, valid: u
     // is out of scale or infinite. Each turn has copies of its own (constant flags) that leave an
     // operation out: the lane mask but in a last chunk that is part of the row, the first chunk's
     // sum, the f64 clamps where the scores lie in their scales and scaleInUnit holds.
-    let chunks = KP >> 2;
-    let flags = 0;
-    for (let c = 0; c < chunks; c++) {
-      let o = <usize>c << 4;
-      let ow = <usize>c << 5;
-      let xs = src + o, uws = UW + ow;
-      if (c == chunks - 1 && (K & 3) != 0) {
-        flags |= unitRows(xs, U + o, m, o, lo, inv, true);
-        wideRows(xs, uws, part, m, ow, loW, invW, w, true, c == 0, true);
-        continue;
-      }
-      let f = unitRows(xs, U + o, m, o, lo, inv, false);
-      flags |= f;
-      let clamp = f != 0 || !scaleInUnit;
-      if (c == 0) {
-        if (clamp) wideRows(xs, uws, part, m, ow, loW, invW, w, false, true, true);
-        else wideRows(xs, uws, part, m, ow, loW, invW, w, false, true, false);
-      } else {
-        if (clamp) wideRows(xs, uws, part, m, ow, loW, invW, w, false, false, true);
-        else wideRows(xs, uws, part, m, ow, loW, invW, w, false, false, false);
-      }
-    }
+    // K = 16 (the common rubric size) gets a copy with constant strides.
+    let flags = K == 16
+      ? chunkPasses16(src, U, UW, m, lo, inv, loW, invW, w, part)
+      : chunkPassesK(src, U, UW, m, lo, inv, loW, invW, w, part);
     let uwBytes = uBytes << 1;
     let i = 0;
     if (valid == 0 && den > 0) {
