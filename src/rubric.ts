@@ -90,22 +90,38 @@ export function normalizedScore(r: CompiledRubric, x: number, k: number): number
 }
 
 /**
- * normalizedScore of every score of n rows of K into `out`, the same operations written out: a
- * double returned from a call that is not inlined is a heap number (16 bytes of garbage a score).
+ * One pass over a call's rows, in groups of `sizes` (they must sum to the rows): normalizedScore of
+ * every score into `u`, the same operations written out (a double returned from a call that is not
+ * inlined is a heap number, 16 bytes of garbage a score); over the rows the caller did not mask,
+ * present[g * K + k] = 1 where group g has criterion k (else 0) and countOutOfScale's counts into
+ * `outOfScale`; returns their present scores. (A number, not an object: an object returned after the
+ * loop deoptimizes the loop's on-stack-replaced code each time it is entered.)
  */
-export function normalizeRows(r: CompiledRubric, scores: ArrayLike<number>, out: Float64Array): void {
-  const K = r.ids.length, { lo, inv, penalty } = r;
-  for (let o = 0; o < out.length; o += K) {
-    for (let k = 0; k < K; k++) {
-      const x = scores[o + k]!;
-      if (x !== x) {
-        out[o + k] = NaN;
-        continue;
+export function normalizeRows(r: CompiledRubric, scores: ArrayLike<number>, sizes: ArrayLike<number>, valid: ArrayLike<number | boolean> | undefined, u: Float64Array, present: Uint8Array, outOfScale: Float64Array): number {
+  const K = r.ids.length, { lo, inv, penalty, lo32, hi32 } = r;
+  present.fill(0);
+  outOfScale.fill(0);
+  let scored = 0;
+  for (let g = 0, i = 0; g < sizes.length; g++) {
+    const p = g * K;
+    for (const end = i + sizes[g]!; i < end; i++) {
+      const o = i * K, unmasked = valid === undefined || !!valid[i];
+      for (let k = 0; k < K; k++) {
+        const x = scores[o + k]!;
+        if (x !== x) {
+          u[o + k] = NaN;
+          continue;
+        }
+        const v = Math.min(Math.max((x - lo[k]!) * inv[k]!, 0), 1);
+        u[o + k] = penalty[k] ? 1 - v : v;
+        if (!unmasked) continue;
+        present[p + k] = 1;
+        scored++;
+        if (x < lo32[k]! || x > hi32[k]!) outOfScale[k]!++;
       }
-      const u = Math.min(Math.max((x - lo[k]!) * inv[k]!, 0), 1);
-      out[o + k] = penalty[k] ? 1 - u : u;
     }
   }
+  return scored;
 }
 
 /** What outOfScale "error" refuses: the first score outside its criterion's scale, named. */

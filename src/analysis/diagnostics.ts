@@ -36,7 +36,7 @@
  *   focal/mean_abs_advantage mean |advantage| over the valid rows (the size of the update; F-GRPO
  *                            and all-or-nothing shrink it)
  */
-import { compileRubric, countOutOfScale, normalizeRows, scaleOf, type CompiledRubric } from "../rubric.js";
+import { compileRubric, normalizeRows, scaleOf, type CompiledRubric } from "../rubric.js";
 import type { Criterion, Rubric, ScoreResult } from "../types.js";
 import { bitCount } from "./pairs.js";
 
@@ -108,22 +108,31 @@ function sameRows(kept: Int32Array, at: number, valid: Int32Array, nv: number): 
  */
 export function prepare(rubric: CompiledRubric, scores: ArrayLike<number>, groupSizes: ArrayLike<number>, valid?: ArrayLike<number | boolean>, reuse?: PreparedCall): PreparedCall {
   const K = rubric.ids.length;
-  const n = scores.length / K;
+  const n = checkRows(scores.length, K, groupSizes, valid);
   const G = groupSizes.length;
   const u = reuse && reuse.u.buffer.byteLength >= 8 * n * K ? new Float64Array(reuse.u.buffer, 0, n * K) : new Float64Array(n * K);
-  const present = reuse && reuse.present.buffer.byteLength >= G * K ? new Uint8Array(reuse.present.buffer, 0, G * K).fill(0) : new Uint8Array(G * K);
+  const present = reuse && reuse.present.buffer.byteLength >= G * K ? new Uint8Array(reuse.present.buffer, 0, G * K) : new Uint8Array(G * K);
   const outOfScale = reuse ? reuse.outOfScale : new Float64Array(K);
-  const { outside: clamped, present: scored } = countOutOfScale(rubric, scores, n, valid, outOfScale);
-  normalizeRows(rubric, scores, u);
-  for (let g = 0, i = 0; g < G; g++) {
-    for (const end = i + groupSizes[g]!; i < end; i++) {
-      if (valid !== undefined && !valid[i]) continue;
-      for (let k = 0; k < K; k++) if (u[i * K + k] === u[i * K + k]) present[g * K + k] = 1;
-    }
-  }
+  const scored = normalizeRows(rubric, scores, groupSizes, valid, u, present, outOfScale);
+  let clamped = 0;
+  for (let k = 0; k < K; k++) clamped += outOfScale[k]!;
   const memo = reuse?.memo;
   if (memo) memo.nv.fill(0); // kept for this call's groups anew
   return { n, sizes: groupSizes, u, present, outOfScale, clamped, scored, memo };
+}
+
+/** The rows of a call of `length` scores of K criteria, checked against its group sizes and mask before anything is written. */
+function checkRows(length: number, K: number, groupSizes: ArrayLike<number>, valid: ArrayLike<number | boolean> | undefined): number {
+  const n = length / K;
+  let rows = 0;
+  for (let g = 0; g < groupSizes.length; g++) {
+    const m = groupSizes[g]!;
+    if (!Number.isSafeInteger(m) || m < 0) throw new RangeError(`prepare: group ${g} has size ${m}; sizes must be integers >= 0`);
+    rows += m;
+  }
+  if (rows !== n) throw new RangeError(`prepare: the group sizes sum to ${rows} rows, the scores hold ${n} (${length} scores of ${K} criteria)`);
+  if (valid !== undefined && valid.length !== n) throw new RangeError(`prepare: valid must have one entry per row (${n}), got ${valid.length}`);
+  return n;
 }
 
 /** A criterion's scores outside its scale [lo, hi] (clamped into it). */

@@ -8,6 +8,7 @@
 import { describe, expect, it } from "vitest";
 import { createEngine } from "../../dist/index.js";
 import { Diagnostics, prepare } from "../../dist/analysis/diagnostics.js";
+import { compileRubric, countOutOfScale, normalizedScore } from "../../dist/rubric.js";
 import type { Criterion } from "../../src/types.js";
 
 const RUBRIC: Criterion[] = [{ id: "x", required: true }, { id: "y" }];
@@ -119,5 +120,47 @@ describe("diagnostics shared by several methods on one call", () => {
     const bits = (m: Record<string, number>) => JSON.stringify(Object.entries(m).map(([k, v]) => [k, Object.is(v, -0) ? "-0" : String(v)]));
     for (const m of [0, 2, 3]) expect(bits(shared[m]!.metrics()), `method ${m}`).toBe(bits(alone[m]!));
     expect(bits(shared[1]!.metrics())).toBe(bits(twice.metrics()));
+  });
+});
+
+describe("prepare", () => {
+  it("refuses group sizes that do not sum to the rows (or a mask of another length) and writes nothing", () => {
+    const cr = compileRubric(RUBRIC);
+    // Scores of three rows, x out of scale in the first; group 2 is the last row.
+    const call = prepare(cr, [2, 0, 0, 1, 1, NaN], [2, 1]);
+    const kept = () => JSON.stringify([Array.from(call.u), Array.from(call.present), Array.from(call.outOfScale)]);
+    const before = kept();
+    for (const sizes of [[2, 2], [1, 1], [3, 1], [2, 1.5], [-1, 4]]) {
+      expect(() => prepare(cr, [0, NaN, NaN, NaN, NaN, NaN], sizes, undefined, call), String(sizes)).toThrow(RangeError);
+    }
+    expect(() => prepare(cr, SCORES, [3, 3])).toThrow(/group sizes sum to 6 rows, the scores hold 5/);
+    expect(() => prepare(cr, SCORES, SIZES, [true, true])).toThrow(/one entry per row \(5\)/);
+    expect(kept()).toBe(before);
+    expect(Array.from(call.present)).toEqual([1, 1, 1, 0]);
+    expect([call.clamped, call.scored, ...call.outOfScale]).toEqual([1, 5, 1, 0]);
+  });
+
+  it("normalizes, marks presence and counts out-of-scale scores of unmasked rows as the one-score forms do", async () => {
+    const { prng } = await import("../support/prng.js");
+    const r = prng(7);
+    const crit: Criterion[] = [{ id: "a", scale: [1, 5] }, { id: "b", weight: -2 }, { id: "c", polarity: "penalty", scale: [-1, 1] }];
+    const cr = compileRubric(crit);
+    let last: ReturnType<typeof prepare> | undefined;
+    for (let c = 0; c < 20; c++) {
+      const sizes = Array.from({ length: 1 + (c % 4) }, () => Math.floor(r() * 6));
+      const n = sizes.reduce((x, y) => x + y, 0);
+      const scores = Float32Array.from({ length: n * 3 }, () => (r() < 0.2 ? NaN : 8 * r() - 3));
+      const valid = c % 3 === 0 ? undefined : Array.from({ length: n }, () => r() > 0.3);
+      const call = (last = prepare(cr, scores, sizes, valid, last));
+      expect(Array.from(call.u)).toEqual(Array.from(scores, (x, i) => normalizedScore(cr, x, i % 3)));
+      const present = new Array(sizes.length * 3).fill(0);
+      for (let g = 0, i = 0; g < sizes.length; g++) {
+        for (const end = i + sizes[g]!; i < end; i++) for (let k = 0; k < 3; k++) if ((!valid || valid[i]) && !Number.isNaN(scores[i * 3 + k])) present[g * 3 + k] = 1;
+      }
+      expect(Array.from(call.present)).toEqual(present);
+      const outside = new Float64Array(3);
+      const counted = countOutOfScale(cr, scores, n, valid, outside);
+      expect([call.clamped, call.scored, ...call.outOfScale]).toEqual([counted.outside, counted.present, ...outside]);
+    }
   });
 });
