@@ -357,6 +357,8 @@ class Shape {
   private marked = 0;
   /** The bytes before each value, one run after the other (see FROM). */
   private bytes = new Uint8Array(256);
+  /** Per criterion, whether the line being taken gives it (kept: take() runs on each new shape). */
+  private seen = new Uint8Array(16);
 
   /** Values are marked afresh (the shape stays until take()). */
   start(): void {
@@ -381,8 +383,9 @@ class Shape {
     if (this.bytes.length < e - a) this.bytes = new Uint8Array(2 * (e - a));
     if (this.words.length < (e - a) / 4 + n + 1) this.words = new Int32Array(2 * ((e - a) / 4 + n + 1));
     const bytes = this.bytes, table = this.table, words = this.words;
-    let at = 0, w = 0, hasStep = false;
-    const seen = new Uint8Array(criteria);
+    let at = 0, w = 0, hasStep = false, given = 0;
+    if (this.seen.length < criteria) this.seen = new Uint8Array(criteria);
+    const seen = this.seen.fill(0, 0, criteria);
     for (let s = 0, t = 0; s <= n; s++, t += SLOT) {
       const x = s === 0 ? a : marks[4 * s - 1]!, y = s === n ? e : marks[4 * s + 2]!;
       table[t + FROM] = at;
@@ -401,12 +404,15 @@ class Shape {
         const kind = marks[4 * s]!, arg = marks[4 * s + 1]!;
         table[t + KIND] = kind;
         table[t + ARG] = arg;
-        if (kind === A_SCORE) seen[arg] = 1;
-        else if (kind === A_STEP) hasStep = true;
+        if (kind === A_STEP) hasStep = true;
+        else if (kind === A_SCORE && !seen[arg]) {
+          seen[arg] = 1;
+          given++;
+        }
       }
     }
     this.hasStep = hasStep;
-    this.partial = seen.includes(0);
+    this.partial = given < criteria;
     this.slots = n;
   }
 
