@@ -98,7 +98,7 @@ export function normalizedScore(r: CompiledRubric, x: number, k: number): number
  * loop deoptimizes the loop's on-stack-replaced code each time it is entered.)
  */
 export function normalizeRows(r: CompiledRubric, scores: ArrayLike<number>, sizes: ArrayLike<number>, valid: ArrayLike<number | boolean> | undefined, u: Float64Array, present: Uint8Array, outOfScale: Float64Array): number {
-  const K = r.ids.length, { lo, inv, penalty, lo32, hi32 } = r;
+  const K = r.ids.length, { lo, inv, penalty } = r;
   present.fill(0);
   outOfScale.fill(0);
   let scored = 0;
@@ -117,11 +117,19 @@ export function normalizeRows(r: CompiledRubric, scores: ArrayLike<number>, size
         if (!unmasked) continue;
         present[p + k] = 1;
         scored++;
-        if (x < lo32[k]! || x > hi32[k]!) outOfScale[k]!++;
+        if (outsideScale(r, x, k)) outOfScale[k]!++;
       }
     }
   }
   return scored;
+}
+
+/**
+ * Whether score x lies outside criterion k's scale, as the kernels test it (assembly/scale.ts):
+ * against the scale's float32 bounds; NaN (absent) is inside.
+ */
+export function outsideScale(r: CompiledRubric, x: number, k: number): boolean {
+  return x < r.lo32[k]! || x > r.hi32[k]!;
 }
 
 /** What outOfScale "error" refuses: the first score outside its criterion's scale, named. */
@@ -149,7 +157,7 @@ export function countOutOfScale(r: CompiledRubric, scores: ArrayLike<number>, n:
       const x = scores[i * k + c];
       if (x !== x) continue;
       present++;
-      if (x < r.lo32[c] || x > r.hi32[c]) { out[c]++; outside++; }
+      if (outsideScale(r, x, c)) { out[c]++; outside++; }
     }
   }
   return { outside, present };
@@ -162,7 +170,7 @@ export function outOfScaleError(r: CompiledRubric, scores: ArrayLike<number>, n:
     if (valid !== undefined && !valid[i]) continue;
     for (let c = 0; c < k; c++) {
       const x = scores[i * k + c];
-      if (x < r.lo32[c] || x > r.hi32[c]) {
+      if (outsideScale(r, x, c)) {
         if (x === Infinity || x === -Infinity) return new RangeError(`scores: row ${i}, criterion ${c} is ${x}; scores must be finite or NaN (absent)`);
         return new OutOfScaleError(i, r.ids[c], x, scaleOf(r, c));
       }
