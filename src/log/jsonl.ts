@@ -470,7 +470,7 @@ function scoreAt(b: Uint8Array, i: number, scores: Float64Array, k: number): num
     scores[k] = NaN;
     return i + 4;
   }
-  i = scanJsonBytes(b, i, scores, k);
+  i = scanJsonBytes(b, i, scores, k, true);
   const x = scores[k]!;
   return i >= 0 && x <= SCORE_MAX && x >= -SCORE_MAX ? i : -1; // not infinite, within float32
 }

@@ -1,8 +1,10 @@
 /**
  * Decimal numbers read in place from a line (no substring): the value is the same double as
  * Number() / JSON.parse give. Up to 15 significant digits with a power of ten of at most 22 the
- * conversion is one exact multiply or divide (correctly rounded, so exact); otherwise the checked
- * text goes to Number().
+ * conversion is one exact multiply or divide (correctly rounded, so exact). A score, which the
+ * engine keeps as float32, may have more digits (full-precision doubles, as Python writes them):
+ * its float32 is taken from a near double when every double that near rounds to the same float32.
+ * Anything else, the checked text goes to Number().
  */
 
 /** Exact powers of ten as doubles (10^22 is the last one). */
@@ -14,12 +16,14 @@ export let scanEnd = 0;
 /**
  * The JSON number at b[i..] (its bytes as one-byte characters) into out[k], as scanNumber(text,
  * i, true) reads it; returns the index past it, or -1 if there is none. The usual score
- * spellings ("1", "0.37", "-0.5": at most 15 digits, no exponent) are read in one pass; anything
- * else is handed to scanNumber. The value is the same double: mant is exact (< 2^53) and so is
- * mant / 10^frac, one correctly rounded division. (Written to out, not returned: a double
- * returned from a call that is not inlined is a heap number, 16 bytes of garbage per score.)
+ * spellings ("1", "0.37", "-0.5": at most 15 digits, no exponent) are read in one pass; the rest
+ * goes to exactBytes. The value is the same double: mant is exact (< 2^53) and so is
+ * mant / 10^frac, one correctly rounded division. `float32`: only Math.fround of the value is
+ * used, so a number of more digits may be read as that float32 (see nearFloat32). (Written to
+ * out, not returned: a double returned from a call that is not inlined is a heap number, 16 bytes
+ * of garbage per score.)
  */
-export function scanJsonBytes(b: Uint8Array, i: number, out: Float64Array, k: number): number {
+export function scanJsonBytes(b: Uint8Array, i: number, out: Float64Array, k: number, float32 = false): number {
   let j = i, c = b[j]!;
   const neg = c === 45;
   if (neg) c = b[++j]!;
@@ -42,10 +46,64 @@ export function scanJsonBytes(b: Uint8Array, i: number, out: Float64Array, k: nu
       c = b[++j]!;
     }
   }
-  if (digits > 15 || c === 101 || c === 69) return slowBytes(b, i, out, k);
+  if (digits > 15 || c === 101 || c === 69) return exactBytes(b, i, j, frac, out, k, float32);
   const v = frac === 0 ? mant : mant < SMALL && frac <= 3 ? SMALL_VALUES[(frac - 1) * SMALL + mant]! : mant / POW10[frac]!;
   out[k] = neg ? -v : v;
   return j;
+}
+
+/**
+ * The rest of scanJsonBytes: the number at b[i..], its digits (JSON's, checked) up to `mantEnd`
+ * with `frac` of them after the point, then maybe an exponent. Read in place when its significant
+ * digits times a power of ten of at most 22 give the value exactly (at most 15 digits) or, for
+ * `float32`, its float32 for certain; else by slowBytes.
+ */
+function exactBytes(b: Uint8Array, i: number, mantEnd: number, frac: number, out: Float64Array, k: number, float32: boolean): number {
+  let j = mantEnd, c = b[j]!, exp = 0;
+  if (c === 101 || c === 69) {
+    c = b[++j]!;
+    const negExp = c === 45;
+    if (c === 43 || c === 45) c = b[++j]!;
+    if (!(c >= 48 && c <= 57)) return slowBytes(b, i, out, k);
+    for (; c >= 48 && c <= 57; c = b[++j]!) if (exp < 1e4) exp = exp * 10 + (c - 48);
+    if (negExp) exp = -exp;
+  }
+  // The significant digits: the first 15 in hi (exact), up to 4 more in lo, the rest dropped.
+  const neg = b[i] === 45;
+  let hi = 0, lo = 0, n = 0, dropped = 0;
+  for (let a = neg ? i + 1 : i; a < mantEnd; a++) {
+    const d = b[a]! - 48;
+    if (d < 0) continue; // the point
+    if (n === 0 && d === 0) continue;
+    if (n < 15) hi = hi * 10 + d;
+    else if (n < 19) lo = lo * 10 + d;
+    else dropped++;
+    n++;
+  }
+  const p = exp - frac + dropped;
+  if (p < -22 || p > 22) return slowBytes(b, i, out, k);
+  let v: number;
+  if (n <= 15) v = p < 0 ? hi / POW10[-p]! : hi * POW10[p]!;
+  else if (float32) {
+    const x = hi * POW10[n - dropped - 15]! + lo;
+    v = nearFloat32(p < 0 ? x / POW10[-p]! : x * POW10[p]!);
+    if (v !== v) return slowBytes(b, i, out, k);
+  } else return slowBytes(b, i, out, k);
+  out[k] = neg ? -v : v;
+  return j;
+}
+
+/**
+ * The float32 of the double nearest a decimal, from x: that decimal's value computed in at most
+ * four correctly rounded steps (its dropped digits move it less than 1e-18 of itself), so the
+ * double lies within 2^-51 of x, relatively. Both ends of x * (1 -+ 2^-49) rounding to the same
+ * float32 makes that float32 certain (Math.fround is monotonic); else NaN (about one decimal in
+ * 2^25: the caller asks Number()). Magnitudes above 1e30 are left to the caller's range check.
+ */
+function nearFloat32(x: number): number {
+  if (x > 1e30) return NaN;
+  const f = Math.fround(x * (1 - 2 ** -49));
+  return f === Math.fround(x * (1 + 2 ** -49)) ? f : NaN;
 }
 
 /** scanNumber on the text of the run of number characters (digits, "+-.eE") at b[i]. */
