@@ -58,7 +58,7 @@ function cellNumber(text: string, a: number, e: number): number {
   while (a < e && (text.charCodeAt(a) === 32 || text.charCodeAt(a) === 9)) a++;
   while (e > a && (text.charCodeAt(e - 1) === 32 || text.charCodeAt(e - 1) === 9)) e--;
   if (a === e) return NaN;
-  const v = scanNumber(text, a, false);
+  const v = scanNumber(text, a, false, true);
   return scanEnd === e && Number.isFinite(v) ? v : NaN;
 }
 

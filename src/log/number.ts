@@ -125,19 +125,25 @@ const SMALL_VALUES = Float64Array.from({ length: 3 * SMALL }, (_, i) => (i % SMA
 /**
  * The number at s[i..], or NaN if there is none. `json`: JSON's grammar (no "+", no leading or
  * trailing ".", no leading zeros); else any decimal ("+1", ".5", "5.", "1E3"), never hex, binary,
- * octal, Infinity or "_".
+ * octal, Infinity or "_". `float32`: only Math.fround of the value is used (see nearFloat32).
  */
-export function scanNumber(s: string, i: number, json: boolean): number {
+export function scanNumber(s: string, i: number, json: boolean, float32 = false): number {
   const start = i;
   let c = s.charCodeAt(i);
   let neg = false;
   if (c === 45) { neg = true; c = s.charCodeAt(++i); }
   else if (c === 43 && !json) c = s.charCodeAt(++i);
-  let mant = 0, digits = 0, frac = 0, intDigits = 0;
+  // The significant digits: the first 15 in mant (exact), up to 4 more in lo, the rest dropped.
+  let mant = 0, lo = 0, digits = 0, dropped = 0, frac = 0, intDigits = 0;
   if (json && c === 48) { c = s.charCodeAt(++i); intDigits = 1; }
   else {
     while (c >= 48 && c <= 57) {
-      if (mant !== 0 || c !== 48) { mant = mant * 10 + (c - 48); digits++; }
+      if (mant !== 0 || c !== 48) {
+        if (digits < 15) mant = mant * 10 + (c - 48);
+        else if (digits < 19) lo = lo * 10 + (c - 48);
+        else dropped++;
+        digits++;
+      }
       intDigits++;
       c = s.charCodeAt(++i);
     }
@@ -147,7 +153,12 @@ export function scanNumber(s: string, i: number, json: boolean): number {
   if (c === 46) {
     c = s.charCodeAt(++i);
     while (c >= 48 && c <= 57) {
-      if (mant !== 0 || c !== 48) { mant = mant * 10 + (c - 48); digits++; }
+      if (mant !== 0 || c !== 48) {
+        if (digits < 15) mant = mant * 10 + (c - 48);
+        else if (digits < 19) lo = lo * 10 + (c - 48);
+        else dropped++;
+        digits++;
+      }
       frac++;
       fracDigits++;
       c = s.charCodeAt(++i);
@@ -168,9 +179,14 @@ export function scanNumber(s: string, i: number, json: boolean): number {
     if (eneg) exp = -exp;
   }
   scanEnd = i;
-  const p = exp - frac;
+  const p = exp - frac + dropped;
   let v: number;
-  if (digits <= 15 && p >= -22 && p <= 22) v = p < 0 ? mant / POW10[-p]! : mant * POW10[p]!;
-  else return Number(s.slice(start, i));
+  if (p < -22 || p > 22) return Number(s.slice(start, i));
+  if (digits <= 15) v = p < 0 ? mant / POW10[-p]! : mant * POW10[p]!;
+  else if (float32) {
+    const x = mant * POW10[digits - dropped - 15]! + lo;
+    v = nearFloat32(p < 0 ? x / POW10[-p]! : x * POW10[p]!);
+    if (v !== v) return Number(s.slice(start, i));
+  } else return Number(s.slice(start, i));
   return neg ? -v : v;
 }

@@ -5,7 +5,7 @@
  * of two float32s must still round as Number() rounds them: those are made on purpose.
  */
 import { describe, expect, it } from "vitest";
-import { scanJsonBytes } from "../../dist/log/number.js";
+import { scanJsonBytes, scanEnd, scanNumber } from "../../dist/log/number.js";
 import { prng } from "../support/prng.js";
 
 const out = new Float64Array(1);
@@ -16,18 +16,28 @@ function scan(s: string, float32: boolean): [number, number] {
   return [end, out[0]!];
 }
 
-/** The texts where scan and Number() disagree (empty when they agree on all). */
+/** s read from text (as the CSV reader does): the value, if the whole of s was read. */
+function scanText(s: string, json: boolean, float32: boolean): number | undefined {
+  const v = scanNumber(s + ",", 0, json, float32);
+  return scanEnd === s.length ? v : undefined;
+}
+
+/** The texts where a reading, from bytes or from text, and Number() disagree (empty when they agree on all). */
 function disagreements(texts: string[]): string[] {
   return texts.filter((s) => {
-    const [e32, f] = scan(s, true), [e64, d] = scan(s, false);
-    return e32 !== s.length || !Object.is(Math.fround(f), Math.fround(Number(s))) || e64 !== s.length || !Object.is(d, Number(s));
+    const d = Number(s), f = Math.fround(d);
+    const [e32, b32] = scan(s, true), [e64, b64] = scan(s, false);
+    const bytesAgree = e32 === s.length && Object.is(Math.fround(b32), f) && e64 === s.length && Object.is(b64, d);
+    const t32 = scanText(s, false, true), t64 = scanText(s, false, false);
+    const textAgrees = t32 !== undefined && Object.is(Math.fround(t32), f) && t64 !== undefined && Object.is(t64, d);
+    return !bytesAgree || !textAgrees;
   });
 }
 
 /** Spellings of x as JavaScript and Python write doubles, with more digits and exponents. */
 const spellings = (x: number) => [String(x), x.toPrecision(16), x.toPrecision(17), x.toPrecision(21), x.toExponential(16), x.toExponential(20).replace("e", "E")];
 
-describe("scanJsonBytes", () => {
+describe("scanJsonBytes and scanNumber", () => {
   it("reads random doubles of every magnitude, in every spelling, as Number() does", () => {
     const r = prng(13), texts: string[] = [];
     for (let t = 0; t < 4000; t++) {
