@@ -10,7 +10,7 @@
  * RSS from /usr/bin/time. score writes JSONL to /dev/null; replay writes its report; compare prints JSON.
  *
  * Run from the repository root (after npm run build):
- *   npm run bench:cli -- [--rows N] [--criteria K] [--formats jsonl,csv,parquet,arrow] [--commands read,replay,compare,score] [--dir DIR] [--cli PATH]
+ *   npm run bench:cli -- [--rows N] [--criteria K] [--digits D|full] [--formats jsonl,csv,parquet,arrow] [--commands read,replay,compare,score] [--dir DIR] [--cli PATH]
  * (--help lists the flags; an unknown one is an error, see bench/args.js)
  * --dir keeps the logs in DIR (reused by a later run with the same --rows and --criteria);
  * --cli A,B runs these builds' dist/cli/main.js instead (e.g. the last release's and this one),
@@ -30,6 +30,7 @@ const { values, number, list } = benchArgs(
   {
     rows: { default: "10000000", help: "rows of the generated log" },
     criteria: { default: "16", help: "criteria (score columns) per row" },
+    digits: { default: "2", help: "decimal places of the scores, or full: full-precision doubles (as Python's json.dumps writes them)" },
     formats: { default: "jsonl,csv,parquet,arrow", help: "input formats, comma-separated" },
     commands: { default: "read,replay,compare,score", help: "commands, comma-separated (read: the reader alone)" },
     dir: { help: "keep the logs in this folder (reused by a later run of the same size)" },
@@ -41,6 +42,8 @@ const ROWS = number("rows", { min: 1, integer: true });
 const K = number("criteria", { min: 1, max: 256, integer: true });
 const FORMATS = list("formats", ["jsonl", "csv", "parquet", "arrow"]);
 const COMMANDS = list("commands", ["read", "replay", "compare", "score"]);
+/** Scores are rounded to this many decimal places (Infinity: not rounded). */
+const DIGITS = values.digits === "full" ? Infinity : number("digits", { min: 0, max: 15, integer: true });
 const GROUP = 16, STEP = 1024;
 
 const CLIS = values.cli === undefined ? [join(ROOT, "dist", "cli", "main.js")] : values.cli.split(",").map((p) => resolve(p));
@@ -66,7 +69,8 @@ function* blocks() {
     const scores = new Float64Array(n * K);
     for (let i = 0; i < n * K; i++) {
       const k = i % K;
-      scores[i] = Math.round(Math.min(1, Math.max(0, (step / (ROWS / STEP)) * (k + 1) / K + 0.3 * rnd())) * 100) / 100;
+      const x = Math.min(1, Math.max(0, (step / (ROWS / STEP)) * (k + 1) / K + 0.3 * rnd()));
+      scores[i] = DIGITS === Infinity ? x : Math.round(x * 10 ** DIGITS) / 10 ** DIGITS;
     }
     yield { step, n, group: Array.from({ length: n }, (_, i) => `p${Math.floor(i / GROUP)}`), scores };
   }
@@ -151,7 +155,7 @@ async function writeArrow(file) {
 
 const files = {};
 for (const f of FORMATS) {
-  const file = join(logDir, `log-${ROWS}x${K}.${f}`);
+  const file = join(logDir, `log-${ROWS}x${K}${DIGITS === 2 ? "" : `-${values.digits}digits`}.${f}`);
   files[f] = file;
   if (DIR && existsSync(file)) continue;
   const t0 = performance.now();
@@ -197,7 +201,7 @@ for (const command of COMMANDS) {
 }
 
 const fmt = (x) => (x >= 1e6 ? `${(x / 1e6).toFixed(2)}M` : x >= 1e4 ? `${(x / 1e3).toFixed(0)}k` : x.toFixed(0));
-console.log(`\nfocal-reward CLI, ${ROWS.toLocaleString("en-US")} rows x ${K} criteria, ${STEP} rows a step (groups of ${GROUP}); methods focal,weighted-mean,gdpo`);
+console.log(`\nfocal-reward CLI, ${ROWS.toLocaleString("en-US")} rows x ${K} criteria (scores ${DIGITS === Infinity ? "at full precision" : `to ${DIGITS} decimal places`}), ${STEP} rows a step (groups of ${GROUP}); methods focal,weighted-mean,gdpo`);
 console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? "?"}, load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}, node ${process.version}`);
 console.log("rows/s (wall) / rows per CPU second, peak RSS\n");
 for (const cli of CLIS) {

@@ -24,12 +24,13 @@ describe("bench flags", () => {
     expect(bench("cli.bench.js", ["--rows", "1e3x"])).toMatchObject({ code: 2, stderr: expect.stringContaining("--rows: expected an integer") });
     expect(bench("cli.bench.js", ["--formats", "jsonl,parqet"]).stderr).toContain("unknown 'parqet' (did you mean 'parquet'?)");
     expect(bench("serve.bench.js", ["--connections", "0"]).code).toBe(2);
+    expect(bench("cli.bench.js", ["--digits", "fulll"])).toMatchObject({ code: 2, stderr: expect.stringContaining("--digits: expected an integer") });
   });
 
   it("--help lists every flag with its default and exits 0", () => {
     const r = bench("cli.bench.js", ["--help"]);
     expect(r.code).toBe(0);
-    for (const flag of ["--rows", "--criteria", "--formats", "--commands", "--dir", "--cli"]) expect(r.stdout).toContain(flag);
+    for (const flag of ["--rows", "--criteria", "--digits", "--formats", "--commands", "--dir", "--cli"]) expect(r.stdout).toContain(flag);
     expect(r.stdout).toContain("(default 10000000)");
   });
 });
