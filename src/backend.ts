@@ -28,6 +28,8 @@ export interface Batch {
   n: number;
   scores: Float32Array;
   sizes: Int32Array;
+  /** The largest group size (found while the sizes are checked: no second pass over them). */
+  widest: number;
   valid: Uint8Array | undefined;
   weights: Float32Array | undefined;
   /** The caller's output buffers, checked; undefined = the engine's choice. */

@@ -224,12 +224,13 @@ class FocalEngine implements Engine {
     }
     if (groupSizes.length === 0) throw new RangeError("score: the batch has no groups");
     const sizes = new Int32Array(groupSizes.length);
-    let n = 0;
+    let n = 0, widest = 0;
     for (let g = 0; g < groupSizes.length; g++) {
       const m = groupSizes[g];
       if (!Number.isSafeInteger(m) || m < 1) throw new RangeError(`score: group ${g} has size ${m}; sizes must be positive integers`);
       sizes[g] = m;
       n += m;
+      if (m > widest) widest = m;
     }
     if (n * k > MAX_CELLS) throw new RangeError(`score: ${n} rows x ${k} criteria exceed the ${MAX_CELLS}-score limit of one call; split the batch`);
     if (scores === null || typeof scores !== "object" || typeof scores.length !== "number") {
@@ -269,7 +270,7 @@ class FocalEngine implements Engine {
     }
     const wLen = this.settings.scope === "group" ? sizes.length * k : k;
     const into = options.into === undefined ? undefined : outputBuffers(options.into, n, wLen);
-    return { n, scores: flat, sizes, valid, weights, into };
+    return { n, scores: flat, sizes, widest, valid, weights, into };
   }
 
   scoreOne(row: ArrayLike<number> | Readonly<Record<string, number | null | undefined>> | readonly NamedScore[]): number {

@@ -118,9 +118,9 @@ export class StepTracker {
     for (let g = 0; g < groups; g++) instance.set(f, g * k);
     // Two fresh results of the same backend, each batch built field by field (nothing else of the
     // caller's call, such as its output buffers, reaches the helper).
-    const { n, scores, sizes, valid } = batch;
-    const sat = backends.group.score({ n, scores, sizes, valid, weights: undefined, into: undefined }, "fresh");
-    const rew = backends.group.score({ n, scores, sizes, valid, weights: instance, into: undefined }, "fresh");
+    const { n, scores, sizes, widest, valid } = batch;
+    const sat = backends.group.score({ n, scores, sizes, widest, valid, weights: undefined, into: undefined }, "fresh");
+    const rew = backends.group.score({ n, scores, sizes, widest, valid, weights: instance, into: undefined }, "fresh");
 
     // Commit: close the open step if this one is later, then accumulate unless late.
     if (!use.late) {
@@ -144,7 +144,7 @@ export class StepTracker {
   /** One row with the open step's weights (no state change); NaN when no criterion of it weighs. */
   scoreOne(row: Float32Array, backends: StepBackends): number {
     const f = Float32Array.from(backends.weights(this.sbar, this.seen));
-    const out = backends.group.score({ n: 1, scores: row, sizes: Int32Array.of(1), valid: undefined, weights: f, into: undefined }, "fresh");
+    const out = backends.group.score({ n: 1, scores: row, sizes: Int32Array.of(1), widest: 1, valid: undefined, weights: f, into: undefined }, "fresh");
     return Number.isNaN(out.direct[0]) ? NaN : out.rewards[0];
   }
 

@@ -1,5 +1,4 @@
 import type { Backend, Batch, OutputBuffers, Outputs, RawResult, Settings, StreamState } from "./backend.js";
-import { OUTPUT_FIELDS } from "./backend.js";
 import type { CompiledRubric } from "./rubric.js";
 import type { BackendName } from "./types.js";
 import { infiniteScoreError } from "./validate.js";
@@ -88,6 +87,12 @@ export class WasmBackend implements Backend {
   /** scoreOne's input (Region.Row): its f32 index and a view of it. */
   private readonly rowAt: number;
   private row: Float32Array;
+  /** Where the kernel's call slots, summary slots, out-of-scale and present counts (i32) and statistics (f64) sit: fixed once laid out. */
+  private readonly callAt: number;
+  private readonly summaryAt: number;
+  private readonly outsideAt: number;
+  private readonly presentAt: number;
+  private readonly statsAt: number[];
 
   constructor(
     readonly name: BackendName,
@@ -133,6 +138,11 @@ export class WasmBackend implements Backend {
     }
     kernel.configure();
     this.rowAt = kernel.region(Region.Row) >>> 2;
+    this.callAt = kernel.slot(Head.CallAt) >>> 3;
+    this.summaryAt = kernel.slot(Head.SummaryAt) >>> 3;
+    this.outsideAt = kernel.region(Region.OutOfScale) >>> 2;
+    this.presentAt = kernel.region(Region.ScalePresent) >>> 2;
+    this.statsAt = Array.from({ length: Stat.End }, (_, f) => kernel.region(Region.Stats + 2 * f) >>> 3);
     this.row = this.f32.subarray(this.rowAt, this.rowAt + k);
   }
 
@@ -191,11 +201,9 @@ export class WasmBackend implements Backend {
   }
 
   score(batch: Batch, outputs: Outputs): RawResult {
-    const { n, sizes, valid, weights } = batch;
+    const { n, sizes, widest, valid, weights } = batch;
     const k = this.k;
     const groups = sizes.length;
-    let widest = 0;
-    for (let g = 0; g < groups; g++) widest = Math.max(widest, sizes[g]);
     const inPlace = batch.scores.buffer === this.kernel.memory.buffer;
     // In place, the input sits where input() put it; keep that plan's scores offset.
     // The stream scope keeps every normalized row for its second pass (after the stream update),
@@ -209,34 +217,51 @@ export class WasmBackend implements Backend {
     if (valid) this.u8.set(valid, p.valid);
     this.i32.set(sizes, p.sizes >>> 2);
     if (weights) this.f32.set(weights, p.instW >>> 2);
-    const args: Record<keyof typeof Call, number> = {
-      Rows: n, Groups: groups, Scores: p.scores, Valid: valid ? p.valid : 0, Sizes: p.sizes, InstanceWeights: p.instW,
-      Rewards: p.rewards, Direct: p.direct, Advantages: p.advantages, Weights: p.outW, Saturation: p.outS,
-      Normalized: p.u, Tilt: p.p, NormalizedRows: uRows, NormalizedWide: p.uw, DirectWide: p.dw, End: 0,
-    };
-    for (const [name, value] of Object.entries(args)) {
-      if (name !== "End") this.f64[this.kernel.slot(Head.CallAt + Call[name as keyof typeof Call]) >>> 3] = value;
-    }
+    const f64 = this.f64, c = this.callAt;
+    f64[c + Call.Rows] = n;
+    f64[c + Call.Groups] = groups;
+    f64[c + Call.Scores] = p.scores;
+    f64[c + Call.Valid] = valid ? p.valid : 0;
+    f64[c + Call.Sizes] = p.sizes;
+    f64[c + Call.InstanceWeights] = p.instW;
+    f64[c + Call.Rewards] = p.rewards;
+    f64[c + Call.Direct] = p.direct;
+    f64[c + Call.Advantages] = p.advantages;
+    f64[c + Call.Weights] = p.outW;
+    f64[c + Call.Saturation] = p.outS;
+    f64[c + Call.Normalized] = p.u;
+    f64[c + Call.Tilt] = p.p;
+    f64[c + Call.NormalizedRows] = uRows;
+    f64[c + Call.NormalizedWide] = p.uw;
+    f64[c + Call.DirectWide] = p.dw;
     // score() counts the scores out of scale as it goes; with outOfScale "error" and any counted,
     // or an infinite score, it returns before it changes any state, and the call is refused whole.
     const status = this.kernel.score();
-    const region = (r: Region) => this.kernel.region(r);
-    const at = region(Region.OutOfScale) >>> 2, presentAt = region(Region.ScalePresent) >>> 2;
-    if (status !== 0) {
-      const scores = this.f32.subarray(p.scores >>> 2, (p.scores >>> 2) + n * k);
-      let outside = 0;
-      for (let c = 0; c < k; c++) outside += this.i32[at + c];
-      if (outside > 0 && this.settings.outOfScale === "error") throw outOfScaleError(this.rubric, scores, n, valid);
-      throw infiniteScoreError(scores, k);
-    }
-    const wLen = this.perGroup ? groups * k : k;
-    const statLen = Stat.End * k;
-    const from = { rewards: [p.rewards, n], direct: [p.direct, n], advantages: [p.advantages, n], weights: [p.outW, wLen], saturation: [p.outS, wLen] } as const;
+    if (status !== 0) this.refuse(p, n, valid);
+    return this.results(p, n, this.perGroup ? groups * k : k, outputs);
+  }
+
+  /** Throws the error of a call the kernel refused (status not 0). */
+  private refuse(p: Plan, n: number, valid: Uint8Array | undefined): never {
+    const k = this.k;
+    const scores = this.f32.subarray(p.scores >>> 2, (p.scores >>> 2) + n * k);
+    let outside = 0;
+    for (let c = 0; c < k; c++) outside += this.i32[this.outsideAt + c];
+    if (outside > 0 && this.settings.outOfScale === "error") throw outOfScaleError(this.rubric, scores, n, valid);
+    throw infiniteScoreError(scores, k);
+  }
+
+  /** A scored call's outputs where `outputs` says (wLen: weights and saturation per group, or K), with its statistics. */
+  private results(p: Plan, n: number, wLen: number, outputs: Outputs): RawResult {
+    const k = this.k, statLen = Stat.End * k;
     let outs: OutputBuffers, stats: Float64Array, counts: Float64Array;
     if (outputs === "reuse") {
       // Views of the kernel's own output regions: no copy, valid until the next call.
-      const view = (f: keyof OutputBuffers) => new Float32Array(this.kernel.memory.buffer, from[f][0], from[f][1]);
-      outs = { rewards: view("rewards"), direct: view("direct"), advantages: view("advantages"), weights: view("weights"), saturation: view("saturation") };
+      const buffer = this.kernel.memory.buffer;
+      outs = {
+        rewards: new Float32Array(buffer, p.rewards, n), direct: new Float32Array(buffer, p.direct, n), advantages: new Float32Array(buffer, p.advantages, n),
+        weights: new Float32Array(buffer, p.outW, wLen), saturation: new Float32Array(buffer, p.outS, wLen),
+      };
       stats = this.stats;
       counts = this.outside;
     } else {
@@ -254,16 +279,26 @@ export class WasmBackend implements Backend {
         stats = this.stats;
         counts = this.outside;
       }
-      for (const f of OUTPUT_FIELDS) outs[f].set(this.f32.subarray(from[f][0] >>> 2, (from[f][0] >>> 2) + from[f][1]));
+      const f32 = this.f32;
+      const from = (at: number, len: number) => f32.subarray(at >>> 2, (at >>> 2) + len);
+      outs.rewards.set(from(p.rewards, n));
+      outs.direct.set(from(p.direct, n));
+      outs.advantages.set(from(p.advantages, n));
+      outs.weights.set(from(p.outW, wLen));
+      outs.saturation.set(from(p.outS, wLen));
     }
-    for (let f = 0; f < Stat.End; f++) stats.set(this.takeWide(Region.Stats + 2 * f), f * k);
+    const f64 = this.f64, i32 = this.i32;
+    for (let f = 0; f < Stat.End; f++) stats.set(f64.subarray(this.statsAt[f], this.statsAt[f] + k), f * k);
     let present = 0;
     for (let c = 0; c < k; c++) {
-      counts[c] = this.i32[at + c];
-      present += this.i32[presentAt + c];
+      counts[c] = i32[this.outsideAt + c];
+      present += i32[this.presentAt + c];
     }
-    const summary = (i: Summary) => this.f64[this.kernel.slot(Head.SummaryAt + i) >>> 3];
-    return { ...outs, stats, zeroStdGroups: summary(Summary.ZeroStdGroups), activeGroups: summary(Summary.ActiveGroups), outOfScale: counts, scalePresent: present };
+    return {
+      rewards: outs.rewards, direct: outs.direct, advantages: outs.advantages, weights: outs.weights, saturation: outs.saturation,
+      stats, zeroStdGroups: f64[this.summaryAt + Summary.ZeroStdGroups], activeGroups: f64[this.summaryAt + Summary.ActiveGroups],
+      outOfScale: counts, scalePresent: present,
+    };
   }
 
   scoreOne(row: Float32Array): number {
