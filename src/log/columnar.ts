@@ -955,44 +955,88 @@ function concat(prev: ArrayLike<unknown> | undefined, part: ArrayLike<unknown>, 
   return out;
 }
 
-/** An Arrow IPC file or stream (undefined: stdin), one record batch at a time (apache-arrow). */
-export async function arrowSource(path: string | undefined): Promise<ColumnarSource> {
+/**
+ * An Arrow IPC file or stream (undefined: `input`, stdin by default), one record batch at a time
+ * (apache-arrow decodes them).
+ */
+export async function arrowSource(path: string | undefined, input: AsyncIterable<Uint8Array> = process.stdin): Promise<ColumnarSource> {
   const ar = await optional<Arrow>("apache-arrow", "Arrow IPC");
-  // A file is given as a file handle: apache-arrow then reads the IPC file format's footer from
-  // it (and only where the messages are); from a stream it reads the whole file into memory first.
+  if (path === undefined) return piped(ar, input);
   const { open } = await import("node:fs/promises");
-  const source = path === undefined ? process.stdin : await open(path, "r");
-  const head = await (ar.RecordBatchReader.from(source as never) as unknown as Promise<ArrowReader>);
+  return arrowFile(ar, await open(path, "r"));
+}
+
+/**
+ * An IPC file or a stream in a file. It is given to apache-arrow as a file handle: apache-arrow
+ * then reads the IPC file format's footer from it (and only where the messages are); from a
+ * stream it reads the whole file into memory first.
+ */
+async function arrowFile(ar: Arrow, handle: FileHandle): Promise<ColumnarSource> {
+  const head = await (ar.RecordBatchReader.from(handle as never) as unknown as Promise<ArrowReader>);
   await head.open();
-  const columns = head.schema.fields.map((f) => f.name);
-  const blocks = source === process.stdin ? undefined : await batchBlocks(ar, head, source as FileHandle);
-  return {
-    columns,
-    async *batches(criteria) {
-      try {
-        // a score column with nulls is spread into a buffer of its own, reused by the next batch
-        const reused: Float64Array[] = criteria.map(() => new Float64Array(0));
-        const batches = blocks ? viewBatches(ar, source as FileHandle, blocks) : (head as AsyncIterable<ArrowBatch>);
-        for await (const batch of batches) {
-          const col = (name: string) => {
-            const v = batch.getChild(name);
-            return v ? arrowColumn(v) : undefined;
-          };
-          const scores = criteria.map((name, k) => {
-            const v = batch.getChild(name);
-            if (!v) return undefined;
-            const spread = arrowNulls(v, reused[k]!);
-            if (spread) reused[k] = spread;
-            return spread?.subarray(0, v.length) ?? arrowColumn(v);
-          });
-          const g = batch.getChild("group");
-          yield { rows: batch.numRows, step: col("step"), group: g ? (arrowCodes(g) ?? arrowColumn(g)) : undefined!, valid: col("valid"), scores };
-        }
-      } finally {
-        if (source !== process.stdin) await (source as { close(): Promise<void> }).close().catch(() => {});
-      }
-    },
-  };
+  const blocks = await batchBlocks(ar, head, handle);
+  const batches = blocks ? viewBatches(ar, handle, blocks) : (head as AsyncIterable<ArrowBatch>);
+  return { columns: head.schema.fields.map((f) => f.name), batches: (criteria) => arrowBatches(batches, criteria, () => handle.close()) };
+}
+
+/**
+ * IPC on a stream (stdin). A stream is read message by message (pipedBatches); a file, whose
+ * schema may be only in its footer at the end, is first copied to a temporary file (removed once
+ * open, so nothing is left behind) and read as a file.
+ */
+async function piped(ar: Arrow, input: AsyncIterable<Uint8Array>): Promise<ColumnarSource> {
+  const bytes = new ByteReader(input);
+  const first = await bytes.read(8);
+  if (first.length === 8 && startsWith(first, 0, FILE_MAGIC)) return arrowFile(ar, await spooled(first, bytes));
+  const m = await messageHead(ar, bytes, first).catch(() => undefined);
+  if (!m || !m.header.isSchema()) throw new Error("Arrow IPC on stdin: the input does not start with a schema (is it Arrow IPC?)");
+  const schema = await bytes.fill(m.head, m.head.length + m.body);
+  if (schema.length < m.head.length + m.body) throw cutShort(0);
+  const fields = (m.header.header() as import("apache-arrow").Schema).fields;
+  const batches = pipedBatches(ar, bytes, schema, viewsOfBytes(ar, fields));
+  return { columns: fields.map((f) => f.name), batches: (criteria) => arrowBatches(batches, criteria, () => bytes.close()) };
+}
+
+/** `first` and the rest of `bytes` in a temporary file, open for reading; its name is gone (where the system allows it) before it is returned. */
+async function spooled(first: Uint8Array, bytes: ByteReader): Promise<FileHandle> {
+  const [{ mkdtemp, open, rm }, { createWriteStream }, { tmpdir }, { join }, { pipeline }] = await Promise.all([
+    import("node:fs/promises"), import("node:fs"), import("node:os"), import("node:path"), import("node:stream/promises"),
+  ]);
+  const dir = await mkdtemp(join(tmpdir(), "focal-arrow-")), file = join(dir, "stdin.arrow");
+  try {
+    await pipeline(async function* () {
+      yield first;
+      yield* bytes.rest();
+    }, createWriteStream(file));
+    return await open(file, "r");
+  } finally {
+    await rm(dir, { recursive: true, force: true }).catch(() => {}); // POSIX: an open file stays until closed
+  }
+}
+
+/** Each batch's columns as a ColumnarBatch; `close` when done or stopped. */
+async function* arrowBatches(batches: AsyncIterable<ArrowBatch>, criteria: readonly string[], close: () => Promise<void>): AsyncGenerator<ColumnBatch> {
+  try {
+    // a score column with nulls is spread into a buffer of its own, reused by the next batch
+    const reused: Float64Array[] = criteria.map(() => new Float64Array(0));
+    for await (const batch of batches) {
+      const col = (name: string) => {
+        const v = batch.getChild(name);
+        return v ? arrowColumn(v) : undefined;
+      };
+      const scores = criteria.map((name, k) => {
+        const v = batch.getChild(name);
+        if (!v) return undefined;
+        const spread = arrowNulls(v, reused[k]!);
+        if (spread) reused[k] = spread;
+        return spread?.subarray(0, v.length) ?? arrowColumn(v);
+      });
+      const g = batch.getChild("group");
+      yield { rows: batch.numRows, step: col("step"), group: g ? (arrowCodes(g) ?? arrowColumn(g)) : undefined!, valid: col("valid"), scores };
+    }
+  } finally {
+    await close().catch(() => {});
+  }
 }
 
 type Arrow = typeof import("apache-arrow");
@@ -1035,10 +1079,13 @@ async function batchBlocks(ar: Arrow, head: ArrowReader, handle: FileHandle): Pr
   new DataView(schema.buffer).setInt32(4, size - 8, true);
   schema.set(flat, 8);
   if (!ar.util.compareSchemas(head.schema, ar.Message.decode(flat).header() as typeof head.schema)) return undefined;
-  // get() gives these types' values as numbers, strings or booleans; other types' may be views
+  return { schema, messages, fresh: viewsOfBytes(ar, head.schema.fields) };
+}
+
+/** Whether a step, group or valid value may be a view of a batch's bytes (get() gives other types' values as numbers, strings or booleans). */
+function viewsOfBytes(ar: Arrow, fields: readonly { name: string; type: { typeId: number } }[]): boolean {
   const T = ar.Type, primitive = new Set<number>([T.Null, T.Int, T.Float, T.Utf8, T.LargeUtf8, T.Bool, T.Dictionary]);
-  const fresh = head.schema.fields.some((f) => (f.name === "step" || f.name === "group" || f.name === "valid") && !primitive.has(f.type.typeId));
-  return { schema, messages, fresh };
+  return fields.some((f) => (f.name === "step" || f.name === "group" || f.name === "valid") && !primitive.has(f.type.typeId));
 }
 
 /** The dictionary and record batch messages of an IPC stream in a file, up to its end-of-stream marker; undefined if one is cut short. */
@@ -1089,6 +1136,148 @@ async function* viewBatches(ar: Arrow, handle: FileHandle, blocks: BatchBlocks):
     const got = ar.RecordBatchReader.from(buf.subarray(0, size + b.length + END_OF_STREAM.length)).open().next();
     if (got.done) throw new Error(`no record batch at byte ${b.offset}`);
     yield got.value;
+  }
+}
+
+/**
+ * The record batches of an IPC stream arriving as bytes, read as viewBatches reads a
+ * file's: each message into one reused buffer after the schema and the dictionaries before it.
+ * (apache-arrow's reader held the whole input: 2.8 GB of memory for 10,000,000 rows x 16.)
+ * The stream ends at its end-of-stream marker or at the end of the input between two messages.
+ */
+async function* pipedBatches(ar: Arrow, bytes: ByteReader, schema: Uint8Array, fresh: boolean): AsyncGenerator<ArrowBatch> {
+  let buf: Uint8Array = new Uint8Array(schema.length + (1 << 16));
+  buf.set(schema);
+  let size = schema.length; // the schema and the dictionaries so far
+  for (;;) {
+    const m = await messageHead(ar, bytes, EMPTY);
+    if (!m) return;
+    const end = size + m.head.length + m.body;
+    if (buf.length < end + END_OF_STREAM.length) buf = withPrefix(buf, size, Math.max(end + END_OF_STREAM.length, 2 * buf.length));
+    buf.set(m.head, size);
+    if ((await bytes.readInto(buf, size + m.head.length, m.body)) < m.body) throw cutShort(m.offset);
+    if (m.header.isDictionaryBatch()) {
+      size = end;
+      continue;
+    }
+    if (!m.header.isRecordBatch()) throw new Error(`Arrow IPC on stdin: a message of type ${m.header.headerType} at byte ${m.offset}, where a record batch or a dictionary was expected`);
+    buf.set(END_OF_STREAM, end);
+    const got = ar.RecordBatchReader.from(buf.subarray(0, end + END_OF_STREAM.length)).open().next();
+    if (got.done) throw new Error(`Arrow IPC on stdin: no record batch at byte ${m.offset}`);
+    yield got.value;
+    if (fresh) buf = withPrefix(buf, size, buf.length); // the batch's values may be views of its bytes
+  }
+}
+
+/** An IPC file's first 8 bytes: its magic "ARROW1", padded to 8. */
+const FILE_MAGIC = new Uint8Array([65, 82, 82, 79, 87, 49, 0, 0]);
+const EMPTY = new Uint8Array(0);
+
+/** A message's prefix and metadata (`head`), its header decoded, the length of its body, where it starts in the input. */
+interface MessageHead { head: Uint8Array; header: import("apache-arrow").Message; body: number; offset: number }
+
+/** Metadata and bodies larger than these are refused: a corrupt length must not allocate gigabytes. */
+const METADATA_MAX = 2 ** 26, BODY_MAX = 2 ** 32 - 1;
+
+const cutShort = (offset: number) => new Error(`Arrow IPC on stdin: the input ends inside the message at byte ${offset}`);
+
+/**
+ * The next message's head from `bytes` (`taken`: its first bytes, already read); undefined at the
+ * end-of-stream marker or at the end of the input. A message cut short is an error.
+ */
+async function messageHead(ar: Arrow, bytes: ByteReader, taken: Uint8Array): Promise<MessageHead | undefined> {
+  const offset = bytes.offset - taken.length;
+  let prefix = await bytes.fill(taken, 4);
+  if (prefix.length === 0) return undefined;
+  if (prefix.length < 4) throw cutShort(offset);
+  let at = 4, length = int32(prefix, 0);
+  if (length === -1) {
+    // the continuation marker, then the length (before format 0.15: the length alone)
+    prefix = await bytes.fill(prefix, 8);
+    if (prefix.length < 8) throw cutShort(offset);
+    at = 8;
+    length = int32(prefix, 4);
+  }
+  if (length === 0) return undefined;
+  if (length < 0 || length > METADATA_MAX || prefix.length - at > length) throw new Error(`Arrow IPC on stdin: a message's metadata of ${length} bytes at byte ${offset} (at most ${METADATA_MAX})`);
+  const head = await bytes.fill(prefix, at + length);
+  if (head.length < at + length) throw cutShort(offset);
+  const header = ar.Message.decode(head.subarray(at));
+  const body = header.bodyLength;
+  if (!(body >= 0 && body <= BODY_MAX)) throw new Error(`Arrow IPC on stdin: a message body of ${body} bytes at byte ${offset} (at most ${BODY_MAX})`);
+  return { head, header, body, offset };
+}
+
+const int32 = (b: Uint8Array, at: number) => new DataView(b.buffer, b.byteOffset, b.byteLength).getInt32(at, true);
+
+/** b holds `word` at `at`. */
+function startsWith(b: Uint8Array, at: number, word: Uint8Array): boolean {
+  for (let j = 0; j < word.length; j++) if (b[at + j] !== word[j]) return false;
+  return true;
+}
+
+/** A new buffer of n bytes holding buf's first `keep` bytes. */
+function withPrefix(buf: Uint8Array, keep: number, n: number): Uint8Array {
+  const b = new Uint8Array(n);
+  b.set(buf.subarray(0, keep));
+  return b;
+}
+
+/** The bytes of a stream, taken in order. */
+class ByteReader {
+  private chunk: Uint8Array = EMPTY;
+  private at = 0;
+  private readonly chunks: AsyncIterator<Uint8Array>;
+  /** Bytes taken so far. */
+  offset = 0;
+  constructor(input: AsyncIterable<Uint8Array>) {
+    this.chunks = input[Symbol.asyncIterator]();
+  }
+
+  /** n bytes into out[to..]; fewer only at the end of the input. */
+  async readInto(out: Uint8Array, to: number, n: number): Promise<number> {
+    let done = 0;
+    while (done < n) {
+      if (this.at === this.chunk.length) {
+        const r = await this.chunks.next();
+        if (r.done) break;
+        this.chunk = r.value;
+        this.at = 0;
+      }
+      const take = Math.min(n - done, this.chunk.length - this.at);
+      out.set(this.chunk.subarray(this.at, this.at + take), to + done);
+      this.at += take;
+      done += take;
+    }
+    this.offset += done;
+    return done;
+  }
+
+  /** Up to n bytes. */
+  async read(n: number): Promise<Uint8Array> {
+    const out = new Uint8Array(n), got = await this.readInto(out, 0, n);
+    return got === n ? out : out.subarray(0, got);
+  }
+
+  /** `have` and the bytes after it, up to n in all; fewer only at the end of the input. */
+  async fill(have: Uint8Array, n: number): Promise<Uint8Array> {
+    if (have.length >= n) return have;
+    const out = new Uint8Array(n);
+    out.set(have);
+    const got = have.length + (await this.readInto(out, have.length, n - have.length));
+    return got === n ? out : out.subarray(0, got);
+  }
+
+  /** The bytes not taken yet, as they arrive. */
+  async *rest(): AsyncGenerator<Uint8Array> {
+    if (this.at < this.chunk.length) yield this.chunk.subarray(this.at);
+    this.chunk = EMPTY;
+    this.at = 0;
+    for (let r = await this.chunks.next(); !r.done; r = await this.chunks.next()) yield r.value;
+  }
+
+  async close(): Promise<void> {
+    await this.chunks.return?.();
   }
 }
 

@@ -66,6 +66,9 @@ describe("Parquet and Arrow IPC input", () => {
     const t = tableFromArrays({ group, ...Object.fromEntries(ids.map((id, k) => [id, cols[k]!])) } as Record<string, unknown[]>);
     const piped = spawnSync(process.execPath, [CLI, "score", "--rubric", WB_RUBRIC, "--input-format", "arrow"], { input: Buffer.from(tableToIPC(t, "stream")), encoding: "utf8" });
     expect(piped.stdout).toBe(base.stdout);
+    // and an IPC file on stdin (copied to a temporary file first: its schema may be only in its footer)
+    const pipedFile = spawnSync(process.execPath, [CLI, "score", "--rubric", WB_RUBRIC, "--input-format", "arrow"], { input: readFileSync(dictGroup), encoding: "utf8" });
+    expect(pipedFile.stdout, pipedFile.stderr).toBe(base.stdout);
   });
 
   it("without a rubric the columns are the criteria; errors name the row", () => {

@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Binary, Dictionary, Float16, Float32, Float64, Int32, RecordBatch, Table, Utf8, tableFromIPC, tableToIPC, vectorFromArray } from "apache-arrow";
+import { Readable } from "node:stream";
 import { afterAll, describe, expect, it } from "vitest";
 import { arrowSource, columnSteps } from "../../dist/log/columnar.js";
 import { prng } from "../support/prng.js";
@@ -117,5 +118,71 @@ describe("Arrow reader", () => {
     expect(step!.groups).toEqual([...new Set(Array.from({ length: 120 }, (_, i) => table.getChild("group")!.get(i)))]);
     expect(step!.groups.length).toBe(15);
     expect(Array.from(step!.scores)).toEqual(Array.from({ length: 120 }, (_, i) => Math.fround(i / 200)));
+  });
+});
+
+describe("Arrow IPC on stdin", () => {
+  /** `bytes` as a stream of chunks of random sizes (as a pipe delivers them). */
+  function* chunks(bytes: Uint8Array, seed: number) {
+    const r = prng(seed);
+    for (let at = 0; at < bytes.length; ) {
+      const n = 1 + Math.floor(r() * 5000);
+      yield bytes.subarray(at, at + n);
+      at += n;
+    }
+  }
+  const readAll = async (bytes: Uint8Array, criteria: string[], seed = 1) => {
+    const src = await arrowSource(undefined, Readable.from(chunks(bytes, seed)));
+    const rows: string[][] = [], buffers = new Set<ArrayBufferLike>();
+    for await (const b of src.batches(criteria)) {
+      for (let i = 0; i < b.rows; i++) rows.push(criteria.map((_, k) => bits(b.scores[k]![i])));
+      const s = b.scores[0] as Float64Array;
+      if (ArrayBuffer.isView(s)) buffers.add(s.buffer);
+    }
+    return { columns: src.columns, rows, buffers };
+  };
+  const expected = (bytes: Uint8Array, criteria: string[]) => {
+    const t = tableFromIPC(bytes);
+    return Array.from({ length: t.numRows }, (_, i) => criteria.map((id) => bits(t.getChild(id)!.get(i))));
+  };
+
+  it("a stream, cut anywhere, reads as from a file: every batch into one reused buffer", async () => {
+    const t = tableFromIPC(readFileSync(file));
+    const stream = tableToIPC(t, "stream");
+    for (const seed of [1, 2, 3]) {
+      const got = await readAll(stream, IDS, seed);
+      expect(got.columns).toEqual(t.schema.fields.map((f) => f.name));
+      expect(got.rows).toEqual(expected(stream, IDS));
+      // the double column has no nulls: its values are views of the batch's bytes, all in one buffer
+      expect((await readAll(stream, ["double"], seed)).buffers.size).toBe(1);
+    }
+  });
+
+  it("a stream whose dictionaries are replaced between batches; an IPC file (copied aside, then read as a file)", async () => {
+    const parts = [0, 1, 2].map((b) => new Table({
+      group: vectorFromArray(Array.from({ length: 40 }, (_, i) => `s${b}-g${i >> 3}`), new Dictionary(new Utf8(), new Int32())),
+      x: vectorFromArray(Array.from({ length: 40 }, (_, i) => (b * 40 + i) / 200), new Float64()),
+    }).batches[0]!);
+    const table = new Table(parts.map((p) => new RecordBatch(parts[0]!.schema, p.data)));
+    const groups = async (bytes: Uint8Array) => {
+      const out: unknown[] = [];
+      for await (const s of columnSteps(await arrowSource(undefined, Readable.from(chunks(bytes, 5))), ["x"])) out.push(...s.groups);
+      return out;
+    };
+    const names = Array.from({ length: 120 }, (_, i) => table.getChild("group")!.get(i));
+    expect(await groups(tableToIPC(table, "stream"))).toEqual([...new Set(names)]);
+    expect((await readAll(readFileSync(file), IDS)).rows).toEqual(expected(readFileSync(file), IDS));
+  });
+
+  it("a stream cut inside a message, or not Arrow at all, is an error naming the byte", async () => {
+    const stream = tableToIPC(tableFromIPC(readFileSync(file)), "stream");
+    await expect(readAll(stream.subarray(0, stream.length - 1000), IDS)).rejects.toThrow(/the input ends inside the message at byte \d+/);
+    await expect(readAll(new TextEncoder().encode('{"group":"g","scores":{}}\n'), IDS)).rejects.toThrow("does not start with a schema");
+    await expect(readAll(new Uint8Array(0), IDS)).rejects.toThrow("does not start with a schema");
+    // a corrupt length after the schema is refused before anything is allocated for it
+    const bad = stream.slice(), second = 8 + new DataView(bad.buffer).getInt32(4, true);
+    expect(new DataView(bad.buffer).getInt32(second, true)).toBe(-1);
+    new DataView(bad.buffer).setInt32(second + 4, 2 ** 30, true);
+    await expect(readAll(bad, IDS)).rejects.toThrow(`metadata of 1073741824 bytes at byte ${second}`);
   });
 });
