@@ -223,15 +223,7 @@ class FocalEngine implements Engine {
       throw new TypeError("score: groupSizes must be an array of group sizes");
     }
     if (groupSizes.length === 0) throw new RangeError("score: the batch has no groups");
-    const sizes = new Int32Array(groupSizes.length);
-    let n = 0, widest = 0;
-    for (let g = 0; g < groupSizes.length; g++) {
-      const m = groupSizes[g];
-      if (!Number.isSafeInteger(m) || m < 1) throw new RangeError(`score: group ${g} has size ${m}; sizes must be positive integers`);
-      sizes[g] = m;
-      n += m;
-      if (m > widest) widest = m;
-    }
+    const { sizes, n, widest } = checkedSizes(groupSizes);
     if (n * k > MAX_CELLS) throw new RangeError(`score: ${n} rows x ${k} criteria exceed the ${MAX_CELLS}-score limit of one call; split the batch`);
     if (scores === null || typeof scores !== "object" || typeof scores.length !== "number") {
       throw new TypeError("score: scores must be a Float32Array (or array) of rows x criteria");
@@ -344,6 +336,23 @@ class FocalEngine implements Engine {
     this.stepped = undefined;
     this.updates = 0;
   }
+}
+
+/**
+ * The group sizes as int32 (each a positive safe integer), their sum and the largest. A function of
+ * its own: the one loop of validate(), it is optimized early and compiles in a fraction of the time.
+ */
+function checkedSizes(groupSizes: ArrayLike<number>): { sizes: Int32Array; n: number; widest: number } {
+  const sizes = new Int32Array(groupSizes.length);
+  let n = 0, widest = 0;
+  for (let g = 0; g < groupSizes.length; g++) {
+    const m = groupSizes[g];
+    if (!Number.isSafeInteger(m) || m < 1) throw new RangeError(`score: group ${g} has size ${m}; sizes must be positive integers`);
+    sizes[g] = m;
+    n += m;
+    if (m > widest) widest = m;
+  }
+  return { sizes, n, widest };
 }
 
 /** Checks `into`: the five outputs, each a Float32Array of its exact length. */
