@@ -246,7 +246,8 @@ export class Diagnostics {
       const known = !record && memo.nv[g] === nv && sameRows(memo.rows, start, valid, nv);
       const rowStrict = memo.strict;
       let lo = Infinity, hi = -Infinity, best = -Infinity, bestD = -Infinity, dMean = 0;
-      let rSum = this.rSum, rSq = this.rSq, dSum = this.dSum, absA = this.absA, strict = 0;
+      let rSum = this.rSum, rSq = this.rSq, dSum = this.dSum, absA = this.absA;
+      const masks = nv <= MASK_ROWS;
       // low: bit x set where the x-th valid row's advantage is not positive
       let low = 0;
       for (let x = 0; x < nv; x++) {
@@ -257,21 +258,17 @@ export class Diagnostics {
         lo = Math.min(lo, ri); hi = Math.max(hi, ri);
         best = Math.max(best, ri); bestD = Math.max(bestD, di);
         low |= +!(ai > 0) << x;
-        if (!known) rowStrict[i] = passes(u, i * K, K, req, this.pass) ? 1 : 0;
-        strict += rowStrict[i]!;
+        if (!known && !masks) rowStrict[i] = passes(u, i * K, K, req, this.pass) ? 1 : 0;
       }
-      const masks = nv <= MASK_ROWS;
-      this.rSum = rSum; this.rSq = rSq; this.dSum = dSum; this.absA = absA; this.strict += strict;
+      this.rSum = rSum; this.rSq = rSq; this.dSum = dSum; this.absA = absA;
       dMean /= nv;
       if (lo === hi) this.zeroStd++;
       const tops = this.topRows;
       let nt = 0;
       for (let x = 0; x < nv; x++) if (rv[x] === best) tops[nt++] = valid[x]!;
-      this.topGroups++;
-      for (let t = 0; t < nt; t++) if (rowStrict[tops[t]!] === 1) this.topStrict += 1 / nt;
-      // per criterion
+      // per criterion; strictRows: bit x clear where the x-th valid row fails a required criterion
       here.fill(0);
-      let baseSum = 0;
+      let baseSum = 0, strictRows = -1;
       for (let k = 0; k < K; k++) {
         const gk = g * K + k;
         let c = 0, yes = 0, yesLow = 0, flat: boolean;
@@ -289,22 +286,24 @@ export class Diagnostics {
             }
           }
         } else {
-          let mn = Infinity, mx = -Infinity, sk = sum[k]!, qk = sq[k]!, passed = 0;
+          // judged: bit x set where the x-th valid row has a score; differs: one differs from the first
+          let sk = sum[k]!, qk = sq[k]!, passed = 0, judged = 0, first = NaN, differs = 0;
           for (let x = 0; x < nv; x++) {
             const i = valid[x]!;
             const v = u[i * K + k]!;
             if (v !== v) continue;
-            c++; sk += v; qk += v * v;
-            if (v < mn) mn = v;
-            if (v > mx) mx = v;
-            if (masks) passed |= +(v >= at) << x; // no branch: passes of random scores mispredict
+            if (++c === 1) first = v;
+            sk += v; qk += v * v;
+            differs |= +(v !== first); // no branch, as below
+            if (masks) { passed |= +(v >= at) << x; judged |= 1 << x; } // no branch: passes of random scores mispredict
             else if (v >= at) { yes++; if (!(a[i]! > 0)) yesLow++; }
           }
           if (masks) {
             yes = bitCount(passed);
             yesLow = bitCount(passed & low);
+            if (req[k] === 1) strictRows &= passed | ~judged;
           }
-          flat = mn === mx;
+          flat = differs === 0;
           if (record) {
             memo.passed[gk] = passed;
             memo.c[gk] = c; memo.yes[gk] = yes; memo.flat[gk] = flat ? 1 : 0;
@@ -331,6 +330,12 @@ export class Diagnostics {
         }
         if (tc > 0) { top[k]! += tv / tc; topN[k]!++; }
       }
+      if (!known && masks) for (let x = 0; x < nv; x++) rowStrict[valid[x]!] = (strictRows >>> x) & 1;
+      let strict = 0;
+      for (let x = 0; x < nv; x++) strict += rowStrict[valid[x]!]!;
+      this.strict += strict;
+      this.topGroups++;
+      for (let t = 0; t < nt; t++) if (rowStrict[tops[t]!] === 1) this.topStrict += 1 / nt;
       if (record) {
         memo.nv[g] = nv;
         memo.rows.set(valid.subarray(0, nv), start);

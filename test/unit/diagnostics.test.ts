@@ -123,6 +123,41 @@ describe("diagnostics shared by several methods on one call", () => {
   });
 });
 
+describe("diagnostics kept as bits and row by row", () => {
+  it("strict completion and constant criteria agree with their definitions in groups of up to 32 valid rows and beyond", async () => {
+    const { prng } = await import("../support/prng.js");
+    const r = prng(7);
+    const crit: Criterion[] = [{ id: "a", required: true }, { id: "b" }, { id: "c", required: true }, { id: "d" }];
+    const e = await createEngine({ rubric: crit, method: "weighted-mean", backend: "js" });
+    const d = new Diagnostics(crit, { threshold: 0.5 });
+    let strict = 0, rows = 0, constant = 0, judged = 0;
+    for (let c = 0; c < 20; c++) {
+      const sizes = Array.from({ length: 3 }, () => 1 + Math.floor(r() * 40));
+      const n = sizes.reduce((x, y) => x + y, 0);
+      // a few criteria constant in a group, some scores missing, ties at the threshold
+      const flat = Math.floor(r() * 4);
+      const scores = Array.from({ length: n * 4 }, (_, j) => (r() < 0.1 ? NaN : j % 4 === flat ? 0.5 : Math.round(r() * 4) / 4));
+      const valid = Array.from({ length: n }, () => r() > 0.1);
+      const out = e.score(scores, sizes, { valid });
+      d.add(prepare(d.rubric, scores, sizes, valid), out);
+      for (let g = 0, s0 = 0; g < sizes.length; s0 += sizes[g]!, g++) {
+        const kept = Array.from({ length: sizes[g]! }, (_, x) => s0 + x).filter((i) => !Number.isNaN(out.direct[i]!));
+        rows += kept.length;
+        strict += kept.filter((i) => [0, 2].every((k) => !(scores[i * 4 + k]! < 0.5 - 1e-6))).length;
+        for (let k = 0; k < 4; k++) {
+          const v = kept.map((i) => scores[i * 4 + k]!).filter((x) => !Number.isNaN(x));
+          if (v.length === 0) continue;
+          judged++;
+          if (v.every((x) => x === v[0])) constant++;
+        }
+      }
+    }
+    const m = d.metrics();
+    expect(m["balance/strict_completion"]).toBe(strict / rows);
+    expect(m["focal/frac_constant_criteria"]).toBe(constant / judged);
+  });
+});
+
 describe("prepare", () => {
   it("refuses group sizes that do not sum to the rows (or a mask of another length) and writes nothing", () => {
     const cr = compileRubric(RUBRIC);
