@@ -189,7 +189,7 @@ export class Diagnostics {
   private strict = 0; private topStrict = 0; private topGroups = 0;
   private pairs = 0; private discord = 0;
   private signRows = 0; private flips = 0;
-  private rankGroups = 0; private agree = 0;
+  private rankGroups = 0; private agree = 0; private zeroAdvantage = 0;
 
   constructor(rubric: Rubric | readonly Criterion[] | CompiledRubric, options: DiagnosticsOptions = {}) {
     this.rubric = "ids" in (rubric as CompiledRubric) ? (rubric as CompiledRubric) : compileRubric(rubric as Rubric);
@@ -248,8 +248,8 @@ export class Diagnostics {
       let lo = Infinity, hi = -Infinity, best = -Infinity, bestD = -Infinity, dMean = 0;
       let rSum = this.rSum, rSq = this.rSq, dSum = this.dSum, absA = this.absA;
       const masks = nv <= MASK_ROWS;
-      // low: bit x set where the x-th valid row's advantage is not positive
-      let low = 0;
+      // low: bit x set where the x-th valid row's advantage is not positive; moved: some advantage is not 0
+      let low = 0, moved = 0;
       for (let x = 0; x < nv; x++) {
         const i = valid[x]!;
         const ri = r[i]!, di = d[i]!, ai = a[i]!;
@@ -258,6 +258,7 @@ export class Diagnostics {
         lo = Math.min(lo, ri); hi = Math.max(hi, ri);
         best = Math.max(best, ri); bestD = Math.max(bestD, di);
         low |= +!(ai > 0) << x;
+        moved |= +(ai !== 0);
         if (!known && !masks) rowStrict[i] = passes(u, i * K, K, req, this.pass) ? 1 : 0;
       }
       this.rSum = rSum; this.rSq = rSq; this.dSum = dSum; this.absA = absA;
@@ -344,6 +345,7 @@ export class Diagnostics {
       // ranking against the direct reward
       if (nv < 2) continue;
       this.rankGroups++;
+      if (moved === 0) this.zeroAdvantage++;
       for (let x = 0; x < nv; x++) {
         if (dv[x] === bestD && rv[x] === best) { this.agree++; break; }
       }
@@ -398,6 +400,11 @@ export class Diagnostics {
       suppressed: each((k) => ratio(this.suppressed[k], this.sat[k])),
       weightOnConstant: each((k) => ratio(this.wConst[k], this.wSum[k])),
     };
+  }
+
+  /** Share of the groups of at least two valid rows whose advantages are all 0 (NaN: no such group yet). */
+  fracZeroAdvantageGroups(): number {
+    return this.rankGroups > 0 ? this.zeroAdvantage / this.rankGroups : NaN;
   }
 
   /** The metrics so far (NaN where a quantity has no case yet, e.g. no group of two rows). */

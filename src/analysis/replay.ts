@@ -224,7 +224,6 @@ export async function replay(steps: AsyncIterable<Step>, o: ReplayOptions): Prom
   const diags = o.methods.map(() => new Diagnostics(rubric, { threshold }));
 
   const acc = o.methods.map(() => ({
-    zeroGroups: 0, groupsWith2: 0,
     perCriterion: perCrit ? new Downsampler(2 * K, cap) : null,
     summary: new Downsampler(3, cap),
   }));
@@ -280,15 +279,6 @@ export async function replay(steps: AsyncIterable<Step>, o: ReplayOptions): Prom
       }
       a.perCriterion?.push(nSteps, rowVals);
       a.summary.push(nSteps, [nG ? minW / nG : NaN, nG ? maxW / nG : NaN, satN ? satMean / satN : NaN]);
-      for (let g = 0, s0 = 0; g < G; s0 += st.groupSizes[g]!, g++) {
-        let nv = 0, allZero = true;
-        for (let i = s0; i < s0 + st.groupSizes[g]!; i++) {
-          if (!st.valid[i] || Number.isNaN(out.direct[i]!)) continue;
-          nv++;
-          if (out.advantages[i] !== 0) allZero = false;
-        }
-        if (nv >= 2) { a.groupsWith2++; if (allZero) a.zeroGroups++; }
-      }
     });
     rankings(st, outs, o.methods, rankBy, pairs, examples, scratch);
     rows += n;
@@ -315,7 +305,7 @@ export async function replay(steps: AsyncIterable<Step>, o: ReplayOptions): Prom
       weight: c.weight,
       saturation: c.saturation,
       meanAbsAdvantage: metrics["focal/mean_abs_advantage"]!,
-      fracZeroAdvantageGroups: acc[mi]!.groupsWith2 ? acc[mi]!.zeroGroups / acc[mi]!.groupsWith2 : NaN,
+      fracZeroAdvantageGroups: diags[mi]!.fracZeroAdvantageGroups(),
       perCriterion: acc[mi]!.perCriterion,
       summary: acc[mi]!.summary,
     };

@@ -79,6 +79,16 @@ describe("diagnostics", () => {
     }
   });
 
+  it("counts the groups of two or more valid rows whose advantages are all 0", async () => {
+    const e = await createEngine({ rubric: RUBRIC, method: "all-or-nothing", backend: "scalar" });
+    const d = new Diagnostics(RUBRIC, { threshold: 0.5 });
+    expect(d.fracZeroAdvantageGroups()).toBeNaN();
+    // group 1: r = (1, 0, 1), advantages not 0; group 2: r = (1, 1), advantages 0; group 3: one row
+    const scores = [...SCORES, 1, 1], sizes = [...SIZES, 1];
+    d.add(prepare(d.rubric, scores, sizes), e.score(scores, sizes));
+    expect(d.fracZeroAdvantageGroups()).toBe(0.5);
+  });
+
   it("rejects a bad threshold", () => {
     expect(() => new Diagnostics(RUBRIC, { threshold: 2 })).toThrow(RangeError);
   });
