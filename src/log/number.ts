@@ -80,17 +80,23 @@ function exactBytes(b: Uint8Array, i: number, mantEnd: number, frac: number, out
     else dropped++;
     n++;
   }
-  const p = exp - frac + dropped;
-  if (p < -22 || p > 22) return slowBytes(b, i, out, k);
-  let v: number;
-  if (n <= 15) v = p < 0 ? hi / POW10[-p]! : hi * POW10[p]!;
-  else if (float32) {
-    const x = hi * POW10[n - dropped - 15]! + lo;
-    v = nearFloat32(p < 0 ? x / POW10[-p]! : x * POW10[p]!);
-    if (v !== v) return slowBytes(b, i, out, k);
-  } else return slowBytes(b, i, out, k);
+  const v = fromDigits(hi, lo, n, dropped, exp - frac + dropped, float32);
+  if (v !== v) return slowBytes(b, i, out, k);
   out[k] = neg ? -v : v;
   return j;
+}
+
+/**
+ * A decimal's value from its significant digits: the first 15 (`hi`), up to 4 more (`lo`), n in
+ * all with `dropped` of them left out, times 10^p. Exact for at most 15 digits and |p| <= 22; for
+ * `float32` with more digits, its float32 when certain (nearFloat32); else NaN: ask Number().
+ */
+function fromDigits(hi: number, lo: number, n: number, dropped: number, p: number, float32: boolean): number {
+  if (p < -22 || p > 22) return NaN;
+  if (n <= 15) return p < 0 ? hi / POW10[-p]! : hi * POW10[p]!;
+  if (!float32) return NaN;
+  const x = hi * POW10[n - dropped - 15]! + lo;
+  return nearFloat32(p < 0 ? x / POW10[-p]! : x * POW10[p]!);
 }
 
 /**
@@ -179,14 +185,7 @@ export function scanNumber(s: string, i: number, json: boolean, float32 = false)
     if (eneg) exp = -exp;
   }
   scanEnd = i;
-  const p = exp - frac + dropped;
-  let v: number;
-  if (p < -22 || p > 22) return Number(s.slice(start, i));
-  if (digits <= 15) v = p < 0 ? mant / POW10[-p]! : mant * POW10[p]!;
-  else if (float32) {
-    const x = mant * POW10[digits - dropped - 15]! + lo;
-    v = nearFloat32(p < 0 ? x / POW10[-p]! : x * POW10[p]!);
-    if (v !== v) return Number(s.slice(start, i));
-  } else return Number(s.slice(start, i));
+  const v = fromDigits(mant, lo, digits, dropped, exp - frac + dropped, float32);
+  if (v !== v) return Number(s.slice(start, i));
   return neg ? -v : v;
 }
